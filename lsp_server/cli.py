@@ -1,0 +1,89 @@
+"""The `qwen-lsp` command line.
+
+`qwen-lsp` with no command serves LSP over stdio. Each subcommand lives in its own
+module, which adds its parser through a `register(subparsers)` function and sets
+`func` (taking the parsed arguments, returning the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from lsp_server import __version__
+
+# Modules that provide a `register(subparsers)` function, in help order.
+COMMAND_MODULES = (
+    "lsp_server.commands.complete",
+    "lsp_server.commands.context",
+    "lsp_server.commands.index",
+    "lsp_server.doctor",
+    "lsp_server.pull",
+)
+
+
+def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
+    """Log to stderr (stdout is the protocol) and, if asked, to a file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def parse_tcp(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port: {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {number}")
+    return (host.strip("[]") or "127.0.0.1"), number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qwen-lsp",
+        description="Local AI code completion language server (Qwen3.6 via llama.cpp). "
+        "With no command, speaks LSP over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"qwen-lsp {__version__}")
+    parser.add_argument(
+        "--tcp", metavar="[HOST:]PORT", type=parse_tcp,
+        help="serve LSP over TCP instead of stdio (for debugging); host defaults to 127.0.0.1",
+    )
+    parser.add_argument("--log-file", metavar="PATH", help="also write the log to this file")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper, help="log level (default INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # a broken optional command must not break the server
+            logging.getLogger(__name__).debug("command module %s unavailable: %s", name, exc)
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_file)
+    if args.command:
+        return int(args.func(args))
+    from lsp_server.server import serve
+
+    return serve(tcp=args.tcp)

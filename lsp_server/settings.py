@@ -1,0 +1,204 @@
+"""The one settings tree.
+
+The same tree arrives as `initializationOptions`, through `workspace/configuration`
+(section ``qwenLsp``) and from the command line. Keys are camelCase on the wire and
+snake_case here. Unknown keys are ignored; an invalid value is reported (the caller
+shows it once) and replaced by its default, so a typo never takes the server down.
+Every key is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+log = logging.getLogger(__name__)
+
+SECTION = "qwenLsp"
+
+PromptFormat = Literal["auto", "fim", "chat"]
+Multiline = Literal["auto", "always", "never"]
+KvCacheType = Literal["f16", "q8_0"]
+FlashAttention = Literal["auto", "on", "off"]
+
+
+@dataclass(kw_only=True)
+class ModelSettings:
+    path: str = ""
+    n_gpu_layers: int = -1
+    context_size: int = 32768
+    flash_attention: FlashAttention = "auto"
+    kv_cache_type: KvCacheType = "f16"
+    threads: int = 0
+    batch_size: int = 512
+
+
+@dataclass(kw_only=True)
+class CompletionSettings:
+    enabled: bool = True
+    prompt_format: PromptFormat = "auto"
+    max_tokens: int = 128
+    time_budget_ms: int = 2000
+    prefix_lines: int = 120
+    suffix_lines: int = 40
+    multiline: Multiline = "auto"
+
+
+@dataclass(kw_only=True)
+class ContextSettings:
+    enabled: bool = True
+    budget_tokens: int = 16384
+    max_file_size: int = 1_000_000
+    exclude: list[str] = field(default_factory=list)
+    definitions: bool = True
+    recent: bool = True
+    similar: bool = True
+
+
+@dataclass(kw_only=True)
+class EngineSettings:
+    checkpoint_memory_mb: int = 2048
+    warmup: bool = True
+    prefetch: bool = True
+
+
+@dataclass(kw_only=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+
+# Bounds for integers: (minimum, maximum or None).
+_INT_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "model.n_gpu_layers": (-1, None),
+    "model.context_size": (256, 1 << 20),
+    "model.threads": (0, 1024),
+    "model.batch_size": (16, 65536),
+    "completion.max_tokens": (1, 4096),
+    "completion.time_budget_ms": (50, 600_000),
+    "completion.prefix_lines": (1, 100_000),
+    "completion.suffix_lines": (0, 100_000),
+    "context.budget_tokens": (0, 1 << 20),
+    "context.max_file_size": (1, 1 << 31),
+    "engine.checkpoint_memory_mb": (0, 1 << 20),
+}
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass
+class LoadResult:
+    settings: Settings
+    errors: list[str]
+
+
+def _convert(value: Any, typ: Any, key: str) -> Any:
+    """Return `value` as `typ` or raise ValueError with a message for the user."""
+    origin = get_origin(typ)
+    if origin is Literal:
+        choices = get_args(typ)
+        if value not in choices:
+            raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ValueError(f"{key}: expected an integer, got {value!r}")
+        lo, hi = _INT_BOUNDS.get(key, (-(1 << 62), None))
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise ValueError(f"{key}: {value!r} must be {bound}")
+        return int(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = get_args(typ)
+        if not isinstance(value, list):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"unsupported settings type {typ!r}")
+
+
+def _load_into(obj: Any, raw: Any, prefix: str, errors: list[str]) -> None:
+    if not isinstance(raw, dict):
+        errors.append(f"{prefix or SECTION}: expected an object, got {raw!r}")
+        return
+    hints = get_type_hints(type(obj))
+    by_wire = {to_camel(f.name): f.name for f in dataclasses.fields(obj)}
+    for wire_key, value in raw.items():
+        name = by_wire.get(wire_key) or (wire_key if wire_key in hints else None)
+        if name is None:
+            continue  # unknown keys are ignored, so older servers accept newer configs
+        key = f"{prefix}.{name}" if prefix else name
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            _load_into(getattr(obj, name), value, key, errors)
+            continue
+        if value is None:
+            continue
+        try:
+            setattr(obj, name, _convert(value, typ, key))
+        except ValueError as exc:
+            errors.append(str(exc))
+
+
+def _wire_key(key: str) -> str:
+    return ".".join(to_camel(part) for part in key.split("."))
+
+
+def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
+    """Build settings from a camelCase dict (as sent by an editor).
+
+    `raw` may be the whole `qwenLsp` section or an object holding it under that key.
+    Values not given keep the value of `base` (or the default).
+    """
+    settings = Settings()
+    if base is not None:
+        settings = Settings(
+            model=dataclasses.replace(base.model),
+            completion=dataclasses.replace(base.completion),
+            context=dataclasses.replace(base.context, exclude=list(base.context.exclude)),
+            engine=dataclasses.replace(base.engine),
+        )
+    errors: list[str] = []
+    if raw is None:
+        return LoadResult(settings, errors)
+    if isinstance(raw, dict) and isinstance(raw.get(SECTION), dict):
+        raw = raw[SECTION]
+    _load_into(settings, raw, "", errors)
+    errors = [_rewrite_error(e) for e in errors]
+    for e in errors:
+        log.warning("invalid setting, using the default: %s", e)
+    return LoadResult(settings, errors)
+
+
+def _rewrite_error(message: str) -> str:
+    key, sep, rest = message.partition(":")
+    if not sep:
+        return message
+    return f"{SECTION}.{_wire_key(key)}:{rest}"
+
+
+def to_wire(settings: Settings) -> dict[str, Any]:
+    """The camelCase form of `settings` (what an editor would send)."""
+
+    def convert(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj):
+            return {to_camel(f.name): convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, list):
+            return [convert(v) for v in obj]
+        return obj
+
+    return convert(settings)  # type: ignore[no-any-return]
