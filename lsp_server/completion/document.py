@@ -1,0 +1,102 @@
+"""The text around the cursor, in whole lines, with windows that stay put as the user types.
+
+The prefix window starts on a line that only moves every `stride` lines, and the suffix
+window ends at a line anchored to the end of the document: while the user types, the prompt then grows at its end
+instead of changing near its start, which is what lets the engine reuse model state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PositionError(ValueError):
+    """A position outside the document."""
+
+
+@dataclass(frozen=True, slots=True)
+class CursorWindow:
+    """The current document cut at the cursor."""
+
+    prefix: str  # from the first line of the prefix window up to the cursor
+    suffix: str  # from the cursor to the end of the suffix window
+    line_prefix: str  # the cursor's line up to the cursor
+    line_suffix: str  # the cursor's line after the cursor
+    line: int  # 0-based cursor line
+    character: int  # 0-based cursor column, in code points
+    prefix_start_line: int
+    suffix_end_line: int  # exclusive
+    next_nonempty_line: str  # the first non-blank line after the cursor's line ("" if none)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines without their terminators; a trailing newline gives a last empty line."""
+    return text.split("\n")
+
+
+def utf16_to_codepoints(line: str, character: int) -> int:
+    """Convert an LSP UTF-16 column to a code-point index, clamped to the line's end."""
+    if character <= 0:
+        return 0
+    if line.isascii():
+        return min(character, len(line))
+    units = 0
+    for index, ch in enumerate(line):
+        if units >= character:
+            return index
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(line)
+
+
+def codepoints_to_utf16(line: str, index: int) -> int:
+    """Convert a code-point index on `line` to an LSP UTF-16 column."""
+    head = line[:index]
+    if head.isascii():
+        return len(head)
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in head)
+
+
+def _stride(lines: int) -> int:
+    return max(1, lines // 4)
+
+
+def cursor_window(
+    text: str, line: int, character: int, *, prefix_lines: int, suffix_lines: int
+) -> CursorWindow:
+    """Cut `text` at (`line`, `character`), `character` in code points.
+
+    A column past the end of its line is clamped to the end (as LSP prescribes); a
+    line past the end of the document raises PositionError.
+    """
+    lines = split_lines(text)
+    if line < 0 or line >= len(lines) or character < 0:
+        raise PositionError(
+            f"position {line}:{character} is outside the document ({len(lines)} lines)"
+        )
+    current = lines[line].removesuffix("\r")
+    character = min(character, len(current))
+    start = max(0, line - prefix_lines)
+    if start:
+        stride = _stride(prefix_lines)
+        start = start // stride * stride
+    # The suffix window's end is anchored to the distance from the end of the document:
+    # lines typed above it (Enter at the cursor) then leave its content unchanged.
+    remaining = max(0, len(lines) - (line + 1 + suffix_lines))
+    end = len(lines) - remaining // _stride(max(1, suffix_lines)) * _stride(max(1, suffix_lines))
+    before = lines[start:line]
+    after = lines[line + 1 : end]
+    line_prefix, line_suffix = current[:character], current[character:]
+    prefix = "".join(part + "\n" for part in before) + line_prefix
+    suffix = line_suffix + "".join("\n" + part for part in after)
+    next_nonempty = next((ln for ln in lines[line + 1 :] if ln.strip()), "")
+    return CursorWindow(
+        prefix=prefix,
+        suffix=suffix,
+        line_prefix=line_prefix,
+        line_suffix=line_suffix,
+        line=line,
+        character=character,
+        prefix_start_line=start,
+        suffix_end_line=end,
+        next_nonempty_line=next_nonempty.removesuffix("\r"),
+    )

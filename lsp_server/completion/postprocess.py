@@ -1,0 +1,124 @@
+"""Turn raw model output into the suggestion the editor shows.
+
+The rules, in the order they apply:
+1. single or multi-line by position (`choose_mode`): multi-line on a blank line or
+   right after a block opener, single line elsewhere (setting `completion.multiline`);
+2. generation stops early (`StopRule`) at the end of the first line in single-line mode,
+   and in multi-line mode at a line that repeats the next non-blank line after the
+   cursor (models love to copy the code that follows) or after `max_lines` lines;
+3. `finish` trims trailing whitespace, drops a suggestion that only repeats text that
+   is already there, and widens the replaced range over closing brackets after the
+   cursor that the suggestion already contains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from lsp_server.completion.document import CursorWindow
+
+Mode = Literal["single", "multi"]
+
+BLOCK_OPENERS = (":", "{", "(", "[", "=>", "->", " do", " then", "=")
+CLOSERS = set(")]}>\"'`;,")
+MAX_LINES = 16
+
+
+def choose_mode(window: CursorWindow, setting: str = "auto") -> Mode:
+    """Multi-line at a blank line or after a block opener, single line elsewhere."""
+    if setting == "always":
+        return "multi"
+    if setting == "never":
+        return "single"
+    if window.line_suffix.strip() and not set(window.line_suffix.strip()) <= CLOSERS:
+        return "single"  # code follows the cursor on this line: complete within it
+    head = window.line_prefix.rstrip()
+    if not head:
+        return "multi"
+    return "multi" if head.endswith(BLOCK_OPENERS) else "single"
+
+
+def _same_line(a: str, b: str) -> bool:
+    return bool(a.strip()) and a.strip() == b.strip()
+
+
+@dataclass
+class StopRule:
+    """Decides, as text streams out of the model, where the suggestion ends.
+
+    `check(text)` returns the length to keep once the suggestion is complete, or None
+    while generation should go on.
+    """
+
+    mode: Mode
+    next_line: str  # first non-blank line after the cursor's line
+    max_lines: int = MAX_LINES
+
+    def check(self, text: str) -> int | None:
+        if self.mode == "single":
+            stripped = text.lstrip("\n")
+            newline = stripped.find("\n")
+            if newline >= 0:
+                return len(text) - len(stripped) + newline
+            return None
+        lines = text.split("\n")
+        complete = lines[:-1]  # the last line may still be growing
+        offset = 0
+        for index, line in enumerate(complete):
+            if index and _same_line(line, self.next_line):
+                return max(0, offset - 1)
+            offset += len(line) + 1
+        if len(complete) >= self.max_lines:
+            return offset - 1
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """What the editor shows: `text` replaces the cursor's line from `character` to `end_character`."""
+
+    text: str
+    line: int
+    character: int  # code points
+    end_character: int  # code points, on the same line; > character when closers are replaced
+
+
+def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
+    """Clean `raw` model output; None when nothing useful is left."""
+    text = raw.replace("\r\n", "\n")
+    cut = StopRule(mode, window.next_nonempty_line, max_lines=1 << 30).check(text + "\n")
+    if cut is not None:
+        text = text[:cut]
+    if mode == "single" and "\n" in text.lstrip("\n"):
+        text = text.lstrip("\n").split("\n", 1)[0]
+    # Trailing whitespace on each line is noise that editors would show as ghost text.
+    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+    if mode == "single":
+        text = text.lstrip("\n")
+    if not text.strip():
+        return None
+    end = window.character
+    tail = window.line_suffix
+    if tail.strip():
+        first = text.split("\n", 1)[0]
+        closers = tail.strip()
+        if set(closers) <= CLOSERS and first.rstrip().endswith(closers) and "\n" not in text:
+            # The suggestion already closes what the editor auto-paired: replace it.
+            end = window.character + len(tail.rstrip())
+    if _repeats_existing(text, window, end):
+        return None
+    return Suggestion(text=text, line=window.line, character=window.character, end_character=end)
+
+
+def _repeats_existing(text: str, window: CursorWindow, end: int) -> bool:
+    """True when inserting `text` would only repeat what follows the cursor."""
+    after = window.suffix[end - window.character :]
+    if after.startswith(text):
+        return True
+    stripped_after = after.lstrip()
+    if stripped_after.startswith(text.strip()):
+        return True
+    first = text.strip().split("\n", 1)[0]
+    # A multi-line suggestion whose first line is the line right below the cursor.
+    return "\n" in text and not window.line_suffix.strip() and _same_line(first, window.next_nonempty_line)

@@ -1,0 +1,214 @@
+"""Build the completion prompt as an ordered list of segments.
+
+Order is the whole point (shared/DESIGN.md §2): parts that change least come first, so
+that while the user types the prompt only grows at its end and the engine evaluates
+just the new tokens. Each segment says which special tokens its text may contain:
+template text is parsed for control tokens, the user's code never is (a file that
+contains "<|im_end|>" must not end the prompt).
+
+Two formats:
+- ``chat`` (Qwen3.6 and other instruct models): the GGUF's chat template with thinking
+  off; the user turn carries the repository context, the file's path and the code
+  after the cursor; the assistant turn starts with a code fence and the code before the
+  cursor, so the model simply continues it and typing appends.
+- ``fim`` (FIM-trained models such as Qwen2.5-Coder):
+  ``<|repo_name|>…<|file_sep|>path\\ncode…<|file_sep|>path\\n<|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from lsp_server.completion.document import CursorWindow
+
+PromptFormat = Literal["fim", "chat"]
+ALL_SPECIALS = ("*",)
+
+FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE = "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"
+FILE_SEP, REPO_NAME = "<|file_sep|>", "<|repo_name|>"
+
+SYSTEM_PROMPT = (
+    "You are a code completion engine inside a code editor. You continue the user's code "
+    "at the cursor. Reply with code only: no explanations, no markdown outside the code "
+    "block. Never repeat the code that comes after the cursor."
+)
+
+# Used when a GGUF carries no chat template: Qwen's ChatML with thinking off.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}"
+)
+
+_USER_MARK = "\x00qwen-lsp-user\x00"
+
+LANGUAGE_BY_EXT = {
+    ".py": "python", ".pyi": "python", ".ts": "typescript", ".tsx": "tsx", ".js": "javascript",
+    ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".go": "go", ".rs": "rust",
+    ".java": "java", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp",
+    ".hpp": "cpp", ".hh": "cpp", ".lua": "lua", ".rb": "ruby", ".php": "php", ".cs": "csharp",
+    ".kt": "kotlin", ".swift": "swift", ".sh": "bash", ".md": "markdown", ".json": "json",
+    ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".html": "html", ".css": "css",
+    ".sql": "sql", ".zig": "zig", ".scala": "scala", ".ex": "elixir", ".hs": "haskell",
+}
+
+
+def language_of(path: str) -> str:
+    return LANGUAGE_BY_EXT.get(os.path.splitext(path)[1].lower(), "")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of the prompt.
+
+    `specials` lists the control-token strings parsed in `text` (``ALL_SPECIALS`` for
+    template text, empty for user content). `checkpoint` asks the engine to keep the
+    model state at the segment's end; `line_checkpoints` at line ends inside it too.
+    """
+
+    name: str
+    text: str
+    specials: tuple[str, ...] = ()
+    checkpoint: bool = False
+    line_checkpoints: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    format: PromptFormat
+    segments: tuple[Segment, ...]
+    stop: tuple[str, ...] = ()  # text that ends the suggestion when the model writes it
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    def stable_length(self) -> int:
+        """How many segments precede the cursor-dependent part (what warm-up evaluates)."""
+        for index, segment in enumerate(self.segments):
+            if segment.name in ("prefix", "fim-prefix-head"):
+                return index
+        return len(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBlock:
+    """A rendered multi-file context block (from context/pack.py), oldest-changing first."""
+
+    text: str
+    specials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptInputs:
+    window: CursorWindow
+    path: str  # path shown to the model (relative to the workspace when possible)
+    repo_name: str = ""
+    context: Sequence[ContextBlock] = field(default_factory=tuple)
+
+
+def render_chat_frame(template: str | None, bos: str = "", eos: str = "") -> tuple[str, str]:
+    """Render the chat template around an empty user turn, thinking off.
+
+    Returns the text before the user's content and the text after it, up to the start of
+    the assistant's answer.
+    """
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.TemplateError(message)
+
+    env.globals["raise_exception"] = raise_exception
+    source = template or CHATML_TEMPLATE
+    try:
+        rendered = env.from_string(source).render(
+            messages=[
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": _USER_MARK},
+            ],
+            add_generation_prompt=True,
+            enable_thinking=False,
+            bos_token=bos,
+            eos_token=eos,
+            tools=None,
+        )
+    except jinja2.TemplateError:
+        if template is None:
+            raise
+        return render_chat_frame(None, bos, eos)
+    if rendered.count(_USER_MARK) != 1:
+        if template is None:
+            raise ValueError("the chat template does not render the user's message")
+        return render_chat_frame(None, bos, eos)
+    head, tail = rendered.split(_USER_MARK)
+    if "<think>" in source and "<think>" not in tail:
+        # A thinking template that ignores enable_thinking: close the thought ourselves.
+        tail += "<think>\n\n</think>\n\n"
+    return head, tail
+
+
+def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
+    head, tail = frame
+    window = inputs.window
+    lang = language_of(inputs.path)
+    segments = [Segment("head", head, ALL_SPECIALS)]
+    if inputs.context:
+        segments.append(Segment("context-intro", "Code from other files of the repository:\n\n"))
+        segments.extend(
+            Segment(f"context-{i}", block.text, block.specials) for i, block in enumerate(inputs.context)
+        )
+        segments[-1] = _with_checkpoint(segments[-1])
+    suffix_note = (
+        f"The code that follows the cursor:\n```{lang}\n{window.suffix}\n```\n"
+        if window.suffix.strip()
+        else "Nothing follows the cursor.\n"
+    )
+    segments.append(
+        Segment(
+            "suffix",
+            f"I am editing `{inputs.path}`. {suffix_note}"
+            "Continue my code from where your answer below stops. Write only the code that "
+            "goes at the cursor, then close the code block.",
+        )
+    )
+    segments.append(Segment("answer-start", f"{tail}```{lang}\n", ALL_SPECIALS, checkpoint=True))
+    segments.append(Segment("prefix", window.prefix, line_checkpoints=True))
+    return Prompt("chat", tuple(segments), stop=("```",))
+
+
+def build_fim_prompt(inputs: PromptInputs) -> Prompt:
+    window = inputs.window
+    segments: list[Segment] = []
+    if inputs.repo_name or inputs.context:
+        segments.append(Segment("repo", f"{REPO_NAME}{inputs.repo_name}\n", (REPO_NAME,)))
+    segments.extend(
+        Segment(f"context-{i}", block.text, block.specials) for i, block in enumerate(inputs.context)
+    )
+    if segments:
+        segments[-1] = _with_checkpoint(segments[-1])
+    header = f"{FILE_SEP}{inputs.path}\n" if (inputs.repo_name or inputs.context) else ""
+    segments.append(Segment("fim-prefix-head", header + FIM_PREFIX, (FILE_SEP, FIM_PREFIX)))
+    segments.append(Segment("prefix", window.prefix, line_checkpoints=True))
+    segments.append(Segment("fim-suffix-head", FIM_SUFFIX, (FIM_SUFFIX,)))
+    segments.append(Segment("suffix", window.suffix))
+    segments.append(Segment("fim-middle", FIM_MIDDLE, (FIM_MIDDLE,)))
+    return Prompt("fim", tuple(segments))
+
+
+def _with_checkpoint(segment: Segment) -> Segment:
+    return Segment(segment.name, segment.text, segment.specials, True, segment.line_checkpoints)
+
+
+def build_prompt(
+    fmt: PromptFormat, inputs: PromptInputs, chat_frame: tuple[str, str] | None = None
+) -> Prompt:
+    if fmt == "fim":
+        return build_fim_prompt(inputs)
+    return build_chat_prompt(inputs, chat_frame or render_chat_frame(None))

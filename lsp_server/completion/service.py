@@ -1,0 +1,285 @@
+"""One completion, from document and position to suggestion: plain code, no LSP types.
+
+The flow (shared/DESIGN.md §6): cursor window → multi-file context (a provider) →
+prompt segments → tokens (cached per segment) → the engine (prefix reuse, checkpoints,
+greedy decode) → post-processing → `CompletionResult`. Runs on the engine thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cachetools import LRUCache
+
+from lsp_server.completion.document import CursorWindow, cursor_window
+from lsp_server.completion.postprocess import StopRule, Suggestion, choose_mode, finish
+from lsp_server.completion.prompt import (
+    ContextBlock,
+    Prompt,
+    PromptFormat,
+    PromptInputs,
+    build_prompt,
+    render_chat_frame,
+)
+from lsp_server.completion.stats import Stats, figures_line
+from lsp_server.engine.llama import NEVER, Cancelled, CancelToken, Figures, LlamaEngine, ModelInfo
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LINE_CHECKPOINTS_AT_END = 2  # the last line ends of the prefix always get a checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    path: str  # absolute file path (or the URI's path for unsaved buffers)
+    text: str  # the document's current (unsaved) text
+    line: int  # 0-based
+    character: int  # 0-based, code points
+    display_path: str = ""  # the path shown to the model (relative to the workspace)
+    repo_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContextQuery:
+    path: str
+    text: str
+    line: int
+    character: int
+    budget_tokens: int
+    format: PromptFormat
+
+
+ContextProvider = Callable[[ContextQuery, Callable[[str], int]], Sequence[ContextBlock]]
+
+
+@dataclass(slots=True)
+class CompletionResult:
+    suggestion: Suggestion | None
+    figures: Figures
+    format: PromptFormat
+    outcome: str  # ok | empty | cache
+    raw: str = ""
+    total_ms: float = 0.0
+    context_blocks: int = 0
+
+
+def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
+    """`auto`: FIM when the vocabulary has the FIM tokens and the model's name says it was
+    trained for it (a coder model); the chat template otherwise."""
+    if setting == "fim":
+        if info.has_fim_tokens:
+            return "fim"
+        log.warning("completion.promptFormat is fim but the model has no FIM tokens: using chat")
+        return "chat"
+    if setting == "chat":
+        return "chat"
+    return "fim" if info.has_fim_tokens and info.fim_trained else "chat"
+
+
+@dataclass
+class _Tokenized:
+    tokens: list[int]
+    checkpoints: list[int]
+    stable_tokens: int  # tokens before the cursor-dependent part
+    segment_ends: list[int] = field(default_factory=list)
+
+
+class Completer:
+    """Builds prompts and runs them through one engine; call only from its owner thread."""
+
+    def __init__(
+        self,
+        engine: LlamaEngine,
+        settings: Settings,
+        *,
+        context: ContextProvider | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.context = context
+        self.stats = stats or Stats()
+        self.format: PromptFormat = resolve_format(settings.completion.prompt_format, engine.info)
+        info = engine.info
+        self._frame = render_chat_frame(info.chat_template, info.bos, info.eos)
+        self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(1024)
+        self._suggestions: LRUCache[bytes, tuple[Suggestion | None, str]] = LRUCache(256)
+        self._last: dict[str, tuple[bytes, str, Suggestion]] = {}  # path -> (stable key, prefix, shown)
+
+    def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.format = resolve_format(settings.completion.prompt_format, self.engine.info)
+        self._suggestions.clear()
+
+    # ---- building ---------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokens_of(text, ()))
+
+    def _tokens_of(self, text: str, specials: tuple[str, ...]) -> tuple[int, ...]:
+        key = (text, specials)
+        cached = self._segment_tokens.get(key)
+        if cached is None:
+            cached = tuple(self.engine.tokenize_with(text, specials))
+            self._segment_tokens[key] = cached
+        return cached
+
+    def window(self, request: CompletionRequest) -> CursorWindow:
+        c = self.settings.completion
+        return cursor_window(
+            request.text, request.line, request.character,
+            prefix_lines=c.prefix_lines, suffix_lines=c.suffix_lines,
+        )
+
+    def build(self, request: CompletionRequest, window: CursorWindow | None = None) -> Prompt:
+        """The prompt for `request` (context included when a provider is set)."""
+        window = window or self.window(request)
+        blocks: Sequence[ContextBlock] = ()
+        if self.context is not None and self.settings.context.enabled:
+            reserve = self.settings.completion.max_tokens + self.count_tokens(window.prefix) + self.count_tokens(window.suffix) + 256
+            budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
+            if budget > 0:
+                query = ContextQuery(
+                    request.path, request.text, request.line, request.character, budget, self.format
+                )
+                try:
+                    blocks = self.context(query, self.count_tokens)
+                except Exception:  # context is an enhancement: never lose the completion
+                    log.exception("gathering context failed; completing without it")
+        inputs = PromptInputs(
+            window=window,
+            path=request.display_path or os.path.basename(request.path),
+            repo_name=request.repo_name,
+            context=tuple(blocks),
+        )
+        return build_prompt(self.format, inputs, self._frame)
+
+    def tokenize(self, prompt: Prompt) -> _Tokenized:
+        """Tokens of `prompt` and the positions to checkpoint at."""
+        tokens: list[int] = []
+        checkpoints: list[int] = []
+        ends: list[int] = []
+        stable_segments = prompt.stable_length()
+        stable_tokens = 0
+        interval = self.engine.config.checkpoint_interval
+        for index, segment in enumerate(prompt.segments):
+            seg = self._tokens_of(segment.text, segment.specials)
+            start = len(tokens)
+            tokens.extend(seg)
+            if segment.line_checkpoints:
+                line_ends = [
+                    start + i + 1 for i, t in enumerate(seg) if b"\n" in self.engine.piece(t)
+                ]
+                last = start
+                for pos in line_ends:
+                    if pos - last >= interval:
+                        checkpoints.append(pos)
+                        last = pos
+                checkpoints.extend(line_ends[-LINE_CHECKPOINTS_AT_END:])
+            if segment.checkpoint:
+                checkpoints.append(len(tokens))
+            ends.append(len(tokens))
+            if index + 1 == stable_segments:
+                stable_tokens = len(tokens)
+        return _Tokenized(tokens, sorted(set(checkpoints)), stable_tokens, ends)
+
+    # ---- running ----------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest, cancel: CancelToken = NEVER) -> CompletionResult:
+        """The suggestion at the request's position (None when there is nothing to add)."""
+        started = time.perf_counter()
+        window = self.window(request)
+        mode = choose_mode(window, self.settings.completion.multiline)
+        prompt = self.build(request, window)
+        stable_key = _digest(s.text for s in prompt.segments if s.name != "prefix")
+        key = _digest([stable_key.hex(), window.prefix, mode])
+        cached = self._suggestions.get(key)
+        typed = self._typed_through(request.path, stable_key, window)
+        if cached is not None or typed is not None:
+            suggestion = cached[0] if cached is not None else typed
+            result = CompletionResult(suggestion, Figures(), self.format, "cache")
+            result.total_ms = (time.perf_counter() - started) * 1000
+            self._remember(request.path, stable_key, window.prefix, suggestion)
+            self.stats.record(result.figures, kind="completion", path=request.path, total_ms=result.total_ms, outcome="cache")
+            log.info("completion %s:%d:%d from cache", os.path.basename(request.path), request.line + 1, request.character + 1)
+            return result
+        tokenized = self.tokenize(prompt)
+        rule = StopRule(mode, window.next_nonempty_line)
+        try:
+            generation = self.engine.generate(
+                tokenized.tokens,
+                checkpoints=tokenized.checkpoints,
+                max_tokens=self.settings.completion.max_tokens,
+                stop=prompt.stop,
+                rule=rule.check,
+                cancel=cancel,
+            )
+        except Cancelled:
+            self.stats.record(Figures(), kind="completion", path=request.path, total_ms=(time.perf_counter() - started) * 1000, outcome="cancelled")
+            raise
+        suggestion = finish(generation.text, window, mode)
+        outcome = "ok" if suggestion else "empty"
+        result = CompletionResult(
+            suggestion, generation.figures, self.format, outcome, raw=generation.text,
+            context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
+        )
+        result.total_ms = (time.perf_counter() - started) * 1000
+        self._suggestions[key] = (suggestion, generation.text)
+        self._remember(request.path, stable_key, window.prefix, suggestion)
+        self.stats.record(generation.figures, kind="completion", path=request.path, total_ms=result.total_ms, outcome=outcome)
+        log.info(
+            "completion %s:%d:%d %s in %.0f ms (%s; stop %s)",
+            os.path.basename(request.path), request.line + 1, request.character + 1,
+            f"{len(suggestion.text)} chars" if suggestion else "empty",
+            result.total_ms, figures_line(generation.figures), generation.stop_reason,
+        )
+        return result
+
+    def warm(self, request: CompletionRequest, cancel: CancelToken = NEVER) -> Figures:
+        """Evaluate and checkpoint the stable part of the prompt for `request` (idle time)."""
+        prompt = self.build(request)
+        tokenized = self.tokenize(prompt)
+        if tokenized.stable_tokens < 2:
+            return Figures()
+        stable = tokenized.tokens[: tokenized.stable_tokens]
+        points = [p for p in tokenized.checkpoints if p <= len(stable)] + [len(stable) - 1]
+        figures = self.engine.prepare(stable, points, cancel)
+        self.stats.record(figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok")
+        return figures
+
+    def _remember(self, path: str, stable_key: bytes, prefix: str, suggestion: Suggestion | None) -> None:
+        if suggestion is None:
+            self._last.pop(path, None)
+        else:
+            self._last[path] = (stable_key, prefix, suggestion)
+
+    def _typed_through(self, path: str, stable_key: bytes, window: CursorWindow) -> Suggestion | None:
+        """When the user has typed the start of the suggestion shown, the rest of it."""
+        last = self._last.get(path)
+        if last is None:
+            return None
+        key, old_prefix, shown = last
+        prefix = window.prefix
+        if key != stable_key or not prefix.startswith(old_prefix) or len(prefix) == len(old_prefix):
+            return None
+        typed = prefix[len(old_prefix) :]
+        if "\n" in typed or shown.end_character != shown.character or not shown.text.startswith(typed):
+            return None
+        rest = shown.text[len(typed) :]
+        if not rest.strip():
+            return None
+        return Suggestion(rest, window.line, window.character, window.character)
+
+
+def _digest(parts: Sequence[str] | object) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:  # type: ignore[attr-defined]
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.digest()

@@ -1,0 +1,99 @@
+"""Saved recurrent state at chosen prompt positions, in an LRU bounded by bytes.
+
+A hybrid model (Qwen3.6: Gated DeltaNet + attention) cannot roll its recurrent layers
+back: the only way to resume at an earlier position is to restore their state as it was
+there. A checkpoint is that state (llama.cpp's partial sequence state), keyed by the
+exact token prefix it was computed from: `(n, hash(tokens[:n]))`, so it is never
+restored onto another prefix, whatever happened in between.
+
+Memory: Qwen3.6-27B's recurrent state is about 157 MB per checkpoint in f32 (48
+DeltaNet layers), so the default bound of 2048 MB holds about 13 of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from cachetools import LRUCache
+
+Key = tuple[int, bytes]
+
+
+def prefix_digest(tokens: np.ndarray, n: int) -> bytes:
+    """A 128-bit digest of the first `n` tokens (int32)."""
+    return hashlib.blake2b(tokens[:n].tobytes(), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    n_tokens: int
+    data: bytearray
+
+
+class _IndexedLRU(LRUCache[Key, bytearray]):
+    """An LRU by bytes that keeps a position index in step with evictions."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize, getsizeof=len)
+        self.positions: dict[int, set[bytes]] = {}
+
+    def __setitem__(self, key: Key, value: bytearray) -> None:  # type: ignore[override]
+        super().__setitem__(key, value)
+        self.positions.setdefault(key[0], set()).add(key[1])
+
+    def __delitem__(self, key: Key) -> None:  # type: ignore[override]
+        super().__delitem__(key)
+        digests = self.positions.get(key[0])
+        if digests is not None:
+            digests.discard(key[1])
+            if not digests:
+                del self.positions[key[0]]
+
+
+class CheckpointCache:
+    """Checkpoints of one model's recurrent state, least recently used evicted first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lru = _IndexedLRU(max(1, max_bytes))
+        self.hits = 0
+        self.misses = 0
+        self.saved = 0
+
+    @property
+    def bytes_used(self) -> int:
+        return int(self._lru.currsize)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def has(self, tokens: np.ndarray, n: int) -> bool:
+        return (n, prefix_digest(tokens, n)) in self._lru
+
+    def put(self, tokens: np.ndarray, n: int, data: bytearray) -> bool:
+        """Keep the state after `tokens[:n]`; False when it is larger than the bound."""
+        if len(data) > self.max_bytes:
+            return False
+        self._lru[(n, prefix_digest(tokens, n))] = data
+        self.saved += 1
+        return True
+
+    def find(self, tokens: np.ndarray, limit: int) -> Checkpoint | None:
+        """The checkpoint of `tokens` with the most positions, at most `limit`."""
+        for n in sorted((p for p in self._lru.positions if p <= limit), reverse=True):
+            key = (n, prefix_digest(tokens, n))
+            data = self._lru.get(key)  # marks it recently used
+            if data is not None:
+                self.hits += 1
+                return Checkpoint(n, data)
+        self.misses += 1
+        return None
+
+    def positions(self) -> Sequence[int]:
+        return sorted(self._lru.positions)
+
+    def clear(self) -> None:
+        self._lru.clear()

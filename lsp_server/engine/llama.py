@@ -1,0 +1,569 @@
+"""The in-process llama.cpp engine: one model, one context, state reused across requests.
+
+Why the low-level `llama_cpp` API and not `Llama`: `Llama.generate` re-evaluates the
+whole prompt whenever a hybrid model (Qwen3.6: Gated DeltaNet + attention) cannot trim
+its cache, which is on every keystroke (shared/DESIGN.md §2). Here we keep the tokens
+that are in the context, find the longest common prefix with the next prompt and:
+- pure attention: trim the KV cache after it and evaluate the rest;
+- hybrid/recurrent: restore the newest checkpoint at or before it (partial state,
+  `LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY`), *then* trim (the trim fails before the
+  restore), check every return value, and evaluate from there.
+Checkpoints are saved while evaluating, at the positions the caller asks for.
+
+Everything here runs on one thread (the engine worker); nothing is thread-safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from lsp_server.engine.checkpoints import CheckpointCache
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("llama.cpp")
+
+PARTIAL = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+SEQ = 0
+
+FIM_TOKEN_TEXTS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+FIM_NAME_HINTS = ("coder", "fim", "starcoder", "codellama", "codestral", "codegemma")
+
+
+class EngineError(RuntimeError):
+    """The engine failed; the message is for the user."""
+
+
+class ModelLoadError(EngineError):
+    """The model file could not be loaded."""
+
+
+class Cancelled(Exception):
+    """The request was cancelled, superseded or preempted."""
+
+
+class CancelToken:
+    """Checked between batches and tokens; set from any thread."""
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self._cancelled = False
+        self.reason = ""
+        self.deadline = deadline
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if not self._cancelled:
+            self.reason = reason
+            self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def check(self) -> None:
+        if self._cancelled:
+            raise Cancelled(self.reason)
+
+
+NEVER = CancelToken()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    model_path: str
+    n_ctx: int = 32768
+    n_gpu_layers: int = -1
+    flash_attention: str = "auto"  # auto | on | off
+    kv_cache_type: str = "f16"  # f16 | q8_0
+    n_threads: int = 0  # 0 = all physical cores
+    n_batch: int = 512
+    checkpoint_bytes: int = 2048 << 20
+    checkpoint_interval: int = 256  # min tokens between line checkpoints in a segment
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    path: str
+    architecture: str
+    name: str
+    n_ctx_train: int
+    n_ctx: int
+    n_vocab: int
+    hybrid: bool  # recurrent layers: needs checkpoints to roll back
+    has_fim_tokens: bool
+    fim_trained: bool  # the metadata suggests a FIM-trained (coder) model
+    chat_template: str | None
+    bos: str
+    eos: str
+    gpu_offload: bool
+    size_bytes: int
+
+
+@dataclass(slots=True)
+class Figures:
+    """What one request cost; reported in the log, qwenLsp/stats and `complete --json`."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    prefill_ms: float = 0.0
+    generate_ms: float = 0.0
+    checkpoint_hits: int = 0
+    checkpoint_misses: int = 0
+    checkpoints_saved: int = 0
+    restore_ms: float = 0.0
+    save_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class Generation:
+    text: str
+    tokens: list[int]
+    stop_reason: str  # eos | stop | rule | length | time
+    figures: Figures = field(default_factory=Figures)
+
+
+# llama.cpp's log goes to Python logging (and so to stderr / the LSP log, never stdout).
+# ggml's levels: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the last).
+_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_log_last = [logging.DEBUG]
+
+
+@llama_cpp.llama_log_callback  # type: ignore[misc]
+def _llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    lvl = _log_last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    _log_last[0] = lvl
+    if llama_log.isEnabledFor(lvl):
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            llama_log.log(lvl, "%s", message)
+
+
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+    # llama.cpp logs model loading at INFO: keep it at debug unless asked.
+    if llama_log.level == logging.NOTSET:
+        llama_log.setLevel(logging.WARNING)
+
+
+def _check_gguf(path: str) -> None:
+    """Fail early, with a message a user understands, before llama.cpp sees the file."""
+    if not path:
+        raise ModelLoadError("no model file is set (setting model.path)")
+    if not os.path.exists(path):
+        raise ModelLoadError(f"model file not found: {path}")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"model path is a folder, not a GGUF file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the model file {path}: {exc.strerror}") from exc
+    if magic != b"GGUF":
+        raise ModelLoadError(f"not a GGUF model file (bad header): {path}")
+
+
+class LlamaEngine:
+    """Owns one llama.cpp model and context; frees them in `close()`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        _init_backend()
+        _check_gguf(config.model_path)
+        self.config = config
+        self._model: Any = None
+        self._ctx: Any = None
+        self._batch: Any = None
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = config.n_gpu_layers if config.n_gpu_layers >= 0 else 0x7FFFFFFF
+        self._model = llama_cpp.llama_model_load_from_file(config.model_path.encode(), mparams)
+        if not self._model:
+            raise ModelLoadError(
+                f"llama.cpp could not load {config.model_path} (corrupt or truncated file, or "
+                "an architecture this llama-cpp-python build does not know; see `qwen-lsp doctor`)"
+            )
+        try:
+            self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+            self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+            n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+            n_ctx = max(256, min(config.n_ctx, n_ctx_train or config.n_ctx))
+            cparams = llama_cpp.llama_context_default_params()
+            cparams.n_ctx = n_ctx
+            cparams.n_batch = config.n_batch
+            cparams.n_ubatch = config.n_batch
+            cparams.n_seq_max = 1
+            # Half the logical CPUs approximates the physical cores, where llama.cpp is fastest.
+            threads = config.n_threads or max(1, (os.cpu_count() or 2) // 2)
+            cparams.n_threads = threads
+            cparams.n_threads_batch = threads
+            cparams.flash_attn_type = {
+                "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            }.get(config.flash_attention, llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO)
+            if config.kv_cache_type == "q8_0":
+                cparams.type_k = llama_cpp.GGML_TYPE_Q8_0
+                cparams.type_v = llama_cpp.GGML_TYPE_Q8_0
+            cparams.no_perf = True
+            self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+            if not self._ctx:
+                raise ModelLoadError(
+                    f"llama.cpp could not create a context of {n_ctx} tokens for "
+                    f"{config.model_path} (out of memory? lower model.contextSize)"
+                )
+            self._batch = llama_cpp.llama_batch_init(config.n_batch, 0, 1)
+            self._mem = llama_cpp.llama_get_memory(self._ctx)
+            self._piece_cache: dict[int, bytes] = {}
+            self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
+            self.hybrid = bool(
+                llama_cpp.llama_model_is_hybrid(self._model)
+                or llama_cpp.llama_model_is_recurrent(self._model)
+            )
+            self.info = self._read_info(n_ctx_train)
+        except BaseException:
+            self.close()
+            raise
+        self.checkpoints = CheckpointCache(config.checkpoint_bytes)
+        self._tokens = np.zeros(0, dtype=np.int32)  # what the context holds, in order
+        self._stop_ids = self._control_tokens()
+        log.info(
+            "model loaded: %s (%s, %s, n_ctx %d of %d trained, %s)",
+            os.path.basename(config.model_path), self.info.architecture,
+            "hybrid" if self.hybrid else "attention", self.n_ctx, n_ctx_train,
+            "GPU offload" if self.info.gpu_offload else "CPU",
+        )
+
+    # ---- lifetime -------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> LlamaEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- model facts ----------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        size = 1 << 16
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n >= size:
+            buf = ctypes.create_string_buffer(n + 1)
+            llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
+        return buf.value.decode("utf-8", "replace")
+
+    def _read_info(self, n_ctx_train: int) -> ModelInfo:
+        arch = self.meta("general.architecture") or ""
+        name = " ".join(
+            filter(None, [self.meta("general.name"), self.meta("general.basename")])
+        )
+        fim_ids = [self.token_id(t) for t in FIM_TOKEN_TEXTS]
+        eos_id = llama_cpp.llama_vocab_eos(self._vocab)
+        bos_id = llama_cpp.llama_vocab_bos(self._vocab)
+        return ModelInfo(
+            path=self.config.model_path,
+            architecture=arch,
+            name=name,
+            n_ctx_train=n_ctx_train,
+            n_ctx=self.n_ctx,
+            n_vocab=self.n_vocab,
+            hybrid=self.hybrid,
+            has_fim_tokens=all(i is not None for i in fim_ids),
+            fim_trained=any(h in name.lower() for h in FIM_NAME_HINTS),
+            chat_template=self.meta("tokenizer.chat_template"),
+            bos=self.piece(bos_id).decode("utf-8", "replace") if bos_id >= 0 else "",
+            eos=self.piece(eos_id).decode("utf-8", "replace") if eos_id >= 0 else "",
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()) and self.config.n_gpu_layers != 0,
+            size_bytes=int(llama_cpp.llama_model_size(self._model)),
+        )
+
+    def token_id(self, text: str) -> int | None:
+        """The id of a special token given by its text, if the vocabulary has it."""
+        ids = self.tokenize(text, special=True)
+        if len(ids) == 1 and self.piece(ids[0]) == text.encode():
+            return ids[0]
+        return None
+
+    def _control_tokens(self) -> frozenset[int]:
+        """Tokens that end a suggestion: end-of-generation and control tokens."""
+        ids = set()
+        for token in range(self.n_vocab):
+            attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token) or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                ids.add(token)
+        return frozenset(ids)
+
+    # ---- text <-> tokens --------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        data = text.encode("utf-8", "replace")
+        if not data:
+            return []
+        n_max = len(data) + 8
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max, False, special)
+        if n < 0:
+            n_max = -n
+            buf = (llama_cpp.llama_token * n_max)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max, False, special)
+        if n < 0:
+            raise EngineError("tokenization failed")
+        return list(buf[:n])
+
+    def tokenize_with(self, text: str, specials: Sequence[str]) -> list[int]:
+        """Tokenize `text`, parsing only the control tokens listed in `specials`.
+
+        ``("*",)`` parses all of them (template text); ``()`` none (the user's code).
+        """
+        if not specials:
+            return self.tokenize(text)
+        if tuple(specials) == ("*",):
+            return self.tokenize(text, special=True)
+        out: list[int] = []
+        pattern = "(" + "|".join(re.escape(s) for s in specials) + ")"
+        for part in re.split(pattern, text):
+            if not part:
+                continue
+            out.extend(self.tokenize(part, special=part in specials))
+        return out
+
+    def piece(self, token: int) -> bytes:
+        cached = self._piece_cache.get(token)
+        if cached is not None:
+            return cached
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
+        data = buf.raw[: max(0, n)]
+        self._piece_cache[token] = data
+        return data
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+
+    # ---- state ----------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The tokens whose state the context holds (a copy)."""
+        return self._tokens.copy()
+
+    def reset(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+        self._tokens = self._tokens[:0]
+
+    def _trim(self, n: int) -> bool:
+        """Drop positions >= n. False when the memory cannot (recurrent layers)."""
+        if n >= len(self._tokens):
+            return True
+        ok = bool(llama_cpp.llama_memory_seq_rm(self._mem, SEQ, n, -1))
+        if ok:
+            self._tokens = self._tokens[:n]
+        return ok
+
+    def _save_checkpoint(self, figures: Figures) -> None:
+        n = len(self._tokens)
+        if self.checkpoints.has(self._tokens, n):
+            return
+        start = time.perf_counter()
+        size = llama_cpp.llama_state_seq_get_size_ext(self._ctx, SEQ, PARTIAL)
+        if size == 0 or size > self.checkpoints.max_bytes:
+            return
+        data = bytearray(size)
+        buf = (ctypes.c_uint8 * size).from_buffer(data)
+        written = llama_cpp.llama_state_seq_get_data_ext(self._ctx, buf, size, SEQ, PARTIAL)
+        del buf  # release the export of `data` before it is stored
+        if written != size:
+            log.warning("checkpoint save wrote %d of %d bytes; not kept", written, size)
+            return
+        if self.checkpoints.put(self._tokens, n, data):
+            figures.checkpoints_saved += 1
+        figures.save_ms += (time.perf_counter() - start) * 1000
+
+    def _restore(self, prompt: np.ndarray, limit: int, figures: Figures) -> int:
+        """Roll the context back to at most `limit` tokens of `prompt`; returns the position."""
+        if not self.hybrid:
+            if self._trim(limit):
+                return limit
+            self.reset()
+            return 0
+        if limit >= len(self._tokens):
+            return len(self._tokens)  # a pure extension: nothing to roll back
+        start = time.perf_counter()
+        checkpoint = self.checkpoints.find(prompt, limit)
+        if checkpoint is None:
+            figures.checkpoint_misses += 1
+            self.reset()
+            return 0
+        figures.checkpoint_hits += 1
+        data = checkpoint.data
+        buf = (ctypes.c_uint8 * len(data)).from_buffer(data)
+        read = llama_cpp.llama_state_seq_set_data_ext(self._ctx, buf, len(data), SEQ, PARTIAL)
+        del buf
+        # Restore first, then trim: on hybrid memory the trim only succeeds after it.
+        if read == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, SEQ, checkpoint.n_tokens, -1):
+            log.warning("checkpoint restore at %d failed; evaluating from scratch", checkpoint.n_tokens)
+            self.reset()
+            return 0
+        self._tokens = self._tokens[: checkpoint.n_tokens]
+        figures.restore_ms += (time.perf_counter() - start) * 1000
+        return checkpoint.n_tokens
+
+    def _decode(self, tokens: np.ndarray, start: int) -> None:
+        """Evaluate `tokens` at positions start.. in one batch (len <= n_batch)."""
+        batch = self._batch
+        n = len(tokens)
+        batch.n_tokens = n
+        for i in range(n):
+            batch.token[i] = int(tokens[i])
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = SEQ
+            batch.logits[i] = False
+        batch.logits[n - 1] = True
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # The context may hold a partial batch now: start clean next time.
+            self.reset()
+            if rc == 1:
+                raise EngineError("the context is full (raise model.contextSize or lower context.budgetTokens)")
+            raise EngineError(f"llama_decode failed ({rc})")
+        self._tokens = np.concatenate([self._tokens, tokens])
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    def prepare(
+        self,
+        prompt: Sequence[int] | np.ndarray,
+        checkpoints: Sequence[int] = (),
+        cancel: CancelToken = NEVER,
+        figures: Figures | None = None,
+    ) -> Figures:
+        """Make the context hold `prompt`, evaluating only what is not there yet.
+
+        `checkpoints` are positions after which to save the recurrent state (hybrid
+        models only). Cancellation is checked between batches; what was evaluated
+        before it stays valid and is reused by the next request.
+        """
+        figures = figures or Figures()
+        tokens = np.asarray(prompt, dtype=np.int32)
+        n = len(tokens)
+        if n == 0:
+            raise EngineError("empty prompt")
+        if n >= self.n_ctx:
+            raise EngineError(f"prompt of {n} tokens does not fit the context of {self.n_ctx}")
+        figures.prompt_tokens = n
+        held = self._tokens
+        common = min(len(held), n)
+        mismatch = np.flatnonzero(held[:common] != tokens[:common])
+        lcp = int(mismatch[0]) if len(mismatch) else common
+        # At least the last prompt token is evaluated: its logits start generation.
+        pos = self._restore(tokens, min(lcp, n - 1), figures)
+        figures.reused_tokens = pos
+        start = time.perf_counter()
+        try:
+            stops = sorted({p for p in checkpoints if pos < p < n} | {n}) if self.hybrid else [n]
+            n_batch = self.config.n_batch
+            for stop in stops:
+                while pos < stop:
+                    cancel.check()
+                    end = min(stop, pos + n_batch)
+                    self._decode(tokens[pos:end], pos)
+                    figures.evaluated_tokens += end - pos
+                    pos = end
+                if stop < n:
+                    self._save_checkpoint(figures)
+        finally:
+            figures.prefill_ms += (time.perf_counter() - start) * 1000
+        return figures
+
+    def logits(self) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def generate(
+        self,
+        prompt: Sequence[int] | np.ndarray,
+        *,
+        checkpoints: Sequence[int] = (),
+        max_tokens: int = 128,
+        stop: Sequence[str] = (),
+        rule: Callable[[str], int | None] | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> Generation:
+        """Greedy generation after `prompt`.
+
+        Stops at an end-of-generation or control token, at a `stop` string (cut before
+        it), where `rule(text)` returns a length to keep, after `max_tokens`, or at the
+        cancel token's deadline (keeping what was generated). `Cancelled` is raised when
+        the token is cancelled.
+        """
+        figures = self.prepare(prompt, checkpoints, cancel)
+        start = time.perf_counter()
+        out: list[int] = []
+        raw = b""
+        text = ""
+        reason = "length"
+        try:
+            for _ in range(max_tokens):
+                token = int(np.argmax(self.logits()))
+                if token in self._stop_ids:
+                    reason = "eos"
+                    break
+                out.append(token)
+                raw += self.piece(token)
+                text = raw.decode("utf-8", "ignore")
+                cut = _find_stop(text, stop)
+                if cut is not None:
+                    text, reason = text[:cut], "stop"
+                    break
+                if rule is not None:
+                    keep = rule(text)
+                    if keep is not None:
+                        text, reason = text[:keep], "rule"
+                        break
+                cancel.check()
+                if cancel.deadline is not None and time.monotonic() > cancel.deadline:
+                    reason = "time"
+                    break
+                if len(self._tokens) + 1 >= self.n_ctx:
+                    break
+                self._decode(np.asarray([token], dtype=np.int32), len(self._tokens))
+        finally:
+            figures.generated_tokens = len(out)
+            figures.generate_ms = (time.perf_counter() - start) * 1000
+        return Generation(text=text, tokens=out, stop_reason=reason, figures=figures)
+
+
+def _find_stop(text: str, stops: Sequence[str]) -> int | None:
+    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(cuts) if cuts else None

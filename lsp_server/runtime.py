@@ -1,0 +1,241 @@
+"""What the server runs on, as plain Python: settings, the engine thread, the completer,
+the workspace index. The LSP handlers in `server.py` call into this; tests can too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
+from lsp_server.completion.stats import Stats
+from lsp_server.engine.llama import CancelToken, EngineConfig, EngineError, LlamaEngine
+from lsp_server.engine.worker import EngineWorker, Job, Priority
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, str], None]
+
+
+def engine_config(settings: Settings, model_path: str) -> EngineConfig:
+    m = settings.model
+    return EngineConfig(
+        model_path=model_path,
+        n_ctx=m.context_size,
+        n_gpu_layers=m.n_gpu_layers,
+        flash_attention=m.flash_attention,
+        kv_cache_type=m.kv_cache_type,
+        n_threads=m.threads,
+        n_batch=m.batch_size,
+        checkpoint_bytes=settings.engine.checkpoint_memory_mb << 20,
+    )
+
+
+class Runtime:
+    """Owns the engine worker and everything a request needs."""
+
+    def __init__(self, settings: Settings, stats: Stats, notify: Notify | None = None) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.notify: Notify = notify or (lambda message, level: log.warning("%s", message))
+        self.roots: list[str] = []
+        self.pending_errors: list[str] = []
+        self.worker: EngineWorker[Any] = EngineWorker()
+        self.engine: LlamaEngine | None = None
+        self.completer: Completer | None = None
+        self.model_state = "idle"  # idle | loading | ready | failed | disabled
+        self.model_message = ""
+        self.context: Any = None  # the workspace context (index, recent activity), if any
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ---- model ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.model_state == "ready" and self.completer is not None and self.settings.completion.enabled
+
+    def load_model(self) -> Future[None]:
+        """(Re)load the model on the engine thread; failures are shown once, never raised."""
+        self.model_state = "loading"
+        self.worker.cancel_all()
+        job = self.worker.submit(lambda token: self._load(), priority=Priority.USER, key="model")
+        return job.future
+
+    def _load(self) -> None:
+        from lsp_server.models import resolve_model
+
+        self._close_engine()
+        resolution = resolve_model(self.settings.model.path)
+        if resolution.path is None:
+            self.model_state = "disabled"
+            self.model_message = "completions are off: " + resolution.message
+            self.notify(self.model_message, "warning")
+            return
+        try:
+            engine = LlamaEngine(engine_config(self.settings, str(resolution.path)))
+        except EngineError as exc:
+            self.model_state = "failed"
+            self.model_message = f"completions are off: {exc}"
+            self.notify(self.model_message, "error")
+            return
+        except Exception as exc:  # llama.cpp can fail in ways we do not foresee
+            log.exception("model load failed")
+            self.model_state = "failed"
+            self.model_message = f"completions are off: the model could not be loaded ({exc})"
+            self.notify(self.model_message, "error")
+            return
+        self.engine = engine
+        self.completer = Completer(engine, self.settings, context=self._context_provider(), stats=self.stats)
+        self.model_state = "ready"
+        info = engine.info
+        self.model_message = (
+            f"{os.path.basename(info.path)} ready ({info.architecture}, {self.completer.format} prompts, "
+            f"{'GPU' if info.gpu_offload else 'CPU'})"
+        )
+        log.info("%s", self.model_message)
+
+    def _context_provider(self) -> Any:
+        return self.context.provider() if self.context is not None else None
+
+    def _close_engine(self) -> None:
+        self.completer = None
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    def apply_settings(self, before: Settings) -> bool:
+        """Apply new settings; True when the model must be reloaded for them."""
+        if self.completer is not None:
+            self.completer.update_settings(self.settings)
+        return dataclasses.asdict(before.model) != dataclasses.asdict(self.settings.model) or (
+            before.engine.checkpoint_memory_mb != self.settings.engine.checkpoint_memory_mb
+        )
+
+    # ---- completions --------------------------------------------------------------------
+
+    def completion_request(self, path: str, text: str, line: int, character: int) -> CompletionRequest:
+        root = self.root_of(path)
+        display = os.path.relpath(path, root) if root else os.path.basename(path)
+        return CompletionRequest(
+            path=path, text=text, line=line, character=character,
+            display_path=display.replace(os.sep, "/"),
+            repo_name=os.path.basename(root) if root else "",
+        )
+
+    def root_of(self, path: str) -> str | None:
+        for root in sorted(self.roots, key=len, reverse=True):
+            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+                return root
+        return None
+
+    def submit_completion(self, key: str, request: CompletionRequest) -> Job[CompletionResult]:
+        completer = self.completer
+        if completer is None:
+            raise EngineError("the model is not loaded")
+
+        def run(token: CancelToken) -> CompletionResult:
+            return completer.complete(request, token)
+
+        return self.worker.submit(
+            run, priority=Priority.USER, key=key,
+            timeout_s=self.settings.completion.time_budget_ms / 1000,
+        )
+
+    def after_completion(self, key: str, request: CompletionRequest, result: CompletionResult) -> None:
+        """Speculative prefetch: compute the next suggestion as if this one were accepted."""
+        suggestion = result.suggestion
+        completer = self.completer
+        if not (self.settings.engine.prefetch and suggestion and completer) or result.outcome == "cache":
+            return
+        lines = request.text.split("\n")
+        line = lines[suggestion.line]
+        inserted = line[: suggestion.character] + suggestion.text + line[suggestion.end_character :]
+        new_lines = lines[: suggestion.line] + inserted.split("\n") + lines[suggestion.line + 1 :]
+        last = suggestion.text.split("\n")
+        new_line = suggestion.line + len(last) - 1
+        new_char = (suggestion.character if len(last) == 1 else 0) + len(last[-1])
+        accepted = dataclasses.replace(request, text="\n".join(new_lines), line=new_line, character=new_char)
+
+        def run(token: CancelToken) -> None:
+            completer.complete(accepted, token)
+
+        self.worker.submit(run, priority=Priority.PREFETCH, key=f"prefetch:{key}")
+
+    def warm(self, key: str, request: CompletionRequest) -> None:
+        completer = self.completer
+        if not (self.settings.engine.warmup and completer):
+            return
+
+        def run(token: CancelToken) -> None:
+            completer.warm(request, token)
+
+        self.worker.submit(run, priority=Priority.WARMUP, key=f"warm:{key}")
+
+    # ---- documents and the index --------------------------------------------------------
+
+    def document_opened(self, path: str, text: str) -> None:
+        if self.context is not None:
+            self.context.note_view(path, 0)
+
+    def document_changed(self, path: str, text: str, warm: bool) -> None:
+        """Runs on a worker thread after a pause in typing."""
+        if self.context is not None:
+            try:
+                self.context.update_document(path, text)
+            except Exception:
+                log.exception("re-indexing %s failed", path)
+        if warm and self.ready:
+            self.warm(path, self.completion_request(path, text, 0, 0))
+
+    def document_closed(self, path: str) -> None:
+        if self.context is not None:
+            self.context.close_document(path)
+
+    def recent_edit(self, path: str, start_line: int, end_line: int) -> None:
+        if self.context is not None:
+            self.context.note_edit(path, start_line, end_line)
+
+    def files_changed(self, changes: list[tuple[str, bool]]) -> None:
+        if self.context is not None:
+            self.context.files_changed(changes)
+
+    def build_index(self, progress: Callable[[int, int, str], None], cancel: threading.Event) -> str:
+        if self.context is None:
+            return "no index"
+        return str(self.context.build(progress, cancel))
+
+    # ---- stats and shutdown ------------------------------------------------------------
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"model": self.model_state, "modelMessage": self.model_message}
+        engine = self.engine
+        if engine is not None:
+            extra["checkpoints"] = {
+                "count": len(engine.checkpoints),
+                "bytes": engine.checkpoints.bytes_used,
+                "maxBytes": engine.checkpoints.max_bytes,
+                "hits": engine.checkpoints.hits,
+                "misses": engine.checkpoints.misses,
+            }
+            extra["promptFormat"] = self.completer.format if self.completer else None
+            extra["hybrid"] = engine.hybrid
+        return self.stats.snapshot(extra)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.cancel_all()
+        job = self.worker.submit(lambda token: self._close_engine(), priority=Priority.USER)
+        try:
+            job.future.result(timeout=10)
+        except Exception:
+            log.warning("the engine did not close cleanly")
+        self.worker.shutdown()

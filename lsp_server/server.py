@@ -1,0 +1,341 @@
+"""The language server: thin handlers over the plain modules.
+
+Each handler gets the document, calls one plain function (the completer on the engine
+thread, the index on a worker thread) and converts the result in `convert.py`.
+Inference and indexing never run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from lsp_server import __version__
+from lsp_server.completion.document import PositionError
+from lsp_server.completion.service import CompletionRequest, CompletionResult
+from lsp_server.completion.stats import Stats
+from lsp_server.convert import column_to_codepoints, completion_items, inline_items
+from lsp_server.engine.llama import Cancelled
+from lsp_server.engine.worker import EngineWorker, Priority
+from lsp_server.runtime import Runtime
+from lsp_server.settings import SECTION, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+STATS_METHOD = "qwenLsp/stats"
+T = TypeVar("T")
+
+
+class QwenLanguageServer(LanguageServer):
+    """Holds the runtime (settings, engine, index) and the client-facing state."""
+
+    def __init__(self) -> None:
+        super().__init__("qwen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
+        self._debounce: dict[str, asyncio.TimerHandle] = {}
+
+    # ---- messages to the user --------------------------------------------------------
+
+    def _notify_user(self, message: str, level: str = "warning") -> None:
+        """Show `message` once (from any thread)."""
+        kind = {"error": types.MessageType.Error, "info": types.MessageType.Info}.get(level, types.MessageType.Warning)
+        params = types.ShowMessageParams(type=kind, message=f"qwen-lsp: {message}")
+        loop = self._loop()
+        if loop is None:
+            return
+        if _on_loop(loop):
+            self.window_show_message(params)
+        else:
+            loop.call_soon_threadsafe(self.window_show_message, params)
+
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            return self.protocol._loop  # type: ignore[attr-defined, no-any-return]
+        except AttributeError:
+            return None
+
+    def encoding(self) -> str:
+        try:
+            return str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+        except RuntimeError:
+            return str(types.PositionEncodingKind.Utf16)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+server = QwenLanguageServer()
+
+
+async def _await(future: Future[T], on_cancel: Callable[[], None]) -> T:
+    """Await a worker future; cancelling the awaiting task cancels the job."""
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        on_cancel()
+        raise
+
+
+async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> str | None:
+    caps = ls.client_capabilities.window
+    if not (caps and caps.work_done_progress):
+        return None
+    token = f"qwen-lsp-{uuid.uuid4().hex[:8]}"
+    try:
+        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+    except Exception:
+        return None
+    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=cancellable))
+    return token
+
+
+# ---- lifecycle ---------------------------------------------------------------------
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
+    result = load_settings(params.initialization_options)
+    ls.runtime.settings = result.settings
+    ls.runtime.pending_errors.extend(result.errors)
+    roots = [to_fs_path(f.uri) for f in params.workspace_folders or []]
+    if not roots and params.root_uri:
+        roots = [to_fs_path(params.root_uri)]
+    elif not roots and params.root_path:
+        roots = [params.root_path]
+    ls.runtime.roots = [os.path.realpath(r) for r in roots if r]
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: QwenLanguageServer, params: types.InitializedParams) -> None:
+    await _pull_configuration(ls)
+    for message in ls.runtime.pending_errors:
+        ls._notify_user(f"invalid setting, using the default: {message}")
+    ls.runtime.pending_errors.clear()
+    asyncio.ensure_future(_load_model(ls))
+    asyncio.ensure_future(_build_index(ls))
+
+
+async def _pull_configuration(ls: QwenLanguageServer) -> None:
+    workspace = ls.client_capabilities.workspace
+    if not (workspace and workspace.configuration):
+        return
+    try:
+        values = await asyncio.wait_for(
+            ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+            ),
+            5,
+        )
+    except Exception as exc:
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    if values and isinstance(values[0], dict) and values[0]:
+        result = load_settings(values[0], base=ls.runtime.settings)
+        ls.runtime.pending_errors.extend(result.errors)
+        ls.runtime.settings = result.settings
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(ls: QwenLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+    before = ls.runtime.settings
+    settings = params.settings
+    if isinstance(settings, dict) and settings.get(SECTION):
+        result = load_settings(settings, base=before)
+        ls.runtime.settings = result.settings
+        ls.runtime.pending_errors.extend(result.errors)
+    else:
+        await _pull_configuration(ls)
+    for message in ls.runtime.pending_errors:
+        ls._notify_user(f"invalid setting, using the default: {message}")
+    ls.runtime.pending_errors.clear()
+    if ls.runtime.apply_settings(before):
+        asyncio.ensure_future(_load_model(ls))
+
+
+async def _load_model(ls: QwenLanguageServer) -> None:
+    token = await _progress(ls, "qwen-lsp: loading the model", cancellable=False)
+    try:
+        future = ls.runtime.load_model()
+        await asyncio.wrap_future(future)
+    except Exception as exc:  # reported by the runtime through showMessage
+        log.debug("model load ended: %s", exc)
+    finally:
+        if token:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=ls.runtime.model_message))
+
+
+async def _build_index(ls: QwenLanguageServer) -> None:
+    if not ls.runtime.roots or not ls.runtime.settings.context.enabled:
+        return
+    token = await _progress(ls, "qwen-lsp: indexing the workspace", cancellable=True)
+    cancel = threading.Event()
+    loop = asyncio.get_running_loop()
+
+    def report(done: int, total: int, path: str) -> None:
+        if token is None or done % 50 and done != total:
+            return
+        if ls.work_done_progress.tokens.get(token) is not None and ls.work_done_progress.tokens[token].cancelled():
+            cancel.set()
+        pct = int(100 * done / max(1, total))
+        loop.call_soon_threadsafe(
+            ls.work_done_progress.report, token,
+            types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=pct),
+        )
+
+    try:
+        stats = await loop.run_in_executor(None, ls.runtime.build_index, report, cancel)
+        message = stats if isinstance(stats, str) else "done"
+    except Exception as exc:
+        log.exception("indexing failed")
+        message = f"indexing failed: {exc}"
+    if token:
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: QwenLanguageServer, params: Any) -> None:
+    ls.runtime.close()
+
+
+# ---- documents ---------------------------------------------------------------------
+
+
+def _path_of(uri: str) -> str:
+    path = to_fs_path(uri)
+    return os.path.realpath(path) if path else uri
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: QwenLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    doc = params.text_document
+    ls.runtime.document_opened(_path_of(doc.uri), doc.text)
+    _schedule_document_work(ls, doc.uri, warm=True)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: QwenLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    path = _path_of(params.text_document.uri)
+    for change in params.content_changes:
+        if isinstance(change, types.TextDocumentContentChangePartial):
+            ls.runtime.recent_edit(path, change.range.start.line, change.range.end.line + change.text.count("\n"))
+    _schedule_document_work(ls, params.text_document.uri, warm=False)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: QwenLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.runtime.document_closed(_path_of(params.text_document.uri))
+
+
+def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> None:
+    """Re-index the unsaved text after a pause in typing (debounced per document)."""
+    handle = ls._debounce.pop(uri, None)
+    if handle is not None:
+        handle.cancel()
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        ls._debounce.pop(uri, None)
+        try:
+            doc = ls.workspace.get_text_document(uri)
+            text = doc.source
+        except Exception:
+            return
+        loop.run_in_executor(None, ls.runtime.document_changed, _path_of(uri), text, warm)
+
+    ls._debounce[uri] = loop.call_later(0.15, run)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: QwenLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+    changes = [(_path_of(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes]
+    asyncio.get_running_loop().run_in_executor(None, ls.runtime.files_changed, changes)
+
+
+# ---- completions -------------------------------------------------------------------
+
+
+def _request(ls: QwenLanguageServer, uri: str, position: types.Position) -> tuple[CompletionRequest, str]:
+    doc = ls.workspace.get_text_document(uri)
+    text = doc.source
+    lines = text.split("\n")
+    if position.line < 0 or position.line >= len(lines):
+        raise JsonRpcInvalidParams(
+            f"position {position.line}:{position.character} is past the end of the document ({len(lines)} lines)"
+        )
+    line_text = lines[position.line].removesuffix("\r")
+    character = column_to_codepoints(line_text, position.character, ls.encoding())
+    path = _path_of(uri)
+    request = ls.runtime.completion_request(path, text, position.line, character)
+    return request, line_text
+
+
+async def _complete(ls: QwenLanguageServer, uri: str, position: types.Position) -> tuple[CompletionResult | None, str]:
+    request, line_text = _request(ls, uri, position)
+    if not ls.runtime.ready:
+        return None, line_text
+    job = ls.runtime.submit_completion(uri, request)
+    try:
+        result = await _await(job.future, lambda: job.cancel("cancelled by the client"))
+    except Cancelled:
+        # Superseded by a newer request for this document, or preempted: nothing to show.
+        return None, line_text
+    except PositionError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    ls.runtime.after_completion(uri, request, result)
+    return result, line_text
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_INLINE_COMPLETION,
+    types.InlineCompletionOptions(),
+)
+async def inline_completion(
+    ls: QwenLanguageServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    result, line_text = await _complete(ls, params.text_document.uri, params.position)
+    return inline_items(result.suggestion if result else None, line_text, ls.encoding())
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_COMPLETION,
+    types.CompletionOptions(trigger_characters=[".", "(", " ", "\n"], resolve_provider=False),
+)
+async def completion(ls: QwenLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+    result, line_text = await _complete(ls, params.text_document.uri, params.position)
+    return completion_items(result.suggestion if result else None, line_text, ls.encoding())
+
+
+@server.feature(STATS_METHOD)
+def stats(ls: QwenLanguageServer, params: Any = None) -> dict[str, Any]:
+    return ls.runtime.stats_snapshot()
+
+
+def serve(tcp: tuple[str, int] | None = None) -> int:
+    """Run the server until the client disconnects."""
+    log.info("qwen-lsp %s starting (%s)", __version__, f"tcp {tcp[0]}:{tcp[1]}" if tcp else "stdio")
+    try:
+        if tcp:
+            server.start_tcp(*tcp)
+        else:
+            server.start_io()
+    finally:
+        server.runtime.close()
+    return 0
+
+
+__all__ = ["server", "serve", "QwenLanguageServer", "EngineWorker", "Priority"]

@@ -1,0 +1,151 @@
+"""The engine on real tiny models: prefix reuse and checkpoints give exactly a fresh run's output."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from lsp_server.engine.checkpoints import CheckpointCache
+from lsp_server.engine.llama import Cancelled, CancelToken, ModelLoadError
+
+CODE = (
+    "import os\n\n\n"
+    "def read_config(path):\n"
+    '    """Read a config file."""\n'
+    "    with open(path) as fh:\n"
+    "        return fh.read()\n\n\n"
+    "def main():\n"
+    "    cfg = read_"
+)
+
+
+def line_ends(engine, tokens):
+    return [i + 1 for i, t in enumerate(tokens) if b"\n" in engine.piece(t)]
+
+
+def fresh(engine_factory, model, tokens):
+    engine = engine_factory(model)
+    return engine.generate(tokens, max_tokens=12)
+
+
+def test_generation_is_deterministic_and_varied(engine_factory, tiny_model):
+    a = engine_factory(tiny_model)
+    b = engine_factory(tiny_model)
+    tokens = a.tokenize(CODE)
+    ga, gb = a.generate(tokens, max_tokens=16), b.generate(tokens, max_tokens=16)
+    assert ga.tokens == gb.tokens
+    assert ga.figures.evaluated_tokens == len(tokens)
+
+
+def test_edit_sequence_matches_fresh_engine(engine_factory, tiny_model):
+    """Typing, backspace, an edit above the cursor, then back: each answer as a fresh engine's."""
+    engine = engine_factory(tiny_model)
+    texts = [CODE]
+    texts += [CODE + "config"[:i] for i in range(1, 7)]  # typing
+    texts += [CODE + "conf", CODE + "co"]  # backspace
+    texts.append(CODE.replace("Read a config", "Load a config") + "co")  # edit above
+    texts.append(CODE + "config(")  # and back
+    for text in texts:
+        tokens = engine.tokenize(text)
+        got = engine.generate(tokens, checkpoints=line_ends(engine, tokens), max_tokens=12)
+        want = fresh(engine_factory, tiny_model, tokens)
+        assert got.tokens == want.tokens, text
+        assert got.figures.prompt_tokens == len(tokens)
+        assert got.figures.reused_tokens + got.figures.evaluated_tokens == len(tokens)
+
+
+def test_typing_reuses_state(engine_factory, tiny_model):
+    engine = engine_factory(tiny_model)
+    tokens = engine.tokenize(CODE)
+    engine.generate(tokens, checkpoints=line_ends(engine, tokens), max_tokens=4)
+    more = engine.tokenize(CODE + "config(path)\n    ")
+    got = engine.generate(more, checkpoints=line_ends(engine, more), max_tokens=4)
+    # Only the tokens of the last line(s) are evaluated, not the whole prompt.
+    assert got.figures.evaluated_tokens < 16 < len(more)
+    if engine.hybrid:
+        assert got.figures.checkpoint_hits == 1
+
+
+def test_hybrid_trim_needs_a_restored_checkpoint(engine_factory, qwen35_model, qwen2_model):
+    import llama_cpp
+
+    hybrid = engine_factory(qwen35_model)
+    tokens = hybrid.tokenize(CODE)
+    hybrid.prepare(tokens)
+    assert hybrid.hybrid
+    assert not llama_cpp.llama_memory_seq_rm(hybrid._mem, 0, 10, -1)
+    attention = engine_factory(qwen2_model)
+    attention.prepare(attention.tokenize(CODE))
+    assert not attention.hybrid
+    assert llama_cpp.llama_memory_seq_rm(attention._mem, 0, 10, -1)
+
+
+def test_checkpoint_never_restored_onto_another_prefix(engine_factory, qwen35_model):
+    engine = engine_factory(qwen35_model)
+    tokens = engine.tokenize(CODE)
+    points = line_ends(engine, tokens)
+    engine.generate(tokens, checkpoints=points, max_tokens=4)
+    assert len(engine.checkpoints) >= 3
+    # Change the very first line: every saved checkpoint is for another prefix now.
+    changed = engine.tokenize("import sys" + CODE[len("import os"):])
+    got = engine.generate(changed, checkpoints=line_ends(engine, changed), max_tokens=12)
+    assert got.figures.checkpoint_hits == 0 and got.figures.checkpoint_misses == 1
+    assert got.figures.reused_tokens == 0
+    assert got.tokens == fresh(engine_factory, qwen35_model, changed).tokens
+
+
+def test_checkpoint_lru_is_bounded_by_bytes():
+    cache = CheckpointCache(max_bytes=1000)
+    tokens = np.arange(100, dtype=np.int32)
+    for n in range(1, 60):
+        cache.put(tokens, n, bytearray(n * 7))
+        assert cache.bytes_used <= 1000
+    assert not cache.put(tokens, 99, bytearray(2000))
+    assert cache.find(tokens, 59) is not None
+    assert cache.find(tokens, 3) is None  # evicted long ago
+    other = tokens.copy()
+    other[0] = 5
+    assert cache.find(other, 59) is None  # same positions, different prefix
+
+
+def test_cancel_stops_between_tokens(engine_factory, tiny_model):
+    engine = engine_factory(tiny_model)
+    token = CancelToken()
+    token.cancel("test")
+    with pytest.raises(Cancelled):
+        engine.generate(engine.tokenize(CODE), max_tokens=50, cancel=token)
+    # The engine stays usable and correct after a cancellation.
+    tokens = engine.tokenize(CODE + "x")
+    assert engine.generate(tokens, max_tokens=8).tokens == fresh(engine_factory, tiny_model, tokens).tokens[:8]
+
+
+def test_special_tokens_in_user_code_are_text(engine_factory, qwen35_model):
+    engine = engine_factory(qwen35_model)
+    as_text = engine.tokenize_with("x = '<|im_end|>'", ())
+    assert engine.token_id("<|im_end|>") not in as_text
+    mixed = engine.tokenize_with("<|file_sep|>a.py\n<|im_end|>", ("<|file_sep|>",))
+    assert mixed[0] == engine.token_id("<|file_sep|>")
+    assert engine.token_id("<|im_end|>") not in mixed
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "not found"), (b"", "bad header"), (b"GGUF" + b"\x00" * 64, "could not load"),
+     (b"not a model at all", "bad header")],
+)
+def test_bad_model_files_fail_clearly(tmp_path: pathlib.Path, engine_factory, content, message):
+    path = tmp_path / "model.gguf"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message):
+        engine_factory(path)
+
+
+def test_truncated_model_fails_clearly(tmp_path, engine_factory, qwen2_model):
+    data = qwen2_model.read_bytes()
+    path = tmp_path / "truncated.gguf"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError):
+        engine_factory(path)
