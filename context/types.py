@@ -66,6 +66,12 @@ class Snippet:
     reason: str  # e.g. "definition of `foo` imported from pkg.mod", "recently edited", "similar"
     score: float = 0.0  # higher = more useful; used to drop snippets when over budget
     tokens: int = 0  # filled by packing
+    # Which tier of the packed prompt it belongs to: "definition", "recent", "current"
+    # (far parts of the current file) or "similar"; see context/pack.py for the order.
+    source: str = ""
+    # A cheaper form (signature + doc, closing line) as contiguous pieces of the same
+    # file; packing uses it when the budget is tight. Empty: no cheaper form.
+    skeleton: tuple[Snippet, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +80,7 @@ class PackedContext:
 
     snippets: tuple[Snippet, ...]
     tokens: int  # total tokens of the rendered blocks (model tokenizer or estimate)
+    text: str = ""  # the rendered blocks, in prompt order
+    # (source, rendered text) per non-empty tier in prompt order; their texts joined
+    # are `text`. Boundaries between tiers are where the engine can checkpoint.
+    segments: tuple[tuple[str, str], ...] = ()
