@@ -44,6 +44,7 @@ class QwenLanguageServer(LanguageServer):
         super().__init__("qwen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
         self._debounce: dict[str, asyncio.TimerHandle] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
 
     # ---- messages to the user --------------------------------------------------------
 
@@ -51,19 +52,13 @@ class QwenLanguageServer(LanguageServer):
         """Show `message` once (from any thread)."""
         kind = {"error": types.MessageType.Error, "info": types.MessageType.Info}.get(level, types.MessageType.Warning)
         params = types.ShowMessageParams(type=kind, message=f"qwen-lsp: {message}")
-        loop = self._loop()
+        loop = self.loop
         if loop is None:
             return
         if _on_loop(loop):
             self.window_show_message(params)
         else:
             loop.call_soon_threadsafe(self.window_show_message, params)
-
-    def _loop(self) -> asyncio.AbstractEventLoop | None:
-        try:
-            return self.protocol._loop  # type: ignore[attr-defined, no-any-return]
-        except AttributeError:
-            return None
 
     def encoding(self) -> str:
         try:
@@ -109,6 +104,7 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
+    ls.loop = asyncio.get_running_loop()
     result = load_settings(params.initialization_options)
     ls.runtime.settings = result.settings
     ls.runtime.pending_errors.extend(result.errors)

@@ -1,0 +1,271 @@
+"""End to end: the real server over stdio, a real LSP client, the real engine on tiny models.
+
+Run with both VS Code's and Neovim's client capabilities, on both tiny models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import sys
+import time
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from lsp_server.completion.service import CompletionRequest, Completer
+from lsp_server.engine.llama import EngineConfig, LlamaEngine
+from lsp_server.settings import load_settings
+
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "lsp_server", "--log-level", "DEBUG"],
+    server_env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])},
+)
+CLIENTS = ["neovim", "visual_studio_code"]
+
+SOURCE = (
+    "import math\n\n\n"
+    "def area(radius):\n"
+    "    return math.pi * radius ** 2\n\n\n"
+    "def circumference(radius):\n"
+    "    return "
+)
+
+
+def options(model: pathlib.Path | str, **completion: Any) -> dict[str, Any]:
+    return {
+        "model": {"path": str(model), "threads": 1, "contextSize": 4096},
+        "completion": {"maxTokens": 24, **completion},
+        "context": {"enabled": False},
+        "engine": {"warmup": False, "prefetch": False},
+    }
+
+
+def plain(value: Any) -> Any:
+    """pygls hands unknown results over as namedtuples: back to dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+async def stats(client: LanguageClient) -> dict[str, Any]:
+    return plain(await client.protocol.send_request_async("qwenLsp/stats", {}))  # type: ignore[no-any-return]
+
+
+async def wait_model(client: LanguageClient, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = await stats(client)
+        if data["model"] not in ("idle", "loading") or time.monotonic() > deadline:
+            return data
+        await asyncio.sleep(0.05)
+
+
+async def start(
+    client: LanguageClient, spec: str, workspace: pathlib.Path, init: dict[str, Any]
+) -> None:
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(spec),
+            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
+            initialization_options=init,
+        )
+    )
+
+
+def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
+    path.write_text(text)
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
+        )
+    )
+    return uri
+
+
+def end_of(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def inline(
+    client: LanguageClient, uri: str, pos: types.Position
+) -> types.InlineCompletionList | None:
+    return await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+
+
+def expected(
+    model: pathlib.Path,
+    workspace: pathlib.Path,
+    path: pathlib.Path,
+    text: str,
+    init: dict[str, Any],
+) -> str:
+    """What the engine produces for the same prompt, computed here through its API."""
+    settings = load_settings(init).settings
+    with LlamaEngine(EngineConfig(model_path=str(model), n_ctx=4096, n_threads=1)) as engine:
+        completer = Completer(engine, settings)
+        pos = end_of(text)
+        request = CompletionRequest(
+            path=str(path.resolve()),
+            text=text,
+            line=pos.line,
+            character=pos.character,
+            display_path=path.name,
+            repo_name=workspace.name,
+        )
+        result = completer.complete(request)
+        return result.suggestion.text if result.suggestion else ""
+
+
+@pytest_lsp.fixture(config=SERVER, params=CLIENTS)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    lsp_client.client_spec = request.param  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_inline_completion_matches_engine(client: LanguageClient, tiny_model, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(tiny_model)
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    path = ws / "geometry.py"
+    uri = open_doc(client, path, SOURCE)
+    result = await inline(client, uri, end_of(SOURCE))
+    want = expected(tiny_model, ws, path, SOURCE, init)
+    assert want, "the tiny model produced nothing to compare with"
+    assert result is not None and [i.insert_text for i in result.items] == [want]
+    item = result.items[0]
+    assert item.range is not None and item.range.start == end_of(SOURCE)
+
+    # The plain completion request offers the same suggestion as one item.
+    plain = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=end_of(SOURCE)
+        )
+    )
+    items = plain.items if isinstance(plain, types.CompletionList) else plain
+    assert [i.text_edit.new_text for i in items] == [want]  # type: ignore[union-attr]
+
+    # An incremental edit, then a new request reflects it.
+    edit = "2 * math.pi * radius\n\n\ndef diameter(radius):\n    return "
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=end_of(SOURCE), end=end_of(SOURCE)), text=edit
+                )
+            ],
+        )
+    )
+    changed = SOURCE + edit
+    result = await inline(client, uri, end_of(changed))
+    want = expected(tiny_model, ws, path, changed, init)
+    assert result is not None and [i.insert_text for i in result.items] == ([want] if want else [])
+
+    data = await stats(client)
+    assert data["requests"] == 3
+    assert data["cacheHits"] == 1  # the plain completion reused the inline one
+    assert data["promptTokens"] > 0 and data["generatedTokens"] > 0
+    assert data["evaluatedTokens"] + data["reusedTokens"] <= data["promptTokens"]
+    assert len(data["recent"]) == 3
+
+
+async def test_cancel_mid_generation(client: LanguageClient, qwen35_model, tmp_path):
+    """A long prompt (seconds of prefill on these CPUs) cancelled early answers at once."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(
+        qwen35_model, maxTokens=4000, multiline="always", timeBudgetMs=60000, prefixLines=20000
+    )
+    init["model"]["contextSize"] = 65536
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    body = "".join(
+        f"def function_{i}(argument):\n    return argument * {i} + {i * 7}\n\n" for i in range(1500)
+    )
+    uri = open_doc(client, ws / "a.py", body + "def main():\n")
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=body.count("\n") + 1, character=0),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+    future = client.protocol.send_request(
+        "textDocument/inlineCompletion", params, msg_id="cancel-me"
+    )
+    await asyncio.sleep(0.5)
+    sent = time.monotonic()
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id="cancel-me"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wait_for(asyncio.wrap_future(future), 10)
+    assert time.monotonic() - sent < 1.5
+    # The engine stops at its next check (between batches or tokens), and counts it.
+    deadline = time.monotonic() + 1.0
+    while (data := await stats(client))["cancelled"] == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert data["cancelled"] == 1
+    assert data["requests"] == 1
+
+
+async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
+    await wait_model(client)
+    uri = open_doc(client, ws / "a.py", "x = 1\n")
+    with pytest.raises(Exception, match="past the end"):
+        await inline(client, uri, types.Position(line=50, character=0))
+    # A column past the end of a line is clamped, as LSP says, and answered.
+    result = await inline(client, uri, types.Position(line=0, character=999))
+    assert result is not None
+    assert (await stats(client))["model"] == "ready"
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+async def test_bad_model_one_message_and_server_keeps_answering(
+    client: LanguageClient, tmp_path, kind
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    model = tmp_path / "model.gguf"
+    if kind == "corrupt":
+        model.write_bytes(b"GGUF" + os.urandom(4096))
+    await start(client, client.client_spec, ws, options(model))  # type: ignore[attr-defined]
+    data = await wait_model(client)
+    assert data["model"] in ("disabled", "failed")
+    uri = open_doc(client, ws / "a.py", "def f():\n    ")
+    for _ in range(3):
+        result = await inline(client, uri, types.Position(line=1, character=4))
+        assert result is None or not result.items
+    plain = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=1, character=4),
+        )
+    )
+    assert plain is None or not (plain.items if isinstance(plain, types.CompletionList) else plain)
+    errors = [m for m in client.messages if "completions are off" in m.message]
+    assert len(errors) == 1, client.messages
+    assert str(model) in errors[0].message
