@@ -1,0 +1,429 @@
+"""Packing: choose snippets within a token budget and lay them out as file blocks.
+
+Formats (docs/context.md shows examples):
+
+- ``fim``: Qwen's repository format, one ``<|file_sep|>{relative path}\\n{text}\\n``
+  block per file, as Qwen2.5-Coder/Qwen3-Coder were trained on.
+- ``chat``: the same blocks for a chat prompt, each headed by a plain line
+  ``# File: {relative path} ({label})`` and followed by a blank line; the label names
+  the tier ("definitions", "recently edited or viewed", "elsewhere in this file",
+  "similar code"), so a chat model knows why the block is there without markdown.
+
+Several snippets of one file share a block: their line ranges are united and shown in
+file order, and hidden stretches between them become one ``...`` line (indented like
+the code around it).
+
+Order. The engine reuses model state for the longest unchanged prefix of the prompt
+(issue 4), so blocks go from what changes least to what changes most while the user
+types in the current file:
+
+1. ``definition``: definitions from other files (imported names, names used near the
+   cursor, base classes). They change only when the cursor moves to code that uses
+   other names, or when an import is edited.
+2. ``recent``: regions of other files the user recently edited or viewed, and
+   definitions from files with recent edits. They change when the user works in
+   another file, never while typing here.
+3. ``current``: far parts of the current file (outside the prefix/suffix windows the
+   prompt builder adds): its imports, callees, the enclosing class's members. Their
+   text is stable while typing, but they shift when the windows move.
+4. ``similar``: windows lexically similar to the lines above the cursor; the query is
+   recomputed when a line is completed, so this tier is the most volatile.
+
+Inside a tier, blocks are sorted by path and snippets by line: never by score or
+time, which would reorder blocks when nothing was added or removed. The same chosen
+snippets therefore always render to the same bytes.
+
+Budget. Each block is charged for its header, its pieces (each with its newline) and
+its gap markers, counted separately and added up; the whole rendered text is then
+counted once more and snippets are dropped, lowest score first, until it fits. The
+budget is never exceeded, whatever the token counter.
+
+Choice. Pass 1 takes every candidate but the similar windows, highest score first,
+in its cheapest form (skeleton: signature + doc); pass 2 upgrades skeletons to whole
+bodies, highest score first, while the budget allows; pass 3 fills what is left with
+similar windows. A tight budget therefore holds many signatures rather than a few
+bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from context.tokens import TokenCounter
+from context.types import PackedContext, Snippet
+
+log = logging.getLogger(__name__)
+
+Format = Literal["fim", "chat"]
+
+TIERS = ("definition", "recent", "current", "similar")
+_TIER_RANK = {name: rank for rank, name in enumerate(TIERS)}
+TIER_LABELS = {
+    "definition": "definitions",
+    "recent": "recently edited or viewed",
+    "current": "elsewhere in this file",
+    "similar": "similar code",
+}
+FILE_SEP = "<|file_sep|>"
+GAP = "..."
+_OPENERS = (":", "{", "(", "[", "=>", "->", "=")
+
+
+def tier_of(snippet: Snippet) -> str:
+    """The tier a snippet is packed in (unknown sources count as definitions)."""
+    return snippet.source if snippet.source in _TIER_RANK else "definition"
+
+
+def relative_path(path: str, root: str | Sequence[str] | None) -> str:
+    """`path` relative to the longest root that contains it, with ``/`` separators."""
+    roots = [root] if isinstance(root, str) else list(root or ())
+    best = ""
+    for candidate in roots:
+        if not candidate:
+            continue
+        base = candidate.rstrip("/\\")
+        if (path == base or path.startswith(base + os.sep)) and len(base) > len(best):
+            best = base
+    rel = os.path.relpath(path, best) if best else path
+    return rel.replace(os.sep, "/")
+
+
+def block_header(path: str, root: str | Sequence[str] | None, fmt: Format, source: str) -> str:
+    """The first line of a file block, newline included."""
+    rel = relative_path(path, root)
+    if fmt == "fim":
+        return f"{FILE_SEP}{rel}\n"
+    return f"# File: {rel} ({TIER_LABELS.get(source, TIER_LABELS['definition'])})\n"
+
+
+def _block_footer(fmt: Format) -> str:
+    # Chat blocks are separated by a blank line; FIM blocks follow Qwen's format as is.
+    return "\n" if fmt == "chat" else ""
+
+
+def render_block(snippet: Snippet, root: str | Sequence[str] | None, fmt: Format) -> str:
+    """Render one snippet alone as a file block of format `fmt`."""
+    body = snippet.text.rstrip("\n")
+    return (
+        block_header(snippet.path, root, fmt, tier_of(snippet)) + body + "\n" + _block_footer(fmt)
+    )
+
+
+# -- internal state --------------------------------------------------------------
+
+Range = tuple[int, int]
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _gap_line(before: str, after: str, elided_body: bool, uses_tabs: bool) -> str:
+    """The ``...`` line for hidden lines, indented like the code it stands for.
+
+    Inside a definition whose body is hidden it takes the body's indentation (one level
+    deeper than a signature line); between unrelated snippets, that of the next line.
+    """
+    if elided_body:
+        if before.rstrip().endswith(_OPENERS):
+            return _indent(before) + ("\t" if uses_tabs else "    ") + GAP + "\n"
+        return _indent(before) + GAP + "\n"
+    return _indent(after) + GAP + "\n"
+
+
+@dataclass
+class _FileLines:
+    """Line texts of one file gathered from the snippets (0-based line -> text)."""
+
+    lines: dict[int, str] = field(default_factory=dict)
+    uses_tabs: bool = False
+
+    def add(self, snippet: Snippet) -> Range:
+        parts = snippet.text.split("\n")
+        if len(parts) > 1 and parts[-1] == "":
+            parts.pop()  # a trailing newline is not an extra line
+        for offset, text in enumerate(parts):
+            self.lines.setdefault(snippet.start_line + offset, text.rstrip("\r"))
+            if text.startswith("\t"):
+                self.uses_tabs = True
+        return snippet.start_line, snippet.start_line + max(0, len(parts) - 1)
+
+    def piece(self, start: int, end: int) -> str:
+        get = self.lines.get
+        return "\n".join(get(i, "") for i in range(start, end + 1)) + "\n"
+
+    def layout(self, ranges: list[Range], bodies: list[Range]) -> list[tuple[str, Range | None]]:
+        """The texts of a block body in order: pieces (with their range) and gap lines.
+
+        `bodies` are the whole extents of the chosen definitions: a gap (or the end of
+        the block) inside one of them hides the rest of a body.
+        """
+        out: list[tuple[str, Range | None]] = []
+        prev_end = -1
+        for start, end in ranges:
+            if prev_end >= 0:
+                elided = any(b_start <= prev_end < b_end for b_start, b_end in bodies)
+                before, after = self.lines.get(prev_end, ""), self.lines.get(start, "")
+                out.append((_gap_line(before, after, elided, self.uses_tabs), None))
+            out.append((self.piece(start, end), (start, end)))
+            prev_end = end
+        if prev_end >= 0 and any(b_start <= prev_end < b_end for b_start, b_end in bodies):
+            before = self.lines.get(prev_end, "")
+            out.append((_gap_line(before, "", True, self.uses_tabs), None))
+        return out
+
+
+def _merge(ranges: Iterable[Range]) -> list[Range]:
+    """Sorted union of inclusive ranges; touching ranges become one."""
+    out: list[Range] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1] + 1:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def _subtract(ranges: list[Range], taken: list[Range]) -> list[Range]:
+    """`ranges` minus the lines of `taken` (both sorted and merged)."""
+    out: list[Range] = []
+    for start, end in ranges:
+        cur = start
+        for t_start, t_end in taken:
+            if t_end < cur or t_start > end:
+                continue
+            if t_start > cur:
+                out.append((cur, t_start - 1))
+            cur = max(cur, t_end + 1)
+            if cur > end:
+                break
+        if cur <= end:
+            out.append((cur, end))
+    return out
+
+
+class _Memo:
+    """Token counts memoised for one packing (pieces are recounted as blocks grow)."""
+
+    def __init__(self, count: TokenCounter) -> None:
+        self.count = count
+        self.memo: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self.memo.get(text)
+        if n is None:
+            n = self.memo[text] = self.count(text)
+        return n
+
+
+class _Block:
+    """One (tier, file) block under construction, with its token cost."""
+
+    def __init__(self, fixed_tokens: int, lines: _FileLines, count: _Memo) -> None:
+        self.fixed_tokens = fixed_tokens  # header and footer
+        self.lines = lines
+        self.count = count
+        self.ranges: list[Range] = []
+        self.bodies: list[Range] = []
+        self.tokens = 0  # 0 while empty: an empty block is not rendered
+
+    def cost(self, ranges: list[Range], bodies: list[Range]) -> int:
+        if not ranges:
+            return 0
+        return self.fixed_tokens + sum(
+            self.count(text) for text, _ in self.lines.layout(ranges, bodies)
+        )
+
+
+@dataclass
+class _Choice:
+    snippet: Snippet
+    full: list[Range]
+    cheap: list[Range] | None
+    form: str = ""  # "" (not chosen), "cheap" or "full"
+
+    def shown(self) -> list[Range]:
+        return self.cheap if self.form == "cheap" and self.cheap is not None else self.full
+
+
+# -- packing ---------------------------------------------------------------------
+
+
+def pack(
+    snippets: Sequence[Snippet],
+    budget_tokens: int,
+    count_tokens: TokenCounter,
+    fmt: Format = "fim",
+    root: str | Sequence[str] | None = None,
+) -> PackedContext:
+    """Choose among `snippets` within `budget_tokens` and render them in prompt order.
+
+    Returns the chosen pieces (one `Snippet` per contiguous shown range, reasons of
+    merged candidates joined with ``; ``, `tokens` filled) in the order they appear in
+    the rendered `text`; `tokens` is the count of the whole `text`. See the module
+    docstring for the choice, order and budget.
+    """
+    if budget_tokens <= 0 or not snippets:
+        return PackedContext(snippets=(), tokens=0, text="", segments=())
+    count = _Memo(count_tokens)
+    files: dict[str, _FileLines] = {}
+    choices: list[_Choice] = []
+    ordered = sorted(
+        snippets,
+        key=lambda s: (
+            -s.score,
+            _TIER_RANK[tier_of(s)],
+            s.path,
+            s.start_line,
+            s.end_line,
+            s.reason,
+        ),
+    )
+    for snippet in ordered:
+        lines = files.setdefault(snippet.path, _FileLines())
+        full = [lines.add(snippet)]
+        cheap = [lines.add(piece) for piece in snippet.skeleton if piece.path == snippet.path]
+        choices.append(_Choice(snippet, full, _merge(cheap) if cheap else None))
+
+    active = choices
+    while True:
+        blocks = _choose(active, files, budget_tokens, count, fmt, root)
+        text, segments, pieces = _render(active, blocks, files, count, fmt, root)
+        total = count(text) if text else 0
+        if total <= budget_tokens:
+            break
+        # The parts fit but the whole does not (a tokenizer that merges across pieces):
+        # drop the lowest-scored chosen candidate and choose again.
+        log.debug("packed text is %d tokens > budget %d; dropping one", total, budget_tokens)
+        last = [c for c in active if c.form][-1]
+        active = [c for c in active if c is not last]
+    return PackedContext(snippets=tuple(pieces), tokens=total, text=text, segments=segments)
+
+
+def _choose(
+    choices: list[_Choice],
+    files: dict[str, _FileLines],
+    budget: int,
+    count: _Memo,
+    fmt: Format,
+    root: str | Sequence[str] | None,
+) -> dict[tuple[str, str], _Block]:
+    """Run the three passes; return the blocks by (tier, path)."""
+    blocks: dict[tuple[str, str], _Block] = {}
+    footer = _block_footer(fmt)
+    remaining = budget
+    for choice in choices:
+        choice.form = ""
+
+    def attempt(choice: _Choice, form: str) -> bool:
+        nonlocal remaining
+        key = (tier_of(choice.snippet), choice.snippet.path)
+        block = blocks.get(key)
+        if block is None:
+            fixed = count(block_header(key[1], root, fmt, key[0])) + (
+                count(footer) if footer else 0
+            )
+            block = blocks[key] = _Block(fixed, files[key[1]], count)
+        shown = choice.cheap if form == "cheap" and choice.cheap is not None else choice.full
+        ranges = _merge([*block.ranges, *shown])
+        # A skeleton hides the rest of its body: remember where, for the gap lines.
+        bodies = _merge([*block.bodies, *choice.full]) if form == "cheap" else block.bodies
+        delta = block.cost(ranges, bodies) - block.tokens
+        if delta > remaining:
+            return False
+        block.ranges, block.bodies, block.tokens = ranges, bodies, block.tokens + delta
+        remaining -= delta
+        choice.form = form
+        return True
+
+    main = [c for c in choices if tier_of(c.snippet) != "similar"]
+    for choice in main:  # pass 1: every candidate, cheapest form
+        attempt(choice, "cheap" if choice.cheap is not None else "full")
+    for choice in main:  # pass 2: upgrade skeletons to whole bodies
+        if choice.form == "cheap":
+            attempt(choice, "full")
+    for choice in choices:  # pass 3: similar windows fill what is left
+        if tier_of(choice.snippet) == "similar":
+            attempt(choice, "full")
+    return blocks
+
+
+def _render(
+    choices: list[_Choice],
+    blocks: dict[tuple[str, str], _Block],
+    files: dict[str, _FileLines],
+    count: _Memo,
+    fmt: Format,
+    root: str | Sequence[str] | None,
+) -> tuple[str, tuple[tuple[str, str], ...], list[Snippet]]:
+    """Lay the blocks out tier by tier, files by path; one Snippet per shown piece."""
+    covering: dict[tuple[str, str], list[_Choice]] = {}
+    for choice in choices:
+        if choice.form:
+            key = (tier_of(choice.snippet), choice.snippet.path)
+            covering.setdefault(key, []).append(choice)
+
+    shown: dict[str, list[Range]] = {}  # lines already shown by earlier tiers
+    segments: list[tuple[str, str]] = []
+    pieces: list[Snippet] = []
+    footer = _block_footer(fmt)
+    for tier in TIERS:
+        parts: list[str] = []
+        for key in sorted(k for k in blocks if k[0] == tier):
+            path = key[1]
+            block = blocks[key]
+            # A file in two tiers shows each line once, in the earlier tier.
+            lines = files[path]
+            ranges = [
+                (start, end)
+                for start, end in _subtract(block.ranges, shown.get(path, []))
+                if any(lines.lines.get(i, "").strip() for i in range(start, end + 1))
+            ]
+            if not ranges:
+                continue
+            shown[path] = _merge([*shown.get(path, []), *ranges])
+            header = block_header(path, root, fmt, tier)
+            parts.append(header)
+            pending = count(header)
+            for text, span in lines.layout(ranges, block.bodies):
+                parts.append(text)
+                if span is None:  # a gap line is charged to the piece after it
+                    pending += count(text)
+                    continue
+                start, end = span
+                reasons: list[str] = []
+                best = 0.0
+                for choice in covering.get(key, []):
+                    if any(s <= end and e >= start for s, e in choice.shown()):
+                        if choice.snippet.reason not in reasons:
+                            reasons.append(choice.snippet.reason)
+                        best = max(best, choice.snippet.score)
+                pieces.append(
+                    Snippet(
+                        path=path,
+                        start_line=start,
+                        end_line=end,
+                        text=text[:-1],
+                        reason="; ".join(reasons),
+                        score=best,
+                        tokens=count(text) + pending,
+                        source=tier,
+                    )
+                )
+                pending = 0
+            if pending and pieces:  # a trailing gap line and the footer
+                last = pieces[-1]
+                pieces[-1] = replace(last, tokens=last.tokens + pending)
+            if footer:
+                parts.append(footer)
+                last = pieces[-1]
+                pieces[-1] = replace(last, tokens=last.tokens + count(footer))
+        if parts:
+            segments.append((tier, "".join(parts)))
+    text = "".join(t for _, t in segments)
+    return text, tuple(segments), pieces
