@@ -1,0 +1,894 @@
+"""Retrieval: what the code at the cursor needs from the rest of the workspace.
+
+`gather_context` is one plain function: the index, the recent-activity tracker, the
+similarity store, the document and the cursor in; a `PackedContext` out. It collects
+candidate snippets from every source, scores them with explicit rules, and hands them
+to `context.pack.pack`, which chooses within the budget and lays them out.
+
+Sources and scores (higher wins when the budget is short; docs/context.md explains):
+
+=====  ==================================================================  ==========
+score  candidate                                                            tier
+=====  ==================================================================  ==========
+100    definition of a name imported by this file and used near the cursor  definition
+ 90    a base class of the enclosing class (outline)                        definition
+ 85    members of the enclosing class outside the windows                   current
+ 82    members of those base classes (signatures)                           definition
+ 80    definition of a name used near the cursor, found by name             definition
+ 70    members of a class used near the cursor                              definition
+ 60    definition of a name imported by this file                           definition
+ 55    a definition of this file used near the cursor, outside the windows  current
+ 52    this file's import lines, outside the windows                        current
+ 50    a definition of this file that the cursor's function calls           current
+ 45    a recently edited region of another file                             recent
+ 40    a recently viewed region of another file                             recent
+ <20   a window similar to the lines above the cursor (20 x Jaccard)        similar
+=====  ==================================================================  ==========
+
+Small bonuses (< 1) order candidates of one rule by closeness to the cursor. The
+names "near the cursor" are the identifiers of the 20 lines above it and the 3 below,
+without the word being typed (a half-typed name would find wrong definitions and
+change the context on every keystroke).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from context.pack import Format, pack
+from context.recent import RecentActivity
+from context.similar import SimilarWindows
+from context.tokens import TokenCounter, estimate_tokens
+from context.types import Definition, FileSymbols, Import, PackedContext, Snippet
+
+log = logging.getLogger(__name__)
+
+
+class IndexLike(Protocol):
+    """The part of `context.index.WorkspaceIndex` that retrieval uses."""
+
+    def file(self, path: str) -> FileSymbols | None: ...
+    def text(self, path: str) -> str | None: ...
+    def definitions_named(self, name: str) -> list[Definition]: ...
+    def resolve_import(self, from_path: str, imp: Import) -> list[str]: ...
+    def root_of(self, path: str) -> str | None: ...
+
+
+# Scores of the rules above.
+IMPORTED_NEAR = 100.0
+BASE_CLASS = 90.0
+ENCLOSING_MEMBER = 85.0
+BASE_MEMBER = 82.0
+USED_NEAR = 80.0
+NEAR_CLASS_MEMBER = 70.0
+IMPORTED = 60.0
+SAME_FILE_NEAR = 55.0
+SAME_FILE_IMPORTS = 52.0
+SAME_FILE_CALLEE = 50.0
+RECENT_EDIT = 45.0
+RECENT_VIEW = 40.0
+SIMILAR = 20.0
+
+NEAR_BEFORE = 20  # lines above the cursor whose names count as "near"
+NEAR_AFTER = 3
+SMALL_DEFINITION_LINES = 12  # at most this long: always whole, no skeleton
+MAX_FUNCTION_LINES = 150  # longer functions are only ever shown as skeletons
+MAX_CLASS_LINES = 60  # longer classes become an outline: skeleton + member signatures
+MAX_MEMBERS = 40
+MAX_DOC_LINES = 12  # a longer docstring stays out of the skeleton
+MAX_MEMBER_DOC_LINES = 4  # the same in class outlines, which list many members
+MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous to follow
+RECENT_CONTEXT = 3  # lines around a recent edit
+MAX_RECENT_LINES = 60
+SIMILAR_QUERY_LINES = 40
+
+CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "type"})
+FUNCTION_KINDS = frozenset({"function", "method"})
+_LOOKUP_KINDS = frozenset(
+    {"function", "method", "class", "interface", "struct", "enum", "type", "constant", "trait"}
+)
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\s*(?:\.|::)\s*[A-Za-z_$][\w$]*)+")
+_CLOSER = re.compile(r"^\s*(?:[})\]]+[;,]?|end|end\))\s*$")
+_DOC_START = re.compile(r'^\s*[rRbBuUfF]{0,2}("""|\'\'\')')
+_COMMENT = ("//", "/*", "*", "#", "--", "///", "*/", "<!--")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalOptions:
+    """Which sources are on and how big the current-file windows are."""
+
+    definitions: bool = True
+    recent_edits: bool = True
+    similar_windows: bool = True
+    prefix_lines: int = 120
+    suffix_lines: int = 40
+
+
+def gather_context(
+    index: IndexLike,
+    recent: RecentActivity | None,
+    similar: SimilarWindows | None,
+    *,
+    path: str,
+    text: str,
+    line: int,
+    character: int,
+    budget_tokens: int,
+    count_tokens: TokenCounter = estimate_tokens,
+    fmt: Format = "fim",
+    definitions: bool = True,
+    recent_edits: bool = True,
+    similar_windows: bool = True,
+    prefix_lines: int = 120,
+    suffix_lines: int = 40,
+) -> PackedContext:
+    """Retrieve and pack the cross-file context for the cursor at (`line`, `character`).
+
+    `text` is the current document's unsaved text; `line` and `character` are 0-based
+    (character in code points). The current document's lines within `prefix_lines`
+    above and `suffix_lines` below the cursor are left out: the prompt builder adds
+    them. The result never exceeds `budget_tokens` as counted by `count_tokens`.
+    """
+    started = time.perf_counter()
+    path = _normalise(path)
+    candidates = collect_candidates(
+        index,
+        recent,
+        similar,
+        path=path,
+        text=text,
+        line=line,
+        character=character,
+        budget_tokens=budget_tokens,
+        definitions=definitions,
+        recent_edits=recent_edits,
+        similar_windows=similar_windows,
+        prefix_lines=prefix_lines,
+        suffix_lines=suffix_lines,
+    )
+    roots = sorted(
+        {r for r in (index.root_of(p) for p in {path, *(c.path for c in candidates)}) if r}
+    )
+    packed = pack(candidates, budget_tokens, count_tokens, fmt, roots)
+    log.debug(
+        "context for %s:%d: %d candidates, %d pieces, %d/%d tokens in %.1f ms",
+        path,
+        line + 1,
+        len(candidates),
+        len(packed.snippets),
+        packed.tokens,
+        budget_tokens,
+        (time.perf_counter() - started) * 1000,
+    )
+    return packed
+
+
+def collect_candidates(
+    index: IndexLike,
+    recent: RecentActivity | None,
+    similar: SimilarWindows | None,
+    *,
+    path: str,
+    text: str,
+    line: int,
+    character: int,
+    budget_tokens: int = 16384,
+    definitions: bool = True,
+    recent_edits: bool = True,
+    similar_windows: bool = True,
+    prefix_lines: int = 120,
+    suffix_lines: int = 40,
+) -> list[Snippet]:
+    """Every candidate snippet for the cursor, scored and with its reason (unpacked)."""
+    path = _normalise(path)
+    lines = text.split("\n")
+    line = max(0, min(line, len(lines) - 1))
+    state = _Request(
+        index=index,
+        path=path,
+        lines=lines,
+        line=line,
+        character=character,
+        window=(line - prefix_lines, line + suffix_lines),
+    )
+    if definitions:
+        state.add_definitions()
+    if recent_edits and recent is not None:
+        state.add_recent(recent)
+    if similar_windows and similar is not None:
+        state.add_similar(similar, budget_tokens)
+    out = list(state.candidates.values())
+    if recent is not None:
+        # Definitions from files being edited change with them: pack them after the
+        # stable ones so an edit there does not invalidate the whole prompt.
+        edited = recent.edited_paths(exclude_path=path)
+        out = [
+            _with_source(c, "recent") if c.source == "definition" and c.path in edited else c
+            for c in out
+        ]
+    return out
+
+
+# -- one request -----------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    index: IndexLike
+    path: str
+    lines: list[str]
+    line: int
+    character: int
+    window: tuple[int, int]
+    candidates: dict[tuple[str, int, int, str], Snippet] = field(default_factory=dict)
+    _resolved: dict[tuple[str, Import], list[str]] = field(default_factory=dict)
+
+    # -- helpers --
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        key = (from_path, imp)
+        found = self._resolved.get(key)
+        if found is None:
+            try:
+                found = list(self.index.resolve_import(from_path, imp))
+            except Exception:  # a resolver bug must not cost the whole completion
+                log.exception("resolve_import failed for %r in %s", imp.module, from_path)
+                found = []
+            self._resolved[key] = found
+        return found
+
+    def file_lines(self, path: str) -> list[str] | None:
+        if path == self.path:
+            return self.lines
+        return _file_lines(self.index, path)
+
+    def offer(self, snippet: Snippet) -> None:
+        """Keep the best-scored candidate for each span and tier."""
+        key = (snippet.path, snippet.start_line, snippet.end_line, snippet.source)
+        old = self.candidates.get(key)
+        if old is None or snippet.score > old.score:
+            self.candidates[key] = snippet
+
+    def offer_definition(
+        self,
+        definition: Definition,
+        score: float,
+        reason: str,
+        *,
+        members_score: float | None = None,
+    ) -> None:
+        """Offer a definition; a large class also offers its member signatures."""
+        lines = self.file_lines(definition.path)
+        if lines is None:
+            return
+        source = "current" if definition.path == self.path else "definition"
+        for snippet in definition_snippets(definition, lines, score, reason, source):
+            if source == "current":
+                clipped = self.clip(snippet)
+                if clipped is not None:
+                    self.offer(clipped)
+            else:
+                self.offer(snippet)
+        large = definition.end_line - definition.start_line + 1 > MAX_CLASS_LINES
+        if members_score is not None and large and definition.kind in CLASS_KINDS:
+            fs = self.index.file(definition.path)
+            if fs is not None:
+                self.offer_members(definition, fs, lines, members_score, reason)
+
+    def offer_members(
+        self,
+        cls: Definition,
+        fs: FileSymbols,
+        lines: list[str],
+        score: float,
+        reason: str,
+    ) -> None:
+        source = "current" if cls.path == self.path else "definition"
+        members = [
+            d
+            for d in fs.definitions
+            if d.parent == cls.name and cls.start_line <= d.start_line <= cls.end_line
+        ]
+        # Public members first; the outline matters more than helpers.
+        members.sort(key=lambda d: (d.name.startswith("_") and d.name != "__init__", d.start_line))
+        for rank, member in enumerate(members[:MAX_MEMBERS]):
+            for snippet in definition_snippets(
+                member,
+                lines,
+                score - rank * 0.01,
+                f"member of `{cls.name}` ({reason})",
+                source,
+                member=True,
+            ):
+                clipped = self.clip(snippet) if source == "current" else snippet
+                if clipped is not None:
+                    self.offer(clipped)
+
+    def clip(self, snippet: Snippet) -> Snippet | None:
+        """The part of a current-file snippet outside the prefix/suffix windows."""
+        lo, hi = self.window
+        if snippet.end_line < lo or snippet.start_line > hi:
+            return snippet
+        if snippet.start_line < lo:  # keep the part above the window (signature first)
+            keep = lo - snippet.start_line
+            text = "\n".join(snippet.text.split("\n")[:keep])
+            return Snippet(
+                snippet.path,
+                snippet.start_line,
+                lo - 1,
+                text,
+                snippet.reason,
+                snippet.score,
+                source=snippet.source,
+            )
+        return None
+
+    # -- sources --
+
+    def add_definitions(self) -> None:
+        fs = self.index.file(self.path)
+        near, chains = self.names_near_cursor()
+        own: dict[str, list[Definition]] = {}
+        if fs is not None:
+            for d in fs.definitions:
+                own.setdefault(d.name, []).append(d)
+        imported: dict[str, tuple[Import, list[str], str]] = {}  # bound name -> import, files
+        modules: dict[str, list[str]] = {}  # module binding -> files
+        wildcard: list[str] = []
+        if fs is not None:
+            self.collect_imports(fs, imported, modules, wildcard)
+        handled: set[str] = set()
+
+        # Imported names: all of them, the ones used near the cursor first.
+        for rank, (name, (imp, files, original)) in enumerate(sorted(imported.items())):
+            distance = near.get(name)
+            found = self.find_in_files(original, files, depth=3)
+            if not found:
+                if fs is not None and fs.language == "python":
+                    # `from pkg import module`: the name is a submodule, used as `module.x`.
+                    sub = Import(module=_join_module(imp.module, original), line=imp.line)
+                    subfiles = [f for f in self.resolve(self.path, sub) if f != self.path]
+                    if subfiles:
+                        modules.setdefault(name, subfiles)
+                continue
+            handled.add(name)
+            if distance is not None:
+                score = IMPORTED_NEAR + _closeness(distance)
+                reason = f"definition of `{name}` imported from {imp.module}, used near the cursor"
+            else:
+                score = IMPORTED - rank * 0.001
+                reason = f"definition of `{name}` imported from {imp.module}"
+            for d in found[:MAX_DEFINITIONS_PER_NAME]:
+                members = NEAR_CLASS_MEMBER if distance is not None else None
+                self.offer_definition(d, score, reason, members_score=members)
+
+        # `module.name` chains near the cursor, through module imports.
+        for (head, attr), distance in sorted(chains.items()):
+            files = modules.get(head)
+            if not files:
+                continue
+            for d in self.find_in_files(attr, files, depth=2)[:MAX_DEFINITIONS_PER_NAME]:
+                reason = f"definition of `{head}.{attr}`, used near the cursor"
+                self.offer_definition(
+                    d, IMPORTED_NEAR + _closeness(distance), reason, members_score=NEAR_CLASS_MEMBER
+                )
+            handled.add(attr)
+
+        # The enclosing class: its members here, its bases wherever they are.
+        enclosing_fn, enclosing_cls = self.enclosing(fs)
+        if enclosing_cls is not None and fs is not None:
+            # The class's own header when the window does not show it.
+            self.offer_definition(
+                enclosing_cls, ENCLOSING_MEMBER + 1.0, "the class around the cursor"
+            )
+            self.offer_members(
+                enclosing_cls,
+                fs,
+                self.lines,
+                ENCLOSING_MEMBER,
+                "the class around the cursor",
+            )
+            self.add_bases(enclosing_cls, imported, own, depth=2, score=BASE_CLASS)
+
+        # Names near the cursor defined in this file (outside the windows) or elsewhere.
+        for name, distance in sorted(near.items(), key=lambda kv: (kv[1], kv[0])):
+            if name in handled:
+                continue
+            if name in own:
+                for d in own[name][:MAX_DEFINITIONS_PER_NAME]:
+                    if enclosing_fn is not None and d == enclosing_fn:
+                        continue
+                    self.offer_definition(
+                        d,
+                        SAME_FILE_NEAR + _closeness(distance),
+                        f"definition of `{name}` in this file, used near the cursor",
+                    )
+                continue
+            found = []
+            for wpath in wildcard:
+                found = self.find_in_files(name, [wpath], depth=1)
+                if found:
+                    break
+            if not found:
+                found = self.lookup(name)
+            for d in found:
+                self.offer_definition(
+                    d,
+                    USED_NEAR + _closeness(distance),
+                    f"definition of `{name}`, used near the cursor",
+                    members_score=NEAR_CLASS_MEMBER,
+                )
+
+        # What the cursor's function calls, defined in this file.
+        if enclosing_fn is not None:
+            start = max(enclosing_fn.start_line, 0)
+            end = min(enclosing_fn.end_line, len(self.lines) - 1)
+            called = set(_IDENT.findall("\n".join(self.lines[start : end + 1])))
+            for name in sorted(called):
+                for d in own.get(name, ())[:MAX_DEFINITIONS_PER_NAME]:
+                    if d == enclosing_fn or d.kind not in FUNCTION_KINDS | CLASS_KINDS:
+                        continue
+                    self.offer_definition(
+                        d, SAME_FILE_CALLEE, f"`{name}`, called by `{enclosing_fn.name}`"
+                    )
+
+        # This file's imports, when the prefix window does not show them.
+        if fs is not None and fs.imports:
+            import_lines = sorted({imp.line for imp in fs.imports if imp.line < len(self.lines)})
+            for start, end in _runs(import_lines):
+                snippet = _make_snippet(
+                    self.path,
+                    self.lines,
+                    start,
+                    end,
+                    SAME_FILE_IMPORTS,
+                    "imports of this file",
+                    "current",
+                )
+                clipped = self.clip(snippet) if snippet is not None else None
+                if clipped is not None:
+                    self.offer(clipped)
+
+    def collect_imports(
+        self,
+        fs: FileSymbols,
+        imported: dict[str, tuple[Import, list[str], str]],
+        modules: dict[str, list[str]],
+        wildcard: list[str],
+    ) -> None:
+        for imp in fs.imports:
+            files = [f for f in self.resolve(self.path, imp) if f != self.path]
+            if not files:
+                continue
+            if len(imp.local_names) == len(imp.names):
+                local = imp.local_names
+            elif imp.alias and len(imp.names) == 1:
+                local = (imp.alias,)
+            else:
+                local = imp.names
+            pairs = [(n, b or n) for n, b in zip(imp.names, local, strict=True) if n and n != "*"]
+            if "*" in imp.names:
+                if imp.alias:  # `import * as ns from "./x"`
+                    modules.setdefault(imp.alias, files)
+                else:
+                    wildcard.extend(files)
+            if pairs:
+                for name, bound in pairs:
+                    imported.setdefault(bound, (imp, files, name))
+            elif "*" not in imp.names:
+                segments = [s for s in re.split(r"[./:\\\"']+", imp.module) if s]
+                bound = imp.alias or (segments[-1] if segments else "")
+                if not bound:
+                    continue
+                # `use crate::a::Item;` binds an item, `import os.path` a module.
+                if self.find_in_files(bound, files, depth=1):
+                    imported.setdefault(bound, (imp, files, bound))
+                modules.setdefault(bound, files)
+                if imp.module and not imp.alias:
+                    modules.setdefault(imp.module, files)
+
+    def find_in_files(self, name: str, files: Sequence[str], depth: int) -> list[Definition]:
+        """Top-level definitions of `name` in `files`, following re-exports."""
+        found: list[Definition] = []
+        seen: set[tuple[str, str]] = set()
+        frontier = [(f, name) for f in files]
+        for _ in range(max(1, depth)):
+            next_frontier: list[tuple[str, str]] = []
+            for fpath, wanted in frontier:
+                if (fpath, wanted) in seen:
+                    continue
+                seen.add((fpath, wanted))
+                fs = self.index.file(fpath)
+                if fs is None:
+                    continue
+                hits = [d for d in fs.definitions if d.name == wanted and not d.parent]
+                if hits:
+                    found.extend(hits)
+                    continue
+                for imp in fs.imports:  # a re-export: `from .x import name` in __init__
+                    original = _original_name(imp, wanted)
+                    if original is not None:
+                        targets = self.resolve(fpath, imp)
+                        next_frontier.extend((t, original) for t in targets if t != fpath)
+            if found or not next_frontier:
+                break
+            frontier = next_frontier
+        return found
+
+    def lookup(self, name: str) -> list[Definition]:
+        """Definitions of `name` anywhere, if few enough to be meaningful."""
+        if len(name) < 3:
+            return []
+        try:
+            found = [d for d in self.index.definitions_named(name) if d.kind in _LOOKUP_KINDS]
+        except Exception:
+            log.exception("definitions_named(%r) failed", name)
+            return []
+        found = [d for d in found if d.path != self.path]
+        if not found or len(found) > MAX_DEFINITIONS_PER_NAME:
+            return []
+        # Nearest in the tree first: same package before far away.
+        return sorted(
+            found, key=lambda d: (-_common_prefix(d.path, self.path), d.path, d.start_line)
+        )
+
+    def add_bases(
+        self,
+        cls: Definition,
+        imported: dict[str, tuple[Import, list[str], str]],
+        own: dict[str, list[Definition]],
+        depth: int,
+        score: float,
+    ) -> None:
+        for base in cls.bases:
+            name = _base_name(base)
+            if not name or name == cls.name:
+                continue
+            found: list[Definition] = []
+            if name in imported:
+                _, files, original = imported[name]
+                found = self.find_in_files(original, files, depth=3)
+            if not found and name in own:
+                found = [d for d in own[name] if d.kind in CLASS_KINDS]
+            if not found:
+                found = self.lookup(name)
+            for d in found[:1]:
+                if d.kind not in CLASS_KINDS:
+                    continue
+                reason = f"base class `{name}` of `{cls.name}`"
+                self.offer_definition(d, score, reason, members_score=BASE_MEMBER)
+                if depth > 1 and d.path != self.path:
+                    # Bases of bases resolve from their own file.
+                    fs = self.index.file(d.path)
+                    sub_imported: dict[str, tuple[Import, list[str], str]] = {}
+                    sub_own: dict[str, list[Definition]] = {}
+                    if fs is not None:
+                        for other in fs.definitions:
+                            sub_own.setdefault(other.name, []).append(other)
+                        for imp in fs.imports:
+                            for n in imp.local_names or imp.names:
+                                original = _original_name(imp, n) or n
+                                files = self.resolve(d.path, imp)
+                                sub_imported.setdefault(n, (imp, files, original))
+                    self.add_bases(d, sub_imported, sub_own, depth - 1, score - 5.0)
+
+    def enclosing(self, fs: FileSymbols | None) -> tuple[Definition | None, Definition | None]:
+        """The innermost function and class around the cursor line."""
+        fn: Definition | None = None
+        cls: Definition | None = None
+        if fs is None:
+            return None, None
+        for d in fs.definitions:
+            if not d.start_line <= self.line <= d.end_line:
+                continue
+            if d.kind in FUNCTION_KINDS and (fn is None or d.start_line >= fn.start_line):
+                fn = d
+            elif d.kind in CLASS_KINDS and (cls is None or d.start_line >= cls.start_line):
+                cls = d
+        return fn, cls
+
+    def names_near_cursor(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """Identifiers (and `a.b` chains) near the cursor, with their line distance."""
+        lo = max(0, self.line - NEAR_BEFORE)
+        hi = min(len(self.lines) - 1, self.line + NEAR_AFTER)
+        near: dict[str, int] = {}
+        chains: dict[tuple[str, str], int] = {}
+        for i in range(lo, hi + 1):
+            text = self.lines[i]
+            if i == self.line:
+                text = _without_word_at(text, self.character)
+            distance = abs(self.line - i)
+            for word in _IDENT.findall(text):
+                if word not in near or distance < near[word]:
+                    near[word] = distance
+            for chain in _CHAIN.findall(text):
+                parts = [p.strip() for p in re.split(r"\.|::", chain)]
+                # `a.b.c.d`: try every split, `a.b.c` + `d` down to `a` + `b`.
+                for k in range(len(parts) - 1, 0, -1):
+                    key = (".".join(parts[:k]), parts[k])
+                    if key not in chains or distance < chains[key]:
+                        chains[key] = distance
+        return near, chains
+
+    def add_recent(self, recent: RecentActivity) -> None:
+        for rank, region in enumerate(recent.regions(exclude_path=self.path, limit=12)):
+            lines = self.file_lines(region.path)
+            if lines is None:
+                continue
+            pad = RECENT_CONTEXT if region.kind == "edit" else 0
+            start = max(0, region.start_line - pad)
+            end = min(len(lines) - 1, region.end_line + pad, start + MAX_RECENT_LINES - 1)
+            base = RECENT_EDIT if region.kind == "edit" else RECENT_VIEW
+            reason = "recently edited" if region.kind == "edit" else "recently viewed"
+            snippet = _make_snippet(
+                region.path, lines, start, end, base - rank * 0.1, reason, "recent"
+            )
+            if snippet is not None:
+                self.offer(snippet)
+
+    def add_similar(self, similar: SimilarWindows, budget_tokens: int) -> None:
+        # Completed lines only: the query stays the same while a line is typed.
+        lo = max(0, self.line - SIMILAR_QUERY_LINES)
+        query = "\n".join(self.lines[lo : self.line])
+        if not query.strip():
+            return
+        k = max(2, min(32, budget_tokens // 600))
+        for hit in similar.query(query, k=k, exclude_path=self.path):
+            lines = self.file_lines(hit.path)
+            if lines is None:
+                continue
+            end = min(hit.end_line, len(lines) - 1)
+            snippet = _make_snippet(
+                hit.path,
+                lines,
+                hit.start_line,
+                end,
+                SIMILAR * hit.score,
+                f"similar to the code above the cursor (Jaccard {hit.score:.2f})",
+                "similar",
+            )
+            if snippet is not None:
+                self.offer(snippet)
+
+
+# -- definitions as snippets -----------------------------------------------------
+
+
+def definition_snippets(
+    definition: Definition,
+    lines: list[str],
+    score: float,
+    reason: str,
+    source: str = "definition",
+    *,
+    member: bool = False,
+) -> list[Snippet]:
+    """The candidate snippets for one definition.
+
+    Small definitions come whole. Larger functions come whole with a skeleton
+    (decorators/leading comment, signature, docstring, closing line) as the cheaper
+    form, or as the skeleton alone past `MAX_FUNCTION_LINES`. Larger classes come as
+    their skeleton (the caller adds member signatures for an outline). A `member` of
+    such an outline always has its signature as the cheaper form, with a short doc.
+    """
+    n = len(lines)
+    if n == 0 or definition.start_line >= n:
+        return []
+    head = _head_line(lines, definition)
+    end = min(definition.end_line, n - 1)
+    sig_end = max(head, min(definition.signature_end_line, end))
+    doc_end = _doc_end(lines, sig_end, end)
+    max_doc = MAX_MEMBER_DOC_LINES if member else MAX_DOC_LINES
+    skeleton_end = doc_end if doc_end is not None and doc_end - sig_end <= max_doc else sig_end
+    size = end - head + 1
+    is_class = definition.kind in CLASS_KINDS
+    if member and skeleton_end < end and size <= MAX_FUNCTION_LINES:
+        whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
+        return [_with_skeleton(whole, lines, head, skeleton_end, end)] if whole else []
+    if size <= SMALL_DEFINITION_LINES or (is_class and size <= MAX_CLASS_LINES):
+        whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
+        if whole is None:
+            return []
+        if size <= SMALL_DEFINITION_LINES:
+            return [whole]
+        return [_with_skeleton(whole, lines, head, skeleton_end, end)]
+    if is_class or size > MAX_FUNCTION_LINES:
+        # Only the skeleton; an outline's members are separate candidates.
+        top = _make_snippet(definition.path, lines, head, skeleton_end, score, reason, source)
+        return [top] if top is not None else []
+    whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
+    if whole is None:
+        return []
+    return [_with_skeleton(whole, lines, head, skeleton_end, end)]
+
+
+def _with_skeleton(
+    whole: Snippet, lines: list[str], head: int, skeleton_end: int, end: int
+) -> Snippet:
+    pieces = [_make_snippet(whole.path, lines, head, skeleton_end, 0.0, "", whole.source)]
+    if end > skeleton_end + 1 and _CLOSER.match(lines[end]):
+        pieces.append(_make_snippet(whole.path, lines, end, end, 0.0, "", whole.source))
+    skeleton = tuple(p for p in pieces if p is not None)
+    return Snippet(
+        whole.path,
+        whole.start_line,
+        whole.end_line,
+        whole.text,
+        whole.reason,
+        whole.score,
+        source=whole.source,
+        skeleton=skeleton,
+    )
+
+
+def _head_line(lines: list[str], definition: Definition) -> int:
+    """First line to show: decorators and the leading comment belong to a definition."""
+    head = min(definition.start_line, len(lines) - 1)
+    i = head - 1
+    while i >= 0 and head - i <= 30:
+        stripped = lines[i].strip()
+        if stripped.startswith("@") or (stripped.startswith(_COMMENT) and stripped):
+            head = i
+            i -= 1
+            continue
+        break
+    return head
+
+
+def _doc_end(lines: list[str], sig_end: int, end: int) -> int | None:
+    """Last line of a Python docstring right after the signature, if there is one."""
+    i = sig_end + 1
+    while i <= end and not lines[i].strip():
+        i += 1
+    if i > end:
+        return None
+    match = _DOC_START.match(lines[i])
+    if match is None:
+        return None
+    quote = match.group(1)
+    rest = lines[i][match.end() :]
+    if quote in rest:
+        return i
+    for j in range(i + 1, min(end, i + 200) + 1):
+        if quote in lines[j]:
+            return j
+    return None
+
+
+def _make_snippet(
+    path: str,
+    lines: list[str],
+    start: int,
+    end: int,
+    score: float,
+    reason: str,
+    source: str,
+) -> Snippet | None:
+    start = max(0, start)
+    end = min(end, len(lines) - 1)
+    if end < start:
+        return None
+    body = "\n".join(line.rstrip("\r") for line in lines[start : end + 1])
+    if not body.strip():
+        return None
+    return Snippet(path, start, end, body, reason, score, source=source)
+
+
+def _with_source(snippet: Snippet, source: str) -> Snippet:
+    return Snippet(
+        snippet.path,
+        snippet.start_line,
+        snippet.end_line,
+        snippet.text,
+        snippet.reason,
+        snippet.score,
+        snippet.tokens,
+        source,
+        tuple(_with_source(p, source) for p in snippet.skeleton),
+    )
+
+
+# -- small helpers ---------------------------------------------------------------
+
+
+def _closeness(distance: int) -> float:
+    return max(0, 30 - distance) * 0.01
+
+
+def _without_word_at(text: str, character: int) -> str:
+    """`text` without the identifier that touches `character` (the one being typed)."""
+    character = max(0, min(character, len(text)))
+    start = character
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_$"):
+        start -= 1
+    end = character
+    while end < len(text) and (text[end].isalnum() or text[end] in "_$"):
+        end += 1
+    if start == end:
+        return text
+    return text[:start] + " " + text[end:]
+
+
+def _original_name(imp: Import, local: str) -> str | None:
+    """The name `imp` imports under the local name `local` (None: it does not)."""
+    if len(imp.local_names) == len(imp.names) and imp.local_names:
+        for name, bound in zip(imp.names, imp.local_names, strict=True):
+            if bound == local and name != "*":
+                return name
+    elif local in imp.names:
+        return local
+    elif imp.alias == local and len(imp.names) == 1 and imp.names[0] != "*":
+        return imp.names[0]
+    if "*" in imp.names and not imp.alias:
+        return local
+    return None
+
+
+def _join_module(module: str, name: str) -> str:
+    if not module or module.endswith("."):
+        return module + name
+    return module + "." + name
+
+
+def _base_name(base: str) -> str:
+    """`pkg.Base[T]`, `Base<T>`, `metaclass=X` -> the class name to look up."""
+    if "=" in base:
+        return ""
+    base = re.split(r"[\[<(]", base, maxsplit=1)[0].strip()
+    parts = [p for p in re.split(r"\.|::", base) if p]
+    return parts[-1] if parts and _IDENT.fullmatch(parts[-1]) else ""
+
+
+def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and n <= runs[-1][1] + 2:  # one blank line between imports is one run
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return len(os.path.commonpath([a, b])) if os.path.isabs(a) == os.path.isabs(b) else 0
+
+
+def _normalise(path: str) -> str:
+    # The index keys files by realpath; a symlinked workspace must still match.
+    return os.path.realpath(path) if os.path.isabs(path) else os.path.abspath(path)
+
+
+# File texts split into lines, reused while the text is unchanged: the same few
+# definition files are read on every keystroke.
+_LINES_LOCK = threading.Lock()
+_LINES_CACHE: dict[str, tuple[str, list[str]]] = {}
+_LINES_CACHE_SIZE = 256
+
+
+def _file_lines(index: IndexLike, path: str) -> list[str] | None:
+    try:
+        text = index.text(path)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    with _LINES_LOCK:
+        hit = _LINES_CACHE.get(path)
+        if hit is not None and hit[0] == text:
+            _LINES_CACHE[path] = _LINES_CACHE.pop(path)  # most recently used last
+            return hit[1]
+    lines = text.split("\n")
+    with _LINES_LOCK:
+        _LINES_CACHE.pop(path, None)
+        _LINES_CACHE[path] = (text, lines)
+        while len(_LINES_CACHE) > _LINES_CACHE_SIZE:
+            del _LINES_CACHE[next(iter(_LINES_CACHE))]
+    return lines
