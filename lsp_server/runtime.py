@@ -206,7 +206,25 @@ class Runtime:
         if self.context is not None:
             self.context.files_changed(changes)
 
-    def build_index(self, progress: Callable[[int, int, str], None], cancel: threading.Event) -> str:
+    def attach_workspace(self, cache_dir: str | None = None) -> None:
+        """Create the workspace context (index, recent activity) for the roots; not built yet."""
+        if not self.roots or not self.settings.context.enabled or self.context is not None:
+            return
+        try:
+            from lsp_server.workspace_context import WorkspaceContext
+
+            self.context = WorkspaceContext(self.roots, lambda: self.settings, cache_dir)
+        except Exception as exc:  # completions still work on the current file alone
+            log.exception("the workspace index could not be created")
+            self.notify(f"multi-file context is off: {exc}", "warning")
+            return
+        if self.completer is not None:
+            self.completer.context = self.context.provider()
+
+    def build_index(
+        self, progress: Callable[[int, int, str], None] | None, cancel: threading.Event | None
+    ) -> str:
+        """Index the workspace (blocking: call from a worker thread)."""
         if self.context is None:
             return "no index"
         return str(self.context.build(progress, cancel))
@@ -239,3 +257,5 @@ class Runtime:
         except Exception:
             log.warning("the engine did not close cleanly")
         self.worker.shutdown()
+        if self.context is not None:
+            self.context.close()

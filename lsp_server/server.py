@@ -122,6 +122,7 @@ async def initialized(ls: QwenLanguageServer, params: types.InitializedParams) -
     for message in ls.runtime.pending_errors:
         ls._notify_user(f"invalid setting, using the default: {message}")
     ls.runtime.pending_errors.clear()
+    ls.runtime.attach_workspace()
     asyncio.ensure_future(_load_model(ls))
     asyncio.ensure_future(_build_index(ls))
 
@@ -176,7 +177,7 @@ async def _load_model(ls: QwenLanguageServer) -> None:
 
 
 async def _build_index(ls: QwenLanguageServer) -> None:
-    if not ls.runtime.roots or not ls.runtime.settings.context.enabled:
+    if ls.runtime.context is None:
         return
     token = await _progress(ls, "qwen-lsp: indexing the workspace", cancellable=True)
     cancel = threading.Event()

@@ -161,10 +161,12 @@ def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
     segments = [Segment("head", head, ALL_SPECIALS)]
     if inputs.context:
         segments.append(Segment("context-intro", "Code from other files of the repository:\n\n"))
+        # One segment per context tier, each checkpointed: a change in a later (more
+        # volatile) tier then resumes from the end of the tier before it.
         segments.extend(
-            Segment(f"context-{i}", block.text, block.specials) for i, block in enumerate(inputs.context)
+            Segment(f"context-{i}", block.text, block.specials, checkpoint=True)
+            for i, block in enumerate(inputs.context)
         )
-        segments[-1] = _with_checkpoint(segments[-1])
     suffix_note = (
         f"The code that follows the cursor:\n```{lang}\n{window.suffix}\n```\n"
         if window.suffix.strip()
@@ -189,7 +191,8 @@ def build_fim_prompt(inputs: PromptInputs) -> Prompt:
     if inputs.repo_name or inputs.context:
         segments.append(Segment("repo", f"{REPO_NAME}{inputs.repo_name}\n", (REPO_NAME,)))
     segments.extend(
-        Segment(f"context-{i}", block.text, block.specials) for i, block in enumerate(inputs.context)
+        Segment(f"context-{i}", block.text, block.specials, checkpoint=True)
+        for i, block in enumerate(inputs.context)
     )
     if segments:
         segments[-1] = _with_checkpoint(segments[-1])

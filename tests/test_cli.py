@@ -1,0 +1,80 @@
+"""The command line, run as a user would: `python -m lsp_server ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from lsp_server import __version__
+from lsp_server.commands.complete import parse_location
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return "
+
+
+def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", *args], capture_output=True, text=True,
+        env=env, cwd=cwd or ROOT, timeout=120,
+    )
+
+
+def test_version_and_help():
+    assert run("--version").stdout.strip() == f"qwen-lsp {__version__}"
+    out = run("--help").stdout
+    for command in ("complete", "doctor", "--tcp", "--log-file", "--log-level"):
+        assert command in out
+
+
+@pytest.mark.parametrize("value", ["a.py:3", "a.py", "a.py:x:1", "a.py:0:1"])
+def test_bad_locations_are_rejected(value):
+    with pytest.raises(Exception):
+        parse_location(value)
+
+
+def test_location_keeps_colons_in_paths():
+    assert parse_location("C:/src/a.py:10:4") == ("C:/src/a.py", 10, 4)
+
+
+def test_complete_json_matches_text_output(tmp_path, tiny_model):
+    source = tmp_path / "calc.py"
+    source.write_text(SOURCE)
+    loc = f"{source}:6:12"
+    settings = json.dumps({"model": {"threads": 1, "contextSize": 2048}, "completion": {"maxTokens": 16}})
+    as_json = run("complete", loc, "--model", str(tiny_model), "--settings", settings, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    figures = data["figures"]
+    assert figures["promptTokens"] > 0
+    assert figures["evaluatedTokens"] + figures["reusedTokens"] == figures["promptTokens"]
+    assert figures["generatedTokens"] > 0
+    assert figures["prefillMs"] >= 0 and figures["generateMs"] >= 0
+    if data["text"]:
+        assert data["range"]["start"] == {"line": 6, "column": 12}
+    plain = run("complete", loc, "--model", str(tiny_model), "--settings", settings)
+    assert plain.returncode == 0, plain.stderr
+    shown, _, footer = plain.stdout.rpartition("--- ")
+    assert shown.rstrip("\n") == (data["text"] or "(no suggestion)")
+    assert "prompt" in footer and "evaluated" in footer
+
+
+def test_complete_without_model_says_how_to_get_one(tmp_path):
+    source = tmp_path / "a.py"
+    source.write_text("x = 1\n")
+    result = run("complete", f"{source}:1:1", "--model", str(tmp_path / "missing.gguf"))
+    assert result.returncode == 1
+    assert "missing.gguf" in result.stderr
+
+
+def test_complete_position_past_the_end(tmp_path, qwen2_model):
+    source = tmp_path / "a.py"
+    source.write_text("x = 1\n")
+    result = run("complete", f"{source}:40:1", "--model", str(qwen2_model))
+    assert result.returncode == 2
+    assert "past the end" in result.stderr
