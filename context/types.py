@@ -42,6 +42,13 @@ class Import:
     names: tuple[str, ...] = ()  # imported names ("*" for a wildcard); empty = whole module
     alias: str = ""  # `import numpy as np` -> "np"
     line: int = 0
+    # Added by the index: the local names bound, parallel to `names`, when some differ
+    # (`from a import b as c` -> names ("b",), local_names ("c",)); empty = same as names.
+    local_names: tuple[str, ...] = ()
+    # How the module is brought in, when it matters for resolution: "" (plain import),
+    # "reexport" (JS/TS `export ... from`), "require"/"dynamic" (JS `require()`/`import()`,
+    # Lua `require`), "use" / "mod" (Rust `use` / `mod foo;`), "include" (C/C++ `#include`).
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
