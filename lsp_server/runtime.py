@@ -34,6 +34,7 @@ def engine_config(settings: Settings, model_path: str) -> EngineConfig:
         n_threads=m.threads,
         n_batch=m.batch_size,
         checkpoint_bytes=settings.engine.checkpoint_memory_mb << 20,
+        slots=settings.engine.slots,
     )
 
 
@@ -115,7 +116,8 @@ class Runtime:
         if self.completer is not None:
             self.completer.update_settings(self.settings)
         return dataclasses.asdict(before.model) != dataclasses.asdict(self.settings.model) or (
-            before.engine.checkpoint_memory_mb != self.settings.engine.checkpoint_memory_mb
+            (before.engine.checkpoint_memory_mb, before.engine.slots)
+            != (self.settings.engine.checkpoint_memory_mb, self.settings.engine.slots)
         )
 
     # ---- completions --------------------------------------------------------------------

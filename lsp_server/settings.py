@@ -60,6 +60,7 @@ class ContextSettings:
 @dataclass(kw_only=True)
 class EngineSettings:
     checkpoint_memory_mb: int = 2048
+    slots: int = 2
     warmup: bool = True
     prefetch: bool = True
 
@@ -85,6 +86,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "context.budget_tokens": (0, 1 << 20),
     "context.max_file_size": (1, 1 << 31),
     "engine.checkpoint_memory_mb": (0, 1 << 20),
+    "engine.slots": (1, 16),
 }
 
 

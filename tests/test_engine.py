@@ -83,7 +83,7 @@ def test_hybrid_trim_needs_a_restored_checkpoint(engine_factory, qwen35_model, q
 
 
 def test_checkpoint_never_restored_onto_another_prefix(engine_factory, qwen35_model):
-    engine = engine_factory(qwen35_model)
+    engine = engine_factory(qwen35_model, slots=1)
     tokens = engine.tokenize(CODE)
     points = line_ends(engine, tokens)
     engine.generate(tokens, checkpoints=points, max_tokens=4)
@@ -94,6 +94,29 @@ def test_checkpoint_never_restored_onto_another_prefix(engine_factory, qwen35_mo
     assert got.figures.checkpoint_hits == 0 and got.figures.checkpoint_misses == 1
     assert got.figures.reused_tokens == 0
     assert got.tokens == fresh(engine_factory, qwen35_model, changed).tokens
+
+
+def test_switching_prompts_and_back_keeps_both_warm(engine_factory, tiny_model):
+    """Two files in two sequences: going back to the first costs only what changed."""
+    engine = engine_factory(tiny_model, slots=2)
+    a = engine.tokenize(CODE)
+    b = engine.tokenize("package main\n\nfunc main() {\n\tfmt.Println(\"hi\")\n}\n" * 3)
+    engine.generate(a, checkpoints=line_ends(engine, a), max_tokens=4)
+    engine.generate(b, checkpoints=line_ends(engine, b), max_tokens=4)
+    again = engine.tokenize(CODE + "x")
+    got = engine.generate(again, checkpoints=line_ends(engine, again), max_tokens=12)
+    assert got.figures.evaluated_tokens < 16  # the last line, not the prompt
+    assert got.tokens == fresh(engine_factory, tiny_model, again).tokens
+
+
+def test_full_kv_cache_drops_the_least_recently_used_sequence(engine_factory, tiny_model):
+    engine = engine_factory(tiny_model, slots=2, n_ctx=256, n_batch=64)
+    a = engine.tokenize(CODE * 3)[:150]
+    b = engine.tokenize("let x = 1;\n" * 40)[:150]
+    engine.generate(a, max_tokens=2)
+    got = engine.generate(b, max_tokens=8)  # 150 + 150 > 256 cells: `a` gives way
+    assert got.tokens == fresh(engine_factory, tiny_model, b).tokens[:8]
+    assert sum(len(s) for s in engine._seqs) <= 256
 
 
 def test_checkpoint_lru_is_bounded_by_bytes():

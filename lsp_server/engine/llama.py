@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
 
 PARTIAL = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
-SEQ = 0
 
 FIM_TOKEN_TEXTS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 FIM_NAME_HINTS = ("coder", "fim", "starcoder", "codellama", "codestral", "codegemma")
@@ -86,6 +85,7 @@ class EngineConfig:
     n_threads: int = 0  # 0 = all physical cores
     n_batch: int = 512
     checkpoint_bytes: int = 2048 << 20
+    slots: int = 2  # sequences kept side by side (switching files and back costs nothing)
     checkpoint_interval: int = 256  # min tokens between line checkpoints in a segment
 
 
@@ -206,7 +206,10 @@ class LlamaEngine:
             cparams.n_ctx = n_ctx
             cparams.n_batch = config.n_batch
             cparams.n_ubatch = config.n_batch
-            cparams.n_seq_max = 1
+            # Several sequences share one KV cache of n_ctx cells (unified): each keeps a
+            # recent prompt (file) alive; the least recently used gives way when full.
+            cparams.n_seq_max = max(1, config.slots)
+            cparams.kv_unified = True
             # Half the logical CPUs approximates the physical cores, where llama.cpp is fastest.
             threads = config.n_threads or max(1, (os.cpu_count() or 2) // 2)
             cparams.n_threads = threads
@@ -238,7 +241,10 @@ class LlamaEngine:
             self.close()
             raise
         self.checkpoints = CheckpointCache(config.checkpoint_bytes)
-        self._tokens = np.zeros(0, dtype=np.int32)  # what the context holds, in order
+        # Per sequence, the tokens whose state the context holds, in order.
+        self._seqs = [np.zeros(0, dtype=np.int32) for _ in range(max(1, config.slots))]
+        self._seq = 0  # the sequence the current request uses
+        self._used = list(range(len(self._seqs)))  # least recently used first
         self._stop_ids = self._control_tokens()
         log.info(
             "model loaded: %s (%s, %s, n_ctx %d of %d trained, %s)",
@@ -373,19 +379,47 @@ class LlamaEngine:
     # ---- state ----------------------------------------------------------------------
 
     @property
+    def _tokens(self) -> np.ndarray:
+        return self._seqs[self._seq]
+
+    @_tokens.setter
+    def _tokens(self, value: np.ndarray) -> None:
+        self._seqs[self._seq] = value
+
+    @property
     def tokens(self) -> np.ndarray:
-        """The tokens whose state the context holds (a copy)."""
+        """The tokens whose state the current sequence holds (a copy)."""
         return self._tokens.copy()
 
     def reset(self) -> None:
+        """Forget every sequence."""
         llama_cpp.llama_memory_clear(self._mem, True)
-        self._tokens = self._tokens[:0]
+        self._seqs = [t[:0] for t in self._seqs]
+
+    def _clear_seq(self, seq: int) -> None:
+        if not llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1):
+            llama_cpp.llama_memory_clear(self._mem, True)  # should not happen; stay correct
+            self._seqs = [t[:0] for t in self._seqs]
+        self._seqs[seq] = self._seqs[seq][:0]
+
+    def _choose_seq(self, tokens: np.ndarray) -> int:
+        """The sequence for `tokens`: the one sharing the longest prefix with it, unless
+        that shares less than half, in which case an empty or the least recently used
+        sequence, so that the others stay warm."""
+        lcps = [_lcp(seq, tokens) for seq in self._seqs]
+        best = max(self._used[::-1], key=lambda s: lcps[s])  # ties: most recently used
+        if 2 * lcps[best] < len(tokens) and len(self._seqs) > 1:
+            empty = [s for s in self._used if len(self._seqs[s]) == 0]
+            best = empty[0] if empty else self._used[0]
+        self._used.remove(best)
+        self._used.append(best)
+        return best
 
     def _trim(self, n: int) -> bool:
         """Drop positions >= n. False when the memory cannot (recurrent layers)."""
         if n >= len(self._tokens):
             return True
-        ok = bool(llama_cpp.llama_memory_seq_rm(self._mem, SEQ, n, -1))
+        ok = bool(llama_cpp.llama_memory_seq_rm(self._mem, self._seq, n, -1))
         if ok:
             self._tokens = self._tokens[:n]
         return ok
@@ -395,12 +429,12 @@ class LlamaEngine:
         if self.checkpoints.has(self._tokens, n):
             return
         start = time.perf_counter()
-        size = llama_cpp.llama_state_seq_get_size_ext(self._ctx, SEQ, PARTIAL)
+        size = llama_cpp.llama_state_seq_get_size_ext(self._ctx, self._seq, PARTIAL)
         if size == 0 or size > self.checkpoints.max_bytes:
             return
         data = bytearray(size)
         buf = (ctypes.c_uint8 * size).from_buffer(data)
-        written = llama_cpp.llama_state_seq_get_data_ext(self._ctx, buf, size, SEQ, PARTIAL)
+        written = llama_cpp.llama_state_seq_get_data_ext(self._ctx, buf, size, self._seq, PARTIAL)
         del buf  # release the export of `data` before it is stored
         if written != size:
             log.warning("checkpoint save wrote %d of %d bytes; not kept", written, size)
@@ -414,7 +448,7 @@ class LlamaEngine:
         if not self.hybrid:
             if self._trim(limit):
                 return limit
-            self.reset()
+            self._clear_seq(self._seq)
             return 0
         if limit >= len(self._tokens):
             return len(self._tokens)  # a pure extension: nothing to roll back
@@ -422,17 +456,17 @@ class LlamaEngine:
         checkpoint = self.checkpoints.find(prompt, limit)
         if checkpoint is None:
             figures.checkpoint_misses += 1
-            self.reset()
+            self._clear_seq(self._seq)
             return 0
         figures.checkpoint_hits += 1
         data = checkpoint.data
         buf = (ctypes.c_uint8 * len(data)).from_buffer(data)
-        read = llama_cpp.llama_state_seq_set_data_ext(self._ctx, buf, len(data), SEQ, PARTIAL)
+        read = llama_cpp.llama_state_seq_set_data_ext(self._ctx, buf, len(data), self._seq, PARTIAL)
         del buf
         # Restore first, then trim: on hybrid memory the trim only succeeds after it.
-        if read == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, SEQ, checkpoint.n_tokens, -1):
+        if read == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, self._seq, checkpoint.n_tokens, -1):
             log.warning("checkpoint restore at %d failed; evaluating from scratch", checkpoint.n_tokens)
-            self.reset()
+            self._clear_seq(self._seq)
             return 0
         self._tokens = self._tokens[: checkpoint.n_tokens]
         figures.restore_ms += (time.perf_counter() - start) * 1000
@@ -447,13 +481,21 @@ class LlamaEngine:
             batch.token[i] = int(tokens[i])
             batch.pos[i] = start + i
             batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = SEQ
+            batch.seq_id[i][0] = self._seq
             batch.logits[i] = False
         batch.logits[n - 1] = True
         rc = llama_cpp.llama_decode(self._ctx, batch)
+        while rc == 1:
+            # No room in the shared KV cache: the least recently used other sequence goes.
+            others = [s for s in self._used if s != self._seq and len(self._seqs[s])]
+            if not others:
+                break
+            log.debug("KV cache full: dropping sequence %d (%d tokens)", others[0], len(self._seqs[others[0]]))
+            self._clear_seq(others[0])
+            rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
-            # The context may hold a partial batch now: start clean next time.
-            self.reset()
+            # The sequence may hold a partial batch now: start it clean next time.
+            self._clear_seq(self._seq)
             if rc == 1:
                 raise EngineError("the context is full (raise model.contextSize or lower context.budgetTokens)")
             raise EngineError(f"llama_decode failed ({rc})")
@@ -482,10 +524,8 @@ class LlamaEngine:
         if n >= self.n_ctx:
             raise EngineError(f"prompt of {n} tokens does not fit the context of {self.n_ctx}")
         figures.prompt_tokens = n
-        held = self._tokens
-        common = min(len(held), n)
-        mismatch = np.flatnonzero(held[:common] != tokens[:common])
-        lcp = int(mismatch[0]) if len(mismatch) else common
+        self._seq = self._choose_seq(tokens)
+        lcp = _lcp(self._tokens, tokens)
         # At least the last prompt token is evaluated: its logits start generation.
         pos = self._restore(tokens, min(lcp, n - 1), figures)
         figures.reused_tokens = pos
@@ -562,6 +602,13 @@ class LlamaEngine:
             figures.generated_tokens = len(out)
             figures.generate_ms = (time.perf_counter() - start) * 1000
         return Generation(text=text, tokens=out, stop_reason=reason, figures=figures)
+
+
+def _lcp(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two token arrays."""
+    common = min(len(a), len(b))
+    mismatch = np.flatnonzero(a[:common] != b[:common])
+    return int(mismatch[0]) if len(mismatch) else common
 
 
 def _find_stop(text: str, stops: Sequence[str]) -> int | None:
