@@ -53,7 +53,8 @@ class Runtime:
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
         self.model_message = ""
         self.context: Any = None  # the workspace context (index, recent activity), if any
-        self._lock = threading.Lock()
+        self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
+        self._active = ""  # the document of the last completion request
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -123,6 +124,8 @@ class Runtime:
     # ---- completions --------------------------------------------------------------------
 
     def completion_request(self, path: str, text: str, line: int, character: int) -> CompletionRequest:
+        self._positions[path] = (line, character)
+        self._active = path
         root = self.root_of(path)
         display = os.path.relpath(path, root) if root else os.path.basename(path)
         return CompletionRequest(
@@ -193,8 +196,28 @@ class Runtime:
                 self.context.update_document(path, text)
             except Exception:
                 log.exception("re-indexing %s failed", path)
-        if warm and self.ready:
-            self.warm(path, self.completion_request(path, text, 0, 0))
+        if warm:
+            self._warm_at_last_position(path, text)
+        elif path != self._active:
+            self._rewarm_active()
+
+    def _warm_at_last_position(self, path: str, text: str) -> None:
+        if not self.ready:
+            return
+        line, character = self._positions.get(path, (0, 0))
+        lines = text.split("\n")
+        line = min(line, len(lines) - 1)
+        request = self.completion_request(path, text, line, min(character, len(lines[line])))
+        self.warm(path, request)
+
+    def _rewarm_active(self) -> None:
+        """Another file changed, so may the active document's context: re-warm it while idle."""
+        active = self._active
+        if not active or self.context is None:
+            return
+        text = self.context.index.text(active)
+        if text is not None:
+            self._warm_at_last_position(active, text)
 
     def document_closed(self, path: str) -> None:
         if self.context is not None:
@@ -207,6 +230,7 @@ class Runtime:
     def files_changed(self, changes: list[tuple[str, bool]]) -> None:
         if self.context is not None:
             self.context.files_changed(changes)
+            self._rewarm_active()
 
     def attach_workspace(self, cache_dir: str | None = None) -> None:
         """Create the workspace context (index, recent activity) for the roots; not built yet."""

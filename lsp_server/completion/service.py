@@ -67,6 +67,7 @@ class CompletionResult:
     raw: str = ""
     total_ms: float = 0.0
     context_blocks: int = 0
+    prompt_tokens: list[int] | None = None  # the prompt, when it was evaluated (benchmarks)
 
 
 def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
@@ -228,6 +229,7 @@ class Completer:
         result = CompletionResult(
             suggestion, generation.figures, self.format, outcome, raw=generation.text,
             context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
+            prompt_tokens=tokenized.tokens,
         )
         result.total_ms = (time.perf_counter() - started) * 1000
         self._suggestions[key] = (suggestion, generation.text)
@@ -242,15 +244,18 @@ class Completer:
         return result
 
     def warm(self, request: CompletionRequest, cancel: CancelToken = NEVER) -> Figures:
-        """Evaluate and checkpoint the stable part of the prompt for `request` (idle time)."""
-        prompt = self.build(request)
-        tokenized = self.tokenize(prompt)
-        if tokenized.stable_tokens < 2:
+        """Evaluate and checkpoint the prompt for `request` up to its cursor line (idle time).
+
+        The next request at or after that position then costs only its last line.
+        """
+        tokenized = self.tokenize(self.build(request))
+        points = [p for p in tokenized.checkpoints if p < len(tokenized.tokens)]
+        if not points:
             return Figures()
-        stable = tokenized.tokens[: tokenized.stable_tokens]
-        points = [p for p in tokenized.checkpoints if p <= len(stable)] + [len(stable) - 1]
-        figures = self.engine.prepare(stable, points, cancel)
+        end = points[-1]
+        figures = self.engine.prepare(tokenized.tokens[:end], points, cancel, save_end=True)
         self.stats.record(figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok")
+        log.debug("warm-up of %s: %s", os.path.basename(request.path), figures_line(figures))
         return figures
 
     def _remember(self, path: str, stable_key: bytes, prefix: str, suggestion: Suggestion | None) -> None:

@@ -509,12 +509,15 @@ class LlamaEngine:
         checkpoints: Sequence[int] = (),
         cancel: CancelToken = NEVER,
         figures: Figures | None = None,
+        *,
+        save_end: bool = False,
     ) -> Figures:
         """Make the context hold `prompt`, evaluating only what is not there yet.
 
         `checkpoints` are positions after which to save the recurrent state (hybrid
-        models only). Cancellation is checked between batches; what was evaluated
-        before it stays valid and is reused by the next request.
+        models only); `save_end` saves one after the whole prompt too (warm-up).
+        Cancellation is checked between batches; what was evaluated before it stays
+        valid and is reused by the next request.
         """
         figures = figures or Figures()
         tokens = np.asarray(prompt, dtype=np.int32)
@@ -540,7 +543,7 @@ class LlamaEngine:
                     self._decode(tokens[pos:end], pos)
                     figures.evaluated_tokens += end - pos
                     pos = end
-                if stop < n:
+                if stop < n or save_end:
                     self._save_checkpoint(figures)
         finally:
             figures.prefill_ms += (time.perf_counter() - start) * 1000

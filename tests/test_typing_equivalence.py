@@ -1,0 +1,155 @@
+"""A long-lived completer after any sequence of edits answers exactly as a fresh engine would.
+
+Multi-file context on (a real workspace index), tiny qwen35 (hybrid) and qwen2 models,
+greedy. Each step's suggestion is compared with a fresh engine's on the same prompt.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import pytest
+
+from lsp_server.completion.postprocess import StopRule, choose_mode, finish
+from lsp_server.completion.service import Completer, CompletionRequest
+from lsp_server.completion.stats import Stats
+from lsp_server.engine.llama import Cancelled, EngineConfig, LlamaEngine
+from lsp_server.engine.worker import Priority
+from lsp_server.runtime import Runtime
+from lsp_server.settings import Settings
+
+SHAPES = '''"""Shapes."""
+
+
+class Shape:
+    """A shape with an area."""
+
+    def area(self) -> float:
+        raise NotImplementedError
+
+
+def scale(shape: Shape, factor: float) -> float:
+    """The area of `shape` scaled by `factor`."""
+    return shape.area() * factor
+'''
+
+MAIN_HEAD = '''from shapes import Shape, scale
+
+
+class Square(Shape):
+    def __init__(self, side: float) -> None:
+        self.side = side
+
+    def area(self) -> float:
+        return self.side ** 2
+
+
+def report(square: Square) -> str:
+'''
+TYPED = "    total = scale(square, 2.0)\n    return f\"{total}\""
+
+
+def make_settings() -> Settings:
+    settings = Settings()
+    settings.completion.max_tokens = 10
+    settings.context.budget_tokens = 1500
+    settings.engine.checkpoint_memory_mb = 64
+    return settings
+
+
+def fresh_suggestion(model: pathlib.Path, completer: Completer, request: CompletionRequest, tokens: list[int]) -> str | None:
+    with LlamaEngine(EngineConfig(model_path=str(model), n_ctx=8192, n_threads=1, slots=1)) as engine:
+        window = completer.window(request)
+        mode = choose_mode(window, completer.settings.completion.multiline)
+        prompt = completer.build(request, window)
+        generation = engine.generate(
+            tokens, max_tokens=completer.settings.completion.max_tokens, stop=prompt.stop,
+            rule=StopRule(mode, window.next_nonempty_line).check,
+        )
+        suggestion = finish(generation.text, window, mode)
+        return suggestion.text if suggestion else None
+
+
+def test_any_edit_sequence_matches_a_fresh_engine(tmp_path, tiny_model):
+    from lsp_server.workspace_context import WorkspaceContext
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "shapes.py").write_text(SHAPES)
+    (ws / "main.py").write_text(MAIN_HEAD)
+    settings = make_settings()
+    context = WorkspaceContext([str(ws)], lambda: settings, cache_dir="")
+    context.build()
+    main, shapes = str((ws / "main.py").resolve()), str((ws / "shapes.py").resolve())
+    steps: list[tuple[str, str, int, int]] = []  # (path, text, line, character)
+
+    def at_end(path: str, text: str) -> tuple[str, str, int, int]:
+        lines = text.split("\n")
+        return (path, text, len(lines) - 1, len(lines[-1]))
+
+    for i in range(1, len(TYPED) + 1, 7):  # typing
+        steps.append(at_end(main, MAIN_HEAD + TYPED[:i]))
+    steps.append(at_end(main, MAIN_HEAD + TYPED[:20]))  # backspace
+    edited_head = MAIN_HEAD.replace("self.side = side", "self.side = float(side)")
+    steps.append(at_end(main, edited_head + TYPED[:22]))  # an edit above the cursor
+    steps.append(("shapes", SHAPES.replace("* factor", "* factor * 1.0"), 13, 10))  # another file changes
+    steps.append(at_end(main, edited_head + TYPED[:23]))
+    steps.append(at_end(shapes, SHAPES))  # switch files
+    steps.append(at_end(main, edited_head + TYPED[:23]))  # and back
+    steps.append(at_end(main, edited_head + TYPED))
+
+    with LlamaEngine(EngineConfig(model_path=str(tiny_model), n_ctx=8192, n_threads=1, slots=2, checkpoint_bytes=64 << 20)) as engine:
+        completer = Completer(engine, settings, context=context.provider(), stats=Stats())
+        for path, text, line, character in steps:
+            if path == "shapes":  # an edit in another file: the stable context changes
+                (ws / "shapes.py").write_text(text)
+                context.files_changed([(shapes, False)])
+                continue
+            context.update_document(path, text)
+            request = CompletionRequest(path=path, text=text, line=line, character=character,
+                                        display_path=pathlib.Path(path).name, repo_name="ws")
+            result = completer.complete(request)
+            tokens = result.prompt_tokens or completer.tokenize(completer.build(request)).tokens
+            got = result.suggestion.text if result.suggestion else None
+            assert got == fresh_suggestion(tiny_model, completer, request, tokens), (path, line, character)
+        assert any("scale" in block for block in _context_texts(completer, steps[-1]))
+        if engine.hybrid:
+            assert engine.checkpoints.hits > 0
+
+
+def _context_texts(completer: Completer, step: tuple[str, str, int, int]) -> list[str]:
+    path, text, line, character = step
+    request = CompletionRequest(path=path, text=text, line=line, character=character)
+    return [s.text for s in completer.build(request).segments if s.name.startswith("context-")]
+
+
+def test_warmup_yields_to_a_user_request(qwen35_model, tmp_path):
+    settings = make_settings()
+    settings.model.path = str(qwen35_model)
+    settings.model.context_size = 65536
+    settings.model.threads = 1
+    settings.completion.prefix_lines = 5000
+    runtime = Runtime(settings, Stats())
+    try:
+        runtime.load_model().result(timeout=30)
+        assert runtime.ready
+        # A big file: warming it up takes seconds on these CPUs.
+        body = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(2000))
+        big = str(tmp_path / "big.py")
+        warm = runtime.worker.submit(
+            lambda token: runtime.completer.warm(runtime.completion_request(big, body, 6000, 0), token),
+            priority=Priority.WARMUP, key="warm:big",
+        )
+        time.sleep(0.3)  # the warm-up is running
+        small = runtime.completion_request(str(tmp_path / "a.py"), "def g():\n    ", 1, 4)
+        start = time.monotonic()
+        job = runtime.submit_completion("a", small)
+        job.future.result(timeout=30)
+        waited = time.monotonic() - start
+        with pytest.raises(Cancelled):
+            warm.future.result(timeout=30)
+        assert warm.token.reason == "preempted"
+        assert waited < 1.5, f"the user request waited {waited:.2f} s behind the warm-up"
+    finally:
+        runtime.close()
