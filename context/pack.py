@@ -47,6 +47,7 @@ bodies.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -137,10 +138,16 @@ def _gap_line(before: str, after: str, elided_body: bool, uses_tabs: bool) -> st
 
 @dataclass
 class _FileLines:
-    """Line texts of one file gathered from the snippets (0-based line -> text)."""
+    """Line texts of one file gathered from the snippets (0-based line -> text).
+
+    Token counts of pieces and gap lines are kept by position, so that re-costing a
+    growing block does not rebuild its text.
+    """
 
     lines: dict[int, str] = field(default_factory=dict)
     uses_tabs: bool = False
+    _pieces: dict[Range, int] = field(default_factory=dict)
+    _gaps: dict[tuple[int, int, bool], int] = field(default_factory=dict)
 
     def add(self, snippet: Snippet) -> Range:
         parts = snippet.text.split("\n")
@@ -156,25 +163,59 @@ class _FileLines:
         get = self.lines.get
         return "\n".join(get(i, "") for i in range(start, end + 1)) + "\n"
 
+    def gap(self, prev_end: int, next_start: int, elided: bool) -> str:
+        before = self.lines.get(prev_end, "")
+        after = self.lines.get(next_start, "") if next_start >= 0 else ""
+        return _gap_line(before, after, elided, self.uses_tabs)
+
+    def cost(self, ranges: list[Range], bodies: list[Range], count: TokenCounter) -> int:
+        """Tokens of the pieces and gap lines of `ranges` (see `layout`)."""
+        total = 0
+        prev_end = -1
+        starts = [b[0] for b in bodies]
+        for start, end in ranges:
+            if prev_end >= 0:
+                total += self._gap_cost(prev_end, start, _inside(bodies, starts, prev_end), count)
+            n = self._pieces.get((start, end))
+            if n is None:
+                n = self._pieces[(start, end)] = count(self.piece(start, end))
+            total += n
+            prev_end = end
+        if prev_end >= 0 and _inside(bodies, starts, prev_end):
+            total += self._gap_cost(prev_end, -1, True, count)
+        return total
+
+    def _gap_cost(self, prev_end: int, next_start: int, elided: bool, count: TokenCounter) -> int:
+        key = (prev_end, next_start, elided)
+        n = self._gaps.get(key)
+        if n is None:
+            n = self._gaps[key] = count(self.gap(prev_end, next_start, elided))
+        return n
+
     def layout(self, ranges: list[Range], bodies: list[Range]) -> list[tuple[str, Range | None]]:
         """The texts of a block body in order: pieces (with their range) and gap lines.
 
-        `bodies` are the whole extents of the chosen definitions: a gap (or the end of
-        the block) inside one of them hides the rest of a body.
+        `bodies` are the whole extents of definitions shown as skeletons: a gap (or the
+        end of the block) inside one of them hides the rest of a body.
         """
         out: list[tuple[str, Range | None]] = []
         prev_end = -1
+        starts = [b[0] for b in bodies]
         for start, end in ranges:
             if prev_end >= 0:
-                elided = any(b_start <= prev_end < b_end for b_start, b_end in bodies)
-                before, after = self.lines.get(prev_end, ""), self.lines.get(start, "")
-                out.append((_gap_line(before, after, elided, self.uses_tabs), None))
+                elided = _inside(bodies, starts, prev_end)
+                out.append((self.gap(prev_end, start, elided), None))
             out.append((self.piece(start, end), (start, end)))
             prev_end = end
-        if prev_end >= 0 and any(b_start <= prev_end < b_end for b_start, b_end in bodies):
-            before = self.lines.get(prev_end, "")
-            out.append((_gap_line(before, "", True, self.uses_tabs), None))
+        if prev_end >= 0 and _inside(bodies, starts, prev_end):
+            out.append((self.gap(prev_end, -1, True), None))
         return out
+
+
+def _inside(bodies: list[Range], starts: list[int], line: int) -> bool:
+    """Whether `line` is inside one of `bodies` (merged, sorted) and not its last line."""
+    i = bisect.bisect_right(starts, line) - 1
+    return i >= 0 and bodies[i][0] <= line < bodies[i][1]
 
 
 def _merge(ranges: Iterable[Range]) -> list[Range]:
@@ -235,9 +276,7 @@ class _Block:
     def cost(self, ranges: list[Range], bodies: list[Range]) -> int:
         if not ranges:
             return 0
-        return self.fixed_tokens + sum(
-            self.count(text) for text, _ in self.lines.layout(ranges, bodies)
-        )
+        return self.fixed_tokens + self.lines.cost(ranges, bodies, self.count)
 
 
 @dataclass

@@ -16,9 +16,8 @@ from context.types import Definition, FileSymbols, Import
 
 
 def _symbols(path: str, text: str) -> FileSymbols:
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = _parse_tolerantly(text)
+    if tree is None:
         return FileSymbols(path=path, language="python")
     defs: list[Definition] = []
     imports: list[Import] = []
@@ -88,6 +87,23 @@ def _symbols(path: str, text: str) -> FileSymbols:
     )
 
 
+def _parse_tolerantly(text: str) -> ast.Module | None:
+    """Parse, dropping trailing top-level statements until it parses (unsaved text is
+    often cut in the middle of a statement; tree-sitter recovers, `ast` does not)."""
+    lines = text.split("\n")
+    end = len(lines)
+    for _ in range(200):
+        try:
+            return ast.parse("\n".join(lines[:end]))
+        except SyntaxError:
+            end -= 1
+            while end > 0 and (not lines[end].strip() or lines[end][:1].isspace()):
+                end -= 1
+            if end <= 0:
+                return None
+    return None
+
+
 class FakeIndex:
     """The `WorkspaceIndex` API over the `.py` files of some roots, parsed with `ast`."""
 
@@ -96,6 +112,7 @@ class FakeIndex:
         self._disk: dict[str, str] = {}
         self._open: dict[str, str] = {}
         self._symbols: dict[str, FileSymbols] = {}
+        self._by_name: dict[str, list[Definition]] = {}
 
     def build(self, progress: object = None, cancel: object = None) -> int:
         for root in self.roots:
@@ -105,20 +122,19 @@ class FakeIndex:
                         path = os.path.realpath(os.path.join(folder, name))
                         with open(path, encoding="utf-8") as handle:
                             self._disk[path] = handle.read()
-                        self._symbols[path] = _symbols(path, self._disk[path])
+                        self._set(path, _symbols(path, self._disk[path]))
         return len(self._symbols)
 
     def update_document(self, path: str, text: str) -> FileSymbols | None:
         path = os.path.realpath(path)
         self._open[path] = text
-        self._symbols[path] = _symbols(path, text)
-        return self._symbols[path]
+        return self._set(path, _symbols(path, text))
 
     def close_document(self, path: str) -> None:
         path = os.path.realpath(path)
         self._open.pop(path, None)
         if path in self._disk:
-            self._symbols[path] = _symbols(path, self._disk[path])
+            self._set(path, _symbols(path, self._disk[path]))
 
     def file(self, path: str) -> FileSymbols | None:
         return self._symbols.get(path)
@@ -130,7 +146,17 @@ class FakeIndex:
         return sorted(self._symbols)
 
     def definitions_named(self, name: str) -> list[Definition]:
-        return [d for fs in self._symbols.values() for d in fs.definitions if d.name == name]
+        return list(self._by_name.get(name, ()))
+
+    def _set(self, path: str, symbols: FileSymbols) -> FileSymbols:
+        old = self._symbols.get(path)
+        if old is not None:
+            for d in old.definitions:
+                self._by_name[d.name] = [x for x in self._by_name[d.name] if x.path != path]
+        self._symbols[path] = symbols
+        for d in symbols.definitions:
+            self._by_name.setdefault(d.name, []).append(d)
+        return symbols
 
     def resolve_import(self, from_path: str, imp: Import) -> list[str]:
         module = imp.module
@@ -181,3 +207,6 @@ def test_fake_index_resolves_relative_and_absolute_imports(tmp_path):
     assert index.resolve_import(init, index.file(init).imports[0]) == [util]
     (helper,) = index.definitions_named("helper")
     assert (helper.start_line, helper.end_line, helper.signature_end_line) == (0, 1, 0)
+    # Unsaved text cut in the middle of a statement still yields the imports.
+    cut = index.update_document(main, "from pkg import helper\n\ndef f(x):\n    return helper(")
+    assert cut is not None and cut.imports and [d.name for d in cut.definitions] == []
