@@ -43,6 +43,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, stats: Stats, notify: Notify | None = None) -> None:
         self.settings = settings
+        self.init_settings = settings  # from initializationOptions: the base of later changes
         self.stats = stats
         self.notify: Notify = notify or (lambda message, level: log.warning("%s", message))
         self.roots: list[str] = []

@@ -61,10 +61,12 @@ class QwenLanguageServer(LanguageServer):
             loop.call_soon_threadsafe(self.window_show_message, params)
 
     def encoding(self) -> str:
+        """The negotiated position encoding, as its wire value ("utf-16", ...)."""
         try:
-            return str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
-        except RuntimeError:
-            return str(types.PositionEncodingKind.Utf16)
+            encoding = self.workspace.position_encoding or types.PositionEncodingKind.Utf16
+        except RuntimeError:  # before initialize
+            encoding = types.PositionEncodingKind.Utf16
+        return encoding.value if isinstance(encoding, types.PositionEncodingKind) else str(encoding)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -106,7 +108,7 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
 def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     ls.loop = asyncio.get_running_loop()
     result = load_settings(params.initialization_options)
-    ls.runtime.settings = result.settings
+    ls.runtime.settings = ls.runtime.init_settings = result.settings
     ls.runtime.pending_errors.extend(result.errors)
     roots = [to_fs_path(f.uri) for f in params.workspace_folders or []]
     if not roots and params.root_uri:
@@ -142,7 +144,9 @@ async def _pull_configuration(ls: QwenLanguageServer) -> None:
         log.warning("workspace/configuration failed: %s", exc)
         return
     if values and isinstance(values[0], dict) and values[0]:
-        result = load_settings(values[0], base=ls.runtime.settings)
+        # On top of initializationOptions, not of the last pull: a key the user
+        # removed goes back to its default.
+        result = load_settings(values[0], base=ls.runtime.init_settings)
         ls.runtime.pending_errors.extend(result.errors)
         ls.runtime.settings = result.settings
 
@@ -152,7 +156,7 @@ async def did_change_configuration(ls: QwenLanguageServer, params: types.DidChan
     before = ls.runtime.settings
     settings = params.settings
     if isinstance(settings, dict) and settings.get(SECTION):
-        result = load_settings(settings, base=before)
+        result = load_settings(settings, base=ls.runtime.init_settings)
         ls.runtime.settings = result.settings
         ls.runtime.pending_errors.extend(result.errors)
     else:

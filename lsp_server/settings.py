@@ -179,6 +179,12 @@ def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
         return LoadResult(settings, errors)
     if isinstance(raw, dict) and isinstance(raw.get(SECTION), dict):
         raw = raw[SECTION]
+    if isinstance(raw, list) and not raw:
+        raw = {}  # an empty Lua table arrives as []
+    if not isinstance(raw, dict):
+        message = f"{SECTION}: expected an object, got {raw!r}"
+        log.warning("invalid settings, using the defaults: %s", message)
+        return LoadResult(settings, [message])
     _load_into(settings, raw, "", errors)
     errors = [_rewrite_error(e) for e in errors]
     for e in errors:

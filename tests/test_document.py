@@ -225,11 +225,6 @@ def test_column_values_per_encoding() -> None:
     assert column_to_codepoints(line, 2, "utf-32") == 2
 
 
-@pytest.mark.xfail(
-    reason="QwenLanguageServer.encoding() returns str() of pygls' default PositionEncodingKind "
-    "enum, 'PositionEncodingKind.Utf16', which convert.column_to_codepoints reads as UTF-8",
-    strict=True,
-)
 def test_the_server_passes_an_encoding_convert_understands() -> None:
     # A client that sends no general.positionEncodings gets pygls' default (the enum).
     from lsp_server.server import server

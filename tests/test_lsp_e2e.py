@@ -269,3 +269,65 @@ async def test_bad_model_one_message_and_server_keeps_answering(
     errors = [m for m in client.messages if "completions are off" in m.message]
     assert len(errors) == 1, client.messages
     assert str(model) in errors[0].message
+
+
+async def test_configuration_changes_apply_and_invalid_values_are_reported(client: LanguageClient, qwen2_model, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(qwen2_model)
+    init["completion"]["maxTokens"] = "many"  # invalid: reported once, default applies
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    assert any("qwenLsp.completion.maxTokens" in m.message for m in client.messages), client.messages
+    uri = open_doc(client, ws / "a.py", SOURCE)
+    first = await inline(client, uri, end_of(SOURCE))
+    assert first is not None
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"qwenLsp": {"completion": {"enabled": False}}})
+    )
+    off = await inline(client, uri, end_of(SOURCE))
+    assert off is None or not off.items
+    assert (await stats(client))["requests"] == 1  # the disabled request never reached the engine
+
+
+async def test_tcp_binds_loopback_and_serves(tmp_path):
+    """`qwen-lsp --tcp PORT` listens on 127.0.0.1 only and answers initialize."""
+    import json
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        *SERVER.server_command, "--tcp", str(port), env=SERVER.server_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the server did not listen")
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                           "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        reply = json.loads(await reader.readexactly(length))
+        caps = reply["result"]["capabilities"]
+        assert caps["inlineCompletionProvider"] is not None
+        assert caps["completionProvider"] is not None
+        assert caps["textDocumentSync"]["change"] == 2  # incremental
+        writer.close()
+        # Only loopback: the port is not bound on the other addresses of this machine.
+        host = socket.gethostbyname(socket.gethostname())
+        if not host.startswith("127."):
+            with pytest.raises(OSError):
+                socket.create_connection((host, port), timeout=1).close()
+    finally:
+        proc.kill()
+        await proc.wait()

@@ -186,12 +186,6 @@ def test_cut_where_the_model_copies_the_next_line_go() -> None:
     assert suggestion.text == 'greeting := "hello, " + name'
 
 
-@pytest.mark.xfail(
-    reason="postprocess._same_line compares stripped lines, so the suggestion's own nested "
-    "closing brace counts as repeating the function's closing brace and the block is cut "
-    "open",
-    strict=True,
-)
 def test_a_nested_closing_brace_is_not_taken_for_the_next_line_go() -> None:
     source = "func load(path string) ([]byte, error) {\n\tdata, err := os.ReadFile(path)\n\t▮\n}\n"
     raw = "if err != nil {\n\t\treturn nil, err\n\t}\n\treturn data, nil"
@@ -260,11 +254,6 @@ def test_never_setting_keeps_one_line_at_a_blank_line() -> None:
     assert suggestion is not None and suggestion.text == "x = 1"
 
 
-@pytest.mark.xfail(
-    reason="finish() strips the leading newline of a single-line suggestion and inserts the "
-    "next line's code at the cursor, gluing it onto the end of the cursor's line",
-    strict=True,
-)
 def test_single_line_suggestion_starting_with_a_newline_is_not_glued_on() -> None:
     source = "def f(xs):\n    total = sum(xs)▮\n\nprint(f([1]))\n"
     text, window = at(source)
@@ -341,22 +330,12 @@ def test_code_after_the_cursor_is_never_replaced() -> None:
     assert apply(text, suggestion) == "total = add(a, b)\n"
 
 
-@pytest.mark.xfail(
-    reason="finish() widens the range only when the suggestion ends with the whole run of "
-    "closers after the cursor; one of two closers is left in place and doubled",
-    strict=True,
-)
 def test_the_closers_the_suggestion_contains_are_replaced_when_more_follow() -> None:
     text, suggestion = complete("value = outer(inner(▮))\n", "x)")
     assert suggestion is not None
     assert apply(text, suggestion) == "value = outer(inner(x))\n"
 
 
-@pytest.mark.xfail(
-    reason="finish() never widens the range for a multi-line suggestion, so a multi-line "
-    "suggestion whose first line closes the call leaves the auto-paired ')' doubled",
-    strict=True,
-)
 def test_closer_replaced_by_a_multi_line_suggestion() -> None:
     text, window = at("print(▮)\n")
     assert choose_mode(window) == "multi"  # "(" opens a block

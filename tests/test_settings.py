@@ -220,11 +220,6 @@ def test_to_camel() -> None:
     assert to_camel("path") == "path"
 
 
-@pytest.mark.xfail(
-    reason="settings._rewrite_error prefixes the section to a message that already starts "
-    "with it: a non-object at the top level is reported as 'qwenLsp.qwenLsp: ...'",
-    strict=True,
-)
 def test_a_top_level_non_object_is_reported_as_the_section() -> None:
     result = load_settings("fast")
     assert result.settings == Settings()

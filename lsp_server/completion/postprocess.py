@@ -40,7 +40,8 @@ def choose_mode(window: CursorWindow, setting: str = "auto") -> Mode:
 
 
 def _same_line(a: str, b: str) -> bool:
-    return bool(a.strip()) and a.strip() == b.strip()
+    """Whole lines, indentation included: a nested `}` is not the function's `}`."""
+    return bool(a.strip()) and a.rstrip() == b.rstrip()
 
 
 @dataclass
@@ -90,25 +91,30 @@ def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
     cut = StopRule(mode, window.next_nonempty_line, max_lines=1 << 30).check(text + "\n")
     if cut is not None:
         text = text[:cut]
-    if mode == "single" and "\n" in text.lstrip("\n"):
-        text = text.lstrip("\n").split("\n", 1)[0]
+    if mode == "single":
+        # One line; when the model starts a new line at the end of a finished
+        # statement, the suggestion is that next line, newline kept.
+        lead = "\n" if text.startswith("\n") and window.line_prefix.strip() and not window.line_suffix.strip() else ""
+        text = lead + text.lstrip("\n").split("\n", 1)[0]
     # Trailing whitespace on each line is noise that editors would show as ghost text.
     text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
-    if mode == "single":
-        text = text.lstrip("\n")
     if not text.strip():
         return None
-    end = window.character
-    tail = window.line_suffix
-    if tail.strip():
-        first = text.split("\n", 1)[0]
-        closers = tail.strip()
-        if set(closers) <= CLOSERS and first.rstrip().endswith(closers) and "\n" not in text:
-            # The suggestion already closes what the editor auto-paired: replace it.
-            end = window.character + len(tail.rstrip())
+    end = window.character + _closers_replaced(text.split("\n", 1)[0], window.line_suffix)
     if _repeats_existing(text, window, end):
         return None
     return Suggestion(text=text, line=window.line, character=window.character, end_character=end)
+
+
+def _closers_replaced(first_line: str, tail: str) -> int:
+    """How many characters after the cursor the suggestion replaces: the closing brackets
+    and quotes (often auto-paired by the editor) that its first line already ends with."""
+    head = first_line.rstrip()
+    for k in range(len(tail), 0, -1):
+        core = tail[:k].strip()
+        if core and set(core) <= CLOSERS | {" "} and head.endswith(core):
+            return len(tail[:k].rstrip())
+    return 0
 
 
 def _repeats_existing(text: str, window: CursorWindow, end: int) -> bool:
@@ -119,6 +125,10 @@ def _repeats_existing(text: str, window: CursorWindow, end: int) -> bool:
     stripped_after = after.lstrip()
     if stripped_after.startswith(text.strip()):
         return True
-    first = text.strip().split("\n", 1)[0]
-    # A multi-line suggestion whose first line is the line right below the cursor.
-    return "\n" in text and not window.line_suffix.strip() and _same_line(first, window.next_nonempty_line)
+    # A suggestion whose first line is the line right below the cursor.
+    lines = text.split("\n")
+    if lines[0].strip():
+        first = window.line_prefix + lines[0]
+    else:
+        first = next((line for line in lines[1:] if line.strip()), "")
+    return not window.line_suffix.strip() and _same_line(first, window.next_nonempty_line)

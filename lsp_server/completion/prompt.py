@@ -17,6 +17,7 @@ Two formats:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lsp_server.completion.document import CursorWindow
+
+log = logging.getLogger(__name__)
 
 PromptFormat = Literal["fim", "chat"]
 ALL_SPECIALS = ("*",)
@@ -139,9 +142,10 @@ def render_chat_frame(template: str | None, bos: str = "", eos: str = "") -> tup
             eos_token=eos,
             tools=None,
         )
-    except jinja2.TemplateError:
+    except Exception:  # a template may fail in any way; ChatML is Qwen's own format
         if template is None:
             raise
+        log.warning("the model's chat template failed to render; using ChatML")
         return render_chat_frame(None, bos, eos)
     if rendered.count(_USER_MARK) != 1:
         if template is None:
