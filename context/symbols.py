@@ -12,6 +12,7 @@ asks about, which keeps a warm start and the parse workers cheap.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import marshal
 import re
@@ -39,6 +40,8 @@ EMPTY: RawSymbols = ((), (), frozenset())
 _Enclosing = tuple[int, str, str, bool, tuple[str, ...]]
 
 MAX_DOC_CHARS = 1000
+# Docs are stored raw (with comment markers), cut to this: cleaning happens on reading.
+RAW_DOC_CHARS = MAX_DOC_CHARS + MAX_DOC_CHARS // 4
 SCAN_DEPTH = 2
 
 _CONTAINERS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"})
@@ -284,7 +287,7 @@ class _Context:
         if not parts:
             return ""
         parts.reverse()
-        return "\n".join(parts)[: MAX_DOC_CHARS * 2]
+        return "\n".join(parts)[: RAW_DOC_CHARS]
 
     def _owns_line(self, start_byte: int) -> bool:
         line_start = self.source.rfind(b"\n", 0, start_byte) + 1
@@ -305,6 +308,7 @@ _COMMENT_OPEN = re.compile(r"(?m)^[ \t]*(?:/\*[*!]?|//[/!]?|--(?:\[=*\[|-)?|#+|\
 _COMMENT_CLOSE = re.compile(r"(?m)[ \t]*(?:\*+/|\]=*\])[ \t]*$")
 
 
+@functools.lru_cache(maxsize=8192)
 def clean_doc(raw: str) -> str:
     """A docstring or doc comment as extracted, without quotes or comment markers.
 
@@ -327,7 +331,7 @@ def _python_docstring(text: str) -> str:
         text = text[m.end():]
         if text.endswith(quote):
             text = text[: -len(quote)]
-    return inspect.cleandoc(text[: MAX_DOC_CHARS * 2])[:MAX_DOC_CHARS]
+    return inspect.cleandoc(text[: RAW_DOC_CHARS])[:MAX_DOC_CHARS]
 
 
 class _Rules:
@@ -468,7 +472,7 @@ class _PythonRules(_Rules):
                 string = first.named_child(0)
                 if string is not None and string.type == "string":
                     return ctx.source[string.start_byte:min(
-                        string.end_byte, string.start_byte + MAX_DOC_CHARS * 2,
+                        string.end_byte, string.start_byte + RAW_DOC_CHARS,
                     )].decode("utf-8", "replace")
         return ctx.leading_comment(anchor)
 

@@ -1,0 +1,991 @@
+"""The workspace index: every source file's symbols, kept fresh and persisted.
+
+``WorkspaceIndex.build`` walks the roots (``context.walk``), reuses persisted entries
+whose size and mtime (or, failing that, content hash) are unchanged, parses the rest
+(``context.symbols``; in worker processes when there are many, to use every core) and
+saves the changes in one transaction per root (``context.store``). Open documents are
+re-parsed incrementally from their unsaved text (``update_document``) and shadow the
+disk version until closed.
+
+Memory: per file the index keeps its stat, hash, language and definition names; the
+symbols themselves stay in SQLite (or, without persistence, as marshalled bytes) and
+are decoded on demand into small LRU caches. That keeps a warm start to reading one
+narrow table, and the resident size proportional to the number of files.
+
+Thread safety: one lock guards the maps and is only held for dictionary work; parsing,
+reading files and decoding happen outside it. ``build`` runs in a worker thread while
+the server thread calls ``update_document`` and the lookups.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tree_sitter import Point, Tree
+
+from context import symbols as sym
+from context.imports import ImportResolver
+from context.languages import language_for_path, refine_language
+from context.store import IndexStore, StoredFile, database_path
+from context.types import Definition, FileSymbols, Import
+from context.walk import (
+    DEFAULT_MAX_FILE_SIZE,
+    PROJECT_FILES,
+    IgnoreRules,
+    WalkEntry,
+    is_inside,
+    walk,
+)
+
+log = logging.getLogger(__name__)
+
+# Below this many files to parse, worker processes cost more to start than they save.
+PARALLEL_THRESHOLD = 64
+# Work handed to a worker at a time: big enough to amortise the round trip, small
+# enough to balance the cores and report progress.
+BATCH_BYTES = 1 << 20
+BATCH_FILES = 64
+BINARY_SNIFF_BYTES = 8192
+_SKIPPED = ""  # language of a persisted entry that is not indexed (binary, too big)
+
+
+@dataclass
+class IndexStats:
+    """What a build found and did."""
+
+    files: int
+    definitions: int
+    languages: dict[str, int]
+    parsed: int
+    reused: int
+    seconds: float
+    removed: int = 0
+    skipped: int = 0  # binary or oversize files met by the walk
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What the index keeps in memory for one file on disk."""
+
+    size: int
+    mtime_ns: int
+    hash: bytes
+    language: str
+    names: tuple[str, ...]
+    definitions: int = 0
+    blob: bytes | None = None  # marshalled symbols, when not (yet) in the store
+    root: str = ""
+
+
+@dataclass(slots=True)
+class _OpenDocument:
+    source: bytes
+    tree: Tree
+    language: str
+    symbols: FileSymbols
+    names: tuple[str, ...]
+    indexed: bool  # inside a root and not ignored: its names are in the name map
+
+
+@dataclass(slots=True)
+class _Result:
+    """A worker's answer for one file."""
+
+    path: str
+    status: str  # "parsed", "same" (content hash unchanged), "skipped", "missing"
+    size: int = 0
+    mtime_ns: int = 0
+    hash: bytes = b""
+    language: str = ""
+    blob: bytes = b""
+    names: tuple[str, ...] = ()
+    definitions: int = 0
+
+
+def content_hash(data: bytes) -> bytes:
+    """The content hash stored per file (blake2b, 128 bits)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def index_file(
+    path: str, language: str, previous_hash: bytes | None, max_file_size: int,
+) -> _Result:
+    """Read, hash and (unless the hash is unchanged) parse one file. Runs in workers."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_size > max_file_size:
+                return _Result(path, "skipped", st.st_size, st.st_mtime_ns)
+            data = f.read()
+    except OSError:
+        return _Result(path, "missing")
+    size, mtime_ns = len(data), st.st_mtime_ns
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return _Result(path, "skipped", size, mtime_ns)
+    digest = content_hash(data)
+    if previous_hash is not None and digest == previous_hash:
+        return _Result(path, "same", size, mtime_ns, digest)
+    try:
+        language, raw = sym.extract_source(data, language)
+    except Exception:  # a grammar or rule bug must cost one file, not the index
+        log.exception("cannot extract symbols from %s", path)
+        language, raw = refine_language(language, data), sym.EMPTY
+    return _Result(path, "parsed", size, mtime_ns, digest, language, sym.encode(raw),
+                   sym.definition_names(raw), len(raw[0]))
+
+
+def _index_batch(tasks: list[tuple[str, str, bytes | None]], max_file_size: int) -> list[_Result]:
+    return [index_file(path, language, prev, max_file_size) for path, language, prev in tasks]
+
+
+def _pool_context() -> Any:
+    """Processes for parsing: fork from a single-threaded process (fastest), else a
+    fork server (forking a threaded process can deadlock in the child)."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["context.index"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _LRU(OrderedDict[str, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_fresh(self, key: str) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class _BuildState:
+    walked: dict[str, WalkEntry] = field(default_factory=dict)
+    project_files: list[str] = field(default_factory=list)
+
+
+class WorkspaceIndex:
+    """Symbols of every source file under some workspace roots. See the module docstring."""
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        *,
+        cache_dir: str | None = None,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        exclude: Sequence[str] = (),
+        workers: int | None = None,
+    ) -> None:
+        """``cache_dir``: None = the user cache dir, "" = keep nothing on disk.
+        ``workers``: parsing processes (default: one per CPU core, at most 8)."""
+        self.roots = list(dict.fromkeys(os.path.realpath(r) for r in roots))
+        # Longest first, so a nested root owns its files.
+        self._roots_by_depth = sorted(self.roots, key=len, reverse=True)
+        self.max_file_size = max_file_size
+        self.exclude = tuple(exclude)
+        self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        if cache_dir is None:
+            import platformdirs
+
+            cache_dir = os.path.join(platformdirs.user_cache_dir("qwen-lsp"), "index")
+        self.cache_dir = cache_dir
+        self._rules = {root: IgnoreRules(root, self.exclude) for root in self.roots}
+        self._stores: dict[str, IndexStore | None] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.RLock()
+        self._build_lock = threading.Lock()
+        self._doc_lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._open: dict[str, _OpenDocument] = {}
+        self._names_of: dict[str, tuple[str, ...]] = {}
+        self._by_name: dict[str, set[str]] = {}
+        self._by_basename: dict[str, set[str]] = {}
+        self._dirs: dict[str, int] = {}  # folder (and ancestors up to the root) -> file count
+        self._by_dir: dict[str, set[str]] = {}  # folder -> files directly in it
+        self._project_files: set[str] = set()
+        self._raw_cache = _LRU(4096)  # path -> RawSymbols of the disk version
+        self._file_cache = _LRU(1024)  # path -> FileSymbols of the disk version
+        self._defs_cache = _LRU(4096)  # name -> tuple[Definition, ...]
+        self._text_cache = _LRU(64)  # path -> (size, mtime_ns, text)
+        self._forward: dict[str, frozenset[str]] | None = None
+        self._resolver = ImportResolver(self)
+        self._closed = False
+
+    # --- building -------------------------------------------------------------------
+
+    def build(
+        self,
+        progress: Callable[[int, int, str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IndexStats:
+        """Bring the index up to date with the disk and persist it. Thread-safe; one
+        build runs at a time. ``progress(done, total, path)``; ``cancel`` stops early
+        (what was parsed so far is kept and saved)."""
+        with self._build_lock:
+            return self._build(progress, cancel)
+
+    def _build(
+        self, progress: Callable[[int, int, str], None] | None, cancel: threading.Event | None,
+    ) -> IndexStats:
+        started = time.perf_counter()
+        for root in self.roots:
+            self._load(root)
+        state = _BuildState()
+        for root in self.roots:
+            nested = [r for r in self.roots if r != root and is_inside(r, root)]
+            for entry in walk(root, rules=self._rules[root], max_file_size=self.max_file_size,
+                              skip_roots=nested, project_files=state.project_files,
+                              cancelled=cancel):
+                state.walked[entry.path] = entry
+        cancelled = bool(cancel is not None and cancel.is_set())
+        tasks: list[tuple[str, str, bytes | None]] = []
+        reused = 0
+        with self._lock:
+            for path, w in state.walked.items():
+                e = self._entries.get(path)
+                if e is not None and e.size == w.size and e.mtime_ns == w.mtime_ns:
+                    reused += 1
+                else:
+                    tasks.append((path, w.language, e.hash if e is not None else None))
+            removed = [] if cancelled else [p for p in self._entries if p not in state.walked]
+            project_changed = set(state.project_files) != self._project_files
+            if not cancelled:
+                self._project_files = set(state.project_files)
+        total = len(state.walked)
+        if progress is not None:
+            progress(reused, total, "")
+        results = self._run_tasks(tasks, progress, reused, total, cancel)
+        cancelled = cancelled or bool(cancel is not None and cancel.is_set())
+        parsed, skipped = self._apply(results, removed)
+        if removed or parsed or project_changed:
+            self._resolver.reset(project_files_changed=project_changed)
+            with self._lock:
+                self._forward = None
+        stats = self.stats()
+        stats.parsed = parsed
+        stats.reused = reused + sum(1 for r in results if r.status == "same")
+        stats.removed = len(removed)
+        stats.skipped = skipped
+        stats.cancelled = cancelled
+        stats.seconds = time.perf_counter() - started
+        log.info("indexed %d files (%d parsed, %d reused, %d removed) in %.2fs",
+                 stats.files, stats.parsed, stats.reused, stats.removed, stats.seconds)
+        return stats
+
+    def _store(self, root: str) -> IndexStore | None:
+        if root not in self._stores:
+            store = None
+            if self.cache_dir:
+                try:
+                    store = IndexStore(database_path(self.cache_dir, root), root)
+                except Exception as exc:  # the index works without persistence
+                    log.warning("index cache unavailable in %s: %s", self.cache_dir, exc)
+            self._stores[root] = store
+        return self._stores[root]
+
+    def _load(self, root: str) -> None:
+        """Load the persisted entries of a root (once), without their symbols."""
+        if root in self._loaded:
+            return
+        self._loaded.add(root)
+        store = self._store(root)
+        if store is None:
+            return
+        with self._lock:
+            for row in store.load():
+                if self.root_of(row.path) != root or row.path in self._entries:
+                    continue
+                entry = _Entry(row.size, row.mtime_ns, row.hash, row.language, row.names,
+                               row.definitions, None, root)
+                self._add_entry(row.path, entry)
+
+    def _run_tasks(
+        self,
+        tasks: list[tuple[str, str, bytes | None]],
+        progress: Callable[[int, int, str], None] | None,
+        done: int,
+        total: int,
+        cancel: threading.Event | None,
+    ) -> list[_Result]:
+        results: list[_Result] = []
+        if not tasks:
+            return results
+        if len(tasks) < PARALLEL_THRESHOLD or self.workers <= 1:
+            for task in tasks:
+                if cancel is not None and cancel.is_set():
+                    break
+                results.append(index_file(*task, self.max_file_size))
+                done += 1
+                if progress is not None:
+                    progress(done, total, task[0])
+            return results
+        batches = _batches(tasks)
+        try:
+            executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(self.workers, len(batches)), mp_context=_pool_context())
+        except (OSError, ValueError) as exc:
+            log.warning("cannot start parse workers (%s): parsing in this thread", exc)
+            self.workers = 1
+            return self._run_tasks(tasks, progress, done, total, cancel)
+        with executor:
+            futures = [executor.submit(_index_batch, b, self.max_file_size) for b in batches]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    batch = future.result()
+                    results.extend(batch)
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total, batch[-1].path if batch else "")
+                    if cancel is not None and cancel.is_set():
+                        for f in futures:
+                            f.cancel()
+                        break
+            except concurrent.futures.process.BrokenProcessPool:
+                log.warning("a parse worker died: parsing the rest in this thread")
+                finished = {r.path for r in results}
+                for task in tasks:
+                    if task[0] not in finished:
+                        results.append(index_file(*task, self.max_file_size))
+        return results
+
+    def _apply(self, results: list[_Result], removed: list[str]) -> tuple[int, int]:
+        """Merge worker results into memory and persist them; (parsed, skipped)."""
+        per_root: dict[str, tuple[list[tuple[StoredFile, bytes | None]], list[StoredFile],
+                                  list[str]]] = {}
+        parsed = skipped = 0
+
+        def changes(root: str) -> tuple[list[tuple[StoredFile, bytes | None]],
+                                        list[StoredFile], list[str]]:
+            return per_root.setdefault(root, ([], [], []))
+
+        with self._lock:
+            for r in results:
+                root = self.root_of(r.path) or ""
+                if r.status == "missing":
+                    if r.path in self._entries:
+                        self._drop_entry(r.path)
+                        changes(root)[2].append(r.path)
+                    continue
+                if r.status == "same":
+                    e = self._entries.get(r.path)
+                    if e is not None:
+                        e.size, e.mtime_ns = r.size, r.mtime_ns
+                        changes(root)[1].append(StoredFile(r.path, r.size, r.mtime_ns, e.hash,
+                                                           e.language, e.names, e.definitions))
+                    continue
+                if r.status == "skipped":
+                    skipped += 1
+                    entry = _Entry(r.size, r.mtime_ns, b"", _SKIPPED, (), 0,
+                                   sym.encode(sym.EMPTY), root)
+                else:
+                    parsed += 1
+                    entry = _Entry(r.size, r.mtime_ns, r.hash, r.language, r.names,
+                                   r.definitions, r.blob, root)
+                self._replace_entry(r.path, entry)
+                changes(root)[0].append((StoredFile(r.path, entry.size, entry.mtime_ns,
+                                                    entry.hash, entry.language, entry.names,
+                                                    entry.definitions), entry.blob))
+            for path in removed:
+                e = self._entries.get(path)
+                if e is not None:
+                    self._drop_entry(path)
+                    changes(e.root)[2].append(path)
+        for root, (upserts, touches, deletes) in per_root.items():
+            store = self._store(root) if root else None
+            if store is None:
+                continue
+            try:
+                store.write(upserts, deletes, touches)
+            except Exception as exc:
+                log.warning("cannot save the index of %s: %s", root, exc)
+                continue
+            with self._lock:  # saved: the symbols can be read back from the store
+                for row, _ in upserts:
+                    e = self._entries.get(row.path)
+                    if e is not None and e.hash == row.hash:
+                        e.blob = None
+        return parsed, skipped
+
+    # --- in-memory maps (call with the lock held) -----------------------------------
+
+    def _add_entry(self, path: str, entry: _Entry) -> None:
+        self._entries[path] = entry
+        if entry.language == _SKIPPED:
+            return
+        base = os.path.basename(path)
+        self._by_basename.setdefault(base, set()).add(path)
+        folder = os.path.dirname(path)
+        self._by_dir.setdefault(folder, set()).add(path)
+        root = entry.root or self.root_of(path) or folder
+        while True:
+            self._dirs[folder] = self._dirs.get(folder, 0) + 1
+            if folder == root or len(folder) <= len(root):
+                break
+            folder = os.path.dirname(folder)
+        self._refresh_names(path)
+
+    def _drop_entry(self, path: str) -> None:
+        entry = self._entries.pop(path, None)
+        self._raw_cache.pop(path, None)
+        self._file_cache.pop(path, None)
+        self._text_cache.pop(path, None)
+        if entry is None or entry.language == _SKIPPED:
+            return
+        paths = self._by_basename.get(os.path.basename(path))
+        if paths is not None:
+            paths.discard(path)
+        folder = os.path.dirname(path)
+        siblings = self._by_dir.get(folder)
+        if siblings is not None:
+            siblings.discard(path)
+            if not siblings:
+                del self._by_dir[folder]
+        root = entry.root or self.root_of(path) or folder
+        while True:
+            count = self._dirs.get(folder, 0) - 1
+            if count > 0:
+                self._dirs[folder] = count
+            else:
+                self._dirs.pop(folder, None)
+            if folder == root or len(folder) <= len(root):
+                break
+            folder = os.path.dirname(folder)
+        self._refresh_names(path)
+
+    def _replace_entry(self, path: str, entry: _Entry) -> None:
+        old = self._entries.get(path)
+        if old is not None and old.language != _SKIPPED and entry.language != _SKIPPED:
+            self._entries[path] = entry
+            self._raw_cache.pop(path, None)
+            self._file_cache.pop(path, None)
+            self._refresh_names(path)
+        else:
+            if old is not None:
+                self._drop_entry(path)
+            self._add_entry(path, entry)
+        if self._forward is not None:
+            self._forward.pop(path, None)
+
+    def _refresh_names(self, path: str) -> None:
+        """Point the name map at the current version of ``path`` (open or on disk)."""
+        doc = self._open.get(path)
+        if doc is not None and doc.indexed:
+            names = doc.names
+        else:
+            entry = self._entries.get(path)
+            names = entry.names if entry is not None and entry.language != _SKIPPED else ()
+        old = self._names_of.pop(path, ())
+        for name in old:
+            paths = self._by_name.get(name)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self._by_name[name]
+            self._defs_cache.pop(name, None)
+        if names:
+            self._names_of[path] = names
+            for name in names:
+                self._by_name.setdefault(name, set()).add(path)
+                self._defs_cache.pop(name, None)
+
+    # --- open documents -------------------------------------------------------------
+
+    def update_document(self, path: str, text: str) -> FileSymbols | None:
+        """Re-index an open document from its unsaved text, incrementally.
+
+        The previous tree of the document is edited (common prefix and suffix of the old
+        and new bytes) and re-parsed, so a keystroke costs a fraction of a full parse.
+        Returns None for a file in no supported language. Documents outside the roots or
+        ignored are parsed (their own symbols are available through ``file``) but do not
+        enter the name map.
+        """
+        path = os.path.realpath(path)
+        language = language_for_path(path)
+        if language is None:
+            return None
+        source = text.encode("utf-8", "surrogatepass")
+        with self._doc_lock:
+            doc = self._open.get(path)
+            if doc is not None and doc.source == source:
+                return doc.symbols
+            language = refine_language(language, source)
+            if doc is not None and doc.language == language:
+                doc.tree.edit(**_edit_between(doc.source, source))
+                tree = sym.parse(source, language, doc.tree)
+            else:
+                tree = sym.parse(source, language)
+            raw = sym.extract(tree, source, language)
+            symbols = sym.to_file_symbols(path, language, raw)
+            indexed = doc.indexed if doc is not None else self.is_indexable(path)
+            new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw),
+                                indexed)
+            with self._lock:
+                self._open[path] = new
+                self._refresh_names(path)
+                if self._forward is not None:
+                    self._forward.pop(path, None)
+        return symbols
+
+    def close_document(self, path: str) -> None:
+        """Forget an open document's unsaved text; the disk version is authoritative again."""
+        path = os.path.realpath(path)
+        with self._doc_lock, self._lock:
+            doc = self._open.pop(path, None)
+            if doc is None:
+                return
+            self._refresh_names(path)
+            if self._forward is not None:
+                self._forward.pop(path, None)
+        if doc.indexed:
+            self.update_file(path)
+
+    # --- files changed on disk --------------------------------------------------------
+
+    def update_file(self, path: str) -> FileSymbols | None:
+        """Re-index one file from disk (a file watcher event). Returns its symbols, or
+        None when the file is gone, not indexable or not a source file (a changed
+        ``.gitignore`` or project file is taken into account)."""
+        path = os.path.realpath(path)
+        base = os.path.basename(path)
+        root = self.root_of(path)
+        if root is None:
+            return None
+        if base == ".gitignore":
+            self._rules[root].invalidate(os.path.dirname(path))
+            return None
+        if base in PROJECT_FILES:
+            with self._lock:
+                if os.path.exists(path):
+                    self._project_files.add(path)
+                else:
+                    self._project_files.discard(path)
+                self._forward = None
+            self._resolver.reset(project_files_changed=True)
+            return None
+        if not os.path.isfile(path) or not self.is_indexable(path):
+            self.remove_file(path)
+            return None
+        language = language_for_path(path)
+        assert language is not None
+        with self._lock:
+            previous = self._entries.get(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            self.remove_file(path)
+            return None
+        if previous is not None and previous.size == st.st_size and \
+                previous.mtime_ns == st.st_mtime_ns:
+            return self._disk_symbols(path)
+        result = index_file(path, language, previous.hash if previous else None,
+                            self.max_file_size)
+        file_set_changed = previous is None or result.status in ("missing", "skipped")
+        self._apply([result], [])
+        if file_set_changed:
+            self._resolver.reset(project_files_changed=False)
+            with self._lock:
+                self._forward = None
+        if result.status in ("missing", "skipped"):
+            return None
+        return self._disk_symbols(path)
+
+    def remove_file(self, path: str) -> None:
+        """Drop a deleted file (or every file under a deleted folder)."""
+        path = os.path.realpath(path)
+        with self._lock:
+            if path in self._entries:
+                doomed = [path]
+            else:
+                prefix = path.rstrip(os.sep) + os.sep
+                doomed = [p for p in self._entries if p.startswith(prefix)]
+            by_root: dict[str, list[str]] = {}
+            for p in doomed:
+                entry = self._entries[p]
+                self._drop_entry(p)
+                by_root.setdefault(entry.root, []).append(p)
+            if doomed:
+                self._forward = None
+        for root, paths in by_root.items():
+            store = self._store(root) if root else None
+            if store is not None:
+                try:
+                    store.write(deletes=paths)
+                except Exception as exc:
+                    log.warning("cannot update the index of %s: %s", root, exc)
+        if doomed:
+            self._resolver.reset(project_files_changed=False)
+
+    # --- lookups ----------------------------------------------------------------------
+
+    def file(self, path: str) -> FileSymbols | None:
+        """The symbols of a file: its open document's if open, else the indexed version."""
+        doc = self._open.get(path)
+        if doc is not None:
+            return doc.symbols
+        return self._disk_symbols(path)
+
+    def _disk_symbols(self, path: str) -> FileSymbols | None:
+        with self._lock:
+            cached = self._file_cache.get_fresh(path)
+            entry = self._entries.get(path)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        if entry is None or entry.language == _SKIPPED:
+            return None
+        raw = self._raw(path, entry)
+        if raw is None:
+            return None
+        symbols = sym.to_file_symbols(path, entry.language, raw)
+        with self._lock:
+            if self._entries.get(path) is entry:
+                self._file_cache.put(path, symbols)
+        return symbols
+
+    def _raw(self, path: str, entry: _Entry) -> sym.RawSymbols | None:
+        with self._lock:
+            raw = self._raw_cache.get_fresh(path)
+            blob = entry.blob
+        if raw is not None:
+            return raw  # type: ignore[no-any-return]
+        if blob is None:
+            store = self._store(entry.root) if entry.root else None
+            blob = store.symbols(path) if store is not None else None
+            if blob is None:
+                return None
+        try:
+            raw = sym.decode(blob)
+        except (ValueError, EOFError, TypeError):
+            log.warning("corrupt index entry for %s", path)
+            return None
+        with self._lock:
+            if self._entries.get(path) is entry:
+                self._raw_cache.put(path, raw)
+        return raw
+
+    def text(self, path: str) -> str | None:
+        """The current text of a file: the open document's, else the disk's (cached)."""
+        doc = self._open.get(path)
+        if doc is not None:
+            return doc.source.decode("utf-8", "replace")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._text_cache.get_fresh(path)
+        if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+            return cached[2]  # type: ignore[no-any-return]
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        text = data.decode("utf-8", "replace")
+        if len(data) <= self.max_file_size:
+            with self._lock:
+                self._text_cache.put(path, (st.st_size, st.st_mtime_ns, text))
+        return text
+
+    def files(self) -> list[str]:
+        """Every indexed file (sorted)."""
+        with self._lock:
+            return sorted(p for p, e in self._entries.items() if e.language != _SKIPPED)
+
+    def definitions_named(self, name: str) -> list[Definition]:
+        """Every definition called ``name`` in the workspace (open documents' versions)."""
+        with self._lock:
+            cached = self._defs_cache.get_fresh(name)
+            paths = sorted(self._by_name.get(name, ()))
+        if cached is not None:
+            return list(cached)
+        out: list[Definition] = []
+        for path in paths:
+            doc = self._open.get(path)
+            if doc is not None:
+                out.extend(d for d in doc.symbols.definitions if d.name == name)
+                continue
+            with self._lock:
+                entry = self._entries.get(path)
+                symbols = self._file_cache.get_fresh(path)
+            if symbols is not None:
+                out.extend(d for d in symbols.definitions if d.name == name)
+                continue
+            if entry is None:
+                continue
+            raw = self._raw(path, entry)
+            if raw is None:
+                continue
+            out.extend(
+                Definition(d[0], d[1], path, d[2], d[3], d[4], sym.clean_doc(d[5]), d[6],  # type: ignore[arg-type]
+                           d[7], d[8])
+                for d in raw[0] if d[0] == name
+            )
+        with self._lock:
+            if sorted(self._by_name.get(name, ())) == paths:
+                self._defs_cache.put(name, tuple(out))
+        return out
+
+    def resolve_import(self, from_path: str, imp: Import) -> list[str]:
+        """The workspace files that ``imp``, found in ``from_path``, refers to."""
+        language = self._language_of(from_path)
+        if language is None:
+            return []
+        return self._resolver.resolve(from_path, imp, language)
+
+    def importers_of(self, path: str) -> list[str]:
+        """Files whose imports resolve to ``path`` (the reverse import graph).
+
+        The graph is built on the first call (it resolves every import of the
+        workspace) and then kept up to date file by file.
+        """
+        with self._lock:
+            forward = self._forward
+            files = [p for p, e in self._entries.items() if e.language != _SKIPPED]
+            files.extend(p for p in self._open if p not in self._entries)
+        if forward is None:
+            forward = {}
+        missing = [p for p in files if p not in forward]
+        for p in missing:
+            symbols = self.file(p)
+            if symbols is None:
+                continue
+            targets: set[str] = set()
+            for imp in symbols.imports:
+                targets.update(self.resolve_import(p, imp))
+            targets.discard(p)
+            forward[p] = frozenset(targets)
+        with self._lock:
+            if self._forward is None:
+                self._forward = forward
+            else:
+                for p in missing:
+                    if p in forward:
+                        self._forward.setdefault(p, forward[p])
+            return sorted(p for p, targets in forward.items() if path in targets)
+
+    def root_of(self, path: str) -> str | None:
+        """The workspace root holding ``path`` (the deepest one), if any."""
+        for root in self._roots_by_depth:
+            if is_inside(path, root):
+                return root
+        return None
+
+    def is_indexable(self, path: str) -> bool:
+        """Inside a root, not ignored or in a skipped folder, a supported language and
+        not over the size limit (a file not on disk counts as small)."""
+        path = os.path.realpath(path)
+        root = self.root_of(path)
+        if root is None or path == root or language_for_path(path) is None:
+            return False
+        try:
+            if os.path.getsize(path) > self.max_file_size:
+                return False
+        except OSError:
+            pass
+        for other in self._roots_by_depth:
+            if other != root and is_inside(other, root) and is_inside(path, other):
+                return False
+        return not self._rules[root].is_path_ignored(path)
+
+    def stats(self) -> IndexStats:
+        """What the index holds now (parsed/reused/seconds are zero: see ``build``)."""
+        languages: dict[str, int] = {}
+        with self._lock:
+            files = definitions = 0
+            for e in self._entries.values():
+                if e.language == _SKIPPED:
+                    continue
+                files += 1
+                definitions += e.definitions
+                languages[e.language] = languages.get(e.language, 0) + 1
+        return IndexStats(files, definitions, dict(sorted(languages.items())), 0, 0, 0.0)
+
+    def definition_count(self) -> int:
+        """Exact number of definitions (decodes every file's symbols: slow, for reports)."""
+        total = 0
+        for path in self.files():
+            symbols = self.file(path)
+            total += len(symbols.definitions) if symbols is not None else 0
+        return total
+
+    def database_paths(self) -> list[str]:
+        """The SQLite files holding this index (one per root with persistence on)."""
+        return [s.path for s in (self._store(r) for r in self.roots) if s is not None]
+
+    def size_on_disk(self) -> int:
+        """Bytes of the persisted index."""
+        return sum(s.size_on_disk() for s in (self._store(r) for r in self.roots)
+                   if s is not None)
+
+    def close(self) -> None:
+        """Close the databases; the index must not be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            stores = [s for s in self._stores.values() if s is not None]
+            self._open.clear()
+        for store in stores:
+            try:
+                store.close()
+            except Exception as exc:
+                log.debug("closing %s: %s", store.path, exc)
+
+    def __enter__(self) -> WorkspaceIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the view used by import resolution -------------------------------------------
+
+    def has_file(self, path: str) -> bool:
+        """Whether ``path`` is an indexed file (or an open document)."""
+        entry = self._entries.get(path)
+        if entry is not None:
+            return entry.language != _SKIPPED
+        return path in self._open
+
+    def has_dir(self, path: str) -> bool:
+        """Whether some indexed file lies under the folder ``path``."""
+        return path in self._dirs
+
+    def files_in_dir(self, folder: str) -> list[str]:
+        """Indexed files directly in ``folder``."""
+        with self._lock:
+            return sorted(self._by_dir.get(folder, ()))
+
+    def files_named(self, basename: str) -> list[str]:
+        """Indexed files with this base name."""
+        with self._lock:
+            return sorted(self._by_basename.get(basename, ()))
+
+    def dirs_named(self, basename: str) -> list[str]:
+        """Folders with this base name that hold indexed files."""
+        with self._lock:
+            return sorted(d for d in self._dirs if os.path.basename(d) == basename)
+
+    def project_files(self) -> list[str]:
+        """go.mod, tsconfig.json, package.json, Cargo.toml ... found by the last build."""
+        with self._lock:
+            return sorted(self._project_files)
+
+    def _language_of(self, path: str) -> str | None:
+        doc = self._open.get(path)
+        if doc is not None:
+            return doc.language
+        entry = self._entries.get(path)
+        if entry is not None and entry.language != _SKIPPED:
+            return entry.language
+        return language_for_path(path)
+
+
+def _batches(tasks: list[tuple[str, str, bytes | None]]) -> list[list[tuple[str, str, bytes | None]]]:
+    """Split the work by size, biggest files first so no worker is left with a giant."""
+    sized = []
+    for task in tasks:
+        try:
+            size = os.path.getsize(task[0])
+        except OSError:
+            size = 0
+        sized.append((size, task))
+    sized.sort(key=lambda item: -item[0])
+    batches: list[list[tuple[str, str, bytes | None]]] = []
+    current: list[tuple[str, str, bytes | None]] = []
+    current_bytes = 0
+    for size, task in sized:
+        current.append(task)
+        current_bytes += size
+        if current_bytes >= BATCH_BYTES or len(current) >= BATCH_FILES:
+            batches.append(current)
+            current, current_bytes = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _point_at(data: bytes, offset: int) -> Point:
+    row = data.count(b"\n", 0, offset)
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return Point(row, offset - line_start)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix, compared block-wise in C then narrowed down."""
+    limit = min(len(a), len(b))
+    lo = 0
+    step = 4096
+    while lo + step <= limit and a[lo:lo + step] == b[lo:lo + step]:
+        lo += step
+    hi = min(lo + step, limit)
+    while lo < hi:  # binary search inside the first differing block
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common suffix, at most ``limit``."""
+    n = 0
+    step = 4096
+    la, lb = len(a), len(b)
+    while n + step <= limit and a[la - n - step:la - n] == b[lb - n - step:lb - n]:
+        n += step
+    hi = min(n + step, limit)
+    while n < hi:
+        mid = (n + hi + 1) // 2
+        if a[la - mid:la - n] == b[lb - mid:lb - n]:
+            n = mid
+        else:
+            hi = mid - 1
+    return n
+
+
+def _edit_between(old: bytes, new: bytes) -> dict[str, Any]:
+    """The single edit turning ``old`` into ``new``, as ``Tree.edit`` wants it."""
+    start = _common_prefix(old, new)
+    suffix = _common_suffix(old, new, min(len(old), len(new)) - start)
+    old_end = len(old) - suffix
+    new_end = len(new) - suffix
+    start_point = _point_at(old, start)
+    return {
+        "start_byte": start,
+        "old_end_byte": old_end,
+        "new_end_byte": new_end,
+        "start_point": start_point,
+        "old_end_point": _point_at(old, old_end),
+        "new_end_point": _point_at(new, new_end),
+    }
+
+
+def iter_definitions(index: WorkspaceIndex) -> Iterable[Definition]:
+    """Every definition of the workspace (decodes every file: for tools and reports)."""
+    for path in index.files():
+        symbols = index.file(path)
+        if symbols is not None:
+            yield from symbols.definitions
