@@ -536,7 +536,11 @@ class WorkspaceIndex:
                 tree = sym.parse(source, language, doc.tree)
             else:
                 tree = sym.parse(source, language)
-            raw = sym.extract(tree, source, language)
+            try:
+                raw = sym.extract(tree, source, language)
+            except Exception:  # a rule bug must not break the editor's request
+                log.exception("cannot extract symbols from %s", path)
+                raw = sym.EMPTY
             symbols = sym.to_file_symbols(path, language, raw)
             indexed = doc.indexed if doc is not None else self.is_indexable(path)
             new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw),

@@ -294,6 +294,13 @@ class _Context:
         return not self.source[line_start:start_byte].strip()
 
 
+def _first_named(node: Node | None) -> Node | None:
+    """The first named child (None when there is none: this binding raises instead)."""
+    if node is None or not node.named_child_count:
+        return None
+    return node.named_child(0)
+
+
 def _end_row(node: Node) -> int:
     """Last line of a node; a node that ends just after a newline ends on the line before."""
     end = node.end_point
@@ -467,9 +474,9 @@ class _PythonRules(_Rules):
     def doc(cls, ctx: _Context, node: Node, caps: dict[str, list[Node]], anchor: int) -> str:
         body = caps.get("body")
         if body:
-            first = body[0].named_child(0)
+            first = _first_named(body[0])
             if first is not None and first.type == "expression_statement":
-                string = first.named_child(0)
+                string = _first_named(first)
                 if string is not None and string.type == "string":
                     return ctx.source[string.start_byte:min(
                         string.end_byte, string.start_byte + RAW_DOC_CHARS,
@@ -576,7 +583,7 @@ class _JsRules(_Rules):
         line = node.start_point.row
         if node.type == "call_expression":
             args = node.child_by_field_name("arguments")
-            string = args.named_child(0) if args is not None else None
+            string = _first_named(args) if args is not None else None
             if string is None:
                 return
             module = _string_content(ctx, string)
@@ -603,7 +610,7 @@ class _JsRules(_Rules):
             for child in node.named_children:  # import x = require("y")
                 if child.type == "import_require_clause":
                     source_node = child.child_by_field_name("source")
-                    ident = child.named_child(0)
+                    ident = _first_named(child)
                     if source_node is not None:
                         yield (_string_content(ctx, source_node), (), ctx.text(ident)
                                if ident is not None else "", line, (), "")
@@ -624,14 +631,14 @@ class _JsRules(_Rules):
                         names_list.append(ctx.text(part))
                         local.append(names_list[-1])
                     elif part.type == "namespace_import":
-                        ident = part.named_child(0)
+                        ident = _first_named(part)
                         alias = ctx.text(ident) if ident is not None else ""
                     elif part.type == "named_imports":
                         aliased |= _specifiers(ctx, part, names_list, local)
             elif ctype == "export_clause":
                 aliased |= _specifiers(ctx, child, names_list, local)
             elif ctype == "namespace_export":
-                ident = child.named_child(0)
+                ident = _first_named(child)
                 alias = ctx.text(ident) if ident is not None else ""
         if reexport and not names_list and not alias:
             names_list.append("*")
@@ -789,7 +796,7 @@ def _flatten_use(ctx: _Context, node: Node, prefix: str, out: list[tuple[str, st
         if lst is not None:
             _flatten_use(ctx, lst, inner, out)
     elif ntype == "use_wildcard":
-        path = node.named_child(0)
+        path = _first_named(node)
         out.append((join(prefix, ctx.text(path)) if path is not None else prefix, "*", ""))
 
 
@@ -856,7 +863,7 @@ class _LuaRules(_Rules):
     @classmethod
     def imports(cls, ctx: _Context, node: Node) -> Iterable[RawImport]:
         args = node.child_by_field_name("arguments")
-        string = args.named_child(0) if args is not None else None
+        string = _first_named(args) if args is not None else None
         if string is None:
             return
         alias = ""
@@ -864,9 +871,9 @@ class _LuaRules(_Rules):
         if holder is not None and holder.type == "expression_list":
             assign = holder.parent
             if assign is not None and assign.type == "assignment_statement":
-                targets = assign.named_child(0)
+                targets = _first_named(assign)
                 if targets is not None and targets.named_child_count == 1:
-                    alias = ctx.text(targets.named_child(0))  # type: ignore[arg-type]
+                    alias = ctx.text(_first_named(targets))  # type: ignore[arg-type]
         yield (_string_content(ctx, string), (), alias, node.start_point.row, (), "require")
 
 

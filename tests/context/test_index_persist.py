@@ -1,0 +1,192 @@
+"""The persisted index: restarts parse nothing unchanged, changes and deletions are seen."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import context.index as index_module
+import context.store as store_module
+from context.index import WorkspaceIndex
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def bump_mtime(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+FILES = {
+    "app/__init__.py": "",
+    "app/models.py": "class User:\n    def name(self):\n        return 'x'\n",
+    "app/views.py": "from .models import User\n\ndef index():\n    return User()\n",
+    "web/main.ts": "export function start(): void {}\n",
+}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> tuple[Path, str]:
+    root = tmp_path / "ws"
+    write(root, FILES)
+    return root, str(tmp_path / "cache")
+
+
+def test_restart_on_unchanged_workspace_parses_nothing(ws: tuple[Path, str]) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as first:
+        stats = first.build()
+        assert (stats.files, stats.parsed, stats.reused) == (4, 4, 0)
+        assert stats.definitions == 4
+        assert stats.languages == {"python": 3, "typescript": 1}
+        assert len(first.database_paths()) == 1
+    with WorkspaceIndex([str(root)], cache_dir=cache) as second:
+        stats = second.build()
+        assert (stats.files, stats.parsed, stats.reused) == (4, 0, 4)
+        assert stats.definitions == 4
+        # Symbols come back from the database on demand.
+        [user] = second.definitions_named("User")
+        assert (user.kind, user.start_line, user.end_line) == ("class", 0, 2)
+        views = os.path.join(os.path.realpath(root), "app", "views.py")
+        symbols = second.file(views)
+        assert symbols is not None and symbols.imports[0].module == ".models"
+        assert "User" in symbols.references
+
+
+def test_changed_file_is_parsed_again_and_touched_file_is_not(ws: tuple[Path, str]) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        index.build()
+    models = root / "app" / "models.py"
+    models.write_text("class Account:\n    pass\n")
+    bump_mtime(models)
+    views = root / "app" / "views.py"
+    bump_mtime(views)  # same content, new mtime: the hash says no parse is needed
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        stats = index.build()
+        assert (stats.parsed, stats.reused) == (1, 3)
+        assert index.definitions_named("User") == []
+        assert [d.name for d in index.definitions_named("Account")] == ["Account"]
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        stats = index.build()  # the new mtimes were saved
+        assert (stats.parsed, stats.reused) == (0, 4)
+
+
+def test_deleted_and_added_files(ws: tuple[Path, str]) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        index.build()
+        (root / "web" / "main.ts").unlink()
+        write(root, {"app/new.py": "def fresh():\n    pass\n"})
+        stats = index.build()
+        assert (stats.files, stats.parsed, stats.removed) == (4, 1, 1)
+        assert index.definitions_named("start") == []
+        assert [d.name for d in index.definitions_named("fresh")] == ["fresh"]
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        stats = index.build()
+        assert (stats.files, stats.parsed, stats.removed) == (4, 0, 0)
+        assert not any(p.endswith("main.ts") for p in index.files())
+
+
+def test_schema_version_change_rebuilds(ws: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        index.build()
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", "999.0")
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        assert index.build().parsed == 4
+
+
+def test_corrupt_database_is_recreated(ws: tuple[Path, str]) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        index.build()
+        [db] = index.database_paths()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    Path(db).write_bytes(b"this is not a database" * 100)
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        assert index.build().parsed == 4
+
+
+def test_no_persistence_writes_nothing(ws: tuple[Path, str]) -> None:
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir="") as index:
+        index.build()
+        assert index.database_paths() == []
+        assert len(index.definitions_named("User")) == 1
+    assert not os.path.exists(cache)
+
+
+def test_parallel_build_matches_serial_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n\nclass C{i}:\n    pass\n"
+             for i in range(40)}
+    files["pkg/bin.py"] = "\x00binary"
+    write(tmp_path, files)
+    with WorkspaceIndex([str(tmp_path)], cache_dir="", workers=1) as serial:
+        expected = serial.build()
+        expected_defs = {p: serial.file(p) for p in serial.files()}
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(index_module, "BATCH_FILES", 7)
+    seen: list[tuple[int, int]] = []
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c"), workers=2) as parallel:
+        stats = parallel.build(progress=lambda done, total, path: seen.append((done, total)))
+        assert (stats.files, stats.definitions, stats.parsed, stats.skipped) == (
+            expected.files, expected.definitions, 40, 1)
+        assert {p: parallel.file(p) for p in parallel.files()} == expected_defs
+    assert seen[-1] == (41, 41)
+
+
+def test_cancel_stops_and_keeps_what_was_done(tmp_path: Path) -> None:
+    write(tmp_path, {f"m{i}.py": f"def f{i}(): pass\n" for i in range(10)})
+    cancel = threading.Event()
+
+    def progress(done: int, total: int, path: str) -> None:
+        if done >= 3:
+            cancel.set()
+
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c"), workers=1) as index:
+        stats = index.build(progress=progress, cancel=cancel)
+        assert stats.cancelled
+        assert 3 <= stats.files < 10
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c"), workers=1) as index:
+        stats = index.build()  # the rest is done now, the first ones are reused
+        assert stats.files == 10 and stats.reused >= 3
+
+
+def test_build_in_a_thread_while_documents_change(tmp_path: Path) -> None:
+    write(tmp_path, {f"pkg/m{i}.py": f"def f{i}():\n    pass\n" for i in range(30)})
+    path = os.path.join(os.path.realpath(tmp_path), "pkg", "m0.py")
+    errors: list[BaseException] = []
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c")) as index:
+        def run() -> None:
+            try:
+                index.build()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        i = 0
+        while thread.is_alive() and time.monotonic() < deadline:
+            index.update_document(path, f"def edited{i}():\n    pass\n")
+            index.definitions_named(f"edited{i}")
+            i += 1
+        thread.join()
+        index.update_document(path, "def final():\n    pass\n")
+        assert not errors
+        assert [d.path for d in index.definitions_named("final")] == [path]
+        assert index.definitions_named("f0") == []  # the open document shadows the disk

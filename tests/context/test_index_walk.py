@@ -1,0 +1,143 @@
+"""What the index walks into and what it leaves out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from context.index import WorkspaceIndex
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def indexed(root: Path, **options: object) -> list[str]:
+    with WorkspaceIndex([str(root)], cache_dir="", **options) as index:  # type: ignore[arg-type]
+        index.build()
+        real = os.path.realpath(root)
+        return [os.path.relpath(p, real).replace(os.sep, "/") for p in index.files()]
+
+
+def test_gitignore_at_every_level_with_negation(tmp_path: Path) -> None:
+    write(tmp_path, {
+        ".gitignore": "secret.py\n*.gen.py\n!keep.gen.py\nout/\n/rooted.py\n",
+        "main.py": "",
+        "secret.py": "",
+        "a.gen.py": "",
+        "keep.gen.py": "",
+        "rooted.py": "",
+        "out/x.py": "",
+        "sub/rooted.py": "",  # `/rooted.py` is anchored to the root's folder
+        "sub/.gitignore": "local.py\n!secret.py\n",
+        "sub/local.py": "",
+        "sub/secret.py": "",  # re-included by the deeper .gitignore
+        "sub/deeper/local.py": "",
+        "sub/deeper/ok.py": "",
+    })
+    assert indexed(tmp_path) == [
+        "keep.gen.py", "main.py", "sub/deeper/ok.py", "sub/rooted.py", "sub/secret.py"]
+
+
+def test_ignored_folder_is_not_entered_and_info_exclude(tmp_path: Path) -> None:
+    write(tmp_path, {
+        ".gitignore": "generated/\n",
+        "generated/.gitignore": "!*.py\n",  # cannot re-include below an ignored folder
+        "generated/x.py": "",
+        ".git/info/exclude": "scratch.py\n",
+        "scratch.py": "",
+        "kept.py": "",
+    })
+    assert indexed(tmp_path) == ["kept.py"]
+
+
+def test_exclude_globs(tmp_path: Path) -> None:
+    write(tmp_path, {"docs/conf.py": "", "src/a.py": "", "src/a_test.py": "", "b.py": ""})
+    assert indexed(tmp_path, exclude=["docs/", "*_test.py"]) == ["b.py", "src/a.py"]
+
+
+def test_vendored_generated_and_virtualenv_folders_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "node_modules/lib/index.js": "",
+        ".venv/lib/site.py": "",
+        "myenv/pyvenv.cfg": "home = /usr\n",
+        "myenv/lib/x.py": "",
+        "target/debug/build.rs": "",
+        "dist/bundle.js": "",
+        "build/lib/x.py": "",
+        "__pycache__/x.py": "",
+        "vendor/github.com/x/y.go": "",
+        ".git/hooks/x.py": "",
+        "pkg.egg-info/x.py": "",
+        "app.min.js": "",
+        "src/app.js": "",
+        "notes.txt": "",
+        "Makefile": "",
+    })
+    assert indexed(tmp_path) == ["src/app.js"]
+
+
+def test_symlinks_out_of_the_root_are_not_followed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write(outside, {"secret.py": "def leaked(): pass\n", "dir/more.py": ""})
+    write(root, {"pkg/real.py": "def real(): pass\n"})
+    os.symlink(outside / "secret.py", root / "link.py")
+    os.symlink(outside / "dir", root / "linkdir")
+    os.symlink(root / "pkg", root / "alias")  # inside the root: fine, indexed once
+    os.symlink(root, root / "pkg" / "loop")  # a cycle must end
+    with WorkspaceIndex([str(root)], cache_dir="") as index:
+        index.build()
+        real = os.path.realpath(root)
+        assert index.files() == [os.path.join(real, "pkg", "real.py")]
+        assert index.definitions_named("leaked") == []
+        assert not index.is_indexable(str(root / "link.py"))
+        assert not index.is_indexable(str(outside / "secret.py"))
+
+
+def test_binary_and_oversize_files_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "blob.py": b"x = 1\n\x00\x01\x02" + b"\x00" * 100,
+        "big.py": "x = 1\n" * 100,
+        "small.py": "def small(): pass\n",
+    })
+    with WorkspaceIndex([str(tmp_path)], cache_dir="", max_file_size=200) as index:
+        stats = index.build()
+        assert [os.path.basename(p) for p in index.files()] == ["small.py"]
+        assert stats.skipped == 1  # the binary one; the big one is left out by the walk
+        assert not index.is_indexable(str(tmp_path / "big.py"))
+
+
+def test_invalid_utf8_does_not_crash_the_index(tmp_path: Path) -> None:
+    write(tmp_path, {"latin.py": b"# caf\xe9\ndef caf\xe9():\n    pass\ndef ok():\n    return '\xff'\n"})
+    with WorkspaceIndex([str(tmp_path)], cache_dir="") as index:
+        index.build()
+        assert [d.name for d in index.definitions_named("ok")] == ["ok"]
+        text = index.text(index.files()[0])
+        assert text is not None and "\ufffd" in text
+
+
+def test_is_indexable(tmp_path: Path) -> None:
+    write(tmp_path, {".gitignore": "ignored/\n", "ignored/a.py": "", "a.py": "", "a.txt": ""})
+    with WorkspaceIndex([str(tmp_path)], cache_dir="") as index:
+        assert index.is_indexable(str(tmp_path / "a.py"))
+        assert index.is_indexable(str(tmp_path / "new_unsaved.py"))
+        assert not index.is_indexable(str(tmp_path / "ignored" / "a.py"))
+        assert not index.is_indexable(str(tmp_path / "a.txt"))
+        assert not index.is_indexable(str(tmp_path / "node_modules" / "x.js"))
+        assert not index.is_indexable("/somewhere/else.py")
+        assert index.root_of(os.path.realpath(tmp_path / "a.py")) == os.path.realpath(tmp_path)
+
+
+def test_nested_roots_own_their_files(tmp_path: Path) -> None:
+    write(tmp_path, {"outer.py": "", "inner/inner.py": ""})
+    with WorkspaceIndex([str(tmp_path), str(tmp_path / "inner")], cache_dir="") as index:
+        index.build()
+        assert len(index.files()) == 2
+        inner = os.path.realpath(tmp_path / "inner" / "inner.py")
+        assert index.root_of(inner) == os.path.realpath(tmp_path / "inner")
