@@ -360,9 +360,10 @@ class _Rules:
                 kind = "method"
         if not _NAME_RE.match(name):
             return None
-        kind = cls.refine_kind(ctx, kind, name, caps)
-        if kind is None:
+        refined = cls.refine_kind(ctx, kind, name, caps)
+        if refined is None:
             return None
+        kind = refined
         if enclosing is not None and not parent and enclosing[1] in _CONTAINERS:
             parent = enclosing[2]
             if kind == "function":
@@ -736,15 +737,15 @@ class _RustRules(_Rules):
     def imports(cls, ctx: _Context, node: Node) -> Iterable[RawImport]:
         line = node.start_point.row
         if node.type == "mod_item":
-            name = node.child_by_field_name("name")
-            if name is not None:
-                yield (ctx.text(name), (), "", line, (), "mod")
+            mod_name = node.child_by_field_name("name")
+            if mod_name is not None:
+                yield (ctx.text(mod_name), (), "", line, (), "mod")
             return
         if node.type == "extern_crate_declaration":
-            name = node.child_by_field_name("name")
-            alias = node.child_by_field_name("alias")
-            if name is not None:
-                yield (ctx.text(name), (), ctx.text(alias) if alias else "", line, (), "")
+            crate = node.child_by_field_name("name")
+            rename = node.child_by_field_name("alias")
+            if crate is not None:
+                yield (ctx.text(crate), (), ctx.text(rename) if rename else "", line, (), "")
             return
         arg = node.child_by_field_name("argument")
         if arg is None:
@@ -771,9 +772,9 @@ def _flatten_use(ctx: _Context, node: Node, prefix: str, out: list[tuple[str, st
     join = (lambda p, s: f"{p}::{s}" if p else s)  # noqa: E731
     if ntype == "scoped_identifier":
         path = node.child_by_field_name("path")
-        name = node.child_by_field_name("name")
+        name_node = node.child_by_field_name("name")
         module = join(prefix, ctx.text(path)) if path is not None else prefix
-        out.append((module, ctx.text(name) if name is not None else "", ""))
+        out.append((module, ctx.text(name_node) if name_node is not None else "", ""))
     elif ntype in ("identifier", "self", "crate", "super"):
         out.append((prefix, ctx.text(node), ""))
     elif ntype == "use_as_clause":
@@ -784,8 +785,8 @@ def _flatten_use(ctx: _Context, node: Node, prefix: str, out: list[tuple[str, st
         before = len(out)
         _flatten_use(ctx, path, prefix, out)
         if alias is not None and len(out) > before:
-            module, name, _ = out[-1]
-            out[-1] = (module, name, ctx.text(alias))
+            module, bound, _ = out[-1]
+            out[-1] = (module, bound, ctx.text(alias))
     elif ntype == "use_list":
         for child in node.named_children:
             _flatten_use(ctx, child, prefix, out)
