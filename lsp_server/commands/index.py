@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             print("qwen-lsp index: interrupted", file=sys.stderr)
             return 130
         progress.close()
-        report = {
+        report: dict[str, Any] = {
             "roots": roots,
             "files": stats.files,
             "definitions": stats.definitions,
