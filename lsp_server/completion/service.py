@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from cachetools import LRUCache
 
 from lsp_server.completion.document import CursorWindow, cursor_window
@@ -174,9 +175,8 @@ class Completer:
             start = len(tokens)
             tokens.extend(seg)
             if segment.line_checkpoints:
-                line_ends = [
-                    start + i + 1 for i, t in enumerate(seg) if b"\n" in self.engine.piece(t)
-                ]
+                mask = self.engine.newline_tokens[np.asarray(seg, dtype=np.int64)] if seg else []
+                line_ends = [start + int(i) + 1 for i in np.flatnonzero(mask)]
                 last = start
                 for pos in line_ends:
                     if pos - last >= interval:

@@ -229,6 +229,8 @@ class LlamaEngine:
                     f"{config.model_path} (out of memory? lower model.contextSize)"
                 )
             self._batch = llama_cpp.llama_batch_init(config.n_batch, 0, 1)
+            self._batch_views: tuple[np.ndarray, ...] | None = None
+            self._batch_seq = -1
             self._mem = llama_cpp.llama_get_memory(self._ctx)
             self._piece_cache: dict[int, bytes] = {}
             self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
@@ -245,7 +247,7 @@ class LlamaEngine:
         self._seqs = [np.zeros(0, dtype=np.int32) for _ in range(max(1, config.slots))]
         self._seq = 0  # the sequence the current request uses
         self._used = list(range(len(self._seqs)))  # least recently used first
-        self._stop_ids = self._control_tokens()
+        self._stop_ids, self.newline_tokens = self._scan_vocab()
         log.info(
             "model loaded: %s (%s, %s, n_ctx %d of %d trained, %s)",
             os.path.basename(config.model_path), self.info.architecture,
@@ -317,14 +319,20 @@ class LlamaEngine:
             return ids[0]
         return None
 
-    def _control_tokens(self) -> frozenset[int]:
-        """Tokens that end a suggestion: end-of-generation and control tokens."""
-        ids = set()
+    def _scan_vocab(self) -> tuple[frozenset[int], np.ndarray]:
+        """Once per model: the tokens that end a suggestion (end-of-generation and
+        control tokens) and a mask of the tokens whose text holds a newline (where
+        line checkpoints go, looked up per prompt without detokenizing it)."""
+        stop = set()
+        newline = np.zeros(self.n_vocab, dtype=bool)
+        buf = ctypes.create_string_buffer(256)
         for token in range(self.n_vocab):
             attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
             if llama_cpp.llama_vocab_is_eog(self._vocab, token) or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
-                ids.add(token)
-        return frozenset(ids)
+                stop.add(token)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+            newline[token] = b"\n" in buf.raw[: max(0, n)]
+        return frozenset(stop), newline
 
     # ---- text <-> tokens --------------------------------------------------------------
 
@@ -472,18 +480,36 @@ class LlamaEngine:
         figures.restore_ms += (time.perf_counter() - start) * 1000
         return checkpoint.n_tokens
 
+    def _fill_batch(self, tokens: np.ndarray, start: int) -> None:
+        """Write `tokens` at positions start.. of the current sequence into the batch,
+        through numpy views of its C arrays (a Python loop per token would cost more
+        than the decode of a small model)."""
+        batch = self._batch
+        size = self.config.n_batch
+        if self._batch_views is None:
+            self._batch_views = (
+                np.ctypeslib.as_array(batch.token, shape=(size,)),
+                np.ctypeslib.as_array(batch.pos, shape=(size,)),
+                np.ctypeslib.as_array(batch.n_seq_id, shape=(size,)),
+                np.ctypeslib.as_array(batch.logits, shape=(size,)),
+            )
+            self._batch_views[2][:] = 1
+        if self._batch_seq != self._seq:
+            for i in range(size):
+                batch.seq_id[i][0] = self._seq
+            self._batch_seq = self._seq
+        token, pos, _, logits = self._batch_views
+        n = len(tokens)
+        token[:n] = tokens
+        pos[:n] = np.arange(start, start + n, dtype=pos.dtype)
+        logits[:n] = 0
+        logits[n - 1] = 1
+        batch.n_tokens = n
+
     def _decode(self, tokens: np.ndarray, start: int) -> None:
         """Evaluate `tokens` at positions start.. in one batch (len <= n_batch)."""
         batch = self._batch
-        n = len(tokens)
-        batch.n_tokens = n
-        for i in range(n):
-            batch.token[i] = int(tokens[i])
-            batch.pos[i] = start + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = self._seq
-            batch.logits[i] = False
-        batch.logits[n - 1] = True
+        self._fill_batch(tokens, start)
         rc = llama_cpp.llama_decode(self._ctx, batch)
         while rc == 1:
             # No room in the shared KV cache: the least recently used other sequence goes.
