@@ -69,6 +69,7 @@ class CompletionResult:
     total_ms: float = 0.0
     context_blocks: int = 0
     prompt_tokens: list[int] | None = None  # the prompt, when it was evaluated (benchmarks)
+    schedule: list[int] | None = None  # its batch boundaries (tests reproduce the state)
 
 
 def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
@@ -230,6 +231,7 @@ class Completer:
             suggestion, generation.figures, self.format, outcome, raw=generation.text,
             context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
             prompt_tokens=tokenized.tokens,
+            schedule=generation.schedule,
         )
         result.total_ms = (time.perf_counter() - started) * 1000
         self._suggestions[key] = (suggestion, generation.text)

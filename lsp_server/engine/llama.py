@@ -130,6 +130,8 @@ class Generation:
     tokens: list[int]
     stop_reason: str  # eos | stop | rule | length | time
     figures: Figures = field(default_factory=Figures)
+    # Where the prompt's evaluation was split into batches (see `prepare`).
+    schedule: list[int] = field(default_factory=list)
 
 
 # llama.cpp's log goes to Python logging (and so to stderr / the LSP log, never stdout).
@@ -245,6 +247,10 @@ class LlamaEngine:
         self.checkpoints = CheckpointCache(config.checkpoint_bytes)
         # Per sequence, the tokens whose state the context holds, in order.
         self._seqs = [np.zeros(0, dtype=np.int32) for _ in range(max(1, config.slots))]
+        # Per sequence, the positions where its batches ended: llama.cpp's kernels are
+        # not batch-invariant (a different split moves logits by ~1e-3), so this is what
+        # a fresh evaluation must follow to reproduce the state bit for bit (tests).
+        self._bounds: list[list[int]] = [[] for _ in self._seqs]
         self._seq = 0  # the sequence the current request uses
         self._used = list(range(len(self._seqs)))  # least recently used first
         self._stop_ids, self.newline_tokens = self._scan_vocab()
@@ -392,7 +398,12 @@ class LlamaEngine:
 
     @_tokens.setter
     def _tokens(self, value: np.ndarray) -> None:
+        old = len(self._seqs[self._seq])
         self._seqs[self._seq] = value
+        if len(value) < old:
+            self._bounds[self._seq] = [b for b in self._bounds[self._seq] if b <= len(value)]
+        elif len(value) > old:
+            self._bounds[self._seq].append(len(value))
 
     @property
     def tokens(self) -> np.ndarray:
@@ -403,12 +414,13 @@ class LlamaEngine:
         """Forget every sequence."""
         llama_cpp.llama_memory_clear(self._mem, True)
         self._seqs = [t[:0] for t in self._seqs]
+        self._bounds = [[] for _ in self._seqs]
 
     def _clear_seq(self, seq: int) -> None:
         if not llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1):
-            llama_cpp.llama_memory_clear(self._mem, True)  # should not happen; stay correct
-            self._seqs = [t[:0] for t in self._seqs]
+            self.reset()  # should not happen; stay correct
         self._seqs[seq] = self._seqs[seq][:0]
+        self._bounds[seq] = []
 
     def _choose_seq(self, tokens: np.ndarray) -> int:
         """The sequence for `tokens`: the one sharing the longest prefix with it, unless
@@ -537,11 +549,13 @@ class LlamaEngine:
         figures: Figures | None = None,
         *,
         save_end: bool = False,
+        splits: Sequence[int] = (),
     ) -> Figures:
         """Make the context hold `prompt`, evaluating only what is not there yet.
 
         `checkpoints` are positions after which to save the recurrent state (hybrid
         models only); `save_end` saves one after the whole prompt too (warm-up).
+        Batches end at those positions and at `splits`, and hold at most n_batch tokens.
         Cancellation is checked between batches; what was evaluated before it stays
         valid and is reused by the next request.
         """
@@ -560,7 +574,10 @@ class LlamaEngine:
         figures.reused_tokens = pos
         start = time.perf_counter()
         try:
-            stops = sorted({p for p in checkpoints if pos < p < n} | {n}) if self.hybrid else [n]
+            saves = {p for p in checkpoints if pos < p < n} if self.hybrid else set()
+            if save_end and self.hybrid:
+                saves.add(n)
+            stops = sorted(saves | {p for p in splits if pos < p < n} | {n})
             n_batch = self.config.n_batch
             for stop in stops:
                 while pos < stop:
@@ -569,7 +586,7 @@ class LlamaEngine:
                     self._decode(tokens[pos:end], pos)
                     figures.evaluated_tokens += end - pos
                     pos = end
-                if stop < n or save_end:
+                if stop in saves:
                     self._save_checkpoint(figures)
         finally:
             figures.prefill_ms += (time.perf_counter() - start) * 1000
@@ -588,6 +605,7 @@ class LlamaEngine:
         stop: Sequence[str] = (),
         rule: Callable[[str], int | None] | None = None,
         cancel: CancelToken = NEVER,
+        splits: Sequence[int] = (),
     ) -> Generation:
         """Greedy generation after `prompt`.
 
@@ -596,7 +614,8 @@ class LlamaEngine:
         cancel token's deadline (keeping what was generated). `Cancelled` is raised when
         the token is cancelled.
         """
-        figures = self.prepare(prompt, checkpoints, cancel)
+        figures = self.prepare(prompt, checkpoints, cancel, splits=splits)
+        schedule = list(self._bounds[self._seq])
         start = time.perf_counter()
         out: list[int] = []
         raw = b""
@@ -630,7 +649,7 @@ class LlamaEngine:
         finally:
             figures.generated_tokens = len(out)
             figures.generate_ms = (time.perf_counter() - start) * 1000
-        return Generation(text=text, tokens=out, stop_reason=reason, figures=figures)
+        return Generation(text=text, tokens=out, stop_reason=reason, figures=figures, schedule=schedule)
 
 
 def _lcp(a: np.ndarray, b: np.ndarray) -> int:
