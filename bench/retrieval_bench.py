@@ -42,7 +42,7 @@ from context.recent import RecentActivity  # noqa: E402
 from context.retrieve import IndexLike, gather_context  # noqa: E402
 from context.similar import BM25Chunks, SimilarWindows  # noqa: E402
 from context.tokens import estimate_tokens  # noqa: E402
-from context.types import Definition, Import  # noqa: E402
+from context.types import Definition, Import, PackedContext  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "retrieval"
 DJANGO = ("django", "5.1")
@@ -255,14 +255,14 @@ def measure_recall(
 ) -> list[dict[str, float]]:
     results = []
     for budget in budgets:
-        ours = base = 0
+        ours = base = errors = 0
         chars_total = 0
         for case in cases:
             full = index.text(case.path) or ""
             lines = full.split("\n")
             visible = "\n".join(lines[: case.line + 1])
-            index.update_document(case.path, visible)
             try:
+                index.update_document(case.path, visible)
                 packed = gather_context(
                     index,
                     None,
@@ -274,6 +274,10 @@ def measure_recall(
                     budget_tokens=budget,
                     count_tokens=estimate_tokens,
                 )
+            except Exception as exc:  # an index failure counts against us, and is reported
+                print(f"error at {case.path}:{case.line + 1}: {exc!r}", file=sys.stderr)
+                errors += 1
+                packed = PackedContext(snippets=(), tokens=0)
             finally:
                 index.close_document(case.path)
             ours += any(shows(packed.snippets, t) for t in case.targets)
@@ -297,6 +301,7 @@ def measure_recall(
                 "recall": ours / n,
                 "bm25_recall": base / n,
                 "mean_chars": chars_total / n,
+                "errors": errors,
             }
         )
     return results

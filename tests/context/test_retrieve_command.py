@@ -90,3 +90,37 @@ def test_text_output_and_bad_input(tmp_path):
     assert bad.returncode == 2 and "past the end" in bad.stderr
     missing = _run(f"{tmp_path}/nope.py:1:1", "--workspace", str(tmp_path), "--no-cache")
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+@pytest.mark.parametrize("budget", [40, 90, 400])
+def test_model_tokenizer_counts_and_the_budget_holds(tmp_path, qwen2_model, budget):
+    """With --model the counts are the model's own tokens, and the budget holds for them."""
+    import llama_cpp
+
+    main = _workspace(tmp_path)
+    result = _run(
+        f"{main}:5:17",
+        "--workspace",
+        str(tmp_path),
+        "--json",
+        "--no-cache",
+        "--model",
+        str(qwen2_model),
+        "--budget",
+        str(budget),
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    llama = llama_cpp.Llama(model_path=str(qwen2_model), vocab_only=True, verbose=False)
+    real = len(llama.tokenize(out["prompt"].encode(), add_bos=False, special=False))
+    assert out["tokens"] == real <= budget
+    if budget >= 400:
+        assert "def helper(value: int) -> int:" in out["prompt"]
+
+
+def test_a_bad_model_path_is_reported(tmp_path):
+    main = _workspace(tmp_path)
+    result = _run(
+        f"{main}:5:17", "--workspace", str(tmp_path), "--model", str(tmp_path / "none.gguf")
+    )
+    assert result.returncode == 2 and "cannot load the tokenizer" in result.stderr
