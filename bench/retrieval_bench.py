@@ -95,7 +95,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def latency_positions(index: IndexLike, files: list[str], n: int, seed: int) -> list[Any]:
     rng = random.Random(seed)
-    out = []
+    out: list[Any] = []
     while len(out) < n:
         path = rng.choice(files)
         text = index.text(path) or ""

@@ -372,10 +372,10 @@ class _Request:
 
         # `module.name` chains near the cursor, through module imports.
         for (head, attr), distance in sorted(chains.items()):
-            files = modules.get(head)
-            if not files:
+            module_files = modules.get(head)
+            if not module_files:
                 continue
-            for d in self.find_in_files(attr, files, depth=2)[:MAX_DEFINITIONS_PER_NAME]:
+            for d in self.find_in_files(attr, module_files, depth=2)[:MAX_DEFINITIONS_PER_NAME]:
                 reason = f"definition of `{head}.{attr}`, used near the cursor"
                 self.offer_definition(
                     d, IMPORTED_NEAR + _closeness(distance), reason, members_score=NEAR_CLASS_MEMBER

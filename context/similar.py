@@ -73,8 +73,8 @@ class _WindowIndex:
         self.max_file_lines = max_file_lines
         self._lock = threading.RLock()
         self._vocab: dict[str, int] = {}
-        self._postings: list[array] = []  # term id -> window ids (int32)
-        self._tfs: list[array] = []  # term id -> term count in that window (uint16)
+        self._postings: list[array[int]] = []  # term id -> window ids (int32)
+        self._tfs: list[array[int]] = []  # term id -> term count in that window (uint16)
         self._df: list[int] = []  # term id -> live windows containing it
         self._win_file = array("i")
         self._win_start = array("i")
@@ -227,7 +227,8 @@ class _WindowIndex:
 
     def _column(self, name: str) -> np.ndarray:
         # A copy: a live view would forbid appending to the array while it exists.
-        return np.frombuffer(getattr(self, name), dtype=np.int32).copy()
+        column: np.ndarray = np.frombuffer(getattr(self, name), dtype=np.int32).copy()
+        return column
 
     def _select(
         self, scores: np.ndarray, k: int, exclude_path: str | None, min_score: float
