@@ -150,3 +150,78 @@ def test_imported_definition_used_at_the_cursor_is_packed(tmp_path, language):
 
     for budget in (0, 5, 20, 40, 80, 160):
         assert _gather(index, main, text, USE[language], budget).tokens <= budget
+
+
+def test_typing_a_line_keeps_the_prefix_of_unchanged_tiers(tmp_path):
+    """Keystroke by keystroke through the real index: when the snippets of the first
+    tiers are the same as before, their rendered text is byte-identical."""
+    from context.recent import RecentActivity
+    from context.similar import SimilarWindows
+
+    files = dict(WORKSPACES["python"])
+    files["pkg/extra.py"] = "".join(
+        f"def extra_{i}(a):\n    return a + {i}\n\n\n" for i in range(30)
+    )
+    # Not imported: found by name once typed in full.
+    files["pkg/totals.py"] = "def compute_total(a):\n    return sum(a)\n"
+    files["main.py"] = (
+        "from pkg.util import helper\n"
+        "from pkg.extra import extra_1, extra_2\n"
+        "\n\n"
+        "def run(x):\n"
+        "    y = helper(x)\n"
+        "    return y\n"
+    )
+    _write(tmp_path, files)
+    root = os.path.realpath(tmp_path)
+    index = index_module.WorkspaceIndex([root], cache_dir="")
+    index.build()
+    similar = SimilarWindows(window_lines=8, step=4)
+    similar.update_many(index.files(), index.text)
+    recent = RecentActivity()
+    recent.note_edit(os.path.join(root, "pkg/extra.py"), 20, 22)
+    main = os.path.join(root, "main.py")
+    base = files["main.py"].split("\n")
+    typed_line = "    z = extra_1(y) + compute_total(helper(y))"
+    previous = None
+    changes: list[bool] = []
+    tiers = ("definition", "recent", "current", "similar")
+    for n in range(len(typed_line) + 1):
+        lines = [*base[:6], typed_line[:n], *base[6:]]
+        text = "\n".join(lines)
+        index.update_document(main, text)
+        packed = gather_context(
+            index,
+            recent,
+            similar,
+            path=main,
+            text=text,
+            line=6,
+            character=n,
+            budget_tokens=2000,
+            count_tokens=estimate_tokens,
+            prefix_lines=2,
+            suffix_lines=1,
+        )
+        assert packed.tokens <= 2000
+        if previous is not None:
+            before = dict(previous.segments)
+            after = dict(packed.segments)
+            for k, tier in enumerate(tiers):
+                spans = [
+                    {
+                        (s.path, s.start_line, s.end_line)
+                        for s in p.snippets
+                        if s.source in tiers[: k + 1]
+                    }
+                    for p in (previous, packed)
+                ]
+                if spans[0] == spans[1]:
+                    assert before.get(tier) == after.get(tier), (n, tier)
+        changes.append(previous is not None and previous.text != packed.text)
+        previous = packed
+    # Keystrokes change nothing but once: when `compute_total` is typed in full and the
+    # cursor leaves it, its definition comes in.
+    assert sum(changes) == 1, changes
+    assert "def compute_total(a):" in previous.text
+    assert "def extra_1(a):" in previous.text and "def helper(value: int) -> int:" in previous.text
