@@ -35,7 +35,7 @@ from tree_sitter import Point, Tree
 
 from context import symbols as sym
 from context.imports import ImportResolver
-from context.languages import language_for_path, refine_language
+from context.languages import language_for_path, query, refine_language
 from context.store import IndexStore, StoredFile, database_path
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
@@ -253,41 +253,44 @@ class WorkspaceIndex:
         for root in self.roots:
             self._load(root)
         state = _BuildState()
+        # Parsing starts while the walk goes on, and results are merged as they come:
+        # the walk and the merge then overlap with the workers' parsing.
+        pipeline = _Pipeline(self, progress, cancel)
         for root in self.roots:
             nested = [r for r in self.roots if r != root and is_inside(r, root)]
             for entry in walk(root, rules=self._rules[root], max_file_size=self.max_file_size,
                               skip_roots=nested, project_files=state.project_files,
                               cancelled=cancel):
                 state.walked[entry.path] = entry
-        cancelled = bool(cancel is not None and cancel.is_set())
-        tasks: list[tuple[str, str, bytes | None]] = []
-        reused = 0
-        with self._lock:
-            for path, w in state.walked.items():
-                e = self._entries.get(path)
-                if e is not None and e.size == w.size and e.mtime_ns == w.mtime_ns:
-                    reused += 1
+                e = self._entries.get(entry.path)
+                if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
+                    pipeline.reuse(entry.path)
                 else:
-                    tasks.append((path, w.language, e.hash if e is not None else None))
+                    pipeline.add((entry.path, entry.language, e.hash if e is not None else None),
+                                 entry.size)
+        pipeline.finish()
+        changes = pipeline.changes
+        cancelled = bool(cancel is not None and cancel.is_set())
+        with self._lock:
             removed = [] if cancelled else [p for p in self._entries if p not in state.walked]
+            for path in removed:
+                e = self._entries.get(path)
+                if e is not None:
+                    self._drop_entry(path)
+                    changes.of(e.root).deletes.append(path)
             project_changed = set(state.project_files) != self._project_files
             if not cancelled:
                 self._project_files = set(state.project_files)
-        total = len(state.walked)
-        if progress is not None:
-            progress(reused, total, "")
-        results = self._run_tasks(tasks, progress, reused, total, cancel)
-        cancelled = cancelled or bool(cancel is not None and cancel.is_set())
-        parsed, skipped = self._apply(results, removed)
-        if removed or parsed or project_changed:
+        self._persist(changes)
+        if removed or changes.parsed or project_changed:
             self._resolver.reset(project_files_changed=project_changed)
             with self._lock:
                 self._forward = None
         stats = self.stats()
-        stats.parsed = parsed
-        stats.reused = reused + sum(1 for r in results if r.status == "same")
+        stats.parsed = changes.parsed
+        stats.reused = pipeline.reused + changes.same
         stats.removed = len(removed)
-        stats.skipped = skipped
+        stats.skipped = changes.skipped
         stats.cancelled = cancelled
         stats.seconds = time.perf_counter() - started
         log.info("indexed %d files (%d parsed, %d reused, %d removed) in %.2fs",
@@ -321,112 +324,61 @@ class WorkspaceIndex:
                                row.definitions, None, root)
                 self._add_entry(row.path, entry)
 
-    def _run_tasks(
-        self,
-        tasks: list[tuple[str, str, bytes | None]],
-        progress: Callable[[int, int, str], None] | None,
-        done: int,
-        total: int,
-        cancel: threading.Event | None,
-    ) -> list[_Result]:
-        results: list[_Result] = []
-        if not tasks:
-            return results
-        if len(tasks) < PARALLEL_THRESHOLD or self.workers <= 1:
-            for task in tasks:
-                if cancel is not None and cancel.is_set():
-                    break
-                results.append(index_file(*task, self.max_file_size))
-                done += 1
-                if progress is not None:
-                    progress(done, total, task[0])
-            return results
-        batches = _batches(tasks)
-        try:
-            executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=min(self.workers, len(batches)), mp_context=_pool_context())
-        except (OSError, ValueError) as exc:
-            log.warning("cannot start parse workers (%s): parsing in this thread", exc)
-            self.workers = 1
-            return self._run_tasks(tasks, progress, done, total, cancel)
-        with executor:
-            futures = [executor.submit(_index_batch, b, self.max_file_size) for b in batches]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    batch = future.result()
-                    results.extend(batch)
-                    done += len(batch)
-                    if progress is not None:
-                        progress(done, total, batch[-1].path if batch else "")
-                    if cancel is not None and cancel.is_set():
-                        for f in futures:
-                            f.cancel()
-                        break
-            except concurrent.futures.process.BrokenProcessPool:
-                log.warning("a parse worker died: parsing the rest in this thread")
-                finished = {r.path for r in results}
-                for task in tasks:
-                    if task[0] not in finished:
-                        results.append(index_file(*task, self.max_file_size))
-        return results
+    def _apply(self, results: list[_Result]) -> _Changes:
+        """Merge results into memory and persist them at once (update_file)."""
+        changes = _Changes()
+        self._merge(results, changes)
+        self._persist(changes)
+        return changes
 
-    def _apply(self, results: list[_Result], removed: list[str]) -> tuple[int, int]:
-        """Merge worker results into memory and persist them; (parsed, skipped)."""
-        per_root: dict[str, tuple[list[tuple[StoredFile, bytes | None]], list[StoredFile],
-                                  list[str]]] = {}
-        parsed = skipped = 0
-
-        def changes(root: str) -> tuple[list[tuple[StoredFile, bytes | None]],
-                                        list[StoredFile], list[str]]:
-            return per_root.setdefault(root, ([], [], []))
-
+    def _merge(self, results: list[_Result], changes: _Changes) -> None:
+        """Merge worker results into the in-memory maps, noting what to persist."""
         with self._lock:
             for r in results:
                 root = self.root_of(r.path) or ""
                 if r.status == "missing":
                     if r.path in self._entries:
                         self._drop_entry(r.path)
-                        changes(root)[2].append(r.path)
+                        changes.of(root).deletes.append(r.path)
                     continue
                 if r.status == "same":
+                    changes.same += 1
                     e = self._entries.get(r.path)
                     if e is not None:
                         e.size, e.mtime_ns = r.size, r.mtime_ns
-                        changes(root)[1].append(StoredFile(r.path, r.size, r.mtime_ns, e.hash,
-                                                           e.language, e.names, e.definitions))
+                        changes.of(root).touches.append(StoredFile(
+                            r.path, r.size, r.mtime_ns, e.hash, e.language, e.names,
+                            e.definitions))
                     continue
                 if r.status == "skipped":
-                    skipped += 1
+                    changes.skipped += 1
                     entry = _Entry(r.size, r.mtime_ns, b"", _SKIPPED, (), 0,
                                    sym.encode(sym.EMPTY), root)
                 else:
-                    parsed += 1
+                    changes.parsed += 1
                     entry = _Entry(r.size, r.mtime_ns, r.hash, r.language, r.names,
                                    r.definitions, r.blob, root)
                 self._replace_entry(r.path, entry)
-                changes(root)[0].append((StoredFile(r.path, entry.size, entry.mtime_ns,
-                                                    entry.hash, entry.language, entry.names,
-                                                    entry.definitions), entry.blob))
-            for path in removed:
-                e = self._entries.get(path)
-                if e is not None:
-                    self._drop_entry(path)
-                    changes(e.root)[2].append(path)
-        for root, (upserts, touches, deletes) in per_root.items():
+                changes.of(root).upserts.append((StoredFile(
+                    r.path, entry.size, entry.mtime_ns, entry.hash, entry.language,
+                    entry.names, entry.definitions), entry.blob))
+
+    def _persist(self, changes: _Changes) -> None:
+        """Write the changes of each root in one transaction."""
+        for root, change in changes.roots.items():
             store = self._store(root) if root else None
-            if store is None:
+            if store is None or not (change.upserts or change.touches or change.deletes):
                 continue
             try:
-                store.write(upserts, deletes, touches)
+                store.write(change.upserts, change.deletes, change.touches)
             except Exception as exc:
                 log.warning("cannot save the index of %s: %s", root, exc)
                 continue
             with self._lock:  # saved: the symbols can be read back from the store
-                for row, _ in upserts:
+                for row, _ in change.upserts:
                     e = self._entries.get(row.path)
                     if e is not None and e.hash == row.hash:
                         e.blob = None
-        return parsed, skipped
 
     # --- in-memory maps (call with the lock held) -----------------------------------
 
@@ -606,7 +558,7 @@ class WorkspaceIndex:
         result = index_file(path, language, previous.hash if previous else None,
                             self.max_file_size)
         file_set_changed = previous is None or result.status in ("missing", "skipped")
-        self._apply([result], [])
+        self._apply([result])
         if file_set_changed:
             self._resolver.reset(project_files_changed=False)
             with self._lock:
@@ -906,28 +858,156 @@ class WorkspaceIndex:
         return language_for_path(path)
 
 
-def _batches(tasks: list[tuple[str, str, bytes | None]]) -> list[list[tuple[str, str, bytes | None]]]:
-    """Split the work by size, biggest files first so no worker is left with a giant."""
-    sized = []
-    for task in tasks:
+@dataclass
+class _RootChanges:
+    upserts: list[tuple[StoredFile, bytes | None]] = field(default_factory=list)
+    touches: list[StoredFile] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Changes:
+    """What a build or an update changed, per root, to persist in one transaction."""
+
+    roots: dict[str, _RootChanges] = field(default_factory=dict)
+    parsed: int = 0
+    same: int = 0
+    skipped: int = 0
+
+    def of(self, root: str) -> _RootChanges:
+        return self.roots.setdefault(root, _RootChanges())
+
+
+_Task = tuple[str, str, "bytes | None"]
+
+
+class _Pipeline:
+    """Feeds files to parse, in this thread when they are few, else to worker processes
+    in batches as the walk finds them; merges results into the index as they arrive."""
+
+    def __init__(
+        self, index: WorkspaceIndex, progress: Callable[[int, int, str], None] | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.index = index
+        self.progress = progress
+        self.cancel = cancel
+        self.changes = _Changes()
+        self.reused = 0
+        self.done = 0
+        self.total = 0
+        self.pending: list[tuple[_Task, int]] = []
+        self.batch: list[_Task] = []
+        self.batch_bytes = 0
+        self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self.futures: dict[concurrent.futures.Future[list[_Result]], list[_Task]] = {}
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def reuse(self, path: str) -> None:
+        self.total += 1
+        self.reused += 1
+        self.done += 1
+        if self.reused % 256 == 0:  # reusing is quick: report now and then
+            self._report(path)
+
+    def add(self, task: _Task, size: int) -> None:
+        self.total += 1
+        if self.executor is None:
+            self.pending.append((task, size))
+            if len(self.pending) >= PARALLEL_THRESHOLD and self.index.workers > 1:
+                self._start()
+            return
+        self._batch(task, size)
+
+    def _start(self) -> None:
+        # Compile the queries first: forked workers inherit them.
+        for language in {t[1] for t, _ in self.pending}:
+            try:
+                query(language)
+            except Exception:  # the worker will log it
+                pass
         try:
-            size = os.path.getsize(task[0])
-        except OSError:
-            size = 0
-        sized.append((size, task))
-    sized.sort(key=lambda item: -item[0])
-    batches: list[list[tuple[str, str, bytes | None]]] = []
-    current: list[tuple[str, str, bytes | None]] = []
-    current_bytes = 0
-    for size, task in sized:
-        current.append(task)
-        current_bytes += size
-        if current_bytes >= BATCH_BYTES or len(current) >= BATCH_FILES:
-            batches.append(current)
-            current, current_bytes = [], 0
-    if current:
-        batches.append(current)
-    return batches
+            self.executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.index.workers, mp_context=_pool_context())
+        except (OSError, ValueError) as exc:
+            log.warning("cannot start parse workers (%s): parsing in this thread", exc)
+            self.index.workers = 1
+            return
+        pending, self.pending = self.pending, []
+        # Biggest first, so no worker is left alone with a giant at the end.
+        for task, size in sorted(pending, key=lambda item: -item[1]):
+            self._batch(task, size)
+
+    def _batch(self, task: _Task, size: int) -> None:
+        self.batch.append(task)
+        self.batch_bytes += size
+        if self.batch_bytes >= BATCH_BYTES or len(self.batch) >= BATCH_FILES:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self.batch or self.executor is None:
+            return
+        batch, self.batch, self.batch_bytes = self.batch, [], 0
+        try:
+            future = self.executor.submit(_index_batch, batch, self.index.max_file_size)
+        except RuntimeError:  # the pool is broken or shut down
+            self._merge(_index_batch(batch, self.index.max_file_size))
+            return
+        self.futures[future] = batch
+        self._collect(block=False)
+
+    def _collect(self, block: bool) -> None:
+        while self.futures:
+            if block:
+                done, _ = concurrent.futures.wait(
+                    self.futures, return_when=concurrent.futures.FIRST_COMPLETED)
+            else:
+                done = {f for f in self.futures if f.done()}
+                if not done:
+                    return
+            for future in done:
+                batch = self.futures.pop(future)
+                if future.cancelled():
+                    continue
+                try:
+                    results = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    log.warning("a parse worker died: parsing its files in this thread")
+                    results = _index_batch(batch, self.index.max_file_size)
+                self._merge(results)
+            if self._cancelled():
+                for future in self.futures:
+                    future.cancel()
+                block = False
+
+    def _merge(self, results: list[_Result]) -> None:
+        self.index._merge(results, self.changes)
+        self.done += len(results)
+        if results:
+            self._report(results[-1].path)
+
+    def _report(self, path: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total, path)
+
+    def finish(self) -> None:
+        """Parse what is left and wait for the workers."""
+        if self.executor is None:
+            for task, _ in self.pending:
+                if self._cancelled():
+                    break
+                self._merge([index_file(*task, self.index.max_file_size)])
+            self.pending = []
+        else:
+            with self.executor:
+                if not self._cancelled():
+                    self._submit()
+                self._collect(block=True)
+            self.executor = None
+        if self.progress is not None:
+            self.progress(self.done, self.total, "")
 
 
 def _point_at(data: bytes, offset: int) -> Point:
