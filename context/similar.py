@@ -8,8 +8,9 @@ Two retrievers share one incremental inverted index of line windows:
 - `BM25Chunks`: BM25 over non-overlapping 10-line chunks, the retriever of the
   CrossCodeEval benchmark, kept as the baseline of bench/retrieval_bench.py.
 
-Updating one file replaces only that file's windows (old ones are tombstoned and
-compacted away in bulk), so the server can keep the store current as files change.
+Updating one file is cheap (the text is kept until a query could return that file,
+then only that file's windows are replaced; old ones are tombstoned and compacted
+away in bulk), so the server can call `update_file` on every change.
 A query touches only the postings of its own identifiers and scores them with numpy,
 a few milliseconds on a Django-sized workspace (≈24K windows).
 """
@@ -87,12 +88,31 @@ class _WindowIndex:
         self._file_windows: dict[int, tuple[int, int]] = {}  # file id -> (first wid, count)
         self._dead = 0
         self._live_len_total = 0
+        self._pending: dict[str, str] = {}  # path -> text not yet windowed
 
     # -- updates ---------------------------------------------------------------
 
     def update_file(self, path: str, text: str) -> None:
-        """Index (or re-index) `path` with its current `text`."""
-        lines = text.splitlines()[: self.max_file_lines]
+        """Note the current `text` of `path`; cheap enough for every keystroke.
+
+        The windows are computed at the next query that may return this file (one that
+        does not exclude it), or at `flush()`: while the user types in a file, queries
+        exclude that file, so it is re-windowed once when they move elsewhere.
+        """
+        with self._lock:
+            self._pending[path] = text
+
+    def flush(self, except_path: str | None = None) -> None:
+        """Index every pending update now (but that of `except_path`)."""
+        with self._lock:
+            for path in [p for p in self._pending if p != except_path]:
+                self._index_now(path, self._pending.pop(path))
+
+    def _index_now(self, path: str, text: str) -> None:
+        # Lines as LSP and tree-sitter count them: only "\n" ends a line.
+        lines = [line.rstrip("\r") for line in text.split("\n")[: self.max_file_lines]]
+        if lines and lines[-1] == "":
+            lines.pop()
         line_words = [identifiers(line) if line.strip() else [] for line in lines]
         windows = list(self._windows_of(len(lines)))
         counted = []
@@ -138,6 +158,7 @@ class _WindowIndex:
     def remove_file(self, path: str) -> None:
         """Forget `path` (deleted, or no longer part of the workspace)."""
         with self._lock:
+            self._pending.pop(path, None)
             self._remove_locked(path)
 
     def update_many(
@@ -151,19 +172,24 @@ class _WindowIndex:
         for path in paths:
             if cancel is not None and cancel():
                 break
+            with self._lock:
+                if path in self._pending:  # the editor's text is newer than the disk's
+                    continue
             text = read(path)
             if text is not None:
-                self.update_file(path, text)
+                self._index_now(path, text)
                 done += 1
         return done
 
     def files(self) -> list[str]:
         """Paths currently indexed."""
+        self.flush()
         with self._lock:
             return [self._file_paths[fid] for fid in self._file_windows]
 
     def __len__(self) -> int:
         """Number of live windows."""
+        self.flush()
         with self._lock:
             return len(self._alive) - self._dead
 
@@ -279,6 +305,7 @@ class SimilarWindows(_WindowIndex):
         if not words or k <= 0:
             return []
         with self._lock:
+            self.flush(except_path=exclude_path)
             _, ids, _ = self._snapshot(words)
             if len(ids) == 0:
                 return []
@@ -307,6 +334,7 @@ class BM25Chunks(_WindowIndex):
         if not words or k <= 0:
             return []
         with self._lock:
+            self.flush(except_path=exclude_path)
             n_live = len(self._alive) - self._dead
             if n_live <= 0:
                 return []

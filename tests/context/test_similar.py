@@ -68,9 +68,9 @@ def test_update_replaces_a_files_windows_and_remove_forgets_it():
 def test_compaction_keeps_answers_identical():
     texts = {f"/f{i}.py": _filler(i, 200) + (HTTP if i % 7 == 0 else "") for i in range(40)}
     churned = SimilarWindows(window_lines=20, step=10)
-    for _ in range(6):  # enough re-indexing to trigger compaction several times
-        for path, text in texts.items():
-            churned.update_file(path, text)
+    for _ in range(10):  # enough re-indexing to trigger compaction
+        churned.update_many(list(texts), texts.get)
+    assert churned._dead < 9 * len(churned)  # compacted on the way
     fresh = SimilarWindows(window_lines=20, step=10)
     for path, text in texts.items():
         fresh.update_file(path, text)
@@ -96,3 +96,26 @@ def test_bm25_ranks_rare_terms_higher():
     assert hits[0].path == "/http.py"
     assert hits[0].start_line % 10 == 0 and hits[0].end_line - hits[0].start_line <= 9
     assert store.query("raise_for_status", k=2, exclude_path="/http.py") == []
+
+
+def test_updates_are_deferred_until_a_query_could_return_the_file():
+    store = SimilarWindows(window_lines=10, step=5)
+    store.update_many(["/a.py"], {"/a.py": MATH}.get)
+    store.update_file("/a.py", HTTP)  # typing in a.py: cheap, nothing windowed yet
+    assert store._pending == {"/a.py": HTTP}
+    # A query from a.py itself excludes it and leaves the update pending.
+    assert store.query(HTTP, k=1, exclude_path="/a.py") == []
+    assert "/a.py" in store._pending
+    # A query from elsewhere sees the new text.
+    assert store.query("fetch_json session response payload", k=1)[0].path == "/a.py"
+    assert store._pending == {}
+    store.update_file("/b.py", MATH)
+    store.remove_file("/b.py")
+    assert store.files() == ["/a.py"]
+
+
+def test_line_numbers_count_only_newlines():
+    store = SimilarWindows(window_lines=2, step=2)
+    store.update_many(["/a.py"], {"/a.py": "x_one\r\nx_two\x0cstill_two\nfetch_json payload\n"}.get)
+    (hit,) = store.query("fetch_json payload", k=1)
+    assert (hit.start_line, hit.end_line) == (2, 2)
