@@ -39,9 +39,10 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from context.types import FileSymbols, Import
+from context.types import Import
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,14 @@ _JS_RUNTIME_TO_SOURCE = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What re-export following needs to know about a file."""
+
+    top_level: frozenset[str]  # names defined at the top level (no parent)
+    imports: tuple[Import, ...]
+
+
 class WorkspaceView(Protocol):
     """What resolution needs from the index."""
 
@@ -63,7 +72,7 @@ class WorkspaceView(Protocol):
     def files_in_dir(self, folder: str) -> list[str]: ...
     def files_named(self, basename: str) -> list[str]: ...
     def dirs_named(self, basename: str) -> list[str]: ...
-    def file(self, path: str) -> FileSymbols | None: ...
+    def summary(self, path: str) -> ExportSummary | None: ...
     def root_of(self, path: str) -> str | None: ...
     def project_files(self) -> list[str]: ...
 
@@ -80,10 +89,23 @@ class ImportResolver:
         self._crates: dict[str, str] | None = None
         self._py_roots: dict[str, str] = {}
         self._py_top: dict[str, list[str]] | None = None
+        # Results by (language, folder or file, module, names, kind); many files of a
+        # folder import the same modules. `generation` guards against filling the memo
+        # with a result computed before a change.
+        self._memo: dict[tuple[str, str, str, tuple[str, ...], str], list[str]] = {}
+        self._generation = 0
+
+    def forget(self) -> None:
+        """Forget memoised results (some file's contents changed: re-exports may differ)."""
+        with self._lock:
+            self._generation += 1
+            self._memo.clear()
 
     def reset(self, project_files_changed: bool = True) -> None:
         """Forget what was derived from the file set (and project files, if they changed)."""
         with self._lock:
+            self._generation += 1
+            self._memo.clear()
             self._py_roots.clear()
             self._py_top = None
             if project_files_changed:
@@ -94,6 +116,20 @@ class ImportResolver:
 
     def resolve(self, from_path: str, imp: Import, language: str) -> list[str]:
         """The workspace files ``imp`` (found in ``from_path``) refers to, best first."""
+        # Rust resolves against the file itself (`mod` folders), the others its folder.
+        place = from_path if language == "rust" else os.path.dirname(from_path)
+        key = (language, place, imp.module, imp.names, imp.kind)
+        found = self._memo.get(key)
+        if found is None:
+            generation = self._generation
+            found = self._resolve(from_path, imp, language)
+            if generation == self._generation:
+                if len(self._memo) > 200_000:
+                    self._memo.clear()
+                self._memo[key] = found
+        return [p for p in found if p != from_path or imp.kind == "mod"]
+
+    def _resolve(self, from_path: str, imp: Import, language: str) -> list[str]:
         try:
             if language == "python":
                 out = self._python(from_path, imp)
@@ -114,7 +150,7 @@ class ImportResolver:
         except (OSError, ValueError, RecursionError) as exc:
             log.debug("cannot resolve %r from %s: %s", imp.module, from_path, exc)
             return []
-        return [p for p in dict.fromkeys(out) if p != from_path or imp.kind == "mod"]
+        return list(dict.fromkeys(out))
 
     # --- following re-exports (Python packages, TS index files) -------------------------
 
@@ -123,10 +159,10 @@ class ImportResolver:
         only re-exports the name from elsewhere."""
         if depth >= MAX_REEXPORT_DEPTH or name in ("*", "default"):
             return [path]
-        symbols = self.view.file(path)
+        symbols = self.view.summary(path)
         if symbols is None:
             return [path]
-        if any(d.name == name and not d.parent for d in symbols.definitions):
+        if name in symbols.top_level:
             return [path]
         for imp in symbols.imports:
             local = imp.local_names or imp.names
@@ -150,8 +186,8 @@ class ImportResolver:
         return [path]
 
     def _defines(self, path: str, name: str) -> bool:
-        symbols = self.view.file(path)
-        return symbols is not None and any(d.name == name for d in symbols.definitions)
+        symbols = self.view.summary(path)
+        return symbols is not None and name in symbols.top_level
 
     def _with_names(self, target: str, imp: Import, language: str) -> list[str]:
         """The files defining each imported name, ``target`` for a whole-module import."""

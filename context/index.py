@@ -34,7 +34,7 @@ from typing import Any
 from tree_sitter import Point, Tree
 
 from context import symbols as sym
-from context.imports import ImportResolver
+from context.imports import ExportSummary, ImportResolver
 from context.languages import language_for_path, query, refine_language
 from context.store import IndexStore, StoredFile, database_path
 from context.types import Definition, FileSymbols, Import
@@ -228,6 +228,7 @@ class WorkspaceIndex:
         self._raw_cache = _LRU(4096)  # path -> RawSymbols of the disk version
         self._file_cache = _LRU(1024)  # path -> FileSymbols of the disk version
         self._defs_cache = _LRU(4096)  # name -> tuple[Definition, ...]
+        self._summary_cache = _LRU(16384)  # path -> ExportSummary of the disk version
         self._text_cache = _LRU(64)  # path -> (size, mtime_ns, text)
         self._forward: dict[str, frozenset[str]] | None = None
         self._resolver = ImportResolver(self)
@@ -282,7 +283,7 @@ class WorkspaceIndex:
             if not cancelled:
                 self._project_files = set(state.project_files)
         self._persist(changes)
-        if removed or changes.parsed or project_changed:
+        if removed or changes.parsed or changes.skipped or project_changed:
             self._resolver.reset(project_files_changed=project_changed)
             with self._lock:
                 self._forward = None
@@ -402,6 +403,7 @@ class WorkspaceIndex:
         entry = self._entries.pop(path, None)
         self._raw_cache.pop(path, None)
         self._file_cache.pop(path, None)
+        self._summary_cache.pop(path, None)
         self._text_cache.pop(path, None)
         if entry is None or entry.language == _SKIPPED:
             return
@@ -432,6 +434,7 @@ class WorkspaceIndex:
             self._entries[path] = entry
             self._raw_cache.pop(path, None)
             self._file_cache.pop(path, None)
+            self._summary_cache.pop(path, None)
             self._refresh_names(path)
         else:
             if old is not None:
@@ -502,6 +505,9 @@ class WorkspaceIndex:
                 self._refresh_names(path)
                 if self._forward is not None:
                     self._forward.pop(path, None)
+            if doc is None or doc.symbols.imports != symbols.imports or \
+                    doc.names != new.names:
+                self._resolver.forget()
         return symbols
 
     def close_document(self, path: str) -> None:
@@ -514,6 +520,7 @@ class WorkspaceIndex:
             self._refresh_names(path)
             if self._forward is not None:
                 self._forward.pop(path, None)
+        self._resolver.forget()
         if doc.indexed:
             self.update_file(path)
 
@@ -563,6 +570,8 @@ class WorkspaceIndex:
             self._resolver.reset(project_files_changed=False)
             with self._lock:
                 self._forward = None
+        elif result.status == "parsed":
+            self._resolver.forget()
         if result.status in ("missing", "skipped"):
             return None
         return self._disk_symbols(path)
@@ -639,6 +648,31 @@ class WorkspaceIndex:
             if self._entries.get(path) is entry:
                 self._raw_cache.put(path, raw)
         return raw
+
+    def summary(self, path: str) -> ExportSummary | None:
+        """Top-level names and imports of a file, without building its FileSymbols."""
+        doc = self._open.get(path)
+        if doc is not None:
+            return ExportSummary(
+                frozenset(d.name for d in doc.symbols.definitions if not d.parent),
+                doc.symbols.imports)
+        with self._lock:
+            cached = self._summary_cache.get_fresh(path)
+            entry = self._entries.get(path)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        if entry is None or entry.language == _SKIPPED:
+            return None
+        raw = self._raw(path, entry)
+        if raw is None:
+            return None
+        summary = ExportSummary(
+            frozenset(d[0] for d in raw[0] if not d[6]),
+            tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]))
+        with self._lock:
+            if self._entries.get(path) is entry:
+                self._summary_cache.put(path, summary)
+        return summary
 
     def text(self, path: str) -> str | None:
         """The current text of a file: the open document's, else the disk's (cached)."""
@@ -724,7 +758,7 @@ class WorkspaceIndex:
             forward = {}
         missing = [p for p in files if p not in forward]
         for p in missing:
-            symbols = self.file(p)
+            symbols = self.summary(p)
             if symbols is None:
                 continue
             targets: set[str] = set()
