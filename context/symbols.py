@@ -25,16 +25,16 @@ from context.languages import LANGUAGES, LanguageSpec, parser, query, refine_lan
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 
 # name, kind, start_line, end_line, signature_end_line, doc, parent, bases, exported
 RawDef = tuple[str, str, int, int, int, str, str, tuple[str, ...], bool]
 # module, names, alias, line, local_names, kind
 RawImport = tuple[str, tuple[str, ...], str, int, tuple[str, ...], str]
-# definitions, imports, identifier-shaped words (bytes, possibly numbers)
-RawSymbols = tuple[tuple[RawDef, ...], tuple[RawImport, ...], frozenset[bytes]]
+# definitions, imports, distinct identifier-shaped words ('\n'-joined bytes, maybe numbers)
+RawSymbols = tuple[tuple[RawDef, ...], tuple[RawImport, ...], bytes]
 
-EMPTY: RawSymbols = ((), (), frozenset())
+EMPTY: RawSymbols = ((), (), b"")
 
 # The definition around the one being read: (end byte, kind, name, skip children, bases).
 _Enclosing = tuple[int, str, str, bool, tuple[str, ...]]
@@ -185,14 +185,15 @@ def _hinted_imports(tree: Tree, source: bytes, spec: LanguageSpec, found: dict[i
             at = find(word, at + size)
 
 
-def _references(source: bytes, spec: LanguageSpec) -> frozenset[bytes]:
-    """Identifier-shaped words of the file (as bytes; decoded when materialised).
+def _references(source: bytes, spec: LanguageSpec) -> bytes:
+    """The distinct identifier-shaped words of the file, joined by newlines.
 
     Words rather than an identifier query: a query walks every node of the file and
-    costs about as much as parsing it, for a set that serves ranking. Numbers are
-    dropped when the set is decoded (``to_file_symbols``).
+    costs about as much as parsing it, for a set that serves ranking. Joined bytes
+    rather than a set: marshalling one string is ten times cheaper. Numbers are
+    dropped when the words are decoded (``decode_references``).
     """
-    return frozenset(source.translate(spec.word_table).split()) - spec.keyword_bytes
+    return b"\n".join(set(source.translate(spec.word_table).split()) - spec.keyword_bytes)
 
 
 def to_file_symbols(path: str, language: str, raw: RawSymbols) -> FileSymbols:
@@ -210,11 +211,11 @@ def to_file_symbols(path: str, language: str, raw: RawSymbols) -> FileSymbols:
     )
 
 
-def decode_references(words: frozenset[bytes]) -> frozenset[str]:
+def decode_references(words: bytes) -> frozenset[str]:
     """The identifier names among the extracted words."""
     if not words:
         return frozenset()
-    text = b"\n".join(words).decode("utf-8", "replace")
+    text = words.decode("utf-8", "replace")
     return frozenset(w for w in text.split("\n") if not w[:1].isdigit())
 
 
