@@ -9,7 +9,9 @@ disk version until closed.
 
 Memory: per file the index keeps its stat, hash, language and definition names; the
 symbols themselves stay in SQLite (or, without persistence, as marshalled bytes) and
-are decoded on demand into small LRU caches. That keeps a warm start to reading one
+are decoded on demand into small LRU caches. A file's referenced identifiers are found
+when its ``FileSymbols`` is built (from the file), not at indexing time: they cost a
+tenth of the indexing and few files are ever read whole. That keeps a warm start to reading one
 narrow table, and the resident size proportional to the number of files.
 
 Thread safety: one lock guards the maps and is only held for dictionary work; parsing,
@@ -137,7 +139,7 @@ def index_file(
     if previous_hash is not None and digest == previous_hash:
         return _Result(path, "same", size, mtime_ns, digest)
     try:
-        language, raw = sym.extract_source(data, language)
+        language, raw = sym.extract_source(data, language, references=False)
     except Exception:  # a grammar or rule bug must cost one file, not the index
         log.exception("cannot extract symbols from %s", path)
         language, raw = refine_language(language, data), sym.EMPTY
@@ -622,7 +624,13 @@ class WorkspaceIndex:
         raw = self._raw(path, entry)
         if raw is None:
             return None
-        symbols = sym.to_file_symbols(path, entry.language, raw)
+        references = frozenset[str]()
+        try:
+            with open(path, "rb") as f:
+                references = sym.references_of(f.read(), entry.language)
+        except OSError:
+            pass
+        symbols = sym.to_file_symbols(path, entry.language, raw, references)
         with self._lock:
             if self._entries.get(path) is entry:
                 self._file_cache.put(path, symbols)

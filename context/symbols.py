@@ -25,7 +25,7 @@ from context.languages import LANGUAGES, LanguageSpec, parser, query, refine_lan
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 
 # name, kind, start_line, end_line, signature_end_line, doc, parent, bases, exported
 RawDef = tuple[str, str, int, int, int, str, str, tuple[str, ...], bool]
@@ -63,15 +63,19 @@ def parse(source: bytes, language: str, old_tree: Tree | None = None) -> Tree:
     return p.parse(source, old_tree) if old_tree is not None else p.parse(source)
 
 
-def extract_source(source: bytes, language: str) -> tuple[str, RawSymbols]:
+def extract_source(
+    source: bytes, language: str, references: bool = True,
+) -> tuple[str, RawSymbols]:
     """Parse and extract one file; returns the (possibly refined) language and its symbols."""
     language = refine_language(language, source)
     tree = parse(source, language)
-    return language, extract(tree, source, language)
+    return language, extract(tree, source, language, references)
 
 
-def extract(tree: Tree, source: bytes, language: str) -> RawSymbols:
-    """Definitions, imports and referenced identifiers of a parsed file."""
+def extract(tree: Tree, source: bytes, language: str, references: bool = True) -> RawSymbols:
+    """Definitions, imports and (unless ``references`` is false) referenced identifiers
+    of a parsed file. The index leaves references out when it indexes a workspace and
+    finds them when someone reads the file (``references_of``): few files are read."""
     spec = LANGUAGES[language]
     cursor = QueryCursor(query(language))
     # Patterns start at most this deep below the scanned node: enough for wrappers such as
@@ -84,43 +88,45 @@ def extract(tree: Tree, source: bytes, language: str) -> RawSymbols:
     attr_nodes: list[Node] = []
     pending = [tree.root_node]
     scanned: set[tuple[int, int]] = set()
+    roles = _ROLES.setdefault(language, {})
     while pending:
-        for _, caps in cursor.matches(pending.pop()):
-            if "import" in caps:
+        for pattern, caps in cursor.matches(pending.pop()):
+            role = roles.get(pattern)
+            if role is None:
+                role = roles[pattern] = _role_of(caps)
+            what = role[0]
+            if what == "def":
+                node = caps[role[2]][0]
+                names = caps.get("name")
+                if not names:
+                    continue
+                key = (node.start_byte, -node.end_byte, names[0].start_byte)
+                if key in defs:
+                    continue
+                kind = role[1]
+                defs[key] = (node, kind, names[0], caps)
+                if kind in _SCANNED_KINDS:
+                    body = caps.get("body")
+                    if body:
+                        span = (body[0].start_byte, body[0].end_byte)
+                        if span not in scanned:
+                            scanned.add(span)
+                            pending.append(body[0])
+            elif what == "comment":
+                comment_nodes.append(caps["comment"][0])
+            elif what == "import":
                 node = caps["import"][0]
                 import_nodes[node.start_byte] = node
-            elif "comment" in caps:
-                comment_nodes.append(caps["comment"][0])
-            elif "outer" in caps:
+            elif what == "outer":
                 outers[caps["decorated"][0].start_byte] = caps["outer"][0]
-            elif "scope" in caps:
+            elif what == "scope":
                 node = caps["scope"][0]
                 span = (node.start_byte, node.end_byte)
                 if span not in scanned:
                     scanned.add(span)
                     pending.append(node)
-            elif "attr" in caps:
+            elif what == "attr":
                 attr_nodes.append(caps["attr"][0])
-            else:
-                for cap, nodes in caps.items():
-                    if cap[:4] != "def.":
-                        continue
-                    node = nodes[0]
-                    names = caps.get("name")
-                    if not names:
-                        break
-                    key = (node.start_byte, -node.end_byte, names[0].start_byte)
-                    if key in defs:
-                        break
-                    kind = cap[4:]
-                    defs[key] = (node, kind, names[0], caps)
-                    body = caps.get("body")
-                    if body and (kind in _CONTAINERS or kind == "module"):
-                        span = (body[0].start_byte, body[0].end_byte)
-                        if span not in scanned:
-                            scanned.add(span)
-                            pending.append(body[0])
-                    break
     if spec.import_hints:
         _hinted_imports(tree, source, spec, import_nodes)
     rules = _RULES.get(language, _Rules)
@@ -146,7 +152,23 @@ def extract(tree: Tree, source: bytes, language: str) -> RawSymbols:
     imports: list[RawImport] = []
     for start_byte in sorted(import_nodes):
         imports.extend(rules.imports(ctx, import_nodes[start_byte]))
-    return tuple(out), tuple(imports), _references(source, spec)
+    return tuple(out), tuple(imports), _references(source, spec) if references else b""
+
+
+# Query pattern index -> (role, definition kind, capture name), per language.
+_ROLES: dict[str, dict[int, tuple[str, str, str]]] = {}
+_SCANNED_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "module"})
+
+
+def _role_of(caps: dict[str, list[Node]]) -> tuple[str, str, str]:
+    """What a query pattern finds, from its captures (the role captures are never optional)."""
+    for role in ("import", "comment", "outer", "scope", "attr"):
+        if role in caps:
+            return role, "", role
+    for cap in caps:
+        if cap.startswith("def."):
+            return "def", cap[4:], cap
+    return "none", "", ""
 
 
 _IMPORT_TYPES = frozenset({
@@ -196,8 +218,16 @@ def _references(source: bytes, spec: LanguageSpec) -> bytes:
     return b"\n".join(set(source.translate(spec.word_table).split()) - spec.keyword_bytes)
 
 
-def to_file_symbols(path: str, language: str, raw: RawSymbols) -> FileSymbols:
-    """Build the shared dataclasses from extracted tuples."""
+def references_of(source: bytes, language: str) -> frozenset[str]:
+    """The identifiers used in a file (what ``FileSymbols.references`` holds)."""
+    return decode_references(_references(source, LANGUAGES[language]))
+
+
+def to_file_symbols(
+    path: str, language: str, raw: RawSymbols, references: frozenset[str] | None = None,
+) -> FileSymbols:
+    """Build the shared dataclasses from extracted tuples (``references`` replaces the
+    extracted ones, for symbols extracted without them)."""
     defs, imports, refs = raw
     return FileSymbols(
         path=path,
@@ -207,7 +237,7 @@ def to_file_symbols(path: str, language: str, raw: RawSymbols) -> FileSymbols:
             for d in defs
         ),
         imports=tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in imports),
-        references=decode_references(refs),
+        references=decode_references(refs) if references is None else references,
     )
 
 
