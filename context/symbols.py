@@ -384,12 +384,12 @@ class _Rules:
         parent = ""
         if "parent" in caps:
             parent = ctx.text(caps["parent"][0])
-        if "qname" in caps or "::" in name:
+        if "::" in name:
             scope, _, name = name.rpartition("::")
             parent = _strip_template(scope.rpartition("::")[2]) or parent
             if parent and kind == "function":
                 kind = "method"
-        if not _NAME_RE.match(name):
+        if not name.isidentifier() and not _NAME_RE.match(name):
             return None
         refined = cls.refine_kind(ctx, kind, name, caps)
         if refined is None:
@@ -399,15 +399,17 @@ class _Rules:
             parent = enclosing[2]
             if kind == "function":
                 kind = "method"
-        start_point = node.start_point
-        start = start_point.row
-        if ctx.source[node.start_byte:node.start_byte + 1] == b"@":
+        start_byte = node.start_byte
+        start_row = start = node.start_point.row
+        if ctx.source[start_byte:start_byte + 1] == b"@":
             start = cls.after_decorators(node, start)
-        end = _end_row(node)
-        outer = ctx.outers.get(node.start_byte)
+        end_point = node.end_point
+        end = end_point.row - 1 if end_point.column == 0 and end_point.row > start_row \
+            else end_point.row
+        outer = ctx.outers.get(start_byte)
         if outer is None and "decl" in caps:
             outer = ctx.outers.get(caps["decl"][0].start_byte)
-        anchor = outer.start_point.row if outer is not None else start_point.row
+        anchor = outer.start_point.row if outer is not None else start_row
         sig_end = cls.signature_end(ctx, node, kind, caps, start, end)
         doc = cls.doc(ctx, node, caps, anchor)
         bases = cls.bases(ctx, caps) if "heritage" in caps else ()
