@@ -48,6 +48,7 @@ bodies.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -81,7 +82,12 @@ def tier_of(snippet: Snippet) -> str:
 
 def relative_path(path: str, root: str | Sequence[str] | None) -> str:
     """`path` relative to the longest root that contains it, with ``/`` separators."""
-    roots = [root] if isinstance(root, str) else list(root or ())
+    roots = (root,) if isinstance(root, str) else tuple(root or ())
+    return _relative(path, roots)
+
+
+@functools.lru_cache(maxsize=8192)
+def _relative(path: str, roots: tuple[str, ...]) -> str:
     best = ""
     for candidate in roots:
         if not candidate:
@@ -185,6 +191,36 @@ class _FileLines:
             total += self._gap_cost(prev_end, -1, True, count)
         return total
 
+    def window_cost(
+        self, ranges: list[Range], bodies: list[Range], i0: int, i1: int, count: TokenCounter
+    ) -> int:
+        """The part of `cost` that depends on `ranges[i0:i1]`: their pieces, the gap lines
+        before each and after the last, and the trailing gap line if it ends the block.
+
+        Two range lists that agree outside their windows (same prefix before `i0`, same
+        suffix after `i1`, and the same bodies around those) differ in cost by exactly the
+        difference of their window costs.
+        """
+        n = len(ranges)
+        starts = [b[0] for b in bodies]
+        total = 0
+        for i in range(i0, i1):
+            start, end = ranges[i]
+            n_piece = self._pieces.get((start, end))
+            if n_piece is None:
+                n_piece = self._pieces[(start, end)] = count(self.piece(start, end))
+            total += n_piece
+            if i > 0:
+                prev_end = ranges[i - 1][1]
+                total += self._gap_cost(prev_end, start, _inside(bodies, starts, prev_end), count)
+        if 0 < i1 < n:
+            prev_end = ranges[i1 - 1][1]
+            elided = _inside(bodies, starts, prev_end)
+            total += self._gap_cost(prev_end, ranges[i1][0], elided, count)
+        if i1 == n and n > 0 and _inside(bodies, starts, ranges[-1][1]):
+            total += self._gap_cost(ranges[-1][1], -1, True, count)
+        return total
+
     def _gap_cost(self, prev_end: int, next_start: int, elided: bool, count: TokenCounter) -> int:
         key = (prev_end, next_start, elided)
         n = self._gaps.get(key)
@@ -274,9 +310,26 @@ class _Block:
         self.tokens = 0  # 0 while empty: an empty block is not rendered
 
     def cost(self, ranges: list[Range], bodies: list[Range]) -> int:
+        """The whole block's tokens for `ranges` (0 when empty)."""
         if not ranges:
             return 0
         return self.fixed_tokens + self.lines.cost(ranges, bodies, self.count)
+
+    def delta(self, ranges: list[Range], bodies: list[Range], lo: int, hi: int) -> int:
+        """`cost(ranges, bodies) - self.tokens` when only lines `lo..hi` changed.
+
+        Re-costing only the affected stretch keeps a block with many pieces (a class
+        outline) from costing quadratic time as it grows.
+        """
+        old = self.ranges
+        if not old:
+            return self.cost(ranges, bodies)
+        # Ranges wholly before `lo` or after `hi` are the same in both lists.
+        before = bisect.bisect_left([end for _, end in old], lo)
+        after = len(old) - bisect.bisect_right([start for start, _ in old], hi)
+        new_cost = self.lines.window_cost(ranges, bodies, before, len(ranges) - after, self.count)
+        old_cost = self.lines.window_cost(old, self.bodies, before, len(old) - after, self.count)
+        return new_cost - old_cost
 
 
 @dataclass
@@ -370,9 +423,15 @@ def _choose(
             block = blocks[key] = _Block(fixed, files[key[1]], count)
         shown = choice.cheap if form == "cheap" and choice.cheap is not None else choice.full
         ranges = _merge([*block.ranges, *shown])
-        # A skeleton hides the rest of its body: remember where, for the gap lines.
-        bodies = _merge([*block.bodies, *choice.full]) if form == "cheap" else block.bodies
-        delta = block.cost(ranges, bodies) - block.tokens
+        lo, hi = shown[0][0], max(end for _, end in shown)
+        if form == "cheap":
+            # A skeleton hides the rest of its body: remember where, for the gap lines.
+            bodies = _merge([*block.bodies, *choice.full])
+            lo, hi = min(lo, choice.full[0][0] - 1), max(hi, choice.full[-1][1])
+        else:
+            bodies = block.bodies
+        # Touching ranges merge, and a gap line depends on the lines on both sides.
+        delta = block.delta(ranges, bodies, lo - 2, hi + 2)
         if delta > remaining:
             return False
         block.ranges, block.bodies, block.tokens = ranges, bodies, block.tokens + delta

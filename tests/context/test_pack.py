@@ -250,3 +250,30 @@ def test_empty_inputs():
     assert pack([], 100, estimate_tokens).tokens == 0
     lines = _file(3)
     assert pack([_snip("/ws/a.py", lines, 0, 1, 1)], 0, estimate_tokens).snippets == ()
+
+
+def test_incremental_block_costs_match_full_recounts():
+    """Packing re-costs only the stretch a candidate changes; it must equal a recount."""
+    from context.pack import _Block, _FileLines, _Memo, _merge
+
+    rng = random.Random(5)
+    for _ in range(200):
+        lines = _FileLines()
+        n = rng.randint(5, 200)
+        for i in range(n):
+            text = rng.choice(["def f(x):", "    return x", "", "class A:", "    y = 1", "}"])
+            lines.lines[i] = text + "  " * rng.randint(0, 2)
+        block = _Block(3, lines, _Memo(estimate_tokens))
+        for _ in range(rng.randint(1, 15)):
+            start = rng.randrange(n)
+            full = (start, min(n - 1, start + rng.randint(0, 12)))
+            if rng.random() < 0.5 and full[1] > full[0] + 1:
+                shown = [(full[0], full[0] + 1)]
+                bodies = _merge([*block.bodies, full])
+                lo, hi = min(shown[0][0], full[0] - 1), full[1]
+            else:
+                shown, bodies, lo, hi = [full], block.bodies, full[0], full[1]
+            ranges = _merge([*block.ranges, *shown])
+            expected = block.cost(ranges, bodies) - block.tokens
+            assert block.delta(ranges, bodies, lo - 2, hi + 2) == expected
+            block.ranges, block.bodies, block.tokens = ranges, bodies, block.tokens + expected
