@@ -95,8 +95,13 @@ _LOOKUP_KINDS = frozenset(
     {"function", "method", "class", "interface", "struct", "enum", "type", "constant", "trait"}
 )
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+# An identifier not reached through `.`, `::` or `->`: a name the scope resolves, not an
+# attribute of some object whose type retrieval cannot know.
+_BARE = re.compile(r"(?<![\w$.])(?<!::)(?<!->)(?<!\.\s)[A-Za-z_$][\w$]*")
 _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\s*(?:\.|::)\s*[A-Za-z_$][\w$]*)+")
-_CLOSER = re.compile(r"^\s*(?:[})\]]+[;,]?|end|end\))\s*$")
+# A definition's own closing line (brace languages, Lua's `end`); Python's closing
+# parentheses belong to statements, not to the definition.
+_CLOSER = re.compile(r"^\s*(?:[)\]]*\}[)\]]*[;,]?|end\)?)\s*$")
 _DOC_START = re.compile(r'^\s*[rRbBuUfF]{0,2}("""|\'\'\')')
 _COMMENT = ("//", "/*", "*", "#", "--", "///", "*/", "<!--")
 
@@ -528,7 +533,11 @@ class _Request:
         if len(name) < 3:
             return []
         try:
-            found = [d for d in self.index.definitions_named(name) if d.kind in _LOOKUP_KINDS]
+            found = [
+                d
+                for d in self.index.definitions_named(name)
+                if d.kind in _LOOKUP_KINDS and not d.parent
+            ]
         except Exception:
             log.exception("definitions_named(%r) failed", name)
             return []
@@ -596,7 +605,7 @@ class _Request:
         return fn, cls
 
     def names_near_cursor(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-        """Identifiers (and `a.b` chains) near the cursor, with their line distance."""
+        """Bare identifiers and `a.b` chains near the cursor, with their line distance."""
         lo = max(0, self.line - NEAR_BEFORE)
         hi = min(len(self.lines) - 1, self.line + NEAR_AFTER)
         near: dict[str, int] = {}
@@ -606,7 +615,7 @@ class _Request:
             if i == self.line:
                 text = _without_word_at(text, self.character)
             distance = abs(self.line - i)
-            for word in _IDENT.findall(text):
+            for word in _BARE.findall(text):
                 if word not in near or distance < near[word]:
                     near[word] = distance
             for chain in _CHAIN.findall(text):
