@@ -198,6 +198,8 @@ def report(result: dict[str, Any]) -> None:
         sel = [r["evaluated"] for r in rows if r["kind"] == kind]
         if sel:
             print(f"  {kind:11}: {sel}")
+    worst = sorted(range(len(rows)), key=lambda i: -rows[i]["evaluated"])[:5]
+    print("  largest: " + ", ".join(f"#{i} {rows[i]['kind']} {rows[i]['evaluated']}" for i in worst))
     print(f"checkpoint hits {sum(r['hits'] for r in rows)}, misses {sum(r['misses'] for r in rows)}, "
           f"suggestion-cache hits {sum(r['cache'] for r in rows)}")
     print(f"baseline (Llama.create_completion, {len(base)} of the same prompts): evaluated mean "

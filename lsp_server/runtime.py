@@ -54,6 +54,8 @@ class Runtime:
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
         self.model_message = ""
         self.context: Any = None  # the workspace context (index, recent activity), if any
+        self.index_state = "off"  # off | building | ready | cancelled | failed
+        self.index_message = ""
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
         self._active = ""  # the document of the last completion request
         self._closed = False
@@ -254,12 +256,23 @@ class Runtime:
         """Index the workspace (blocking: call from a worker thread)."""
         if self.context is None:
             return "no index"
-        return str(self.context.build(progress, cancel))
+        self.index_state = "building"
+        try:
+            summary = str(self.context.build(progress, cancel))
+        except Exception:
+            self.index_state = "failed"
+            raise
+        self.index_state = "cancelled" if cancel is not None and cancel.is_set() else "ready"
+        self.index_message = summary
+        return summary
 
     # ---- stats and shutdown ------------------------------------------------------------
 
     def stats_snapshot(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"model": self.model_state, "modelMessage": self.model_message}
+        extra: dict[str, Any] = {
+            "model": self.model_state, "modelMessage": self.model_message,
+            "index": self.index_state, "indexMessage": self.index_message,
+        }
         engine = self.engine
         if engine is not None:
             extra["checkpoints"] = {

@@ -5,15 +5,18 @@ and the provider that turns them into prompt blocks for the completer.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from context.index import WorkspaceIndex
-from context.pack import FILE_SEP
+from context.pack import FILE_SEP, pack
 from context.recent import RecentActivity
 from context.retrieve import gather_context
 from context.similar import SimilarWindows
+from context.types import PackedContext, Snippet
 from lsp_server.completion.prompt import ContextBlock
 from lsp_server.completion.service import ContextProvider, ContextQuery
 from lsp_server.settings import Settings
@@ -35,6 +38,7 @@ class WorkspaceContext:
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
         self._built = threading.Event()
+        self._sessions: dict[str, _Session] = {}  # per document: the context kept
 
     def build(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> str:
         """Index every file (reusing the persisted index), then the similarity windows."""
@@ -63,6 +67,7 @@ class WorkspaceContext:
 
     def close_document(self, path: str) -> None:
         self.index.close_document(path)
+        self._sessions.pop(path, None)
 
     def note_view(self, path: str, line: int) -> None:
         self.recent.note_view(path, line)
@@ -98,7 +103,100 @@ class WorkspaceContext:
                 prefix_lines=settings.completion.prefix_lines,
                 suffix_lines=settings.completion.suffix_lines,
             )
-            specials = (FILE_SEP,) if query.format == "fim" else ()
-            return [ContextBlock(text, specials) for _tier, text in packed.segments if text]
+            return self._sticky(query, packed, count_tokens)
 
         return provide
+
+    def _sticky(self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]) -> list[ContextBlock]:
+        """Keep the context a document had while the cursor stays in the same definition.
+
+        A fresh retrieval after each keystroke would reorder or swap snippets as names
+        are typed, and each change re-evaluates everything after it in the prompt. So
+        the blocks shown stay as long as every snippet in them still matches its file;
+        what the fresh retrieval adds (a newly used definition, a region viewed in
+        another file) is appended as one more block, within the budget. A move to
+        another definition, or a shown snippet going stale, repacks from scratch.
+        """
+        key = (self._region(query), query.format, query.budget_tokens)
+        session = self._sessions.get(query.path)
+        if session is None or session.key != key or not self._still_valid(session, query):
+            session = _Session(key, [], set(), 0)
+            self._add(session, packed, query)
+            self._sessions[query.path] = session
+            return list(session.blocks)
+        new = [
+            s for s in packed.snippets
+            if s.source in APPENDABLE and not session.covers(s)
+        ]
+        remaining = query.budget_tokens - session.tokens
+        if new and remaining > 0:
+            roots = sorted({r for r in (self.index.root_of(s.path) for s in new) if r})
+            self._add(session, pack(new, remaining, count, query.format, roots), query)
+        return list(session.blocks)
+
+    def _add(self, session: _Session, packed: PackedContext, query: ContextQuery) -> None:
+        specials = (FILE_SEP,) if query.format == "fim" else ()
+        sources: dict[str, list[str]] = {}
+        for snippet in packed.snippets:
+            root = self.index.root_of(snippet.path)
+            shown = os.path.relpath(snippet.path, root) if root else snippet.path
+            sources.setdefault(snippet.source, []).append(
+                f"{shown}:{snippet.start_line + 1}-{snippet.end_line + 1} ({snippet.reason})"
+            )
+            session.snippets.add(snippet)
+        for tier, text in packed.segments:
+            if text:
+                session.blocks.append(ContextBlock(text, specials, tuple(sources.get(tier, ()))))
+        session.tokens += packed.tokens
+
+    def _region(self, query: ContextQuery) -> tuple[str, ...]:
+        """The definition the cursor is in, by name (stable when lines move above it)."""
+        symbols = self.index.file(query.path)
+        inner = None
+        for d in symbols.definitions if symbols else ():
+            if d.start_line <= query.line <= d.end_line and d.kind in FUNCTION_KINDS:
+                if inner is None or d.start_line >= inner.start_line:
+                    inner = d
+        if inner is not None:
+            return (inner.kind, inner.parent, inner.name)
+        return ("lines", str(query.line // REGION_LINES))
+
+    def _still_valid(self, session: _Session, query: ContextQuery) -> bool:
+        """Whether every snippet shown still reads the same in its file."""
+        lines_of: dict[str, list[str] | None] = {}
+        for snippet in session.snippets:
+            if snippet.path not in lines_of:
+                text = query.text if snippet.path == query.path else self.index.text(snippet.path)
+                lines_of[snippet.path] = text.split("\n") if text is not None else None
+            lines = lines_of[snippet.path]
+            if lines is None:
+                return False
+            shown = "\n".join(
+                line.rstrip("\r") for line in lines[snippet.start_line : snippet.end_line + 1]
+            )
+            if shown != snippet.text:
+                return False
+        return True
+
+
+# Tiers whose new snippets are appended to a kept context; new similar windows are not
+# (they change with every line typed and would re-evaluate the prompt's tail each time).
+APPENDABLE = frozenset({"definition", "recent", "current"})
+FUNCTION_KINDS = frozenset({"function", "method", "class", "impl", "struct", "interface", "trait"})
+REGION_LINES = 60
+
+
+@dataclass
+class _Session:
+    """The context kept for one document."""
+
+    key: tuple[object, ...]
+    blocks: list[ContextBlock]
+    snippets: set[Snippet]
+    tokens: int
+
+    def covers(self, snippet: Snippet) -> bool:
+        return any(
+            s.path == snippet.path and s.start_line <= snippet.end_line and snippet.start_line <= s.end_line
+            for s in self.snippets
+        )

@@ -331,3 +331,28 @@ async def test_tcp_binds_loopback_and_serves(tmp_path):
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_completion_prompt_holds_a_definition_from_another_file(client: LanguageClient, tiny_model, tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "geometry").mkdir(parents=True)
+    (ws / "geometry" / "__init__.py").write_text("")
+    (ws / "geometry" / "shapes.py").write_text(
+        'class Circle:\n    """A circle."""\n\n    def __init__(self, radius: float) -> None:\n'
+        "        self.radius = radius\n\n\ndef circle_area(circle: Circle) -> float:\n"
+        '    """The area of `circle`."""\n    return 3.14159 * circle.radius ** 2\n'
+    )
+    init = options(tiny_model)
+    init["context"] = {"enabled": True, "budgetTokens": 1024}
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    text = "from geometry.shapes import circle_area, Circle\n\n\ndef report(c: Circle) -> str:\n    return str(circle_area("
+    uri = open_doc(client, ws / "main.py", text)
+    deadline = time.monotonic() + 30
+    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the debounced re-index of the opened document
+    await inline(client, uri, end_of(text))
+    data = await stats(client)
+    used = data["recent"][-1]["context"]
+    assert any(src.startswith("geometry/shapes.py:8-") and "circle_area" in src for src in used), used

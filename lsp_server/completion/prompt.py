@@ -107,6 +107,7 @@ class ContextBlock:
 
     text: str
     specials: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # what it shows: "path:first-last (reason)", for stats and logs
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class CompletionResult:
     context_blocks: int = 0
     prompt_tokens: list[int] | None = None  # the prompt, when it was evaluated (benchmarks)
     schedule: list[int] | None = None  # its batch boundaries (tests reproduce the state)
+    context_sources: list[str] = field(default_factory=list)  # what the context showed
 
 
 def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
@@ -114,6 +115,7 @@ class Completer:
         self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(1024)
         self._suggestions: LRUCache[bytes, tuple[Suggestion | None, str]] = LRUCache(256)
         self._last: dict[str, tuple[bytes, str, Suggestion]] = {}  # path -> (stable key, prefix, shown)
+        self.last_context: tuple[ContextBlock, ...] = ()
 
     def update_settings(self, settings: Settings) -> None:
         self.settings = settings
@@ -141,7 +143,10 @@ class Completer:
         )
 
     def build(self, request: CompletionRequest, window: CursorWindow | None = None) -> Prompt:
-        """The prompt for `request` (context included when a provider is set)."""
+        """The prompt for `request` (context included when a provider is set).
+
+        The context blocks used are kept in `last_context` (their sources go to stats).
+        """
         window = window or self.window(request)
         blocks: Sequence[ContextBlock] = ()
         if self.context is not None and self.settings.context.enabled:
@@ -155,6 +160,7 @@ class Completer:
                     blocks = self.context(query, self.count_tokens)
                 except Exception:  # context is an enhancement: never lose the completion
                     log.exception("gathering context failed; completing without it")
+        self.last_context = tuple(blocks)
         inputs = PromptInputs(
             window=window,
             path=request.display_path or os.path.basename(request.path),
@@ -232,11 +238,15 @@ class Completer:
             context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
             prompt_tokens=tokenized.tokens,
             schedule=generation.schedule,
+            context_sources=[src for block in self.last_context for src in block.sources],
         )
         result.total_ms = (time.perf_counter() - started) * 1000
         self._suggestions[key] = (suggestion, generation.text)
         self._remember(request.path, stable_key, window.prefix, suggestion)
-        self.stats.record(generation.figures, kind="completion", path=request.path, total_ms=result.total_ms, outcome=outcome)
+        self.stats.record(
+            generation.figures, kind="completion", path=request.path, total_ms=result.total_ms,
+            outcome=outcome, context=result.context_sources,
+        )
         log.info(
             "completion %s:%d:%d %s in %.0f ms (%s; stop %s)",
             os.path.basename(request.path), request.line + 1, request.character + 1,

@@ -27,7 +27,10 @@ class Stats:
         self.totals = Figures()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
-    def record(self, figures: Figures, *, kind: str, path: str, total_ms: float, outcome: str) -> None:
+    def record(
+        self, figures: Figures, *, kind: str, path: str, total_ms: float, outcome: str,
+        context: list[str] | None = None,
+    ) -> None:
         with self._lock:
             if kind == "completion":
                 self.requests += 1
@@ -43,6 +46,8 @@ class Stats:
                 setattr(self.totals, f.name, getattr(self.totals, f.name) + getattr(figures, f.name))
             entry = {"kind": kind, "path": path, "outcome": outcome, "totalMs": round(total_ms, 2)}
             entry.update(figures_to_wire(figures))
+            if context is not None:
+                entry["context"] = context
             self.recent.append(entry)
 
     def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
