@@ -390,16 +390,34 @@ class WorkspaceIndex:
         if entry.language == _SKIPPED:
             return
         base = os.path.basename(path)
-        self._by_basename.setdefault(base, set()).add(path)
+        paths = self._by_basename.get(base)
+        if paths is None:
+            self._by_basename[base] = {path}
+        else:
+            paths.add(path)
         folder = os.path.dirname(path)
-        self._by_dir.setdefault(folder, set()).add(path)
-        root = entry.root or self.root_of(path) or folder
+        siblings = self._by_dir.get(folder)
+        if siblings is None:
+            self._by_dir[folder] = {path}
+            self._count_dir(folder, entry.root or self.root_of(path) or folder, +1)
+        else:
+            siblings.add(path)
+        self._refresh_names(path)
+
+    def _count_dir(self, folder: str, root: str, step: int) -> None:
+        """``_dirs[d]`` counts what makes ``d`` hold indexed files: 1 for files directly
+        in it, plus each child folder in ``_dirs``. Only a folder that appears or
+        disappears changes its parent's count, so most updates stop at once."""
         while True:
-            self._dirs[folder] = self._dirs.get(folder, 0) + 1
-            if folder == root or len(folder) <= len(root):
+            count = self._dirs.get(folder, 0) + step
+            if count > 0:
+                self._dirs[folder] = count
+            else:
+                self._dirs.pop(folder, None)
+            appeared_or_vanished = count == (1 if step > 0 else 0)
+            if not appeared_or_vanished or folder == root or len(folder) <= len(root):
                 break
             folder = os.path.dirname(folder)
-        self._refresh_names(path)
 
     def _drop_entry(self, path: str) -> None:
         entry = self._entries.pop(path, None)
@@ -418,16 +436,7 @@ class WorkspaceIndex:
             siblings.discard(path)
             if not siblings:
                 del self._by_dir[folder]
-        root = entry.root or self.root_of(path) or folder
-        while True:
-            count = self._dirs.get(folder, 0) - 1
-            if count > 0:
-                self._dirs[folder] = count
-            else:
-                self._dirs.pop(folder, None)
-            if folder == root or len(folder) <= len(root):
-                break
-            folder = os.path.dirname(folder)
+                self._count_dir(folder, entry.root or self.root_of(path) or folder, -1)
         self._refresh_names(path)
 
     def _replace_entry(self, path: str, entry: _Entry) -> None:
@@ -454,18 +463,26 @@ class WorkspaceIndex:
             entry = self._entries.get(path)
             names = entry.names if entry is not None and entry.language != _SKIPPED else ()
         old = self._names_of.pop(path, ())
+        by_name = self._by_name
+        cached = self._defs_cache
         for name in old:
-            paths = self._by_name.get(name)
+            paths = by_name.get(name)
             if paths is not None:
                 paths.discard(path)
                 if not paths:
-                    del self._by_name[name]
-            self._defs_cache.pop(name, None)
+                    del by_name[name]
+            if cached:
+                cached.pop(name, None)
         if names:
             self._names_of[path] = names
             for name in names:
-                self._by_name.setdefault(name, set()).add(path)
-                self._defs_cache.pop(name, None)
+                paths = by_name.get(name)
+                if paths is None:
+                    by_name[name] = {path}
+                else:
+                    paths.add(path)
+                if cached:
+                    cached.pop(name, None)
 
     # --- open documents -------------------------------------------------------------
 

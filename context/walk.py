@@ -125,6 +125,7 @@ class IgnoreRules:
         self.root = root
         self.exclude = IgnoreFile(list(exclude)) if exclude else None
         self._files: dict[str, IgnoreFile | None] = {}
+        self._stamps: dict[str, int | None] = {}
         self.info_exclude = IgnoreFile.read(os.path.join(root, ".git", "info", "exclude"))
 
     def ignore_file(self, folder: str) -> IgnoreFile | None:
@@ -133,12 +134,36 @@ class IgnoreRules:
             self._files[folder] = IgnoreFile.read(os.path.join(folder, ".gitignore"))
         return self._files[folder]
 
+    def has_global_rules(self) -> bool:
+        """Whether exclude globs or ``.git/info/exclude`` apply (to every path)."""
+        return self.exclude is not None or self.info_exclude is not None
+
+    def note_folder(self, folder: str, has_gitignore: bool) -> bool:
+        """Record what a folder listing showed; True if the folder has ignore patterns.
+
+        A ``.gitignore`` is parsed again when its mtime changed since it was read.
+        """
+        if not has_gitignore:
+            self._files[folder] = None
+            self._stamps.pop(folder, None)
+            return False
+        try:
+            stamp = os.stat(os.path.join(folder, ".gitignore")).st_mtime_ns
+        except OSError:
+            stamp = None
+        if self._stamps.get(folder) != stamp:
+            self._files.pop(folder, None)
+            self._stamps[folder] = stamp
+        return self.ignore_file(folder) is not None
+
     def invalidate(self, folder: str | None = None) -> None:
         """Forget cached ``.gitignore`` files (of one folder, or all)."""
         if folder is None:
             self._files.clear()
+            self._stamps.clear()
         else:
             self._files.pop(folder, None)
+            self._stamps.pop(folder, None)
 
     def is_ignored(self, path: str, is_dir: bool, chain: Sequence[str] | None = None) -> bool:
         """Whether ``path`` (inside the root) is ignored, its folders not considered.
@@ -230,23 +255,30 @@ def walk(
     skip = {os.path.realpath(r) for r in skip_roots} - {root}
     visited: set[str] = {root}
     seen_files: set[str] = set()
-    # (folder, chain of folders from the root) — chains give .gitignore lookup for free.
-    stack: list[tuple[str, list[str]]] = [(root, [root])]
+    sep = os.sep
+    # (folder, chain of folders from the root, whether any ignore rule can apply);
+    # the chain gives the .gitignore files to consult without looking them up again.
+    stack: list[tuple[str, list[str], bool]] = [(root, [root], rules.has_global_rules())]
     is_set = getattr(cancelled, "is_set", None)
     while stack:
         if is_set is not None and is_set():
             return
-        folder, chain = stack.pop()
+        folder, chain, ruled = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             log.debug("cannot list %s: %s", folder, exc)
             continue
-        subfolders: list[tuple[str, list[str]]] = []
+        names = {e.name for e in entries} if folder != root else set()
+        if "pyvenv.cfg" in names:
+            continue  # a virtual environment, whatever its name
+        # Only open .gitignore where the listing shows one.
+        ruled = rules.note_folder(folder, ".gitignore" in names or folder == root) or ruled
+        subfolders: list[tuple[str, list[str], bool]] = []
         for entry in entries:
             name = entry.name
-            path = os.path.join(folder, name)
+            path = folder + sep + name
             try:
                 is_link = entry.is_symlink()
                 is_dir = entry.is_dir()  # follows links
@@ -259,20 +291,22 @@ def walk(
             else:
                 real = path
             if is_dir:
-                if is_skipped_dir(name, real) or real in skip or real in visited:
+                if name in SKIP_DIRS or name.endswith(".egg-info") or real in skip or \
+                        real in visited:
                     continue
-                if rules.is_ignored(path, True, chain):
+                if ruled and rules.is_ignored(path, True, chain):
                     continue
                 visited.add(real)
                 # A linked folder's .gitignore chain is the one of its real location.
-                subfolders.append((real, _folders_between(root, real) if is_link else [*chain, real]))
+                subfolders.append((real, _folders_between(root, real) if is_link
+                                   else [*chain, real], ruled or is_link))
                 continue
             if project_files is not None and name in PROJECT_FILES:
                 project_files.append(real)
             language = language_for_path(name)
             if language is None or real in seen_files:
                 continue
-            if rules.is_ignored(path, False, chain):
+            if ruled and rules.is_ignored(path, False, chain):
                 continue
             try:
                 st = entry.stat() if not is_link else os.stat(real)

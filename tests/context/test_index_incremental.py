@@ -146,3 +146,21 @@ def test_gitignore_change_is_picked_up_by_update_file(ws) -> None:  # type: igno
     assert not index.is_indexable(path)
     assert index.update_file(path) is None
     assert path not in index.files()
+
+
+def test_folder_bookkeeping_follows_adds_and_removals(ws) -> None:  # type: ignore[no-untyped-def]
+    index, path = ws
+    root = os.path.dirname(os.path.dirname(path))
+    deep = os.path.join(root, "a", "b", "c")
+    os.makedirs(deep)
+    for name in ("x.py", "y.py"):
+        with open(os.path.join(deep, name), "w") as f:
+            f.write("X = 1\n")
+        index.update_file(os.path.join(deep, name))
+    assert index.has_dir(os.path.join(root, "a")) and index.has_dir(deep)
+    assert index.files_in_dir(deep) == [os.path.join(deep, "x.py"), os.path.join(deep, "y.py")]
+    index.remove_file(os.path.join(deep, "x.py"))
+    assert index.has_dir(os.path.join(root, "a"))
+    index.remove_file(os.path.join(deep, "y.py"))
+    assert not index.has_dir(deep) and not index.has_dir(os.path.join(root, "a"))
+    assert index.has_dir(root) and index.has_dir(os.path.dirname(path))
