@@ -217,8 +217,8 @@ def recall_cases(index: IndexLike, files: list[str], n: int, seed: int) -> list[
                     bound[local[i] if local else original] = (imp, original)
         if not bound:
             continue
-        import_lines = {imp.line for imp in fs.imports}
         lines = text.split("\n")
+        import_lines = _statement_lines(lines, {imp.line for imp in fs.imports})
         first_code = max(import_lines) + 1
         uses: list[tuple[int, str]] = []
         for number in range(max(1, first_code), len(lines)):
@@ -238,6 +238,23 @@ def recall_cases(index: IndexLike, files: list[str], n: int, seed: int) -> list[
                 cases.append(RecallCase(path, number - 1, word, targets))
                 break
     return cases
+
+
+def _statement_lines(lines: list[str], starts: set[int]) -> set[int]:
+    """The lines of the statements starting at `starts`, continuation lines included
+    (a name on the second line of `from x import (\n a,\n b)` is not a use of it)."""
+    out: set[int] = set()
+    for start in starts:
+        depth = 0
+        i = start
+        while i < len(lines):
+            out.add(i)
+            code = lines[i].split("#", 1)[0]
+            depth += code.count("(") - code.count(")")
+            if depth <= 0 and not code.rstrip().endswith("\\"):
+                break
+            i += 1
+    return out
 
 
 def shows(snippets: Sequence[Any], target: Definition) -> bool:
