@@ -14,8 +14,8 @@ Captures:
   ``@body`` the body (the signature ends on the body's first line); ``@sig`` a node whose
   last line ends the signature (Python's ``:``); ``@heritage`` nodes holding base classes;
   ``@parent`` an explicit owner (Go receiver, Lua table, C++ ``A::m``); ``@qname`` a
-  qualified C++ name; ``@vis`` / ``@mods`` / ``@value`` / ``@decl`` details read by the
-  language's rules.
+  qualified C++ name; ``@doc`` a docstring; ``@vis`` / ``@mods`` / ``@value`` / ``@decl``
+  details read by the language's rules.
 - ``@outer`` + ``@decorated``: a wrapper (decorators, ``export``, ``template<>``) whose
   first line is where a leading comment must end.
 - ``@scope`` a block to scan like the top level (``if``/``try`` at module level,
@@ -122,9 +122,10 @@ def _lua_grammar() -> Any:
 
 
 PYTHON_QUERY = r"""
-(function_definition name: (identifier) @name ":" @sig body: (block) @body) @def.function
+(function_definition name: (identifier) @name ":" @sig
+  body: (block . (expression_statement (string) @doc)?) @body) @def.function
 (class_definition name: (identifier) @name superclasses: (argument_list)? @heritage
-  ":" @sig body: (block) @body) @def.class
+  ":" @sig body: (block . (expression_statement (string) @doc)?) @body) @def.class
 (decorated_definition definition: (_) @decorated) @outer
 (module (expression_statement (assignment left: (identifier) @name)) @def.variable)
 (module (type_alias_statement left: (type (identifier) @name)) @def.type)

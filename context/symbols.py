@@ -25,7 +25,7 @@ from context.languages import LANGUAGES, LanguageSpec, parser, query, refine_lan
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 # name, kind, start_line, end_line, signature_end_line, doc, parent, bases, exported
 RawDef = tuple[str, str, int, int, int, str, str, tuple[str, ...], bool]
@@ -506,15 +506,11 @@ class _PythonRules(_Rules):
 
     @classmethod
     def doc(cls, ctx: _Context, node: Node, caps: dict[str, list[Node]], anchor: int) -> str:
-        body = caps.get("body")
-        if body:
-            first = _first_named(body[0])
-            if first is not None and first.type == "expression_statement":
-                string = _first_named(first)
-                if string is not None and string.type == "string":
-                    return ctx.source[string.start_byte:min(
-                        string.end_byte, string.start_byte + RAW_DOC_CHARS,
-                    )].decode("utf-8", "replace")
+        docstring = caps.get("doc")
+        if docstring:
+            start = docstring[0].start_byte
+            end = min(docstring[0].end_byte, start + RAW_DOC_CHARS)
+            return ctx.source[start:end].decode("utf-8", "replace")
         return ctx.leading_comment(anchor)
 
     @classmethod
