@@ -106,17 +106,6 @@ _DOC_START = re.compile(r'^\s*[rRbBuUfF]{0,2}("""|\'\'\')')
 _COMMENT = ("//", "/*", "*", "#", "--", "///", "*/", "<!--")
 
 
-@dataclass(frozen=True, slots=True)
-class RetrievalOptions:
-    """Which sources are on and how big the current-file windows are."""
-
-    definitions: bool = True
-    recent_edits: bool = True
-    similar_windows: bool = True
-    prefix_lines: int = 120
-    suffix_lines: int = 40
-
-
 def gather_context(
     index: IndexLike,
     recent: RecentActivity | None,
