@@ -226,9 +226,9 @@ class Runtime:
         if self.context is not None:
             self.context.close_document(path)
 
-    def recent_edit(self, path: str, start_line: int, end_line: int) -> None:
+    def recent_edit(self, path: str, start_line: int, end_line: int, line_delta: int = 0) -> None:
         if self.context is not None:
-            self.context.note_edit(path, start_line, end_line)
+            self.context.note_edit(path, start_line, end_line, line_delta)
 
     def files_changed(self, changes: list[tuple[str, bool]]) -> None:
         if self.context is not None:

@@ -233,7 +233,9 @@ def did_change(ls: QwenLanguageServer, params: types.DidChangeTextDocumentParams
     path = _path_of(params.text_document.uri)
     for change in params.content_changes:
         if isinstance(change, types.TextDocumentContentChangePartial):
-            ls.runtime.recent_edit(path, change.range.start.line, change.range.end.line + change.text.count("\n"))
+            start, added = change.range.start.line, change.text.count("\n")
+            delta = added - (change.range.end.line - start)
+            ls.runtime.recent_edit(path, start, start + added, delta)
     _schedule_document_work(ls, params.text_document.uri, warm=False)
 
 

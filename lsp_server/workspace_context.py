@@ -39,6 +39,8 @@ class WorkspaceContext:
         self.similar = SimilarWindows()
         self._built = threading.Event()
         self._sessions: dict[str, _Session] = {}  # per document: the context kept
+        self.repacks = 0  # a kept context dropped (benchmarks read these)
+        self.appends = 0  # blocks appended to a kept context
 
     def build(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> str:
         """Index every file (reusing the persisted index), then the similarity windows."""
@@ -72,8 +74,9 @@ class WorkspaceContext:
     def note_view(self, path: str, line: int) -> None:
         self.recent.note_view(path, line)
 
-    def note_edit(self, path: str, start_line: int, end_line: int) -> None:
-        self.recent.note_edit(path, start_line, end_line)
+    def note_edit(self, path: str, start_line: int, end_line: int, line_delta: int = 0) -> None:
+        """An edit of lines start..end; `line_delta` lines were added (or removed if < 0)."""
+        self.recent.note_edit(path, start_line, end_line, line_delta)
 
     def files_changed(self, changes: Sequence[tuple[str, bool]]) -> None:
         for path, deleted in changes:
@@ -117,10 +120,22 @@ class WorkspaceContext:
         another file) is appended as one more block, within the budget. A move to
         another definition, or a shown snippet going stale, repacks from scratch.
         """
-        key = (self._region(query), query.format, query.budget_tokens)
+        region, span = self._region(query)
+        key = (region, query.format, query.budget_tokens)
         session = self._sessions.get(query.path)
+        if session is not None and session.key != key and session.key[1:] == key[1:]:
+            # Half-typed code can hide the enclosing definition from the parser for a
+            # keystroke or two: inside the span it had, it is still the same place.
+            if session.span[0] <= query.line <= session.span[1] + REGION_SLACK:
+                key = session.key
         if session is None or session.key != key or not self._still_valid(session, query):
-            session = _Session(key, [], set(), 0)
+            if session is not None:
+                self.repacks += 1
+                log.debug(
+                    "context of %s repacked (%s)", os.path.basename(query.path),
+                    "moved to another definition" if session.key != key else "a snippet changed",
+                )
+            session = _Session(key, [], set(), 0, span)
             self._add(session, packed, query)
             self._sessions[query.path] = session
             return list(session.blocks)
@@ -132,6 +147,9 @@ class WorkspaceContext:
         if new and remaining > 0:
             roots = sorted({r for r in (self.index.root_of(s.path) for s in new) if r})
             self._add(session, pack(new, remaining, count, query.format, roots), query)
+            self.appends += 1
+        if region == key[0]:
+            session.span = span
         return list(session.blocks)
 
     def _add(self, session: _Session, packed: PackedContext, query: ContextQuery) -> None:
@@ -149,8 +167,9 @@ class WorkspaceContext:
                 session.blocks.append(ContextBlock(text, specials, tuple(sources.get(tier, ()))))
         session.tokens += packed.tokens
 
-    def _region(self, query: ContextQuery) -> tuple[str, ...]:
-        """The definition the cursor is in, by name (stable when lines move above it)."""
+    def _region(self, query: ContextQuery) -> tuple[tuple[str, ...], tuple[int, int]]:
+        """The definition the cursor is in, by name (stable when lines move above it),
+        and its line span."""
         symbols = self.index.file(query.path)
         inner = None
         for d in symbols.definitions if symbols else ():
@@ -158,23 +177,23 @@ class WorkspaceContext:
                 if inner is None or d.start_line >= inner.start_line:
                     inner = d
         if inner is not None:
-            return (inner.kind, inner.parent, inner.name)
-        return ("lines", str(query.line // REGION_LINES))
+            return (inner.kind, inner.parent, inner.name), (inner.start_line, inner.end_line)
+        bucket = query.line // REGION_LINES
+        return ("lines", str(bucket)), (bucket * REGION_LINES, (bucket + 1) * REGION_LINES - 1)
 
     def _still_valid(self, session: _Session, query: ContextQuery) -> bool:
-        """Whether every snippet shown still reads the same in its file."""
-        lines_of: dict[str, list[str] | None] = {}
+        """Whether every snippet shown still reads the same in its file.
+
+        Anywhere in the file: lines typed above a snippet move it without changing
+        what the block shows (blocks carry no line numbers).
+        """
+        texts: dict[str, str | None] = {}
         for snippet in session.snippets:
-            if snippet.path not in lines_of:
+            if snippet.path not in texts:
                 text = query.text if snippet.path == query.path else self.index.text(snippet.path)
-                lines_of[snippet.path] = text.split("\n") if text is not None else None
-            lines = lines_of[snippet.path]
-            if lines is None:
-                return False
-            shown = "\n".join(
-                line.rstrip("\r") for line in lines[snippet.start_line : snippet.end_line + 1]
-            )
-            if shown != snippet.text:
+                texts[snippet.path] = text.replace("\r\n", "\n") if text is not None else None
+            text = texts[snippet.path]
+            if text is None or snippet.text not in text:
                 return False
         return True
 
@@ -184,6 +203,7 @@ class WorkspaceContext:
 APPENDABLE = frozenset({"definition", "recent", "current"})
 FUNCTION_KINDS = frozenset({"function", "method", "class", "impl", "struct", "interface", "trait"})
 REGION_LINES = 60
+REGION_SLACK = 10  # lines past a definition's end still count as in it (code being typed)
 
 
 @dataclass
@@ -194,6 +214,7 @@ class _Session:
     blocks: list[ContextBlock]
     snippets: set[Snippet]
     tokens: int
+    span: tuple[int, int]  # the lines of the region the context was packed for
 
     def covers(self, snippet: Snippet) -> bool:
         return any(
