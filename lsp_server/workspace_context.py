@@ -126,7 +126,8 @@ class WorkspaceContext:
         if session is not None and session.key != key and session.key[1:] == key[1:]:
             # Half-typed code can hide the enclosing definition from the parser for a
             # keystroke or two: inside the span it had, it is still the same place.
-            if session.span[0] <= query.line <= session.span[1] + REGION_SLACK:
+            lost = region[0] == "lines" or session.span[0] <= span[0] <= session.span[1]
+            if lost and session.span[0] <= query.line <= session.span[1] + REGION_SLACK:
                 key = session.key
         if session is None or session.key != key or not self._still_valid(session, query):
             if session is not None:
@@ -146,8 +147,10 @@ class WorkspaceContext:
         remaining = query.budget_tokens - session.tokens
         if new and remaining > 0:
             roots = sorted({r for r in (self.index.root_of(s.path) for s in new) if r})
-            self._add(session, pack(new, remaining, count, query.format, roots), query)
-            self.appends += 1
+            added = pack(new, remaining, count, query.format, roots)
+            if added.text:
+                self._add(session, added, query)
+                self.appends += 1
         if region == key[0]:
             session.span = span
         return list(session.blocks)

@@ -1,0 +1,78 @@
+"""The context kept per document: stable while typing in one definition, fresh when it must be."""
+
+from __future__ import annotations
+
+import pathlib
+
+from lsp_server.completion.service import ContextQuery
+from lsp_server.settings import Settings
+from lsp_server.workspace_context import WorkspaceContext
+
+SHAPES = (
+    "class Circle:\n    def __init__(self, r):\n        self.r = r\n\n\n"
+    "def circle_area(c):\n    return 3.14 * c.r ** 2\n\n\n"
+    "def circle_length(c):\n    return 6.28 * c.r\n"
+)
+MAIN = (
+    "from shapes import Circle, circle_area, circle_length\n\n\n"
+    "def report(c):\n    total = 0\n"
+    + "".join(f"    total += {i}\n" for i in range(80))
+    + "    return total\n\n\n"
+    "def other(c):\n    return 1\n"
+)
+
+
+def count(text: str) -> int:
+    return len(text) // 3 + 1
+
+
+def setup(tmp_path: pathlib.Path) -> tuple[WorkspaceContext, str, str]:
+    (tmp_path / "shapes.py").write_text(SHAPES)
+    (tmp_path / "main.py").write_text(MAIN)
+    settings = Settings()
+    settings.completion.prefix_lines = 10
+    settings.completion.suffix_lines = 5
+    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context.build()
+    main = str((tmp_path / "main.py").resolve())
+    context.update_document(main, MAIN)
+    return context, main, str((tmp_path / "shapes.py").resolve())
+
+
+def query(path: str, text: str, line: int) -> ContextQuery:
+    return ContextQuery(path=path, text=text, line=line, character=4, budget_tokens=2000, format="chat")
+
+
+def test_typing_in_one_definition_keeps_the_blocks(tmp_path):
+    context, main, _ = setup(tmp_path)
+    provide = context.provider()
+    first = provide(query(main, MAIN, 40), count)
+    assert any("circle_area" in b.text for b in first)
+    typed = MAIN.replace("    total += 40\n", "    total += 40\n    x = circle_length(c)\n")
+    context.update_document(main, typed)
+    second = provide(query(main, typed, 41), count)
+    # What was shown stays, in the same order; anything new comes after it.
+    assert [b.text for b in second[: len(first)]] == [b.text for b in first]
+    assert context.repacks == 0
+
+
+def test_an_edit_to_a_shown_definition_repacks(tmp_path):
+    context, main, shapes = setup(tmp_path)
+    provide = context.provider()
+    first = provide(query(main, MAIN, 40), count)
+    assert any("3.14" in b.text for b in first)
+    pathlib.Path(shapes).write_text(SHAPES.replace("3.14", "3.14159"))
+    context.files_changed([(shapes, False)])
+    second = provide(query(main, MAIN, 40), count)
+    assert context.repacks == 1
+    assert any("3.14159" in b.text for b in second)
+    assert not any("3.14 *" in b.text for b in second)
+
+
+def test_moving_to_another_definition_repacks(tmp_path):
+    context, main, _ = setup(tmp_path)
+    provide = context.provider()
+    provide(query(main, MAIN, 40), count)
+    last = MAIN.count("\n") - 1
+    provide(query(main, MAIN, last), count)
+    assert context.repacks == 1
