@@ -127,6 +127,30 @@ async def initialized(ls: QwenLanguageServer, params: types.InitializedParams) -
     ls.runtime.attach_workspace()
     asyncio.ensure_future(_load_model(ls))
     asyncio.ensure_future(_build_index(ls))
+    asyncio.ensure_future(_watch_files(ls))
+
+
+async def _watch_files(ls: QwenLanguageServer) -> None:
+    """Ask the client to report files changed on disk (the index follows them)."""
+    if ls.runtime.context is None:
+        return
+    workspace = ls.client_capabilities.workspace
+    watched = workspace.did_change_watched_files if workspace else None
+    if not (watched and watched.dynamic_registration):
+        return
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+    )
+    registration = types.Registration(
+        id="qwen-lsp-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options
+    )
+    try:
+        await asyncio.wait_for(
+            ls.client_register_capability_async(types.RegistrationParams(registrations=[registration])), 10
+        )
+    except Exception as exc:
+        log.warning("could not register file watchers (%s): files changed outside the editor "
+                    "are picked up at the next start", exc)
 
 
 async def _pull_configuration(ls: QwenLanguageServer) -> None:
@@ -187,11 +211,13 @@ async def _build_index(ls: QwenLanguageServer) -> None:
     cancel = threading.Event()
     loop = asyncio.get_running_loop()
 
+    if token is not None and (future := ls.work_done_progress.tokens.get(token)) is not None:
+        # The user pressed cancel on the progress: the index stops between files.
+        future.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
+
     def report(done: int, total: int, path: str) -> None:
         if token is None or done % 50 and done != total:
             return
-        if ls.work_done_progress.tokens.get(token) is not None and ls.work_done_progress.tokens[token].cancelled():
-            cancel.set()
         pct = int(100 * done / max(1, total))
         loop.call_soon_threadsafe(
             ls.work_done_progress.report, token,

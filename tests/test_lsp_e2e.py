@@ -138,6 +138,12 @@ def expected(
 @pytest_lsp.fixture(config=SERVER, params=CLIENTS)
 async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
     lsp_client.client_spec = request.param  # type: ignore[attr-defined]
+    lsp_client.registrations = []  # type: ignore[attr-defined]
+
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams) -> None:
+        lsp_client.registrations.extend(params.registrations)  # type: ignore[attr-defined]
+
     yield
     await lsp_client.shutdown_session()
 
@@ -356,3 +362,34 @@ async def test_completion_prompt_holds_a_definition_from_another_file(client: La
     data = await stats(client)
     used = data["recent"][-1]["context"]
     assert any(src.startswith("geometry/shapes.py:8-") and "circle_area" in src for src in used), used
+
+
+async def test_files_changed_on_disk_reach_the_context(client: LanguageClient, qwen2_model, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shapes = ws / "shapes.py"
+    shapes.write_text("def circle_area(r):\n    return 3.14 * r * r\n")
+    init = options(qwen2_model)
+    init["context"] = {"enabled": True, "budgetTokens": 1024}
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    deadline = time.monotonic() + 30
+    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    # Changed outside the editor: a new definition, then the watcher's notification.
+    shapes.write_text("def circle_area(r):\n    return 3.14 * r * r\n\n\ndef square_area(s):\n    return s * s\n")
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=shapes.as_uri(), type=types.FileChangeType.Changed)]
+        )
+    )
+    text = "from shapes import square_area\n\n\ndef report(s):\n    return square_area("
+    uri = open_doc(client, ws / "main.py", text)
+    await asyncio.sleep(0.5)  # the watcher's re-index and the debounced document update
+    await inline(client, uri, end_of(text))
+    used = (await stats(client))["recent"][-1]["context"]
+    assert any(src.startswith("shapes.py:5-") for src in used), used
+    caps = client_capabilities(client.client_spec).workspace  # type: ignore[attr-defined]
+    if caps and caps.did_change_watched_files and caps.did_change_watched_files.dynamic_registration:
+        methods = [r.method for r in client.registrations]  # type: ignore[attr-defined]
+        assert methods == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
