@@ -15,7 +15,7 @@ committed), indexes it with `context.index.WorkspaceIndex`, and measures:
   BM25 over 10-line chunks of the workspace, queried with the last 10 lines before the
   cursor, given as many characters as our packed context took at that position.
 
-The figures and the command go into docs/benchmarks-retrieval.md.
+The figures and the command go into docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class WorkspaceContext:
         another definition, or a shown snippet going stale, repacks from scratch.
         """
         region, span = self._region(query)
-        key = (region, query.format, query.budget_tokens)
+        key: tuple[object, ...] = (region, query.format, query.budget_tokens)
         session = self._sessions.get(query.path)
         if session is not None and session.key != key and session.key[1:] == key[1:]:
             # Half-typed code can hide the enclosing definition from the parser for a

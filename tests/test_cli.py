@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -34,7 +35,7 @@ def test_version_and_help():
 
 @pytest.mark.parametrize("value", ["a.py:3", "a.py", "a.py:x:1", "a.py:0:1"])
 def test_bad_locations_are_rejected(value):
-    with pytest.raises(Exception):
+    with pytest.raises(argparse.ArgumentTypeError):
         parse_location(value)
 
 

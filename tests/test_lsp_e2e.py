@@ -17,7 +17,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from lsp_server.completion.service import CompletionRequest, Completer
+from lsp_server.completion.service import Completer, CompletionRequest
 from lsp_server.engine.llama import EngineConfig, LlamaEngine
 from lsp_server.settings import load_settings
 

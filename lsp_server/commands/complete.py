@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from lsp_server.completion.document import PositionError
+    from lsp_server.completion.stats import Stats
     from lsp_server.engine.llama import EngineError
     from lsp_server.runtime import Runtime
-    from lsp_server.completion.stats import Stats
     from lsp_server.settings import load_settings
 
     path, line, col = args.location

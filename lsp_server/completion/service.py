@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,8 +182,8 @@ class Completer:
             start = len(tokens)
             tokens.extend(seg)
             if segment.line_checkpoints:
-                mask = self.engine.newline_tokens[np.asarray(seg, dtype=np.int64)] if seg else []
-                line_ends = [start + int(i) + 1 for i in np.flatnonzero(mask)]
+                ids = np.asarray(seg, dtype=np.int64)
+                line_ends = [start + int(i) + 1 for i in np.flatnonzero(self.engine.newline_tokens[ids])]
                 last = start
                 for pos in line_ends:
                     if pos - last >= interval:
@@ -294,9 +294,9 @@ class Completer:
         return Suggestion(rest, window.line, window.character, window.character)
 
 
-def _digest(parts: Sequence[str] | object) -> bytes:
+def _digest(parts: Iterable[str]) -> bytes:
     h = hashlib.blake2b(digest_size=16)
-    for part in parts:  # type: ignore[attr-defined]
+    for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.digest()

@@ -136,7 +136,8 @@ class EngineWorker(Generic[T]):
                     continue
                 job.future.set_result(job.fn(job.token))
             except Cancelled:
-                job.future.cancel() or _set_cancelled(job.future)
+                if not job.future.cancel():
+                    _set_cancelled(job.future)
             except BaseException as exc:  # reported to the caller, never kills the thread
                 if not job.future.done():
                     job.future.set_exception(exc)
