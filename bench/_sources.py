@@ -21,11 +21,27 @@ def pypi_sdist(name: str, version: str) -> pathlib.Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     downloads = CACHE / "downloads"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "-q", "-d", str(downloads), f"{name}=={version}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            "-d",
+            str(downloads),
+            f"{name}=={version}",
+        ],
         check=True,
     )
-    archive = next(p for p in downloads.iterdir() if p.name.lower().startswith(name.lower().replace("-", "_")) or p.name.lower().startswith(name.lower()))
+    archive = next(
+        p
+        for p in downloads.iterdir()
+        if p.name.lower().startswith(name.lower().replace("-", "_"))
+        or p.name.lower().startswith(name.lower())
+    )
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")

@@ -86,8 +86,12 @@ def main() -> int:
     evaluated: list[int] = []
     for line, col in positions:
         request = CompletionRequest(
-            path=str(path), text=text, line=line, character=col,
-            display_path=FILE, repo_name="django",
+            path=str(path),
+            text=text,
+            line=line,
+            character=col,
+            display_path=FILE,
+            repo_name="django",
         )
         clock.seconds = 0.0
         start = time.perf_counter()
@@ -98,11 +102,17 @@ def main() -> int:
         evaluated.append(result.figures.evaluated_tokens)
     engine.close()
 
-    print(f"file: {FILE} ({len(lines)} lines), model: tiny {args.model}, {len(positions)} requests at sorted random line ends")
-    print(f"tokens evaluated per request: mean {statistics.mean(evaluated):.0f} (the cursor jumps: most of each prompt is new)")
+    print(
+        f"file: {FILE} ({len(lines)} lines), model: tiny {args.model}, {len(positions)} requests at sorted random line ends"
+    )
+    print(
+        f"tokens evaluated per request: mean {statistics.mean(evaluated):.0f} (the cursor jumps: most of each prompt is new)"
+    )
     print(f"{'':22}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, values in (("total per request", totals), ("outside llama_decode", outside)):
-        print(f"{name:22}{pct(values, 0.5):10.2f}{pct(values, 0.95):10.2f}{statistics.mean(values):10.2f}")
+        print(
+            f"{name:22}{pct(values, 0.5):10.2f}{pct(values, 0.95):10.2f}{statistics.mean(values):10.2f}"
+        )
     print(f"share outside decode: {sum(outside) / sum(totals):.1%}")
     return 0
 

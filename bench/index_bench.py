@@ -58,8 +58,12 @@ def fetch_effect() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     archive = CACHE / f"effect-{EFFECT}.tgz"
     if not archive.exists():
-        subprocess.run(["npm", "pack", "--silent", f"effect@{EFFECT}"], cwd=CACHE, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "pack", "--silent", f"effect@{EFFECT}"],
+            cwd=CACHE,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     target.mkdir()
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
@@ -82,8 +86,13 @@ def time_ctags(args: list[str], cwd: Path) -> tuple[float, float]:
     out = tempfile.mktemp(suffix=".tags")
     cpu = cpu_seconds()
     start = time.perf_counter()
-    subprocess.run(["ctags", "-f", out, *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["ctags", "-f", out, *args],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds() - cpu
     os.remove(out)
@@ -148,8 +157,11 @@ def typing_states(text: str, is_python: bool, edits: int, rng: random.Random) ->
         candidates = [i for i, line in enumerate(lines) if line.strip()]
         n = rng.choice(candidates)
         indent = lines[n][: len(lines[n]) - len(lines[n].lstrip())]
-        statement = (f"value_{k} = compute_{k}(alpha, [beta, 'x'])" if is_python
-                     else f"const value_{k} = compute_{k}(alpha, [beta, 'x']);")
+        statement = (
+            f"value_{k} = compute_{k}(alpha, [beta, 'x'])"
+            if is_python
+            else f"const value_{k} = compute_{k}(alpha, [beta, 'x']);"
+        )
         k += 1
         typed = ""
         pending = ""  # closers inserted ahead of the cursor
@@ -267,8 +279,9 @@ def main() -> int:
     trees = [("django", fetch_django(), ".py")]
     effect = fetch_effect()
     trees.append(("effect", effect, ".ts"))
-    results = [bench_tree(name, root, args.rounds, args.edits, suffix)
-               for name, root, suffix in trees]
+    results = [
+        bench_tree(name, root, args.rounds, args.edits, suffix) for name, root, suffix in trees
+    ]
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     report = {
@@ -281,26 +294,55 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{report['cpus']} CPUs, load average {report['load_avg']}; peak RSS "
-          f"{report['peak_rss_mb']} MB (this process), {report['peak_rss_children_mb']} MB "
-          "(largest child)")
-    header = ("tree", "files", "MB", "cold s", "files/s", "ctags -R s", "ctags -L s",
-              "cold/ctags-R", "cold/ctags-L", "index MB", "warm s", "cold/warm",
-              "edit p50 ms", "edit p95 ms")
+    print(
+        f"{report['cpus']} CPUs, load average {report['load_avg']}; peak RSS "
+        f"{report['peak_rss_mb']} MB (this process), {report['peak_rss_children_mb']} MB "
+        "(largest child)"
+    )
+    header = (
+        "tree",
+        "files",
+        "MB",
+        "cold s",
+        "files/s",
+        "ctags -R s",
+        "ctags -L s",
+        "cold/ctags-R",
+        "cold/ctags-L",
+        "index MB",
+        "warm s",
+        "cold/warm",
+        "edit p50 ms",
+        "edit p95 ms",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in results:
-        row = (r["tree"], r["files"], r["megabytes"], r["cold_s"], r["files_per_s"],
-               r["ctags_tree_s"], r["ctags_files_s"], r["cold_vs_ctags_tree"],
-               r["cold_vs_ctags_files"], r["index_mb"], r["warm_s"], r["cold_over_warm"],
-               r["edit_p50_ms"], r["edit_p95_ms"])
+        row = (
+            r["tree"],
+            r["files"],
+            r["megabytes"],
+            r["cold_s"],
+            r["files_per_s"],
+            r["ctags_tree_s"],
+            r["ctags_files_s"],
+            r["cold_vs_ctags_tree"],
+            r["cold_vs_ctags_files"],
+            r["index_mb"],
+            r["warm_s"],
+            r["cold_over_warm"],
+            r["edit_p50_ms"],
+            r["edit_p95_ms"],
+        )
         print("| " + " | ".join(str(v) for v in row) + " |")
     for r in results:
-        print(f"{r['tree']}: {r['definitions']} definitions, languages {r['languages']}; "
-              f"CPU seconds: index {r['cold_cpu_s']} (all processes), ctags -R "
-              f"{r['ctags_tree_cpu_s']}, ctags -L {r['ctags_files_cpu_s']}; edits on "
-              f"{r['edit_file']} ({r['edit_lines']} lines): max {r['edit_max_ms']} ms, CPU "
-              f"p50/p95 {r['edit_cpu_p50_ms']}/{r['edit_cpu_p95_ms']} ms")
+        print(
+            f"{r['tree']}: {r['definitions']} definitions, languages {r['languages']}; "
+            f"CPU seconds: index {r['cold_cpu_s']} (all processes), ctags -R "
+            f"{r['ctags_tree_cpu_s']}, ctags -L {r['ctags_files_cpu_s']}; edits on "
+            f"{r['edit_file']} ({r['edit_lines']} lines): max {r['edit_max_ms']} ms, CPU "
+            f"p50/p95 {r['edit_cpu_p50_ms']}/{r['edit_cpu_p95_ms']} ms"
+        )
     return 0
 
 

@@ -98,7 +98,9 @@ def script(root: pathlib.Path, chars: int = 300) -> list[Step]:
             # One edit 30 lines above the cursor: a comment line inserted there.
             head_lines = head.split("\n")
             cut = len(head_lines) - 30
-            head = "\n".join(head_lines[:cut] + ["        # note: checked above"] + head_lines[cut:])
+            head = "\n".join(
+                head_lines[:cut] + ["        # note: checked above"] + head_lines[cut:]
+            )
             steps.append(at("edit-above", typed[:i], head))
         if i == switch_at:
             other_lines = (root / OTHER).read_text().split("\n")
@@ -125,7 +127,9 @@ class DecodeCounter:
         return int(self._real(ctx, batch))
 
 
-def run_budget(root: pathlib.Path, model: pathlib.Path, budget: int, baseline_every: int, cache_dir: str) -> dict[str, Any]:
+def run_budget(
+    root: pathlib.Path, model: pathlib.Path, budget: int, baseline_every: int, cache_dir: str
+) -> dict[str, Any]:
     settings = Settings()
     settings.context.budget_tokens = budget
     settings.completion.max_tokens = MAX_TOKENS
@@ -134,7 +138,9 @@ def run_budget(root: pathlib.Path, model: pathlib.Path, budget: int, baseline_ev
     t0 = time.perf_counter()
     summary = workspace.build()
     index_s = time.perf_counter() - t0
-    engine = LlamaEngine(EngineConfig(model_path=str(model), n_ctx=n_ctx, n_threads=2, slots=2, n_batch=512))
+    engine = LlamaEngine(
+        EngineConfig(model_path=str(model), n_ctx=n_ctx, n_threads=2, slots=2, n_batch=512)
+    )
     completer = Completer(engine, settings, context=workspace.provider())
     steps = script(root)
     rows = []
@@ -144,8 +150,12 @@ def run_budget(root: pathlib.Path, model: pathlib.Path, budget: int, baseline_ev
         workspace.update_document(step.path, step.text)
         workspace.note_view(step.path, step.line)
         request = CompletionRequest(
-            path=step.path, text=step.text, line=step.line, character=step.character,
-            display_path=str(pathlib.Path(step.path).relative_to(root)), repo_name="django",
+            path=step.path,
+            text=step.text,
+            line=step.line,
+            character=step.character,
+            display_path=str(pathlib.Path(step.path).relative_to(root)),
+            repo_name="django",
         )
         warm = 0
         if step.kind in ("open", "switch"):
@@ -157,11 +167,18 @@ def run_budget(root: pathlib.Path, model: pathlib.Path, budget: int, baseline_ev
         prompt = result.prompt_tokens or completer.tokenize(completer.build(request)).tokens
         prompts.append(prompt)
         f = result.figures
-        rows.append({
-            "kind": step.kind, "prompt": len(prompt), "evaluated": f.evaluated_tokens,
-            "hits": f.checkpoint_hits, "misses": f.checkpoint_misses, "cache": result.outcome == "cache",
-            "ms": ms, "warm": warm,
-        })
+        rows.append(
+            {
+                "kind": step.kind,
+                "prompt": len(prompt),
+                "evaluated": f.evaluated_tokens,
+                "hits": f.checkpoint_hits,
+                "misses": f.checkpoint_misses,
+                "cache": result.outcome == "cache",
+                "ms": ms,
+                "warm": warm,
+            }
+        )
     ours_s = time.perf_counter() - started
     repacks, appends = workspace.repacks, workspace.appends
     engine.close()
@@ -179,12 +196,22 @@ def run_budget(root: pathlib.Path, model: pathlib.Path, budget: int, baseline_ev
         counter.tokens = 0
         t = time.perf_counter()
         llm.create_completion(prompts[index], max_tokens=MAX_TOKENS, temperature=0.0)
-        base_rows.append({"evaluated": counter.tokens, "ms": (time.perf_counter() - t) * 1000, "index": index})
+        base_rows.append(
+            {"evaluated": counter.tokens, "ms": (time.perf_counter() - t) * 1000, "index": index}
+        )
     llm.close()
     llama_cpp.llama_decode = counter._real  # type: ignore[assignment]
     high.llama_cpp.llama_decode = counter._real  # type: ignore[attr-defined]
-    return {"budget": budget, "rows": rows, "base": base_rows, "index": summary, "index_s": index_s, "ours_s": ours_s,
-            "repacks": repacks, "appends": appends}
+    return {
+        "budget": budget,
+        "rows": rows,
+        "base": base_rows,
+        "index": summary,
+        "index_s": index_s,
+        "ours_s": ours_s,
+        "repacks": repacks,
+        "appends": appends,
+    }
 
 
 def report(result: dict[str, Any]) -> None:
@@ -196,11 +223,19 @@ def report(result: dict[str, Any]) -> None:
     b_ev = [max(0, r["evaluated"] - MAX_TOKENS) for r in base]
     b_ms = [r["ms"] for r in base]
     same_ms = [rows[r["index"]]["ms"] for r in base]
-    print(f"\n== context budget {result['budget']} tokens ({len(rows)} requests; index: {result['index']}) ==")
-    print(f"prompt tokens        mean {statistics.mean(pr):8.0f}  p95 {pct(pr, .95):8.0f}  max {max(pr):8.0f}")
-    print(f"evaluated per request mean {statistics.mean(ev):7.1f}  p95 {pct(ev, .95):8.0f}  max {max(ev):8.0f}")
+    print(
+        f"\n== context budget {result['budget']} tokens ({len(rows)} requests; index: {result['index']}) =="
+    )
+    print(
+        f"prompt tokens        mean {statistics.mean(pr):8.0f}  p95 {pct(pr, 0.95):8.0f}  max {max(pr):8.0f}"
+    )
+    print(
+        f"evaluated per request mean {statistics.mean(ev):7.1f}  p95 {pct(ev, 0.95):8.0f}  max {max(ev):8.0f}"
+    )
     typing = [r["evaluated"] for r in rows if r["kind"] == "type"]
-    print(f"  typing keystrokes only: mean {statistics.mean(typing):.1f}, p95 {pct(typing, .95):.0f}")
+    print(
+        f"  typing keystrokes only: mean {statistics.mean(typing):.1f}, p95 {pct(typing, 0.95):.0f}"
+    )
     warm = [r["warm"] for r in rows if r["warm"]]
     print(f"warm-up on open (idle time, not in the figures above): {warm} tokens")
     for kind in ("open", "backspace", "edit-above", "switch", "back"):
@@ -208,16 +243,28 @@ def report(result: dict[str, Any]) -> None:
         if sel:
             print(f"  {kind:11}: {sel}")
     worst = sorted(range(len(rows)), key=lambda i: -rows[i]["evaluated"])[:5]
-    print("  largest: " + ", ".join(f"#{i} {rows[i]['kind']} {rows[i]['evaluated']}" for i in worst))
-    print(f"context kept across keystrokes: {result['repacks']} repacks, {result['appends']} appended blocks")
-    print(f"checkpoint hits {sum(r['hits'] for r in rows)}, misses {sum(r['misses'] for r in rows)}, "
-          f"suggestion-cache hits {sum(r['cache'] for r in rows)}")
-    print(f"baseline (Llama.create_completion, {len(base)} of the same prompts): evaluated mean "
-          f"{statistics.mean(b_ev):.0f}, p95 {pct(b_ev, .95):.0f}")
-    print(f"tokens evaluated, baseline / ours: {statistics.mean(b_ev) / max(1e-9, statistics.mean(ev)):.0f}x")
-    print(f"wall ms per request: ours mean {statistics.mean(ms):.1f} p50 {pct(ms, .5):.1f} p95 {pct(ms, .95):.1f}; "
-          f"baseline mean {statistics.mean(b_ms):.1f} (ours on the same requests {statistics.mean(same_ms):.1f}); "
-          f"ratio {statistics.mean(b_ms) / statistics.mean(same_ms):.1f}x")
+    print(
+        "  largest: " + ", ".join(f"#{i} {rows[i]['kind']} {rows[i]['evaluated']}" for i in worst)
+    )
+    print(
+        f"context kept across keystrokes: {result['repacks']} repacks, {result['appends']} appended blocks"
+    )
+    print(
+        f"checkpoint hits {sum(r['hits'] for r in rows)}, misses {sum(r['misses'] for r in rows)}, "
+        f"suggestion-cache hits {sum(r['cache'] for r in rows)}"
+    )
+    print(
+        f"baseline (Llama.create_completion, {len(base)} of the same prompts): evaluated mean "
+        f"{statistics.mean(b_ev):.0f}, p95 {pct(b_ev, 0.95):.0f}"
+    )
+    print(
+        f"tokens evaluated, baseline / ours: {statistics.mean(b_ev) / max(1e-9, statistics.mean(ev)):.0f}x"
+    )
+    print(
+        f"wall ms per request: ours mean {statistics.mean(ms):.1f} p50 {pct(ms, 0.5):.1f} p95 {pct(ms, 0.95):.1f}; "
+        f"baseline mean {statistics.mean(b_ms):.1f} (ours on the same requests {statistics.mean(same_ms):.1f}); "
+        f"ratio {statistics.mean(b_ms) / statistics.mean(same_ms):.1f}x"
+    )
 
 
 def main() -> int:

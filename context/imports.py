@@ -52,7 +52,10 @@ MAX_REEXPORT_DEPTH = 4
 _PY_EXTS = (".py", ".pyi")
 _JS_PROBE = (".ts", ".tsx", ".d.ts", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts")
 _JS_RUNTIME_TO_SOURCE = {
-    ".js": (".ts", ".tsx", ".d.ts"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",),
+    ".js": (".ts", ".tsx", ".d.ts"),
+    ".jsx": (".tsx",),
+    ".mjs": (".mts",),
+    ".cjs": (".cts",),
 }
 
 
@@ -168,11 +171,15 @@ class ImportResolver:
             local = imp.local_names or imp.names
             if name in local:
                 original = imp.names[local.index(name)]
-                targets = self.resolve(path, Import(imp.module, (original,), kind=imp.kind),
-                                       language)
+                targets = self.resolve(
+                    path, Import(imp.module, (original,), kind=imp.kind), language
+                )
                 if targets:
-                    return [t for tgt in targets for t in self._follow(tgt, original, language,
-                                                                           depth + 1)]
+                    return [
+                        t
+                        for tgt in targets
+                        for t in self._follow(tgt, original, language, depth + 1)
+                    ]
             elif imp.alias == name and not imp.names:
                 targets = self.resolve(path, Import(imp.module, kind=imp.kind), language)
                 if targets:
@@ -255,8 +262,9 @@ class ImportResolver:
             return cached
         has = self.view.has_file
         current = folder
-        while has(os.path.join(current, "__init__.py")) or has(os.path.join(current,
-                                                                          "__init__.pyi")):
+        while has(os.path.join(current, "__init__.py")) or has(
+            os.path.join(current, "__init__.pyi")
+        ):
             parent = os.path.dirname(current)
             if parent == current:
                 break
@@ -298,8 +306,7 @@ class ImportResolver:
         language = "typescript"
         targets: list[str] = []
         if spec.startswith(("./", "../")) or spec in (".", ".."):
-            found = self._js_probe(os.path.normpath(os.path.join(os.path.dirname(from_path),
-                                                                 spec)))
+            found = self._js_probe(os.path.normpath(os.path.join(os.path.dirname(from_path), spec)))
             if found:
                 targets.append(found)
         elif not spec.startswith(("node:", "http:", "https:")):
@@ -346,10 +353,15 @@ class ImportResolver:
                     # The longest prefix wins, as in TypeScript.
                     weight = len(pattern.split("*", 1)[0])
                     if best is None or weight > best[0]:
-                        best = (weight, [
-                            os.path.normpath(os.path.join(paths_base, str(r).replace("*", star)))
-                            for r in replacements
-                        ])
+                        best = (
+                            weight,
+                            [
+                                os.path.normpath(
+                                    os.path.join(paths_base, str(r).replace("*", star))
+                                )
+                                for r in replacements
+                            ],
+                        )
                 if best is not None:
                     for candidate in best[1]:
                         found = self._js_probe(candidate)
@@ -365,10 +377,12 @@ class ImportResolver:
         while name:
             folder = packages.get(name)
             if folder is not None:
-                rest = spec[len(name):].lstrip("/")
-                for candidate in ([os.path.join(folder, rest)] if rest else
-                                  [*self._package_entries(folder), os.path.join(folder, "src"),
-                                   folder]):
+                rest = spec[len(name) :].lstrip("/")
+                for candidate in (
+                    [os.path.join(folder, rest)]
+                    if rest
+                    else [*self._package_entries(folder), os.path.join(folder, "src"), folder]
+                ):
                     found = self._js_probe(candidate)
                     if found:
                         return [found]
@@ -399,7 +413,7 @@ class ImportResolver:
         data = _read_jsonc(path)
         if data is not None:
             parent = data.get("extends")
-            for ref in (parent if isinstance(parent, list) else [parent]):
+            for ref in parent if isinstance(parent, list) else [parent]:
                 if isinstance(ref, str) and ref.startswith(".") and depth < 5:
                     ref_path = os.path.normpath(os.path.join(os.path.dirname(path), ref))
                     if not ref_path.endswith(".json"):
@@ -411,8 +425,7 @@ class ImportResolver:
             if isinstance(compiler, dict):
                 folder = os.path.dirname(path)
                 if isinstance(compiler.get("baseUrl"), str):
-                    options["baseUrl"] = os.path.normpath(os.path.join(folder,
-                                                                       compiler["baseUrl"]))
+                    options["baseUrl"] = os.path.normpath(os.path.join(folder, compiler["baseUrl"]))
                 if isinstance(compiler.get("paths"), dict):
                     options["paths"] = compiler["paths"]
                     # Without baseUrl, paths are relative to the config that sets them.
@@ -448,10 +461,14 @@ class ImportResolver:
         path = imp.module
         for module, folder in self._go_module_table():
             if path == module or path.startswith(module + "/"):
-                target = os.path.join(folder, *path[len(module):].strip("/").split("/")) \
-                    if path != module else folder
+                target = (
+                    os.path.join(folder, *path[len(module) :].strip("/").split("/"))
+                    if path != module
+                    else folder
+                )
                 return sorted(
-                    f for f in self.view.files_in_dir(target)
+                    f
+                    for f in self.view.files_in_dir(target)
                     if f.endswith(".go") and not f.endswith("_test.go")
                 )
         return []
@@ -479,8 +496,10 @@ class ImportResolver:
     def _rust(self, from_path: str, imp: Import) -> list[str]:
         if imp.kind == "mod":
             folder = _rust_child_dir(from_path, self._rust_crate_src(from_path))
-            for candidate in (os.path.join(folder, imp.module + ".rs"),
-                              os.path.join(folder, imp.module, "mod.rs")):
+            for candidate in (
+                os.path.join(folder, imp.module + ".rs"),
+                os.path.join(folder, imp.module, "mod.rs"),
+            ):
                 if self.view.has_file(candidate):
                     return [candidate]
             return []
@@ -495,8 +514,11 @@ class ImportResolver:
             return [current]
         out: list[str] = []
         for name in imp.names:
-            sub = self._rust_child(folder, name) if consumed_all and name not in ("*", "self") \
+            sub = (
+                self._rust_child(folder, name)
+                if consumed_all and name not in ("*", "self")
                 else None
+            )
             out.append(sub[0] if sub else current)
         return out
 
@@ -519,8 +541,7 @@ class ImportResolver:
         return None
 
     def _rust_child(self, folder: str, name: str) -> tuple[str, str] | None:
-        for candidate in (os.path.join(folder, name + ".rs"),
-                          os.path.join(folder, name, "mod.rs")):
+        for candidate in (os.path.join(folder, name + ".rs"), os.path.join(folder, name, "mod.rs")):
             if self.view.has_file(candidate):
                 return candidate, os.path.join(folder, name)
         return None
@@ -602,11 +623,15 @@ class ImportResolver:
                 except OSError:
                     continue
                 section = re.search(r"(?ms)^\[package\](.*?)(?=^\[|\Z)", text)
-                name = re.search(r'(?m)^\s*name\s*=\s*"([^"]+)"', section.group(1)) \
-                    if section else None
+                name = (
+                    re.search(r'(?m)^\s*name\s*=\s*"([^"]+)"', section.group(1))
+                    if section
+                    else None
+                )
                 if name:
-                    crates[name.group(1).replace("-", "_")] = os.path.join(os.path.dirname(path),
-                                                                           "src")
+                    crates[name.group(1).replace("-", "_")] = os.path.join(
+                        os.path.dirname(path), "src"
+                    )
             self._crates = crates
         return crates
 
@@ -620,8 +645,9 @@ class ImportResolver:
                 suffix = os.sep + os.path.join(*parts)
                 for folder in self.view.dirs_named(parts[-1]):
                     if folder.endswith(suffix):
-                        out.extend(sorted(f for f in self.view.files_in_dir(folder)
-                                          if f.endswith(".java")))
+                        out.extend(
+                            sorted(f for f in self.view.files_in_dir(folder) if f.endswith(".java"))
+                        )
                 continue
             # `import a.b.C` -> a/b/C.java; `import static a.b.C.m` -> a/b/C.java.
             for candidate in ([*parts, name], parts):
@@ -636,8 +662,7 @@ class ImportResolver:
     def _by_suffix(self, rel: str, near: str) -> str | None:
         """The indexed file whose path ends with ``rel``, nearest to ``near``."""
         suffix = os.sep + rel
-        candidates = [p for p in self.view.files_named(os.path.basename(rel))
-                      if p.endswith(suffix)]
+        candidates = [p for p in self.view.files_named(os.path.basename(rel)) if p.endswith(suffix)]
         if not candidates:
             return None
         return max(candidates, key=lambda p: (len(os.path.commonpath([p, near])), -len(p)))
@@ -658,8 +683,13 @@ class ImportResolver:
                 if folder == root or os.path.dirname(folder) == folder:
                     break
                 folder = os.path.dirname(folder)
-        candidates.extend((os.path.join(root, "include", rel), os.path.join(root, "src", rel),
-                           os.path.join(root, rel)))
+        candidates.extend(
+            (
+                os.path.join(root, "include", rel),
+                os.path.join(root, "src", rel),
+                os.path.join(root, rel),
+            )
+        )
         for candidate in candidates:
             candidate = os.path.normpath(candidate)
             if has(candidate):
@@ -673,10 +703,16 @@ class ImportResolver:
             return []
         has = self.view.has_file
         root = self.view.root_of(from_path) or os.path.dirname(from_path)
-        for base in (root, os.path.join(root, "lua"), os.path.join(root, "src"),
-                     os.path.dirname(from_path)):
-            for candidate in (os.path.join(base, rel + ".lua"),
-                              os.path.join(base, rel, "init.lua")):
+        for base in (
+            root,
+            os.path.join(root, "lua"),
+            os.path.join(root, "src"),
+            os.path.dirname(from_path),
+        ):
+            for candidate in (
+                os.path.join(base, rel + ".lua"),
+                os.path.join(base, rel, "init.lua"),
+            ):
                 if has(candidate):
                     return [candidate]
         for candidate_rel in (rel + ".lua", os.path.join(rel, "init.lua")):
@@ -691,9 +727,8 @@ def _match_star(pattern: str, spec: str) -> str | None:
     if "*" not in pattern:
         return "" if pattern == spec else None
     prefix, _, suffix = pattern.partition("*")
-    if spec.startswith(prefix) and spec.endswith(suffix) and len(spec) >= len(prefix) + len(
-            suffix):
-        return spec[len(prefix):len(spec) - len(suffix)]
+    if spec.startswith(prefix) and spec.endswith(suffix) and len(spec) >= len(prefix) + len(suffix):
+        return spec[len(prefix) : len(spec) - len(suffix)]
     return None
 
 
@@ -722,7 +757,8 @@ def _rust_child_dir(path: str, src: str | None) -> str:
     """The folder where the submodules of the module in ``path`` live."""
     base = os.path.basename(path)
     folder = os.path.dirname(path)
-    if base in ("mod.rs", "lib.rs", "main.rs") or (src is not None and folder == os.path.join(
-            src, "bin")):
+    if base in ("mod.rs", "lib.rs", "main.rs") or (
+        src is not None and folder == os.path.join(src, "bin")
+    ):
         return folder
     return os.path.join(folder, base[:-3] if base.endswith(".rs") else base)

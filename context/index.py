@@ -121,7 +121,10 @@ def content_hash(data: bytes) -> bytes:
 
 
 def index_file(
-    path: str, language: str, previous_hash: bytes | None, max_file_size: int,
+    path: str,
+    language: str,
+    previous_hash: bytes | None,
+    max_file_size: int,
 ) -> _Result:
     """Read, hash and (unless the hash is unchanged) parse one file. Runs in workers."""
     try:
@@ -143,8 +146,17 @@ def index_file(
     except Exception:  # a grammar or rule bug must cost one file, not the index
         log.exception("cannot extract symbols from %s", path)
         language, raw = refine_language(language, data), sym.EMPTY
-    return _Result(path, "parsed", size, mtime_ns, digest, language, sym.encode(raw),
-                   sym.definition_names(raw), len(raw[0]))
+    return _Result(
+        path,
+        "parsed",
+        size,
+        mtime_ns,
+        digest,
+        language,
+        sym.encode(raw),
+        sym.definition_names(raw),
+        len(raw[0]),
+    )
 
 
 def _index_batch(tasks: list[tuple[str, str, bytes | None]], max_file_size: int) -> list[_Result]:
@@ -250,7 +262,9 @@ class WorkspaceIndex:
             return self._build(progress, cancel)
 
     def _build(
-        self, progress: Callable[[int, int, str], None] | None, cancel: threading.Event | None,
+        self,
+        progress: Callable[[int, int, str], None] | None,
+        cancel: threading.Event | None,
     ) -> IndexStats:
         started = time.perf_counter()
         for root in self.roots:
@@ -261,16 +275,22 @@ class WorkspaceIndex:
         pipeline = _Pipeline(self, progress, cancel)
         for root in self.roots:
             nested = [r for r in self.roots if r != root and is_inside(r, root)]
-            for entry in walk(root, rules=self._rules[root], max_file_size=self.max_file_size,
-                              skip_roots=nested, project_files=state.project_files,
-                              cancelled=cancel):
+            for entry in walk(
+                root,
+                rules=self._rules[root],
+                max_file_size=self.max_file_size,
+                skip_roots=nested,
+                project_files=state.project_files,
+                cancelled=cancel,
+            ):
                 state.walked[entry.path] = entry
                 e = self._entries.get(entry.path)
                 if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
                     pipeline.reuse(entry.path)
                 else:
-                    pipeline.add((entry.path, entry.language, e.hash if e is not None else None),
-                                 entry.size)
+                    pipeline.add(
+                        (entry.path, entry.language, e.hash if e is not None else None), entry.size
+                    )
         pipeline.finish()
         changes = pipeline.changes
         cancelled = bool(cancel is not None and cancel.is_set())
@@ -296,8 +316,14 @@ class WorkspaceIndex:
         stats.skipped = changes.skipped
         stats.cancelled = cancelled
         stats.seconds = time.perf_counter() - started
-        log.info("indexed %d files (%d parsed, %d reused, %d removed) in %.2fs",
-                 stats.files, stats.parsed, stats.reused, stats.removed, stats.seconds)
+        log.info(
+            "indexed %d files (%d parsed, %d reused, %d removed) in %.2fs",
+            stats.files,
+            stats.parsed,
+            stats.reused,
+            stats.removed,
+            stats.seconds,
+        )
         return stats
 
     def _store(self, root: str) -> IndexStore | None:
@@ -323,8 +349,16 @@ class WorkspaceIndex:
             for row in store.load():
                 if self.root_of(row.path) != root or row.path in self._entries:
                     continue
-                entry = _Entry(row.size, row.mtime_ns, row.hash, row.language, row.names,
-                               row.definitions, None, root)
+                entry = _Entry(
+                    row.size,
+                    row.mtime_ns,
+                    row.hash,
+                    row.language,
+                    row.names,
+                    row.definitions,
+                    None,
+                    root,
+                )
                 self._add_entry(row.path, entry)
 
     def _apply(self, results: list[_Result]) -> _Changes:
@@ -349,22 +383,43 @@ class WorkspaceIndex:
                     e = self._entries.get(r.path)
                     if e is not None:
                         e.size, e.mtime_ns = r.size, r.mtime_ns
-                        changes.of(root).touches.append(StoredFile(
-                            r.path, r.size, r.mtime_ns, e.hash, e.language, e.names,
-                            e.definitions))
+                        changes.of(root).touches.append(
+                            StoredFile(
+                                r.path,
+                                r.size,
+                                r.mtime_ns,
+                                e.hash,
+                                e.language,
+                                e.names,
+                                e.definitions,
+                            )
+                        )
                     continue
                 if r.status == "skipped":
                     changes.skipped += 1
-                    entry = _Entry(r.size, r.mtime_ns, b"", _SKIPPED, (), 0,
-                                   sym.encode(sym.EMPTY), root)
+                    entry = _Entry(
+                        r.size, r.mtime_ns, b"", _SKIPPED, (), 0, sym.encode(sym.EMPTY), root
+                    )
                 else:
                     changes.parsed += 1
-                    entry = _Entry(r.size, r.mtime_ns, r.hash, r.language, r.names,
-                                   r.definitions, r.blob, root)
+                    entry = _Entry(
+                        r.size, r.mtime_ns, r.hash, r.language, r.names, r.definitions, r.blob, root
+                    )
                 self._replace_entry(r.path, entry)
-                changes.of(root).upserts.append((StoredFile(
-                    r.path, entry.size, entry.mtime_ns, entry.hash, entry.language,
-                    entry.names, entry.definitions), entry.blob))
+                changes.of(root).upserts.append(
+                    (
+                        StoredFile(
+                            r.path,
+                            entry.size,
+                            entry.mtime_ns,
+                            entry.hash,
+                            entry.language,
+                            entry.names,
+                            entry.definitions,
+                        ),
+                        entry.blob,
+                    )
+                )
 
     def _persist(self, changes: _Changes) -> None:
         """Write the changes of each root in one transaction."""
@@ -517,15 +572,13 @@ class WorkspaceIndex:
                 raw = sym.EMPTY
             symbols = sym.to_file_symbols(path, language, raw)
             indexed = doc.indexed if doc is not None else self.is_indexable(path)
-            new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw),
-                                indexed)
+            new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw), indexed)
             with self._lock:
                 self._open[path] = new
                 self._refresh_names(path)
                 if self._forward is not None:
                     self._forward.pop(path, None)
-            if doc is None or doc.symbols.imports != symbols.imports or \
-                    doc.names != new.names:
+            if doc is None or doc.symbols.imports != symbols.imports or doc.names != new.names:
                 self._resolver.forget()
         return symbols
 
@@ -578,11 +631,13 @@ class WorkspaceIndex:
         except OSError:
             self.remove_file(path)
             return None
-        if previous is not None and previous.size == st.st_size and \
-                previous.mtime_ns == st.st_mtime_ns:
+        if (
+            previous is not None
+            and previous.size == st.st_size
+            and previous.mtime_ns == st.st_mtime_ns
+        ):
             return self._disk_symbols(path)
-        result = index_file(path, language, previous.hash if previous else None,
-                            self.max_file_size)
+        result = index_file(path, language, previous.hash if previous else None, self.max_file_size)
         file_set_changed = previous is None or result.status in ("missing", "skipped")
         self._apply([result])
         if file_set_changed:
@@ -680,7 +735,8 @@ class WorkspaceIndex:
         if doc is not None:
             return ExportSummary(
                 frozenset(d.name for d in doc.symbols.definitions if not d.parent),
-                doc.symbols.imports)
+                doc.symbols.imports,
+            )
         with self._lock:
             cached = self._summary_cache.get_fresh(path)
             entry = self._entries.get(path)
@@ -693,7 +749,8 @@ class WorkspaceIndex:
             return None
         summary = ExportSummary(
             frozenset(d[0] for d in raw[0] if not d[6]),
-            tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]))
+            tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]),
+        )
         with self._lock:
             if self._entries.get(path) is entry:
                 self._summary_cache.put(path, summary)
@@ -753,9 +810,20 @@ class WorkspaceIndex:
             if raw is None:
                 continue
             out.extend(
-                Definition(d[0], d[1], path, d[2], d[3], d[4], sym.clean_doc(d[5]), d[6],  # type: ignore[arg-type]
-                           d[7], d[8])
-                for d in raw[0] if d[0] == name
+                Definition(
+                    d[0],
+                    d[1],  # type: ignore[arg-type]
+                    path,
+                    d[2],
+                    d[3],
+                    d[4],
+                    sym.clean_doc(d[5]),
+                    d[6],
+                    d[7],
+                    d[8],
+                )
+                for d in raw[0]
+                if d[0] == name
             )
         with self._lock:
             if sorted(self._by_name.get(name, ())) == paths:
@@ -851,8 +919,7 @@ class WorkspaceIndex:
 
     def size_on_disk(self) -> int:
         """Bytes of the persisted index."""
-        return sum(s.size_on_disk() for s in (self._store(r) for r in self.roots)
-                   if s is not None)
+        return sum(s.size_on_disk() for s in (self._store(r) for r in self.roots) if s is not None)
 
     def close(self) -> None:
         """Close the databases; the index must not be used afterwards."""
@@ -945,7 +1012,9 @@ class _Pipeline:
     in batches as the walk finds them; merges results into the index as they arrive."""
 
     def __init__(
-        self, index: WorkspaceIndex, progress: Callable[[int, int, str], None] | None,
+        self,
+        index: WorkspaceIndex,
+        progress: Callable[[int, int, str], None] | None,
         cancel: threading.Event | None,
     ) -> None:
         self.index = index
@@ -989,7 +1058,8 @@ class _Pipeline:
                 pass
         try:
             self.executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.index.workers, mp_context=_pool_context())
+                max_workers=self.index.workers, mp_context=_pool_context()
+            )
         except (OSError, ValueError) as exc:
             log.warning("cannot start parse workers (%s): parsing in this thread", exc)
             self.index.workers = 1
@@ -1021,7 +1091,8 @@ class _Pipeline:
         while self.futures:
             if block:
                 done, _ = concurrent.futures.wait(
-                    self.futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                    self.futures, return_when=concurrent.futures.FIRST_COMPLETED
+                )
             else:
                 done = {f for f in self.futures if f.done()}
                 if not done:
@@ -1080,7 +1151,7 @@ def _common_prefix(a: bytes, b: bytes) -> int:
     limit = min(len(a), len(b))
     lo = 0
     step = 4096
-    while lo + step <= limit and a[lo:lo + step] == b[lo:lo + step]:
+    while lo + step <= limit and a[lo : lo + step] == b[lo : lo + step]:
         lo += step
     hi = min(lo + step, limit)
     while lo < hi:  # binary search inside the first differing block
@@ -1097,12 +1168,12 @@ def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     n = 0
     step = 4096
     la, lb = len(a), len(b)
-    while n + step <= limit and a[la - n - step:la - n] == b[lb - n - step:lb - n]:
+    while n + step <= limit and a[la - n - step : la - n] == b[lb - n - step : lb - n]:
         n += step
     hi = min(n + step, limit)
     while n < hi:
         mid = (n + hi + 1) // 2
-        if a[la - mid:la - n] == b[lb - mid:lb - n]:
+        if a[la - mid : la - n] == b[lb - mid : lb - n]:
             n = mid
         else:
             hi = mid - 1

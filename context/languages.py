@@ -285,7 +285,8 @@ _CPP_FUNC_DECLARATOR = r"""[
     (reference_declarator (function_declarator declarator: (_) @name))
   ]"""
 
-CPP_QUERY = rf"""
+CPP_QUERY = (
+    rf"""
 (function_definition declarator: {_CPP_FUNC_DECLARATOR} body: (_) @body) @def.function
 (declaration declarator: {_CPP_FUNC_DECLARATOR}) @def.function
 (field_declaration declarator: {_CPP_FUNC_DECLARATOR}) @def.method
@@ -304,7 +305,9 @@ CPP_QUERY = rf"""
   (alias_declaration)] @decorated) @outer
 (preproc_include) @import
 (comment) @comment
-""" + _C_SCOPES
+"""
+    + _C_SCOPES
+)
 
 LUA_QUERY = r"""
 (function_declaration name: (identifier) @name body: (block)? @body) @def.function
@@ -324,9 +327,12 @@ try while with yield self cls match case type"""
 _JS_KEYWORDS = """break case catch class const continue debugger default delete do else export
 extends false finally for function if import in instanceof let new null return super switch this
 throw true try typeof undefined var void while with yield async await of static get set"""
-_TS_KEYWORDS = _JS_KEYWORDS + """ abstract any as asserts boolean declare enum implements infer
+_TS_KEYWORDS = (
+    _JS_KEYWORDS
+    + """ abstract any as asserts boolean declare enum implements infer
 interface is keyof module namespace never number object private protected public readonly
 require string symbol type unique unknown override satisfies"""
+)
 _GO_KEYWORDS = """break case chan const continue default defer else fallthrough for func go goto
 if import interface map package range return select struct switch type var nil true false iota
 int string bool error byte rune"""
@@ -342,9 +348,12 @@ _C_KEYWORDS = """auto break case char const continue default do double else enum
 for goto if inline int long register restrict return short signed sizeof static struct switch
 typedef union unsigned void volatile while define include ifdef ifndef endif elif undef pragma
 NULL"""
-_CPP_KEYWORDS = _C_KEYWORDS + """ bool catch class constexpr delete explicit false friend
+_CPP_KEYWORDS = (
+    _C_KEYWORDS
+    + """ bool catch class constexpr delete explicit false friend
 mutable namespace new noexcept nullptr operator override private protected public template this
 throw true try typename using virtual"""
+)
 _LUA_KEYWORDS = """and break do else elseif end false for function goto if in local nil not or
 repeat return then true until while self"""
 
@@ -366,19 +375,40 @@ LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
     for spec in (
         LanguageSpec(
-            "python", (".py", ".pyi"), _python_grammar, PYTHON_QUERY, _words(_PY_KEYWORDS),
-            _WORDS, (b"import",), hint_indented_only=True,
+            "python",
+            (".py", ".pyi"),
+            _python_grammar,
+            PYTHON_QUERY,
+            _words(_PY_KEYWORDS),
+            _WORDS,
+            (b"import",),
+            hint_indented_only=True,
         ),
         LanguageSpec(
-            "javascript", (".js", ".jsx", ".mjs", ".cjs"), _javascript_grammar, JS_QUERY,
-            _words(_JS_KEYWORDS), _JS_WORDS, _JS_IMPORT_HINT,
+            "javascript",
+            (".js", ".jsx", ".mjs", ".cjs"),
+            _javascript_grammar,
+            JS_QUERY,
+            _words(_JS_KEYWORDS),
+            _JS_WORDS,
+            _JS_IMPORT_HINT,
         ),
         LanguageSpec(
-            "typescript", (".ts", ".mts", ".cts"), _typescript_grammar, TS_QUERY,
-            _words(_TS_KEYWORDS), _JS_WORDS, _JS_IMPORT_HINT,
+            "typescript",
+            (".ts", ".mts", ".cts"),
+            _typescript_grammar,
+            TS_QUERY,
+            _words(_TS_KEYWORDS),
+            _JS_WORDS,
+            _JS_IMPORT_HINT,
         ),
         LanguageSpec(
-            "tsx", (".tsx",), _tsx_grammar, TS_QUERY, _words(_TS_KEYWORDS), _JS_WORDS,
+            "tsx",
+            (".tsx",),
+            _tsx_grammar,
+            TS_QUERY,
+            _words(_TS_KEYWORDS),
+            _JS_WORDS,
             _JS_IMPORT_HINT,
         ),
         LanguageSpec("go", (".go",), _go_grammar, GO_QUERY, _words(_GO_KEYWORDS), _WORDS),
@@ -388,11 +418,19 @@ LANGUAGES: dict[str, LanguageSpec] = {
         LanguageSpec(
             "cpp",
             (".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl", ".tpp"),
-            _cpp_grammar, CPP_QUERY, _words(_CPP_KEYWORDS), _WORDS,
+            _cpp_grammar,
+            CPP_QUERY,
+            _words(_CPP_KEYWORDS),
+            _WORDS,
         ),
         LanguageSpec(
-            "lua", (".lua",), _lua_grammar, LUA_QUERY, _words(_LUA_KEYWORDS),
-            _WORDS, (b"require",),
+            "lua",
+            (".lua",),
+            _lua_grammar,
+            LUA_QUERY,
+            _words(_LUA_KEYWORDS),
+            _WORDS,
+            (b"require",),
         ),
     )
 }

@@ -74,8 +74,9 @@ class IndexStore:
         self._conn = self._open()
 
     def _open(self, retry: bool = True) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False,
-                               isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, check_same_thread=False, isolation_level=None
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -83,8 +84,9 @@ class IndexStore:
             row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None or row[0] != SCHEMA_VERSION:
                 if row is not None:
-                    log.info("index schema %s != %s: rebuilding %s", row[0], SCHEMA_VERSION,
-                             self.path)
+                    log.info(
+                        "index schema %s != %s: rebuilding %s", row[0], SCHEMA_VERSION, self.path
+                    )
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("DELETE FROM files")
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -108,7 +110,7 @@ class IndexStore:
         return self._prefix + rel.replace("/", os.sep)
 
     def _rel(self, path: str) -> str:
-        rel = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        rel = path[len(self._prefix) :] if path.startswith(self._prefix) else path
         return rel.replace(os.sep, "/")
 
     def load(self) -> Iterator[StoredFile]:
@@ -118,14 +120,22 @@ class IndexStore:
                 "SELECT path, size, mtime_ns, hash, language, names, definitions FROM files"
             ).fetchall()
         for rel, size, mtime_ns, digest, language, names, definitions in rows:
-            yield StoredFile(self._abs(rel), size, mtime_ns, digest, language,
-                             tuple(names.split("\n")) if names else (), definitions)
+            yield StoredFile(
+                self._abs(rel),
+                size,
+                mtime_ns,
+                digest,
+                language,
+                tuple(names.split("\n")) if names else (),
+                definitions,
+            )
 
     def symbols(self, path: str) -> bytes | None:
         """The marshalled symbols of one file, or None if it is not stored."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT symbols FROM files WHERE path=?", (self._rel(path),)).fetchone()
+                "SELECT symbols FROM files WHERE path=?", (self._rel(path),)
+            ).fetchone()
         return bytes(row[0]) if row else None
 
     def write(
@@ -145,16 +155,28 @@ class IndexStore:
             try:
                 conn.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((self._rel(f.path), f.size, f.mtime_ns, f.hash, f.language,
-                      "\n".join(f.names), f.definitions, blob)
-                     for f, blob in upserts if blob is not None),
+                    (
+                        (
+                            self._rel(f.path),
+                            f.size,
+                            f.mtime_ns,
+                            f.hash,
+                            f.language,
+                            "\n".join(f.names),
+                            f.definitions,
+                            blob,
+                        )
+                        for f, blob in upserts
+                        if blob is not None
+                    ),
                 )
                 conn.executemany(
                     "UPDATE files SET size=?, mtime_ns=? WHERE path=?",
                     ((f.size, f.mtime_ns, self._rel(f.path)) for f in touches),
                 )
                 conn.executemany(
-                    "DELETE FROM files WHERE path=?", ((self._rel(p),) for p in deletes))
+                    "DELETE FROM files WHERE path=?", ((self._rel(p),) for p in deletes)
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -46,9 +46,14 @@ SCAN_DEPTH = 2
 
 _CONTAINERS = frozenset({"class", "interface", "struct", "enum", "trait", "impl"})
 _FUNCTIONS = frozenset({"function", "method"})
-_VALUE_FUNCTIONS = frozenset({
-    "arrow_function", "function_expression", "function", "generator_function",
-})
+_VALUE_FUNCTIONS = frozenset(
+    {
+        "arrow_function",
+        "function_expression",
+        "function",
+        "generator_function",
+    }
+)
 _VALUE_CLASSES = frozenset({"class", "class_expression"})
 _NAME_RE = re.compile(r"^(?:[~#]?[A-Za-z_$][A-Za-z0-9_$]*|operator\W.*)$")
 _STATIC_RE = re.compile(rb"\bstatic\b")
@@ -64,7 +69,9 @@ def parse(source: bytes, language: str, old_tree: Tree | None = None) -> Tree:
 
 
 def extract_source(
-    source: bytes, language: str, references: bool = True,
+    source: bytes,
+    language: str,
+    references: bool = True,
 ) -> tuple[str, RawSymbols]:
     """Parse and extract one file; returns the (possibly refined) language and its symbols."""
     language = refine_language(language, source)
@@ -171,9 +178,14 @@ def _role_of(caps: dict[str, list[Node]]) -> tuple[str, str, str]:
     return "none", "", ""
 
 
-_IMPORT_TYPES = frozenset({
-    "import_statement", "import_from_statement", "call_expression", "function_call",
-})
+_IMPORT_TYPES = frozenset(
+    {
+        "import_statement",
+        "import_from_statement",
+        "call_expression",
+        "function_call",
+    }
+)
 
 
 def _hinted_imports(tree: Tree, source: bytes, spec: LanguageSpec, found: dict[int, Node]) -> None:
@@ -192,7 +204,7 @@ def _hinted_imports(tree: Tree, source: bytes, spec: LanguageSpec, found: dict[i
             if indented_only:
                 line_start = source.rfind(b"\n", 0, at) + 1
                 # Top-level statements were found by the scan.
-                if source[line_start:line_start + 1] not in (b" ", b"\t"):
+                if source[line_start : line_start + 1] not in (b" ", b"\t"):
                     at = find(word, at + size)
                     continue
             node: Node | None = root.descendant_for_byte_range(at, at + size)
@@ -224,7 +236,10 @@ def references_of(source: bytes, language: str) -> frozenset[str]:
 
 
 def to_file_symbols(
-    path: str, language: str, raw: RawSymbols, references: frozenset[str] | None = None,
+    path: str,
+    language: str,
+    raw: RawSymbols,
+    references: frozenset[str] | None = None,
 ) -> FileSymbols:
     """Build the shared dataclasses from extracted tuples (``references`` replaces the
     extracted ones, for symbols extracted without them)."""
@@ -277,11 +292,14 @@ def definition_names(raw: RawSymbols) -> tuple[str, ...]:
 class _Context:
     """What the rules need besides the match: the source and the comments of the file."""
 
-    __slots__ = ("source", "language", "comments", "attr_rows", "outers", "has_exports",
-                 "_by_end")
+    __slots__ = ("source", "language", "comments", "attr_rows", "outers", "has_exports", "_by_end")
 
     def __init__(
-        self, source: bytes, language: str, comments: list[Node], attrs: list[Node],
+        self,
+        source: bytes,
+        language: str,
+        comments: list[Node],
+        attrs: list[Node],
         outers: dict[int, Node],
     ) -> None:
         self.source = source
@@ -295,7 +313,7 @@ class _Context:
         self._by_end: dict[int, Node] | None = None
 
     def text(self, node: Node) -> str:
-        return self.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+        return self.source[node.start_byte : node.end_byte].decode("utf-8", "replace")
 
     def leading_comment(self, row: int) -> str:
         """The comment block that ends on the line above ``row`` and starts its lines."""
@@ -318,7 +336,7 @@ class _Context:
         if not parts:
             return ""
         parts.reverse()
-        return "\n".join(parts)[: RAW_DOC_CHARS]
+        return "\n".join(parts)[:RAW_DOC_CHARS]
 
     def _owns_line(self, start_byte: int) -> bool:
         line_start = self.source.rfind(b"\n", 0, start_byte) + 1
@@ -366,10 +384,10 @@ def _python_docstring(text: str) -> str:
     m = _PY_STRING_PREFIX.match(text)
     if m:
         quote = m.group(1)
-        text = text[m.end():]
+        text = text[m.end() :]
         if text.endswith(quote):
             text = text[: -len(quote)]
-    return inspect.cleandoc(text[: RAW_DOC_CHARS])[:MAX_DOC_CHARS]
+    return inspect.cleandoc(text[:RAW_DOC_CHARS])[:MAX_DOC_CHARS]
 
 
 class _Rules:
@@ -377,8 +395,13 @@ class _Rules:
 
     @classmethod
     def definition(
-        cls, ctx: _Context, node: Node, kind: str, name_node: Node,
-        caps: dict[str, list[Node]], enclosing: _Enclosing | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        kind: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
     ) -> RawDef | None:
         name = ctx.text(name_node)
         parent = ""
@@ -401,11 +424,14 @@ class _Rules:
                 kind = "method"
         start_byte = node.start_byte
         start_row = start = node.start_point.row
-        if ctx.source[start_byte:start_byte + 1] == b"@":
+        if ctx.source[start_byte : start_byte + 1] == b"@":
             start = cls.after_decorators(node, start)
         end_point = node.end_point
-        end = end_point.row - 1 if end_point.column == 0 and end_point.row > start_row \
+        end = (
+            end_point.row - 1
+            if end_point.column == 0 and end_point.row > start_row
             else end_point.row
+        )
         outer = ctx.outers.get(start_byte)
         if outer is None and "decl" in caps:
             outer = ctx.outers.get(caps["decl"][0].start_byte)
@@ -414,12 +440,15 @@ class _Rules:
         doc = cls.doc(ctx, node, caps, anchor)
         bases = cls.bases(ctx, caps) if "heritage" in caps else ()
         exported = cls.exported(ctx, node, name, name_node, caps, enclosing, outer)
-        return (name, kind, start, end, max(start, min(sig_end, end)), doc, parent, bases,
-                exported)
+        return (name, kind, start, end, max(start, min(sig_end, end)), doc, parent, bases, exported)
 
     @classmethod
     def refine_kind(
-        cls, ctx: _Context, kind: str, name: str, caps: dict[str, list[Node]],
+        cls,
+        ctx: _Context,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
     ) -> str | None:
         return kind
 
@@ -432,8 +461,13 @@ class _Rules:
 
     @classmethod
     def signature_end(
-        cls, ctx: _Context, node: Node, kind: str, caps: dict[str, list[Node]],
-        start: int, end: int,
+        cls,
+        ctx: _Context,
+        node: Node,
+        kind: str,
+        caps: dict[str, list[Node]],
+        start: int,
+        end: int,
     ) -> int:
         if "sig" in caps:
             return int(caps["sig"][0].end_point.row)
@@ -456,8 +490,14 @@ class _Rules:
 
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         return True
 
@@ -466,11 +506,20 @@ class _Rules:
         return ()
 
 
-_TYPE_WRAPPERS = frozenset({
-    "extends_clause", "implements_clause", "extends_type_clause", "superclass",
-    "super_interfaces", "extends_interfaces", "type_list", "trait_bounds", "base_class_clause",
-    "class_heritage",
-})
+_TYPE_WRAPPERS = frozenset(
+    {
+        "extends_clause",
+        "implements_clause",
+        "extends_type_clause",
+        "superclass",
+        "super_interfaces",
+        "extends_interfaces",
+        "type_list",
+        "trait_bounds",
+        "base_class_clause",
+        "class_heritage",
+    }
+)
 _TYPE_SKIP = frozenset({"access_specifier", "type_arguments", "comment", "virtual"})
 
 
@@ -498,7 +547,11 @@ def _string_content(ctx: _Context, node: Node) -> str:
 class _PythonRules(_Rules):
     @classmethod
     def refine_kind(
-        cls, ctx: _Context, kind: str, name: str, caps: dict[str, list[Node]],
+        cls,
+        ctx: _Context,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
     ) -> str | None:
         if kind == "variable" and _UPPER_RE.match(name):
             return "constant"
@@ -516,14 +569,21 @@ class _PythonRules(_Rules):
     @classmethod
     def bases(cls, ctx: _Context, caps: dict[str, list[Node]]) -> tuple[str, ...]:
         return tuple(
-            ctx.text(arg) for arg in caps["heritage"][0].named_children
+            ctx.text(arg)
+            for arg in caps["heritage"][0].named_children
             if arg.type not in ("keyword_argument", "list_splat", "dictionary_splat", "comment")
         )
 
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         return not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
 
@@ -566,7 +626,11 @@ class _PythonRules(_Rules):
 class _JsRules(_Rules):
     @classmethod
     def refine_kind(
-        cls, ctx: _Context, kind: str, name: str, caps: dict[str, list[Node]],
+        cls,
+        ctx: _Context,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
     ) -> str | None:
         if kind != "variable":
             return kind
@@ -584,8 +648,13 @@ class _JsRules(_Rules):
 
     @classmethod
     def signature_end(
-        cls, ctx: _Context, node: Node, kind: str, caps: dict[str, list[Node]],
-        start: int, end: int,
+        cls,
+        ctx: _Context,
+        node: Node,
+        kind: str,
+        caps: dict[str, list[Node]],
+        start: int,
+        end: int,
     ) -> int:
         value = caps.get("value")
         if value and kind in ("function", "class"):
@@ -596,8 +665,14 @@ class _JsRules(_Rules):
 
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         if enclosing is not None and enclosing[1] in _CONTAINERS:
             if name.startswith("#"):
@@ -628,11 +703,14 @@ class _JsRules(_Rules):
                     alias = ctx.text(target)
                 elif target is not None and target.type == "object_pattern":
                     names = tuple(
-                        _pattern_name(ctx, p) for p in target.named_children
-                        if p.type != "comment"
+                        _pattern_name(ctx, p) for p in target.named_children if p.type != "comment"
                     )
-            kind = "require" if node.child_by_field_name("function") is not None and \
-                ctx.source.startswith(b"require", node.start_byte) else "dynamic"
+            kind = (
+                "require"
+                if node.child_by_field_name("function") is not None
+                and ctx.source.startswith(b"require", node.start_byte)
+                else "dynamic"
+            )
             yield (module, tuple(n for n in names if n), alias, line, (), kind)
             return
         source_node = node.child_by_field_name("source")
@@ -642,8 +720,14 @@ class _JsRules(_Rules):
                     source_node = child.child_by_field_name("source")
                     ident = _first_named(child)
                     if source_node is not None:
-                        yield (_string_content(ctx, source_node), (), ctx.text(ident)
-                               if ident is not None else "", line, (), "")
+                        yield (
+                            _string_content(ctx, source_node),
+                            (),
+                            ctx.text(ident) if ident is not None else "",
+                            line,
+                            (),
+                            "",
+                        )
             return
         if source_node is None:
             return
@@ -673,8 +757,14 @@ class _JsRules(_Rules):
         if reexport and not names_list and not alias:
             names_list.append("*")
             local.append("*")
-        yield (module, tuple(names_list), alias, line, tuple(local) if aliased else (),
-               "reexport" if reexport else "")
+        yield (
+            module,
+            tuple(names_list),
+            alias,
+            line,
+            tuple(local) if aliased else (),
+            "reexport" if reexport else "",
+        )
 
 
 def _pattern_name(ctx: _Context, node: Node) -> str:
@@ -707,7 +797,11 @@ def _specifiers(ctx: _Context, node: Node, names: list[str], local: list[str]) -
 class _GoRules(_Rules):
     @classmethod
     def refine_kind(
-        cls, ctx: _Context, kind: str, name: str, caps: dict[str, list[Node]],
+        cls,
+        ctx: _Context,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
     ) -> str | None:
         if kind == "type":
             value = caps.get("value")
@@ -720,8 +814,13 @@ class _GoRules(_Rules):
 
     @classmethod
     def signature_end(
-        cls, ctx: _Context, node: Node, kind: str, caps: dict[str, list[Node]],
-        start: int, end: int,
+        cls,
+        ctx: _Context,
+        node: Node,
+        kind: str,
+        caps: dict[str, list[Node]],
+        start: int,
+        end: int,
     ) -> int:
         if kind in ("struct", "interface"):
             return int(caps["value"][0].start_point.row)
@@ -729,8 +828,14 @@ class _GoRules(_Rules):
 
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         return name[:1].isupper()
 
@@ -747,15 +852,27 @@ class _GoRules(_Rules):
             name = spec.child_by_field_name("name")
             if path is None:
                 continue
-            yield (_string_content(ctx, path), (), ctx.text(name) if name is not None else "",
-                   spec.start_point.row, (), "")
+            yield (
+                _string_content(ctx, path),
+                (),
+                ctx.text(name) if name is not None else "",
+                spec.start_point.row,
+                (),
+                "",
+            )
 
 
 class _RustRules(_Rules):
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         if "vis" in caps or node.type == "impl_item":
             return True
@@ -798,7 +915,7 @@ class _RustRules(_Rules):
 
 def _flatten_use(ctx: _Context, node: Node, prefix: str, out: list[tuple[str, str, str]]) -> None:
     ntype = node.type
-    join = (lambda p, s: f"{p}::{s}" if p else s)  # noqa: E731
+    join = lambda p, s: f"{p}::{s}" if p else s  # noqa: E731
     if ntype == "scoped_identifier":
         path = node.child_by_field_name("path")
         name_node = node.child_by_field_name("name")
@@ -833,7 +950,11 @@ def _flatten_use(ctx: _Context, node: Node, prefix: str, out: list[tuple[str, st
 class _JavaRules(_Rules):
     @classmethod
     def refine_kind(
-        cls, ctx: _Context, kind: str, name: str, caps: dict[str, list[Node]],
+        cls,
+        ctx: _Context,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
     ) -> str | None:
         if kind == "constant" and "mods" in caps:
             mods = ctx.text(caps["mods"][0])
@@ -843,8 +964,14 @@ class _JavaRules(_Rules):
 
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         mods = caps.get("mods")
         return not (mods and "private" in ctx.text(mods[0]))
@@ -864,8 +991,14 @@ class _JavaRules(_Rules):
 class _CRules(_Rules):
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         if enclosing is not None and enclosing[1] in _CONTAINERS:
             return True
@@ -885,8 +1018,14 @@ class _CRules(_Rules):
 class _LuaRules(_Rules):
     @classmethod
     def exported(
-        cls, ctx: _Context, node: Node, name: str, name_node: Node, caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None, outer: Node | None,
+        cls,
+        ctx: _Context,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: _Enclosing | None,
+        outer: Node | None,
     ) -> bool:
         return not ctx.source.startswith(b"local", node.start_byte)
 
@@ -925,11 +1064,29 @@ def describe(raw: RawSymbols) -> dict[str, Any]:
     """A JSON-friendly view of extracted symbols (debugging and the index command)."""
     defs, imports, refs = raw
     return {
-        "definitions": [dict(zip(
-            ("name", "kind", "start_line", "end_line", "signature_end_line", "doc", "parent",
-             "bases", "exported"), (*d[:5], clean_doc(d[5]), *d[6:]), strict=True))
-            for d in defs],
-        "imports": [dict(zip(("module", "names", "alias", "line", "local_names", "kind"), i,
-                             strict=True)) for i in imports],
+        "definitions": [
+            dict(
+                zip(
+                    (
+                        "name",
+                        "kind",
+                        "start_line",
+                        "end_line",
+                        "signature_end_line",
+                        "doc",
+                        "parent",
+                        "bases",
+                        "exported",
+                    ),
+                    (*d[:5], clean_doc(d[5]), *d[6:]),
+                    strict=True,
+                )
+            )
+            for d in defs
+        ],
+        "imports": [
+            dict(zip(("module", "names", "alias", "line", "local_names", "kind"), i, strict=True))
+            for i in imports
+        ],
         "references": sorted(decode_references(refs)),
     }

@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DefinitionKind = Literal[
-    "function", "method", "class", "interface", "struct", "enum", "type", "constant",
-    "variable", "module", "trait", "impl",
+    "function",
+    "method",
+    "class",
+    "interface",
+    "struct",
+    "enum",
+    "type",
+    "constant",
+    "variable",
+    "module",
+    "trait",
+    "impl",
 ]
 
 
@@ -56,7 +66,9 @@ class FileSymbols:
     """Everything the index knows about one file."""
 
     path: str
-    language: str  # "python", "typescript", "tsx", "javascript", "go", "rust", "java", "c", "cpp", "lua"
+    language: (
+        str  # "python", "typescript", "tsx", "javascript", "go", "rust", "java", "c", "cpp", "lua"
+    )
     definitions: tuple[Definition, ...] = ()
     imports: tuple[Import, ...] = ()
     references: frozenset[str] = field(default_factory=frozenset)  # identifiers used in the file

@@ -36,22 +36,79 @@ log = logging.getLogger(__name__)
 # Folders never indexed, by name. `vendor` holds Go (and PHP/Ruby) dependencies,
 # `third_party` vendored sources; `target` is Cargo's and Maven's output, `out` is not
 # here because it is a common source folder name too.
-SKIP_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".jj", "node_modules", "bower_components", "jspm_packages",
-    ".venv", "venv", ".virtualenv", "__pypackages__", "site-packages", ".eggs",
-    "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    ".pytype", ".pyre", ".hypothesis", "target", "dist", "build", "_build", ".gradle",
-    ".next", ".nuxt", ".svelte-kit", ".angular", ".turbo", ".parcel-cache", ".cache",
-    ".yarn", ".pnpm-store", "coverage", "htmlcov", "vendor", "third_party", "Pods",
-    "DerivedData", ".terraform", ".direnv", ".idea", ".vscode", ".vs", "bazel-out",
-    "bazel-bin", "bazel-testlogs", "cmake-build-debug", "cmake-build-release",
-    "CMakeFiles", "elm-stuff", ".stack-work", "zig-cache", "zig-out",
-})
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".jj",
+        "node_modules",
+        "bower_components",
+        "jspm_packages",
+        ".venv",
+        "venv",
+        ".virtualenv",
+        "__pypackages__",
+        "site-packages",
+        ".eggs",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".pytype",
+        ".pyre",
+        ".hypothesis",
+        "target",
+        "dist",
+        "build",
+        "_build",
+        ".gradle",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+        ".angular",
+        ".turbo",
+        ".parcel-cache",
+        ".cache",
+        ".yarn",
+        ".pnpm-store",
+        "coverage",
+        "htmlcov",
+        "vendor",
+        "third_party",
+        "Pods",
+        "DerivedData",
+        ".terraform",
+        ".direnv",
+        ".idea",
+        ".vscode",
+        ".vs",
+        "bazel-out",
+        "bazel-bin",
+        "bazel-testlogs",
+        "cmake-build-debug",
+        "cmake-build-release",
+        "CMakeFiles",
+        "elm-stuff",
+        ".stack-work",
+        "zig-cache",
+        "zig-out",
+    }
+)
 
 # Files the import resolver reads (module paths, path aliases, crate names).
-PROJECT_FILES = frozenset({
-    "go.mod", "go.work", "tsconfig.json", "jsconfig.json", "package.json", "Cargo.toml",
-})
+PROJECT_FILES = frozenset(
+    {
+        "go.mod",
+        "go.work",
+        "tsconfig.json",
+        "jsconfig.json",
+        "package.json",
+        "Cargo.toml",
+    }
+)
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
 
@@ -78,7 +135,8 @@ class IgnoreFile:
     def __init__(self, lines: Sequence[str]) -> None:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
         self.patterns = [
-            (p.include, p.regex) for p in spec.patterns
+            (p.include, p.regex)
+            for p in spec.patterns
             if p.include is not None and p.regex is not None
         ]
         alternatives = [
@@ -203,8 +261,8 @@ class IgnoreRules:
 
 def _relative(path: str, folder: str) -> str:
     """``path`` relative to ``folder`` (an ancestor), with ``/`` separators."""
-    if path.startswith(folder) and path[len(folder):len(folder) + 1] == os.sep:
-        rel = path[len(folder) + 1:]
+    if path.startswith(folder) and path[len(folder) : len(folder) + 1] == os.sep:
+        rel = path[len(folder) + 1 :]
     else:
         rel = os.path.relpath(path, folder)
     return rel if os.sep == "/" else rel.replace(os.sep, "/")
@@ -291,15 +349,24 @@ def walk(
             else:
                 real = path
             if is_dir:
-                if name in SKIP_DIRS or name.endswith(".egg-info") or real in skip or \
-                        real in visited:
+                if (
+                    name in SKIP_DIRS
+                    or name.endswith(".egg-info")
+                    or real in skip
+                    or real in visited
+                ):
                     continue
                 if ruled and rules.is_ignored(path, True, chain):
                     continue
                 visited.add(real)
                 # A linked folder's .gitignore chain is the one of its real location.
-                subfolders.append((real, _folders_between(root, real) if is_link
-                                   else [*chain, real], ruled or is_link))
+                subfolders.append(
+                    (
+                        real,
+                        _folders_between(root, real) if is_link else [*chain, real],
+                        ruled or is_link,
+                    )
+                )
                 continue
             if project_files is not None and name in PROJECT_FILES:
                 project_files.append(real)

@@ -59,13 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qwen-lsp {__version__}")
     parser.add_argument(
-        "--tcp", metavar="[HOST:]PORT", type=parse_tcp,
+        "--tcp",
+        metavar="[HOST:]PORT",
+        type=parse_tcp,
         help="serve LSP over TCP instead of stdio (for debugging); host defaults to 127.0.0.1",
     )
     parser.add_argument("--log-file", metavar="PATH", help="also write the log to this file")
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        type=str.upper, help="log level (default INFO)",
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="log level (default INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -38,12 +38,18 @@ def codepoints_to_column(line: str, index: int, encoding: str) -> int:
 
 def suggestion_range(suggestion: Suggestion, line_text: str, encoding: str) -> types.Range:
     return types.Range(
-        start=types.Position(suggestion.line, codepoints_to_column(line_text, suggestion.character, encoding)),
-        end=types.Position(suggestion.line, codepoints_to_column(line_text, suggestion.end_character, encoding)),
+        start=types.Position(
+            suggestion.line, codepoints_to_column(line_text, suggestion.character, encoding)
+        ),
+        end=types.Position(
+            suggestion.line, codepoints_to_column(line_text, suggestion.end_character, encoding)
+        ),
     )
 
 
-def inline_items(suggestion: Suggestion | None, line_text: str, encoding: str) -> types.InlineCompletionList:
+def inline_items(
+    suggestion: Suggestion | None, line_text: str, encoding: str
+) -> types.InlineCompletionList:
     if suggestion is None:
         return types.InlineCompletionList(items=[])
     item = types.InlineCompletionItem(
@@ -52,7 +58,9 @@ def inline_items(suggestion: Suggestion | None, line_text: str, encoding: str) -
     return types.InlineCompletionList(items=[item])
 
 
-def completion_items(suggestion: Suggestion | None, line_text: str, encoding: str) -> types.CompletionList:
+def completion_items(
+    suggestion: Suggestion | None, line_text: str, encoding: str
+) -> types.CompletionList:
     """The same suggestion as one plain completion item, for clients without inline completion."""
     if suggestion is None:
         return types.CompletionList(is_incomplete=True, items=[])

@@ -64,7 +64,11 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.model_state == "ready" and self.completer is not None and self.settings.completion.enabled
+        return (
+            self.model_state == "ready"
+            and self.completer is not None
+            and self.settings.completion.enabled
+        )
 
     def load_model(self) -> Future[None]:
         """(Re)load the model on the engine thread; failures are shown once, never raised."""
@@ -97,7 +101,9 @@ class Runtime:
             self.notify(self.model_message, "error")
             return
         self.engine = engine
-        self.completer = Completer(engine, self.settings, context=self._context_provider(), stats=self.stats)
+        self.completer = Completer(
+            engine, self.settings, context=self._context_provider(), stats=self.stats
+        )
         self.model_state = "ready"
         info = engine.info
         self.model_message = (
@@ -126,13 +132,18 @@ class Runtime:
 
     # ---- completions --------------------------------------------------------------------
 
-    def completion_request(self, path: str, text: str, line: int, character: int) -> CompletionRequest:
+    def completion_request(
+        self, path: str, text: str, line: int, character: int
+    ) -> CompletionRequest:
         self._positions[path] = (line, character)
         self._active = path
         root = self.root_of(path)
         display = os.path.relpath(path, root) if root else os.path.basename(path)
         return CompletionRequest(
-            path=path, text=text, line=line, character=character,
+            path=path,
+            text=text,
+            line=line,
+            character=character,
             display_path=display.replace(os.sep, "/"),
             repo_name=os.path.basename(root) if root else "",
         )
@@ -152,15 +163,22 @@ class Runtime:
             return completer.complete(request, token)
 
         return self.worker.submit(
-            run, priority=Priority.USER, key=key,
+            run,
+            priority=Priority.USER,
+            key=key,
             timeout_s=self.settings.completion.time_budget_ms / 1000,
         )
 
-    def after_completion(self, key: str, request: CompletionRequest, result: CompletionResult) -> None:
+    def after_completion(
+        self, key: str, request: CompletionRequest, result: CompletionResult
+    ) -> None:
         """Speculative prefetch: compute the next suggestion as if this one were accepted."""
         suggestion = result.suggestion
         completer = self.completer
-        if not (self.settings.engine.prefetch and suggestion and completer) or result.outcome == "cache":
+        if (
+            not (self.settings.engine.prefetch and suggestion and completer)
+            or result.outcome == "cache"
+        ):
             return
         lines = request.text.split("\n")
         line = lines[suggestion.line]
@@ -169,7 +187,9 @@ class Runtime:
         last = suggestion.text.split("\n")
         new_line = suggestion.line + len(last) - 1
         new_char = (suggestion.character if len(last) == 1 else 0) + len(last[-1])
-        accepted = dataclasses.replace(request, text="\n".join(new_lines), line=new_line, character=new_char)
+        accepted = dataclasses.replace(
+            request, text="\n".join(new_lines), line=new_line, character=new_char
+        )
 
         def run(token: CancelToken) -> None:
             completer.complete(accepted, token)
@@ -270,8 +290,10 @@ class Runtime:
 
     def stats_snapshot(self) -> dict[str, Any]:
         extra: dict[str, Any] = {
-            "model": self.model_state, "modelMessage": self.model_message,
-            "index": self.index_state, "indexMessage": self.index_message,
+            "model": self.model_state,
+            "modelMessage": self.model_message,
+            "index": self.index_state,
+            "indexMessage": self.index_message,
         }
         engine = self.engine
         if engine is not None:

@@ -41,7 +41,9 @@ class QwenLanguageServer(LanguageServer):
     """Holds the runtime (settings, engine, index) and the client-facing state."""
 
     def __init__(self) -> None:
-        super().__init__("qwen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "qwen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
@@ -50,7 +52,9 @@ class QwenLanguageServer(LanguageServer):
 
     def _notify_user(self, message: str, level: str = "warning") -> None:
         """Show `message` once (from any thread)."""
-        kind = {"error": types.MessageType.Error, "info": types.MessageType.Info}.get(level, types.MessageType.Warning)
+        kind = {"error": types.MessageType.Error, "info": types.MessageType.Info}.get(
+            level, types.MessageType.Warning
+        )
         params = types.ShowMessageParams(type=kind, message=f"qwen-lsp: {message}")
         loop = self.loop
         if loop is None:
@@ -97,7 +101,9 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
         await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
     except Exception:
         return None
-    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=cancellable))
+    ls.work_done_progress.begin(
+        token, types.WorkDoneProgressBegin(title=title, cancellable=cancellable)
+    )
     return token
 
 
@@ -142,15 +148,23 @@ async def _watch_files(ls: QwenLanguageServer) -> None:
         watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
     )
     registration = types.Registration(
-        id="qwen-lsp-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options
+        id="qwen-lsp-watch",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=options,
     )
     try:
         await asyncio.wait_for(
-            ls.client_register_capability_async(types.RegistrationParams(registrations=[registration])), 10
+            ls.client_register_capability_async(
+                types.RegistrationParams(registrations=[registration])
+            ),
+            10,
         )
     except Exception as exc:
-        log.warning("could not register file watchers (%s): files changed outside the editor "
-                    "are picked up at the next start", exc)
+        log.warning(
+            "could not register file watchers (%s): files changed outside the editor "
+            "are picked up at the next start",
+            exc,
+        )
 
 
 async def _pull_configuration(ls: QwenLanguageServer) -> None:
@@ -176,7 +190,9 @@ async def _pull_configuration(ls: QwenLanguageServer) -> None:
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-async def did_change_configuration(ls: QwenLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+async def did_change_configuration(
+    ls: QwenLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
     before = ls.runtime.settings
     settings = params.settings
     if isinstance(settings, dict) and settings.get(SECTION):
@@ -201,7 +217,9 @@ async def _load_model(ls: QwenLanguageServer) -> None:
         log.debug("model load ended: %s", exc)
     finally:
         if token:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=ls.runtime.model_message))
+            ls.work_done_progress.end(
+                token, types.WorkDoneProgressEnd(message=ls.runtime.model_message)
+            )
 
 
 async def _build_index(ls: QwenLanguageServer) -> None:
@@ -220,7 +238,8 @@ async def _build_index(ls: QwenLanguageServer) -> None:
             return
         pct = int(100 * done / max(1, total))
         loop.call_soon_threadsafe(
-            ls.work_done_progress.report, token,
+            ls.work_done_progress.report,
+            token,
             types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=pct),
         )
 
@@ -290,7 +309,9 @@ def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> 
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-def did_change_watched_files(ls: QwenLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+def did_change_watched_files(
+    ls: QwenLanguageServer, params: types.DidChangeWatchedFilesParams
+) -> None:
     changes = [(_path_of(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes]
     asyncio.get_running_loop().run_in_executor(None, ls.runtime.files_changed, changes)
 
@@ -298,7 +319,9 @@ def did_change_watched_files(ls: QwenLanguageServer, params: types.DidChangeWatc
 # ---- completions -------------------------------------------------------------------
 
 
-def _request(ls: QwenLanguageServer, uri: str, position: types.Position) -> tuple[CompletionRequest, str]:
+def _request(
+    ls: QwenLanguageServer, uri: str, position: types.Position
+) -> tuple[CompletionRequest, str]:
     doc = ls.workspace.get_text_document(uri)
     text = doc.source
     lines = text.split("\n")
@@ -313,7 +336,9 @@ def _request(ls: QwenLanguageServer, uri: str, position: types.Position) -> tupl
     return request, line_text
 
 
-async def _complete(ls: QwenLanguageServer, uri: str, position: types.Position) -> tuple[CompletionResult | None, str]:
+async def _complete(
+    ls: QwenLanguageServer, uri: str, position: types.Position
+) -> tuple[CompletionResult | None, str]:
     request, line_text = _request(ls, uri, position)
     if not ls.runtime.ready:
         return None, line_text
@@ -344,7 +369,9 @@ async def inline_completion(
     types.TEXT_DOCUMENT_COMPLETION,
     types.CompletionOptions(trigger_characters=[".", "(", " ", "\n"], resolve_provider=False),
 )
-async def completion(ls: QwenLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+async def completion(
+    ls: QwenLanguageServer, params: types.CompletionParams
+) -> types.CompletionList:
     result, line_text = await _complete(ls, params.text_document.uri, params.position)
     return completion_items(result.suggestion if result else None, line_text, ls.encoding())
 

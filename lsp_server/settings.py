@@ -204,7 +204,9 @@ def to_wire(settings: Settings) -> dict[str, Any]:
 
     def convert(obj: Any) -> Any:
         if dataclasses.is_dataclass(obj):
-            return {to_camel(f.name): convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+            return {
+                to_camel(f.name): convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+            }
         if isinstance(obj, list):
             return [convert(v) for v in obj]
         return obj

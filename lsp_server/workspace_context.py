@@ -29,11 +29,16 @@ Progress = Callable[[int, int, str], None]
 class WorkspaceContext:
     """Owns the index of the workspace roots and what the server learns from the editor."""
 
-    def __init__(self, roots: Sequence[str], settings: Callable[[], Settings], cache_dir: str | None = None) -> None:
+    def __init__(
+        self, roots: Sequence[str], settings: Callable[[], Settings], cache_dir: str | None = None
+    ) -> None:
         s = settings().context
         self.settings = settings
         self.index = WorkspaceIndex(
-            list(roots), cache_dir=cache_dir, max_file_size=s.max_file_size, exclude=tuple(s.exclude)
+            list(roots),
+            cache_dir=cache_dir,
+            max_file_size=s.max_file_size,
+            exclude=tuple(s.exclude),
         )
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
@@ -99,10 +104,19 @@ class WorkspaceContext:
             settings = self.settings()
             c = settings.context
             packed = gather_context(
-                self.index, self.recent if c.recent else None, self.similar if c.similar else None,
-                path=query.path, text=query.text, line=query.line, character=query.character,
-                budget_tokens=query.budget_tokens, count_tokens=count_tokens, fmt=query.format,
-                definitions=c.definitions, recent_edits=c.recent, similar_windows=c.similar,
+                self.index,
+                self.recent if c.recent else None,
+                self.similar if c.similar else None,
+                path=query.path,
+                text=query.text,
+                line=query.line,
+                character=query.character,
+                budget_tokens=query.budget_tokens,
+                count_tokens=count_tokens,
+                fmt=query.format,
+                definitions=c.definitions,
+                recent_edits=c.recent,
+                similar_windows=c.similar,
                 prefix_lines=settings.completion.prefix_lines,
                 suffix_lines=settings.completion.suffix_lines,
             )
@@ -110,7 +124,9 @@ class WorkspaceContext:
 
         return provide
 
-    def _sticky(self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]) -> list[ContextBlock]:
+    def _sticky(
+        self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]
+    ) -> list[ContextBlock]:
         """Keep the context a document had while the cursor stays in the same definition.
 
         A fresh retrieval after each keystroke would reorder or swap snippets as names
@@ -133,17 +149,15 @@ class WorkspaceContext:
             if session is not None:
                 self.repacks += 1
                 log.debug(
-                    "context of %s repacked (%s)", os.path.basename(query.path),
+                    "context of %s repacked (%s)",
+                    os.path.basename(query.path),
                     "moved to another definition" if session.key != key else "a snippet changed",
                 )
             session = _Session(key, [], set(), 0, span)
             self._add(session, packed, query)
             self._sessions[query.path] = session
             return list(session.blocks)
-        new = [
-            s for s in packed.snippets
-            if s.source in APPENDABLE and not session.covers(s)
-        ]
+        new = [s for s in packed.snippets if s.source in APPENDABLE and not session.covers(s)]
         remaining = query.budget_tokens - session.tokens
         if new and remaining > 0:
             roots = sorted({r for r in (self.index.root_of(s.path) for s in new) if r})
@@ -221,6 +235,8 @@ class _Session:
 
     def covers(self, snippet: Snippet) -> bool:
         return any(
-            s.path == snippet.path and s.start_line <= snippet.end_line and snippet.start_line <= s.end_line
+            s.path == snippet.path
+            and s.start_line <= snippet.end_line
+            and snippet.start_line <= s.end_line
             for s in self.snippets
         )

@@ -21,8 +21,12 @@ SOURCE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return "
 def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "lsp_server", *args], capture_output=True, text=True,
-        env=env, cwd=cwd or ROOT, timeout=120,
+        [sys.executable, "-m", "lsp_server", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        timeout=120,
     )
 
 
@@ -47,7 +51,9 @@ def test_complete_json_matches_text_output(tmp_path, tiny_model):
     source = tmp_path / "calc.py"
     source.write_text(SOURCE)
     loc = f"{source}:6:12"
-    settings = json.dumps({"model": {"threads": 1, "contextSize": 2048}, "completion": {"maxTokens": 16}})
+    settings = json.dumps(
+        {"model": {"threads": 1, "contextSize": 2048}, "completion": {"maxTokens": 16}}
+    )
     as_json = run("complete", loc, "--model", str(tiny_model), "--settings", settings, "--json")
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)

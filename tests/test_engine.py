@@ -103,7 +103,7 @@ def test_checkpoint_never_restored_onto_another_prefix(engine_factory, qwen35_mo
     engine.generate(tokens, checkpoints=points, max_tokens=4)
     assert len(engine.checkpoints) >= 3
     # Change the very first line: every saved checkpoint is for another prefix now.
-    changed = engine.tokenize("import sys" + CODE[len("import os"):])
+    changed = engine.tokenize("import sys" + CODE[len("import os") :])
     got = engine.generate(changed, checkpoints=line_ends(engine, changed), max_tokens=12)
     assert got.figures.checkpoint_hits == 0 and got.figures.checkpoint_misses == 1
     assert got.figures.reused_tokens == 0
@@ -114,7 +114,7 @@ def test_switching_prompts_and_back_keeps_both_warm(engine_factory, tiny_model):
     """Two files in two sequences: going back to the first costs only what changed."""
     engine = engine_factory(tiny_model, slots=2)
     a = engine.tokenize(CODE)
-    b = engine.tokenize("package main\n\nfunc main() {\n\tfmt.Println(\"hi\")\n}\n" * 3)
+    b = engine.tokenize('package main\n\nfunc main() {\n\tfmt.Println("hi")\n}\n' * 3)
     engine.generate(a, checkpoints=line_ends(engine, a), max_tokens=4)
     engine.generate(b, checkpoints=line_ends(engine, b), max_tokens=4)
     again = engine.tokenize(CODE + "x")
@@ -171,8 +171,12 @@ def test_special_tokens_in_user_code_are_text(engine_factory, qwen35_model):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "not found"), (b"", "bad header"), (b"GGUF" + b"\x00" * 64, "could not load"),
-     (b"not a model at all", "bad header")],
+    [
+        (None, "not found"),
+        (b"", "bad header"),
+        (b"GGUF" + b"\x00" * 64, "could not load"),
+        (b"not a model at all", "bad header"),
+    ],
 )
 def test_bad_model_files_fail_clearly(tmp_path: pathlib.Path, engine_factory, content, message):
     path = tmp_path / "model.gguf"

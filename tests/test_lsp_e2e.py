@@ -277,14 +277,18 @@ async def test_bad_model_one_message_and_server_keeps_answering(
     assert str(model) in errors[0].message
 
 
-async def test_configuration_changes_apply_and_invalid_values_are_reported(client: LanguageClient, qwen2_model, tmp_path):
+async def test_configuration_changes_apply_and_invalid_values_are_reported(
+    client: LanguageClient, qwen2_model, tmp_path
+):
     ws = tmp_path / "ws"
     ws.mkdir()
     init = options(qwen2_model)
     init["completion"]["maxTokens"] = "many"  # invalid: reported once, default applies
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
     assert (await wait_model(client))["model"] == "ready"
-    assert any("qwenLsp.completion.maxTokens" in m.message for m in client.messages), client.messages
+    assert any("qwenLsp.completion.maxTokens" in m.message for m in client.messages), (
+        client.messages
+    )
     uri = open_doc(client, ws / "a.py", SOURCE)
     first = await inline(client, uri, end_of(SOURCE))
     assert first is not None
@@ -305,8 +309,12 @@ async def test_tcp_binds_loopback_and_serves(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = await asyncio.create_subprocess_exec(
-        *SERVER.server_command, "--tcp", str(port), env=SERVER.server_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *SERVER.server_command,
+        "--tcp",
+        str(port),
+        env=SERVER.server_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         for _ in range(100):
@@ -317,8 +325,14 @@ async def test_tcp_binds_loopback_and_serves(tmp_path):
                 await asyncio.sleep(0.1)
         else:
             pytest.fail("the server did not listen")
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                           "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}},
+            }
+        ).encode()
         writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
         await writer.drain()
         header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -339,7 +353,9 @@ async def test_tcp_binds_loopback_and_serves(tmp_path):
         await proc.wait()
 
 
-async def test_completion_prompt_holds_a_definition_from_another_file(client: LanguageClient, tiny_model, tmp_path):
+async def test_completion_prompt_holds_a_definition_from_another_file(
+    client: LanguageClient, tiny_model, tmp_path
+):
     ws = tmp_path / "ws"
     (ws / "geometry").mkdir(parents=True)
     (ws / "geometry" / "__init__.py").write_text("")
@@ -361,10 +377,14 @@ async def test_completion_prompt_holds_a_definition_from_another_file(client: La
     await inline(client, uri, end_of(text))
     data = await stats(client)
     used = data["recent"][-1]["context"]
-    assert any(src.startswith("geometry/shapes.py:8-") and "circle_area" in src for src in used), used
+    assert any(src.startswith("geometry/shapes.py:8-") and "circle_area" in src for src in used), (
+        used
+    )
 
 
-async def test_files_changed_on_disk_reach_the_context(client: LanguageClient, qwen2_model, tmp_path):
+async def test_files_changed_on_disk_reach_the_context(
+    client: LanguageClient, qwen2_model, tmp_path
+):
     ws = tmp_path / "ws"
     ws.mkdir()
     shapes = ws / "shapes.py"
@@ -377,7 +397,9 @@ async def test_files_changed_on_disk_reach_the_context(client: LanguageClient, q
     while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     # Changed outside the editor: a new definition, then the watcher's notification.
-    shapes.write_text("def circle_area(r):\n    return 3.14 * r * r\n\n\ndef square_area(s):\n    return s * s\n")
+    shapes.write_text(
+        "def circle_area(r):\n    return 3.14 * r * r\n\n\ndef square_area(s):\n    return s * s\n"
+    )
     client.workspace_did_change_watched_files(
         types.DidChangeWatchedFilesParams(
             changes=[types.FileEvent(uri=shapes.as_uri(), type=types.FileChangeType.Changed)]
@@ -390,6 +412,10 @@ async def test_files_changed_on_disk_reach_the_context(client: LanguageClient, q
     used = (await stats(client))["recent"][-1]["context"]
     assert any(src.startswith("shapes.py:5-") for src in used), used
     caps = client_capabilities(client.client_spec).workspace  # type: ignore[attr-defined]
-    if caps and caps.did_change_watched_files and caps.did_change_watched_files.dynamic_registration:
+    if (
+        caps
+        and caps.did_change_watched_files
+        and caps.did_change_watched_files.dynamic_registration
+    ):
         methods = [r.method for r in client.registrations]  # type: ignore[attr-defined]
         assert methods == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]

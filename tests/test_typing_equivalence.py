@@ -34,7 +34,7 @@ def scale(shape: Shape, factor: float) -> float:
     return shape.area() * factor
 '''
 
-MAIN_HEAD = '''from shapes import Shape, scale
+MAIN_HEAD = """from shapes import Shape, scale
 
 
 class Square(Shape):
@@ -46,8 +46,8 @@ class Square(Shape):
 
 
 def report(square: Square) -> str:
-'''
-TYPED = "    total = scale(square, 2.0)\n    return f\"{total}\""
+"""
+TYPED = '    total = scale(square, 2.0)\n    return f"{total}"'
 
 
 def make_settings() -> Settings:
@@ -59,17 +59,26 @@ def make_settings() -> Settings:
 
 
 def fresh_suggestion(
-    model: pathlib.Path, completer: Completer, request: CompletionRequest, tokens: list[int], schedule: list[int]
+    model: pathlib.Path,
+    completer: Completer,
+    request: CompletionRequest,
+    tokens: list[int],
+    schedule: list[int],
 ) -> str | None:
     """A fresh engine's suggestion for the same prompt, its batches split as the reused
     state's were (llama.cpp's kernels are not batch-invariant; see tests/test_engine.py)."""
-    with LlamaEngine(EngineConfig(model_path=str(model), n_ctx=8192, n_threads=1, slots=1)) as engine:
+    with LlamaEngine(
+        EngineConfig(model_path=str(model), n_ctx=8192, n_threads=1, slots=1)
+    ) as engine:
         window = completer.window(request)
         mode = choose_mode(window, completer.settings.completion.multiline)
         prompt = completer.build(request, window)
         assert completer.tokenize(prompt).tokens == tokens
         generation = engine.generate(
-            tokens, max_tokens=completer.settings.completion.max_tokens, stop=prompt.stop, splits=schedule,
+            tokens,
+            max_tokens=completer.settings.completion.max_tokens,
+            stop=prompt.stop,
+            splits=schedule,
             rule=StopRule(mode, window.next_nonempty_line).check,
         )
         suggestion = finish(generation.text, window, mode)
@@ -98,13 +107,19 @@ def test_any_edit_sequence_matches_a_fresh_engine(tmp_path, tiny_model):
     steps.append(at_end(main, MAIN_HEAD + TYPED[:20]))  # backspace
     edited_head = MAIN_HEAD.replace("self.side = side", "self.side = float(side)")
     steps.append(at_end(main, edited_head + TYPED[:22]))  # an edit above the cursor
-    steps.append(("shapes", SHAPES.replace("* factor", "* factor * 1.0"), 13, 10))  # another file changes
+    steps.append(
+        ("shapes", SHAPES.replace("* factor", "* factor * 1.0"), 13, 10)
+    )  # another file changes
     steps.append(at_end(main, edited_head + TYPED[:23]))
     steps.append(at_end(shapes, SHAPES))  # switch files
     steps.append(at_end(main, edited_head + TYPED[:23]))  # and back
     steps.append(at_end(main, edited_head + TYPED))
 
-    with LlamaEngine(EngineConfig(model_path=str(tiny_model), n_ctx=8192, n_threads=1, slots=2, checkpoint_bytes=64 << 20)) as engine:
+    with LlamaEngine(
+        EngineConfig(
+            model_path=str(tiny_model), n_ctx=8192, n_threads=1, slots=2, checkpoint_bytes=64 << 20
+        )
+    ) as engine:
         completer = Completer(engine, settings, context=context.provider(), stats=Stats())
         seen: dict[tuple[str, str, int, int], str | None] = {}
         for path, text, line, character in steps:
@@ -113,15 +128,23 @@ def test_any_edit_sequence_matches_a_fresh_engine(tmp_path, tiny_model):
                 context.files_changed([(shapes, False)])
                 continue
             context.update_document(path, text)
-            request = CompletionRequest(path=path, text=text, line=line, character=character,
-                                        display_path=pathlib.Path(path).name, repo_name="ws")
+            request = CompletionRequest(
+                path=path,
+                text=text,
+                line=line,
+                character=character,
+                display_path=pathlib.Path(path).name,
+                repo_name="ws",
+            )
             result = completer.complete(request)
             got = result.suggestion.text if result.suggestion else None
             if result.outcome == "cache":  # from an earlier, checked step (or typed through it)
                 assert seen.get((path, text, line, character), got) == got
                 continue
             assert result.prompt_tokens is not None and result.schedule is not None
-            want = fresh_suggestion(tiny_model, completer, request, result.prompt_tokens, result.schedule)
+            want = fresh_suggestion(
+                tiny_model, completer, request, result.prompt_tokens, result.schedule
+            )
             assert got == want, (path, line, character)
             seen[(path, text, line, character)] = got
         assert any("scale" in block for block in _context_texts(completer, steps[-1]))
@@ -149,8 +172,11 @@ def test_warmup_yields_to_a_user_request(qwen35_model, tmp_path):
         body = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(2000))
         big = str(tmp_path / "big.py")
         warm = runtime.worker.submit(
-            lambda token: runtime.completer.warm(runtime.completion_request(big, body, 6000, 0), token),
-            priority=Priority.WARMUP, key="warm:big",
+            lambda token: runtime.completer.warm(
+                runtime.completion_request(big, body, 6000, 0), token
+            ),
+            priority=Priority.WARMUP,
+            key="warm:big",
         )
         time.sleep(0.3)  # the warm-up is running
         small = runtime.completion_request(str(tmp_path / "a.py"), "def g():\n    ", 1, 4)

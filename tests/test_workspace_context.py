@@ -40,7 +40,9 @@ def setup(tmp_path: pathlib.Path) -> tuple[WorkspaceContext, str, str]:
 
 
 def query(path: str, text: str, line: int) -> ContextQuery:
-    return ContextQuery(path=path, text=text, line=line, character=4, budget_tokens=2000, format="chat")
+    return ContextQuery(
+        path=path, text=text, line=line, character=4, budget_tokens=2000, format="chat"
+    )
 
 
 def test_typing_in_one_definition_keeps_the_blocks(tmp_path):

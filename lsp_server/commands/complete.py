@@ -28,14 +28,25 @@ def parse_location(value: str) -> tuple[str, int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "complete", help="print the suggestion the server would show at PATH:LINE:COL",
+        "complete",
+        help="print the suggestion the server would show at PATH:LINE:COL",
         description="Print the completion the server would show at a position, with its figures "
         "(prompt, reused and evaluated tokens, generated tokens, ms in prefill and generation).",
     )
-    p.add_argument("location", type=parse_location, metavar="PATH:LINE:COL", help="1-based line and column")
-    p.add_argument("--model", metavar="GGUF", help="the model file (default: setting model.path, then the usual folders)")
-    p.add_argument("--workspace", metavar="DIR", help="workspace root for multi-file context (default: none)")
-    p.add_argument("--settings", metavar="JSON", help="settings as JSON, as an editor would send them")
+    p.add_argument(
+        "location", type=parse_location, metavar="PATH:LINE:COL", help="1-based line and column"
+    )
+    p.add_argument(
+        "--model",
+        metavar="GGUF",
+        help="the model file (default: setting model.path, then the usual folders)",
+    )
+    p.add_argument(
+        "--workspace", metavar="DIR", help="workspace root for multi-file context (default: none)"
+    )
+    p.add_argument(
+        "--settings", metavar="JSON", help="settings as JSON, as an editor would send them"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -79,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         lines = text.split("\n")
         if line > len(lines):
-            print(f"qwen-lsp complete: line {line} is past the end of {path} ({len(lines)} lines)", file=sys.stderr)
+            print(
+                f"qwen-lsp complete: line {line} is past the end of {path} ({len(lines)} lines)",
+                file=sys.stderr,
+            )
             return 2
         request = runtime.completion_request(os.path.realpath(path), text, line - 1, col - 1)
         try:
@@ -108,5 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(suggestion.text if suggestion else "(no suggestion)")
-        print(f"--- {completion.format} prompt; {figures_line(figures)}; total {completion.total_ms:.0f} ms")
+        print(
+            f"--- {completion.format} prompt; {figures_line(figures)}; total {completion.total_ms:.0f} ms"
+        )
     return 0

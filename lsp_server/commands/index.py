@@ -13,20 +13,33 @@ from typing import Any
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `index` subcommand."""
     p = sub.add_parser(
-        "index", help="build or refresh the workspace index of DIR",
+        "index",
+        help="build or refresh the workspace index of DIR",
         description="Index every source file under DIR (reusing the persisted index for "
         "unchanged files), then print what the index holds: files, definitions, languages, "
         "files parsed and reused, seconds.",
     )
     p.add_argument("directory", metavar="DIR", nargs="+", help="workspace root(s)")
-    p.add_argument("--cache-dir", metavar="D",
-                   help="where the index databases live (default: the user cache dir)")
-    p.add_argument("--no-cache", action="store_true",
-                   help="do not read or write a persisted index")
-    p.add_argument("--max-file-size", type=int, default=1_000_000, metavar="BYTES",
-                   help="skip larger files (default 1000000)")
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="gitignore-style pattern to skip (repeatable)")
+    p.add_argument(
+        "--cache-dir",
+        metavar="D",
+        help="where the index databases live (default: the user cache dir)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write a persisted index")
+    p.add_argument(
+        "--max-file-size",
+        type=int,
+        default=1_000_000,
+        metavar="BYTES",
+        help="skip larger files (default 1000000)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="gitignore-style pattern to skip (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -77,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     cache_dir = "" if args.no_cache else args.cache_dir
     progress = _Progress(enabled=sys.stderr.isatty())
-    with WorkspaceIndex(roots, cache_dir=cache_dir, max_file_size=args.max_file_size,
-                        exclude=args.exclude) as index:
+    with WorkspaceIndex(
+        roots, cache_dir=cache_dir, max_file_size=args.max_file_size, exclude=args.exclude
+    ) as index:
         try:
             stats = index.build(progress=progress)
         except KeyboardInterrupt:
@@ -103,11 +117,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    languages = ", ".join(f"{name} {count}" for name, count in
-                          sorted(stats.languages.items(), key=lambda kv: -kv[1])) or "none"
+    languages = (
+        ", ".join(
+            f"{name} {count}"
+            for name, count in sorted(stats.languages.items(), key=lambda kv: -kv[1])
+        )
+        or "none"
+    )
     print(f"{stats.files} files, {stats.definitions} definitions in {stats.seconds:.2f} s")
-    print(f"  parsed {stats.parsed}, reused {stats.reused}, removed {stats.removed}, "
-          f"skipped {stats.skipped} (binary or too big)")
+    print(
+        f"  parsed {stats.parsed}, reused {stats.reused}, removed {stats.removed}, "
+        f"skipped {stats.skipped} (binary or too big)"
+    )
     print(f"  languages: {languages}")
     if report["databases"]:
         print(f"  index: {', '.join(report['databases'])} ({report['size_bytes'] / 1e6:.1f} MB)")

@@ -94,7 +94,13 @@ def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
     if mode == "single":
         # One line; when the model starts a new line at the end of a finished
         # statement, the suggestion is that next line, newline kept.
-        lead = "\n" if text.startswith("\n") and window.line_prefix.strip() and not window.line_suffix.strip() else ""
+        lead = (
+            "\n"
+            if text.startswith("\n")
+            and window.line_prefix.strip()
+            and not window.line_suffix.strip()
+            else ""
+        )
         text = lead + text.lstrip("\n").split("\n", 1)[0]
     # Trailing whitespace on each line is noise that editors would show as ghost text.
     text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()

@@ -112,9 +112,13 @@ class Completer:
         self.format: PromptFormat = resolve_format(settings.completion.prompt_format, engine.info)
         info = engine.info
         self._frame = render_chat_frame(info.chat_template, info.bos, info.eos)
-        self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(1024)
+        self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(
+            1024
+        )
         self._suggestions: LRUCache[bytes, tuple[Suggestion | None, str]] = LRUCache(256)
-        self._last: dict[str, tuple[bytes, str, Suggestion]] = {}  # path -> (stable key, prefix, shown)
+        self._last: dict[
+            str, tuple[bytes, str, Suggestion]
+        ] = {}  # path -> (stable key, prefix, shown)
         self.last_context: tuple[ContextBlock, ...] = ()
 
     def update_settings(self, settings: Settings) -> None:
@@ -138,8 +142,11 @@ class Completer:
     def window(self, request: CompletionRequest) -> CursorWindow:
         c = self.settings.completion
         return cursor_window(
-            request.text, request.line, request.character,
-            prefix_lines=c.prefix_lines, suffix_lines=c.suffix_lines,
+            request.text,
+            request.line,
+            request.character,
+            prefix_lines=c.prefix_lines,
+            suffix_lines=c.suffix_lines,
         )
 
     def build(self, request: CompletionRequest, window: CursorWindow | None = None) -> Prompt:
@@ -150,7 +157,12 @@ class Completer:
         window = window or self.window(request)
         blocks: Sequence[ContextBlock] = ()
         if self.context is not None and self.settings.context.enabled:
-            reserve = self.settings.completion.max_tokens + self.count_tokens(window.prefix) + self.count_tokens(window.suffix) + 256
+            reserve = (
+                self.settings.completion.max_tokens
+                + self.count_tokens(window.prefix)
+                + self.count_tokens(window.suffix)
+                + 256
+            )
             budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
             if budget > 0:
                 query = ContextQuery(
@@ -183,7 +195,9 @@ class Completer:
             tokens.extend(seg)
             if segment.line_checkpoints:
                 ids = np.asarray(seg, dtype=np.int64)
-                line_ends = [start + int(i) + 1 for i in np.flatnonzero(self.engine.newline_tokens[ids])]
+                line_ends = [
+                    start + int(i) + 1 for i in np.flatnonzero(self.engine.newline_tokens[ids])
+                ]
                 last = start
                 for pos in line_ends:
                     if pos - last >= interval:
@@ -214,8 +228,19 @@ class Completer:
             result = CompletionResult(suggestion, Figures(), self.format, "cache")
             result.total_ms = (time.perf_counter() - started) * 1000
             self._remember(request.path, stable_key, window.prefix, suggestion)
-            self.stats.record(result.figures, kind="completion", path=request.path, total_ms=result.total_ms, outcome="cache")
-            log.info("completion %s:%d:%d from cache", os.path.basename(request.path), request.line + 1, request.character + 1)
+            self.stats.record(
+                result.figures,
+                kind="completion",
+                path=request.path,
+                total_ms=result.total_ms,
+                outcome="cache",
+            )
+            log.info(
+                "completion %s:%d:%d from cache",
+                os.path.basename(request.path),
+                request.line + 1,
+                request.character + 1,
+            )
             return result
         tokenized = self.tokenize(prompt)
         rule = StopRule(mode, window.next_nonempty_line)
@@ -229,12 +254,22 @@ class Completer:
                 cancel=cancel,
             )
         except Cancelled:
-            self.stats.record(Figures(), kind="completion", path=request.path, total_ms=(time.perf_counter() - started) * 1000, outcome="cancelled")
+            self.stats.record(
+                Figures(),
+                kind="completion",
+                path=request.path,
+                total_ms=(time.perf_counter() - started) * 1000,
+                outcome="cancelled",
+            )
             raise
         suggestion = finish(generation.text, window, mode)
         outcome = "ok" if suggestion else "empty"
         result = CompletionResult(
-            suggestion, generation.figures, self.format, outcome, raw=generation.text,
+            suggestion,
+            generation.figures,
+            self.format,
+            outcome,
+            raw=generation.text,
             context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
             prompt_tokens=tokenized.tokens,
             schedule=generation.schedule,
@@ -244,14 +279,22 @@ class Completer:
         self._suggestions[key] = (suggestion, generation.text)
         self._remember(request.path, stable_key, window.prefix, suggestion)
         self.stats.record(
-            generation.figures, kind="completion", path=request.path, total_ms=result.total_ms,
-            outcome=outcome, context=result.context_sources,
+            generation.figures,
+            kind="completion",
+            path=request.path,
+            total_ms=result.total_ms,
+            outcome=outcome,
+            context=result.context_sources,
         )
         log.info(
             "completion %s:%d:%d %s in %.0f ms (%s; stop %s)",
-            os.path.basename(request.path), request.line + 1, request.character + 1,
+            os.path.basename(request.path),
+            request.line + 1,
+            request.character + 1,
             f"{len(suggestion.text)} chars" if suggestion else "empty",
-            result.total_ms, figures_line(generation.figures), generation.stop_reason,
+            result.total_ms,
+            figures_line(generation.figures),
+            generation.stop_reason,
         )
         return result
 
@@ -266,17 +309,23 @@ class Completer:
             return Figures()
         end = points[-1]
         figures = self.engine.prepare(tokenized.tokens[:end], points, cancel, save_end=True)
-        self.stats.record(figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok")
+        self.stats.record(
+            figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok"
+        )
         log.debug("warm-up of %s: %s", os.path.basename(request.path), figures_line(figures))
         return figures
 
-    def _remember(self, path: str, stable_key: bytes, prefix: str, suggestion: Suggestion | None) -> None:
+    def _remember(
+        self, path: str, stable_key: bytes, prefix: str, suggestion: Suggestion | None
+    ) -> None:
         if suggestion is None:
             self._last.pop(path, None)
         else:
             self._last[path] = (stable_key, prefix, suggestion)
 
-    def _typed_through(self, path: str, stable_key: bytes, window: CursorWindow) -> Suggestion | None:
+    def _typed_through(
+        self, path: str, stable_key: bytes, window: CursorWindow
+    ) -> Suggestion | None:
         """When the user has typed the start of the suggestion shown, the rest of it."""
         last = self._last.get(path)
         if last is None:
@@ -286,7 +335,11 @@ class Completer:
         if key != stable_key or not prefix.startswith(old_prefix) or len(prefix) == len(old_prefix):
             return None
         typed = prefix[len(old_prefix) :]
-        if "\n" in typed or shown.end_character != shown.character or not shown.text.startswith(typed):
+        if (
+            "\n" in typed
+            or shown.end_character != shown.character
+            or not shown.text.startswith(typed)
+        ):
             return None
         rest = shown.text[len(typed) :]
         if not rest.strip():

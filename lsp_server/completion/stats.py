@@ -28,7 +28,13 @@ class Stats:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     def record(
-        self, figures: Figures, *, kind: str, path: str, total_ms: float, outcome: str,
+        self,
+        figures: Figures,
+        *,
+        kind: str,
+        path: str,
+        total_ms: float,
+        outcome: str,
         context: list[str] | None = None,
     ) -> None:
         with self._lock:
@@ -43,7 +49,9 @@ class Stats:
                 elif outcome == "error":
                     self.errors += 1
             for f in dataclasses.fields(Figures):
-                setattr(self.totals, f.name, getattr(self.totals, f.name) + getattr(figures, f.name))
+                setattr(
+                    self.totals, f.name, getattr(self.totals, f.name) + getattr(figures, f.name)
+                )
             entry = {"kind": kind, "path": path, "outcome": outcome, "totalMs": round(total_ms, 2)}
             entry.update(figures_to_wire(figures))
             if context is not None:

@@ -136,7 +136,13 @@ class Generation:
 
 # llama.cpp's log goes to Python logging (and so to stderr / the LSP log, never stdout).
 # ggml's levels: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the last).
-_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_LEVELS = {
+    0: logging.CRITICAL,
+    1: logging.DEBUG,
+    2: logging.INFO,
+    3: logging.WARNING,
+    4: logging.ERROR,
+}
 _log_last = [logging.DEBUG]
 
 
@@ -256,8 +262,11 @@ class LlamaEngine:
         self._stop_ids, self.newline_tokens = self._scan_vocab()
         log.info(
             "model loaded: %s (%s, %s, n_ctx %d of %d trained, %s)",
-            os.path.basename(config.model_path), self.info.architecture,
-            "hybrid" if self.hybrid else "attention", self.n_ctx, n_ctx_train,
+            os.path.basename(config.model_path),
+            self.info.architecture,
+            "hybrid" if self.hybrid else "attention",
+            self.n_ctx,
+            n_ctx_train,
             "GPU offload" if self.info.gpu_offload else "CPU",
         )
 
@@ -295,9 +304,7 @@ class LlamaEngine:
 
     def _read_info(self, n_ctx_train: int) -> ModelInfo:
         arch = self.meta("general.architecture") or ""
-        name = " ".join(
-            filter(None, [self.meta("general.name"), self.meta("general.basename")])
-        )
+        name = " ".join(filter(None, [self.meta("general.name"), self.meta("general.basename")]))
         fim_ids = [self.token_id(t) for t in FIM_TOKEN_TEXTS]
         eos_id = llama_cpp.llama_vocab_eos(self._vocab)
         bos_id = llama_cpp.llama_vocab_bos(self._vocab)
@@ -314,7 +321,8 @@ class LlamaEngine:
             chat_template=self.meta("tokenizer.chat_template"),
             bos=self.piece(bos_id).decode("utf-8", "replace") if bos_id >= 0 else "",
             eos=self.piece(eos_id).decode("utf-8", "replace") if eos_id >= 0 else "",
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()) and self.config.n_gpu_layers != 0,
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload())
+            and self.config.n_gpu_layers != 0,
             size_bytes=int(llama_cpp.llama_model_size(self._model)),
         )
 
@@ -334,7 +342,10 @@ class LlamaEngine:
         buf = ctypes.create_string_buffer(256)
         for token in range(self.n_vocab):
             attr = llama_cpp.llama_vocab_get_attr(self._vocab, token)
-            if llama_cpp.llama_vocab_is_eog(self._vocab, token) or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+            if (
+                llama_cpp.llama_vocab_is_eog(self._vocab, token)
+                or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+            ):
                 stop.add(token)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
             newline[token] = b"\n" in buf.raw[: max(0, n)]
@@ -484,8 +495,12 @@ class LlamaEngine:
         read = llama_cpp.llama_state_seq_set_data_ext(self._ctx, buf, len(data), self._seq, PARTIAL)
         del buf
         # Restore first, then trim: on hybrid memory the trim only succeeds after it.
-        if read == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, self._seq, checkpoint.n_tokens, -1):
-            log.warning("checkpoint restore at %d failed; evaluating from scratch", checkpoint.n_tokens)
+        if read == 0 or not llama_cpp.llama_memory_seq_rm(
+            self._mem, self._seq, checkpoint.n_tokens, -1
+        ):
+            log.warning(
+                "checkpoint restore at %d failed; evaluating from scratch", checkpoint.n_tokens
+            )
             self._clear_seq(self._seq)
             return 0
         self._tokens = self._tokens[: checkpoint.n_tokens]
@@ -528,14 +543,20 @@ class LlamaEngine:
             others = [s for s in self._used if s != self._seq and len(self._seqs[s])]
             if not others:
                 break
-            log.debug("KV cache full: dropping sequence %d (%d tokens)", others[0], len(self._seqs[others[0]]))
+            log.debug(
+                "KV cache full: dropping sequence %d (%d tokens)",
+                others[0],
+                len(self._seqs[others[0]]),
+            )
             self._clear_seq(others[0])
             rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             # The sequence may hold a partial batch now: start it clean next time.
             self._clear_seq(self._seq)
             if rc == 1:
-                raise EngineError("the context is full (raise model.contextSize or lower context.budgetTokens)")
+                raise EngineError(
+                    "the context is full (raise model.contextSize or lower context.budgetTokens)"
+                )
             raise EngineError(f"llama_decode failed ({rc})")
         self._tokens = np.concatenate([self._tokens, tokens])
 
@@ -649,7 +670,9 @@ class LlamaEngine:
         finally:
             figures.generated_tokens = len(out)
             figures.generate_ms = (time.perf_counter() - start) * 1000
-        return Generation(text=text, tokens=out, stop_reason=reason, figures=figures, schedule=schedule)
+        return Generation(
+            text=text, tokens=out, stop_reason=reason, figures=figures, schedule=schedule
+        )
 
 
 def _lcp(a: np.ndarray, b: np.ndarray) -> int:

@@ -45,7 +45,11 @@ class Job(Generic[R]):
     """A unit of work for the owner thread, with its cancel token and result future."""
 
     def __init__(
-        self, fn: Callable[[CancelToken], R], priority: Priority, key: str | None, deadline: float | None
+        self,
+        fn: Callable[[CancelToken], R],
+        priority: Priority,
+        key: str | None,
+        deadline: float | None,
     ) -> None:
         self.fn = fn
         self.priority = priority

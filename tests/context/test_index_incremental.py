@@ -70,8 +70,21 @@ def test_incremental_parse_matches_a_full_parse_over_random_edits(ws) -> None:  
     index, path = ws
     rng = random.Random(7)
     text = MODULE
-    pieces = ["def f():\n    pass\n", "class K:\n", "    ", "é", "ü€", "\n", "x", "(", ")",
-              '"""', "# c\n", "import os\n", "from . import z\n"]
+    pieces = [
+        "def f():\n    pass\n",
+        "class K:\n",
+        "    ",
+        "é",
+        "ü€",
+        "\n",
+        "x",
+        "(",
+        ")",
+        '"""',
+        "# c\n",
+        "import os\n",
+        "from . import z\n",
+    ]
     for step in range(120):
         a = rng.randrange(len(text) + 1)
         b = min(len(text), a + rng.randrange(0, 12))

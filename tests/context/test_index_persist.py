@@ -97,7 +97,9 @@ def test_deleted_and_added_files(ws: tuple[Path, str]) -> None:
         assert not any(p.endswith("main.ts") for p in index.files())
 
 
-def test_schema_version_change_rebuilds(ws: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_schema_version_change_rebuilds(
+    ws: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, cache = ws
     with WorkspaceIndex([str(root)], cache_dir=cache) as index:
         index.build()
@@ -129,10 +131,12 @@ def test_no_persistence_writes_nothing(ws: tuple[Path, str]) -> None:
 
 
 def test_parallel_build_matches_serial_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n\nclass C{i}:\n    pass\n"
-             for i in range(40)}
+    files = {
+        f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n\nclass C{i}:\n    pass\n" for i in range(40)
+    }
     files["pkg/bin.py"] = "\x00binary"
     write(tmp_path, files)
     with WorkspaceIndex([str(tmp_path)], cache_dir="", workers=1) as serial:
@@ -144,7 +148,11 @@ def test_parallel_build_matches_serial_build(
     with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c"), workers=2) as parallel:
         stats = parallel.build(progress=lambda done, total, path: seen.append((done, total)))
         assert (stats.files, stats.definitions, stats.parsed, stats.skipped) == (
-            expected.files, expected.definitions, 40, 1)
+            expected.files,
+            expected.definitions,
+            40,
+            1,
+        )
         assert {p: parallel.file(p) for p in parallel.files()} == expected_defs
     assert seen[-1] == (41, 41)
 
@@ -171,6 +179,7 @@ def test_build_in_a_thread_while_documents_change(tmp_path: Path) -> None:
     path = os.path.join(os.path.realpath(tmp_path), "pkg", "m0.py")
     errors: list[BaseException] = []
     with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c")) as index:
+
         def run() -> None:
             try:
                 index.build()

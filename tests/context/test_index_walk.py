@@ -26,34 +26,45 @@ def indexed(root: Path, **options: object) -> list[str]:
 
 
 def test_gitignore_at_every_level_with_negation(tmp_path: Path) -> None:
-    write(tmp_path, {
-        ".gitignore": "secret.py\n*.gen.py\n!keep.gen.py\nout/\n/rooted.py\n",
-        "main.py": "",
-        "secret.py": "",
-        "a.gen.py": "",
-        "keep.gen.py": "",
-        "rooted.py": "",
-        "out/x.py": "",
-        "sub/rooted.py": "",  # `/rooted.py` is anchored to the root's folder
-        "sub/.gitignore": "local.py\n!secret.py\n",
-        "sub/local.py": "",
-        "sub/secret.py": "",  # re-included by the deeper .gitignore
-        "sub/deeper/local.py": "",
-        "sub/deeper/ok.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            ".gitignore": "secret.py\n*.gen.py\n!keep.gen.py\nout/\n/rooted.py\n",
+            "main.py": "",
+            "secret.py": "",
+            "a.gen.py": "",
+            "keep.gen.py": "",
+            "rooted.py": "",
+            "out/x.py": "",
+            "sub/rooted.py": "",  # `/rooted.py` is anchored to the root's folder
+            "sub/.gitignore": "local.py\n!secret.py\n",
+            "sub/local.py": "",
+            "sub/secret.py": "",  # re-included by the deeper .gitignore
+            "sub/deeper/local.py": "",
+            "sub/deeper/ok.py": "",
+        },
+    )
     assert indexed(tmp_path) == [
-        "keep.gen.py", "main.py", "sub/deeper/ok.py", "sub/rooted.py", "sub/secret.py"]
+        "keep.gen.py",
+        "main.py",
+        "sub/deeper/ok.py",
+        "sub/rooted.py",
+        "sub/secret.py",
+    ]
 
 
 def test_ignored_folder_is_not_entered_and_info_exclude(tmp_path: Path) -> None:
-    write(tmp_path, {
-        ".gitignore": "generated/\n",
-        "generated/.gitignore": "!*.py\n",  # cannot re-include below an ignored folder
-        "generated/x.py": "",
-        ".git/info/exclude": "scratch.py\n",
-        "scratch.py": "",
-        "kept.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            ".gitignore": "generated/\n",
+            "generated/.gitignore": "!*.py\n",  # cannot re-include below an ignored folder
+            "generated/x.py": "",
+            ".git/info/exclude": "scratch.py\n",
+            "scratch.py": "",
+            "kept.py": "",
+        },
+    )
     assert indexed(tmp_path) == ["kept.py"]
 
 
@@ -63,23 +74,26 @@ def test_exclude_globs(tmp_path: Path) -> None:
 
 
 def test_vendored_generated_and_virtualenv_folders_are_skipped(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "node_modules/lib/index.js": "",
-        ".venv/lib/site.py": "",
-        "myenv/pyvenv.cfg": "home = /usr\n",
-        "myenv/lib/x.py": "",
-        "target/debug/build.rs": "",
-        "dist/bundle.js": "",
-        "build/lib/x.py": "",
-        "__pycache__/x.py": "",
-        "vendor/github.com/x/y.go": "",
-        ".git/hooks/x.py": "",
-        "pkg.egg-info/x.py": "",
-        "app.min.js": "",
-        "src/app.js": "",
-        "notes.txt": "",
-        "Makefile": "",
-    })
+    write(
+        tmp_path,
+        {
+            "node_modules/lib/index.js": "",
+            ".venv/lib/site.py": "",
+            "myenv/pyvenv.cfg": "home = /usr\n",
+            "myenv/lib/x.py": "",
+            "target/debug/build.rs": "",
+            "dist/bundle.js": "",
+            "build/lib/x.py": "",
+            "__pycache__/x.py": "",
+            "vendor/github.com/x/y.go": "",
+            ".git/hooks/x.py": "",
+            "pkg.egg-info/x.py": "",
+            "app.min.js": "",
+            "src/app.js": "",
+            "notes.txt": "",
+            "Makefile": "",
+        },
+    )
     assert indexed(tmp_path) == ["src/app.js"]
 
 
@@ -101,11 +115,14 @@ def test_symlinks_out_of_the_root_are_not_followed(tmp_path: Path) -> None:
 
 
 def test_binary_and_oversize_files_are_skipped(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "blob.py": b"x = 1\n\x00\x01\x02" + b"\x00" * 100,
-        "big.py": "x = 1\n" * 100,
-        "small.py": "def small(): pass\n",
-    })
+    write(
+        tmp_path,
+        {
+            "blob.py": b"x = 1\n\x00\x01\x02" + b"\x00" * 100,
+            "big.py": "x = 1\n" * 100,
+            "small.py": "def small(): pass\n",
+        },
+    )
     with WorkspaceIndex([str(tmp_path)], cache_dir="", max_file_size=200) as index:
         stats = index.build()
         assert [os.path.basename(p) for p in index.files()] == ["small.py"]
@@ -114,7 +131,10 @@ def test_binary_and_oversize_files_are_skipped(tmp_path: Path) -> None:
 
 
 def test_invalid_utf8_does_not_crash_the_index(tmp_path: Path) -> None:
-    write(tmp_path, {"latin.py": b"# caf\xe9\ndef caf\xe9():\n    pass\ndef ok():\n    return '\xff'\n"})
+    write(
+        tmp_path,
+        {"latin.py": b"# caf\xe9\ndef caf\xe9():\n    pass\ndef ok():\n    return '\xff'\n"},
+    )
     with WorkspaceIndex([str(tmp_path)], cache_dir="") as index:
         index.build()
         assert [d.name for d in index.definitions_named("ok")] == ["ok"]

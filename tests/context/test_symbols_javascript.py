@@ -66,7 +66,12 @@ def by_name(fs: FileSymbols) -> dict[tuple[str, str], Definition]:
 def test_typescript_definitions_and_spans() -> None:
     defs = by_name(parse(TS, "/w/mod.ts"))
     add = defs[("add", "")]
-    assert (add.kind, add.start_line, add.end_line, add.signature_end_line) == ("function", 9, 11, 9)
+    assert (add.kind, add.start_line, add.end_line, add.signature_end_line) == (
+        "function",
+        9,
+        11,
+        9,
+    )
     assert add.doc == "Adds numbers.\nTwice."
     assert add.exported
     box = defs[("Box", "")]

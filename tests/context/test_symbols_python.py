@@ -70,7 +70,11 @@ def test_functions_classes_methods_and_spans() -> None:
     defs = by_name(parse())
     shape = defs[("Shape", "")]
     assert (shape.kind, shape.start_line, shape.end_line, shape.signature_end_line) == (
-        "class", 11, 28, 11)
+        "class",
+        11,
+        28,
+        11,
+    )
     assert shape.doc == "A shape.\n\nWith details."
     assert shape.bases == ("Base", "mixins.Sized")  # keyword arguments are not bases
     area = defs[("area", "Shape")]
@@ -81,7 +85,11 @@ def test_functions_classes_methods_and_spans() -> None:
     assert defs[("Meta", "Shape")].kind == "class"
     fetch = defs[("fetch", "")]
     assert (fetch.kind, fetch.start_line, fetch.end_line, fetch.signature_end_line) == (
-        "function", 31, 33, 32)
+        "function",
+        31,
+        33,
+        32,
+    )
     helper = defs[("_helper", "")]
     assert helper.doc == "What it does."
     assert not helper.exported

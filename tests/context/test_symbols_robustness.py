@@ -13,12 +13,42 @@ from context.languages import language_for_path
 from context.symbols import extract_source, to_file_symbols
 
 SAMPLES = [
-    (systems.GO, "a.go"), (systems.RUST, "a.rs"), (systems.JAVA, "A.java"),
-    (systems.C_HEADER, "a.h"), (systems.CPP, "a.cpp"), (systems.LUA, "a.lua"),
-    (web.TS, "a.ts"), (web.TS, "a.tsx"), (web.TS, "a.js"), (py.SOURCE, "a.py"),
+    (systems.GO, "a.go"),
+    (systems.RUST, "a.rs"),
+    (systems.JAVA, "A.java"),
+    (systems.C_HEADER, "a.h"),
+    (systems.CPP, "a.cpp"),
+    (systems.LUA, "a.lua"),
+    (web.TS, "a.ts"),
+    (web.TS, "a.tsx"),
+    (web.TS, "a.js"),
+    (py.SOURCE, "a.py"),
 ]
-TOKENS = [b"{", b"}", b"(", b")", b"\n", b"def ", b"class ", b"fn ", b"func ", b"import ", b'"',
-          b"'", b"/*", b"*/", b"#", b"--", b"<", b">", b"::", b"export ", b"pub ", b"@", b""]
+TOKENS = [
+    b"{",
+    b"}",
+    b"(",
+    b")",
+    b"\n",
+    b"def ",
+    b"class ",
+    b"fn ",
+    b"func ",
+    b"import ",
+    b'"',
+    b"'",
+    b"/*",
+    b"*/",
+    b"#",
+    b"--",
+    b"<",
+    b">",
+    b"::",
+    b"export ",
+    b"pub ",
+    b"@",
+    b"",
+]
 
 
 @pytest.mark.parametrize(("source", "name"), SAMPLES, ids=[name for _, name in SAMPLES])

@@ -75,7 +75,9 @@ def test_go() -> None:
     assert not defs[("registry", "", "variable")].exported
     assert defs[("New", "", "function")].exported
     assert [(i.module, i.alias) for i in fs.imports] == [
-        ("fmt", ""), ("example.com/proj/internal/geo", "geo")]
+        ("fmt", ""),
+        ("example.com/proj/internal/geo", "geo"),
+    ]
 
 
 RUST = """\
@@ -198,8 +200,10 @@ def test_java() -> None:
     assert defs[("Circle", "", "class")].bases == ("Shape", "Comparable<Circle>", "Serializable")
     assert not defs[("area", "Circle", "method")].exported
     assert [(i.module, i.names) for i in fs.imports] == [
-        ("com.example.geo", ("Point",)), ("com.example.util.Maths", ("clamp",)),
-        ("java.util", ("*",))]
+        ("com.example.geo", ("Point",)),
+        ("com.example.util.Maths", ("clamp",)),
+        ("java.util", ("*",)),
+    ]
 
 
 C_HEADER = """\
@@ -246,7 +250,9 @@ def test_c_header() -> None:
     assert defs[("rect_t", "", "type")].doc == "A rectangle."
     assert not defs[("internal", "", "function")].exported
     assert [(i.module, i.kind) for i in fs.imports] == [
-        ("geo/point.h", "include"), ("<stdio.h>", "include")]
+        ("geo/point.h", "include"),
+        ("<stdio.h>", "include"),
+    ]
 
 
 CPP = """\
@@ -333,4 +339,6 @@ def test_lua() -> None:
     assert defs[("greet", "M", "function")].doc == "Greets someone.\nPolitely."
     assert not defs[("private_helper", "", "function")].exported
     assert [(i.module, i.alias, i.kind) for i in fs.imports] == [
-        ("app.util", "util", "require"), ("dkjson", "json", "require")]
+        ("app.util", "util", "require"),
+        ("dkjson", "json", "require"),
+    ]
