@@ -26,7 +26,7 @@ from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
 from lsp_server.convert import column_to_codepoints, completion_items, inline_items
-from lsp_server.engine.llama import Cancelled
+from lsp_server.engine.llama import Cancelled, EngineError, Figures
 from lsp_server.engine.worker import EngineWorker, Priority
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
@@ -350,6 +350,13 @@ async def _complete(
         return None, line_text
     except PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
+    except EngineError as exc:
+        # Shown in the log, not as an error popup on every keystroke.
+        log.error("completion failed: %s", exc)
+        ls.runtime.stats.record(
+            Figures(), kind="completion", path=request.path, total_ms=0.0, outcome="error"
+        )
+        return None, line_text
     ls.runtime.after_completion(uri, request, result)
     return result, line_text
 

@@ -419,3 +419,25 @@ async def test_files_changed_on_disk_reach_the_context(
     ):
         methods = [r.method for r in client.registrations]  # type: ignore[attr-defined]
         assert methods == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+
+
+async def test_a_50_mb_document_is_answered_and_the_server_keeps_going(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(qwen2_model)
+    init["context"] = {"enabled": True}
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    line = "value_%07d = compute(value_%07d) + 1  # padding padding padding\n"
+    big = "".join(line % (i, i) for i in range(50 * 1024 * 1024 // len(line % (0, 0))))
+    big += "def tail():\n    return "
+    uri = open_doc(client, ws / "big.py", big)
+    started = time.monotonic()
+    result = await inline(client, uri, end_of(big))
+    assert result is not None
+    assert time.monotonic() - started < 30
+    small = open_doc(client, ws / "small.py", SOURCE)
+    assert await inline(client, small, end_of(SOURCE)) is not None
+    assert (await stats(client))["model"] == "ready"

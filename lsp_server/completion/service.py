@@ -7,6 +7,7 @@ greedy decode) → post-processing → `CompletionResult`. Runs on the engine th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -33,7 +34,8 @@ from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LINE_CHECKPOINTS_AT_END = 2  # the last line ends of the prefix always get a checkpoint
+LINE_CHECKPOINTS_AT_END = 2
+WINDOW_RESERVE = 512  # tokens kept free of the cursor window: the template, the instructions  # the last line ends of the prefix always get a checkpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +142,29 @@ class Completer:
         return cached
 
     def window(self, request: CompletionRequest) -> CursorWindow:
+        """The cursor window, cut down when its lines would not fit the context."""
         c = self.settings.completion
-        return cursor_window(
+        window = cursor_window(
             request.text,
             request.line,
             request.character,
             prefix_lines=c.prefix_lines,
             suffix_lines=c.suffix_lines,
+        )
+        room = self.engine.n_ctx - c.max_tokens - WINDOW_RESERVE
+        prefix, suffix = self.count_tokens(window.prefix), self.count_tokens(window.suffix)
+        if prefix + suffix <= room:
+            return window
+        suffix_room = min(suffix, room // 4)
+        kept_prefix = _keep(window.prefix, room - suffix_room, self.count_tokens, tail=True)
+        kept_suffix = _keep(window.suffix, suffix_room, self.count_tokens, tail=False)
+        log.debug("cursor window cut to fit the context of %d tokens", self.engine.n_ctx)
+        return dataclasses.replace(
+            window,
+            prefix=kept_prefix,
+            suffix=kept_suffix,
+            prefix_start_line=window.line - kept_prefix.count("\n"),
+            suffix_end_line=window.line + 1 + kept_suffix.count("\n"),
         )
 
     def build(self, request: CompletionRequest, window: CursorWindow | None = None) -> Prompt:
@@ -345,6 +363,25 @@ class Completer:
         if not rest.strip():
             return None
         return Suggestion(rest, window.line, window.character, window.character)
+
+
+def _keep(text: str, budget: int, count: Callable[[str], int], *, tail: bool) -> str:
+    """The last (`tail`) or first lines of `text` within `budget` tokens; a single line
+    too long for it is cut in characters."""
+    if budget <= 0:
+        return ""
+    lines = text.split("\n")
+    keep = len(lines)
+    while keep > 1:
+        part = "\n".join(lines[-keep:] if tail else lines[:keep])
+        if count(part) <= budget:
+            return part
+        keep = max(1, min(keep - 1, int(keep * 0.8)))
+    part = lines[-1] if tail else lines[0]
+    while part and count(part) > budget:
+        cut = max(1, len(part) // 5)
+        part = part[cut:] if tail else part[:-cut]
+    return part
 
 
 def _digest(parts: Iterable[str]) -> bytes:
