@@ -638,7 +638,8 @@ class _Request:
         query = "\n".join(self.lines[lo : self.line])
         if not query.strip():
             return
-        k = max(2, min(32, budget_tokens // 600))
+        # Enough windows to fill a long budget: at 64K tokens, about a hundred.
+        k = max(2, min(128, budget_tokens // 600))
         for hit in similar.query(query, k=k, exclude_path=self.path):
             lines = self.file_lines(hit.path)
             if lines is None:
