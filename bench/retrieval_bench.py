@@ -2,7 +2,7 @@
 
     python bench/retrieval_bench.py [--positions 200] [--seed 0] [--json OUT]
 
-Fetches Django 5.1's source distribution with pip into bench/.cache/retrieval/ (never
+Fetches Django 5.1's source distribution with pip into bench/.cache/ (never
 committed), indexes it with `context.index.WorkspaceIndex`, and measures:
 
 - latency of `gather_context` (retrieval + packing, estimate tokenizer, every source on)
@@ -27,9 +27,7 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _sources  # noqa: E402
 
 from context.recent import RecentActivity  # noqa: E402
 from context.retrieve import IndexLike, gather_context  # noqa: E402
@@ -45,41 +46,13 @@ from context.tokens import estimate_tokens  # noqa: E402
 from context.types import Definition, Import, PackedContext  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "retrieval"
-DJANGO = ("django", "5.1")
+DJANGO = ("Django", "5.1")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def fetch_django() -> Path:
     """Django's sdist, downloaded with pip and unpacked under bench/.cache/ once."""
-    name, version = DJANGO
-    target = CACHE / f"{name}-{version}"
-    marker = target / ".unpacked"
-    if not marker.exists():
-        downloads = CACHE / "downloads"
-        downloads.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-q",
-                "-d",
-                str(downloads),
-                f"{name}=={version}",
-            ],
-            check=True,
-        )
-        archive = next(p for p in downloads.iterdir() if p.name.lower().startswith(name))
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        marker.touch()
-    children = [p for p in target.iterdir() if p.is_dir()]
-    return children[0] if len(children) == 1 else target
+    return _sources.pypi_sdist(*DJANGO)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

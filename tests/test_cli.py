@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from lsp_server import __version__
-from lsp_server.commands.complete import parse_location
+from lsp_server.commands import parse_location
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return "

@@ -17,22 +17,9 @@ import sys
 import time
 from typing import Any
 
+from lsp_server.commands import parse_location
+
 log = logging.getLogger(__name__)
-
-
-def parse_location(value: str) -> tuple[str, int, int]:
-    """`PATH:LINE:COL` with LINE and COL 1-based (as compilers print them)."""
-    rest, sep1, col = value.rpartition(":")
-    path, sep2, line = rest.rpartition(":")
-    try:
-        if not (sep1 and sep2 and path):
-            raise ValueError
-        line_no, col_no = int(line), int(col)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected PATH:LINE:COL, got {value!r}") from None
-    if line_no < 1 or col_no < 1:
-        raise argparse.ArgumentTypeError("LINE and COL start at 1")
-    return path, line_no, col_no
 
 
 def _positive(value: str) -> int:
