@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
@@ -49,6 +49,8 @@ class Runtime:
         self.roots: list[str] = []
         self.pending_errors: list[str] = []
         self.worker: EngineWorker[Any] = EngineWorker()
+        # Edits reach the index in the order they were made: one thread applies them.
+        self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
         self.engine: LlamaEngine | None = None
         self.completer: Completer | None = None
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
@@ -319,5 +321,6 @@ class Runtime:
         except Exception:
             log.warning("the engine did not close cleanly")
         self.worker.shutdown()
+        self.documents.shutdown(wait=False, cancel_futures=True)
         if self.context is not None:
             self.context.close()
