@@ -303,7 +303,9 @@ def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> 
             text = doc.source
         except Exception:
             return
-        loop.run_in_executor(ls.runtime.documents, ls.runtime.document_changed, _path_of(uri), text, warm)
+        loop.run_in_executor(
+            ls.runtime.documents, ls.runtime.document_changed, _path_of(uri), text, warm
+        )
 
     ls._debounce[uri] = loop.call_later(0.15, run)
 
@@ -313,7 +315,9 @@ def did_change_watched_files(
     ls: QwenLanguageServer, params: types.DidChangeWatchedFilesParams
 ) -> None:
     changes = [(_path_of(c.uri), c.type == types.FileChangeType.Deleted) for c in params.changes]
-    asyncio.get_running_loop().run_in_executor(ls.runtime.documents, ls.runtime.files_changed, changes)
+    asyncio.get_running_loop().run_in_executor(
+        ls.runtime.documents, ls.runtime.files_changed, changes
+    )
 
 
 # ---- completions -------------------------------------------------------------------
