@@ -271,9 +271,9 @@ class Completer:
                 rule=rule.check,
                 cancel=cancel,
             )
-        except Cancelled:
+        except Cancelled as exc:
             self.stats.record(
-                Figures(),
+                exc.figures or Figures(),
                 kind="completion",
                 path=request.path,
                 total_ms=(time.perf_counter() - started) * 1000,

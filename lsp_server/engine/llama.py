@@ -47,7 +47,13 @@ class ModelLoadError(EngineError):
 
 
 class Cancelled(Exception):
-    """The request was cancelled, superseded or preempted."""
+    """The request was cancelled, superseded or preempted.
+
+    `figures` holds what it cost until then (tokens evaluated before the cancel stay
+    in the context and are reused by the next request).
+    """
+
+    figures: Figures | None = None
 
 
 class CancelToken:
@@ -580,7 +586,7 @@ class LlamaEngine:
         Cancellation is checked between batches; what was evaluated before it stays
         valid and is reused by the next request.
         """
-        figures = figures or Figures()
+        figures = figures if figures is not None else Figures()
         tokens = np.asarray(prompt, dtype=np.int32)
         n = len(tokens)
         if n == 0:
@@ -635,7 +641,12 @@ class LlamaEngine:
         cancel token's deadline (keeping what was generated). `Cancelled` is raised when
         the token is cancelled.
         """
-        figures = self.prepare(prompt, checkpoints, cancel, splits=splits)
+        figures = Figures()
+        try:
+            self.prepare(prompt, checkpoints, cancel, figures, splits=splits)
+        except Cancelled as exc:
+            exc.figures = figures
+            raise
         schedule = list(self._bounds[self._seq])
         start = time.perf_counter()
         out: list[int] = []
@@ -660,7 +671,11 @@ class LlamaEngine:
                     if keep is not None:
                         text, reason = text[:keep], "rule"
                         break
-                cancel.check()
+                if cancel.cancelled:
+                    figures.generated_tokens = len(out)
+                    stopped = Cancelled(cancel.reason)
+                    stopped.figures = figures
+                    raise stopped
                 if cancel.deadline is not None and time.monotonic() > cancel.deadline:
                     reason = "time"
                     break
