@@ -27,7 +27,6 @@ from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
 from lsp_server.convert import column_to_codepoints, completion_items, inline_items
 from lsp_server.engine.llama import Cancelled, EngineError, Figures
-from lsp_server.engine.worker import EngineWorker, Priority
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
 
@@ -405,4 +404,4 @@ def serve(tcp: tuple[str, int] | None = None) -> int:
     return 0
 
 
-__all__ = ["server", "serve", "QwenLanguageServer", "EngineWorker", "Priority"]
+__all__ = ["server", "serve", "QwenLanguageServer"]

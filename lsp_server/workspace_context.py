@@ -42,7 +42,6 @@ class WorkspaceContext:
         )
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
-        self._built = threading.Event()
         self._sessions: dict[str, _Session] = {}  # per document: the context kept
         self.repacks = 0  # a kept context dropped (benchmarks read these)
         self.appends = 0  # blocks appended to a kept context
@@ -55,7 +54,6 @@ class WorkspaceContext:
             self.similar.update_many(
                 self.index.files(), self.index.text, cancel=(cancel.is_set if cancel else None)
             )
-        self._built.set()
         summary = (
             f"{stats.files} files, {stats.definitions} definitions "
             f"({stats.parsed} parsed, {stats.reused} reused) in {stats.seconds + time.perf_counter() - start:.1f} s"

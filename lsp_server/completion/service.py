@@ -34,8 +34,8 @@ from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LINE_CHECKPOINTS_AT_END = 2
-WINDOW_RESERVE = 512  # tokens kept free of the cursor window: the template, the instructions  # the last line ends of the prefix always get a checkpoint
+LINE_CHECKPOINTS_AT_END = 2  # the last line ends of the prefix always get a checkpoint
+WINDOW_RESERVE = 512  # tokens kept free of the cursor window: the template, the instructions
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,6 @@ class CompletionResult:
     outcome: str  # ok | empty | cache
     raw: str = ""
     total_ms: float = 0.0
-    context_blocks: int = 0
     prompt_tokens: list[int] | None = None  # the prompt, when it was evaluated (benchmarks)
     schedule: list[int] | None = None  # its batch boundaries (tests reproduce the state)
     context_sources: list[str] = field(default_factory=list)  # what the context showed
@@ -92,8 +91,6 @@ def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
 class _Tokenized:
     tokens: list[int]
     checkpoints: list[int]
-    stable_tokens: int  # tokens before the cursor-dependent part
-    segment_ends: list[int] = field(default_factory=list)
 
 
 class Completer:
@@ -203,11 +200,8 @@ class Completer:
         """Tokens of `prompt` and the positions to checkpoint at."""
         tokens: list[int] = []
         checkpoints: list[int] = []
-        ends: list[int] = []
-        stable_segments = prompt.stable_length()
-        stable_tokens = 0
         interval = self.engine.config.checkpoint_interval
-        for index, segment in enumerate(prompt.segments):
+        for segment in prompt.segments:
             seg = self._tokens_of(segment.text, segment.specials)
             start = len(tokens)
             tokens.extend(seg)
@@ -224,10 +218,7 @@ class Completer:
                 checkpoints.extend(line_ends[-LINE_CHECKPOINTS_AT_END:])
             if segment.checkpoint:
                 checkpoints.append(len(tokens))
-            ends.append(len(tokens))
-            if index + 1 == stable_segments:
-                stable_tokens = len(tokens)
-        return _Tokenized(tokens, sorted(set(checkpoints)), stable_tokens, ends)
+        return _Tokenized(tokens, sorted(set(checkpoints)))
 
     # ---- running ----------------------------------------------------------------------
 
@@ -288,7 +279,6 @@ class Completer:
             self.format,
             outcome,
             raw=generation.text,
-            context_blocks=sum(1 for s in prompt.segments if s.name.startswith("context-")),
             prompt_tokens=tokenized.tokens,
             schedule=generation.schedule,
             context_sources=[src for block in self.last_context for src in block.sources],
