@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def parse_location(value: str) -> tuple[str, int, int]:
@@ -18,3 +19,22 @@ def parse_location(value: str) -> tuple[str, int, int]:
     if line_no < 1 or col_no < 1:
         raise argparse.ArgumentTypeError("LINE and COL start at 1")
     return path, line_no, col_no
+
+
+def read_source(command: str, path: str, line: int) -> str | None:
+    """The text of `path` (invalid UTF-8 replaced) when it has a 1-based `line`;
+    otherwise None, after saying why on stderr."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
+    except OSError as exc:
+        print(f"qwen-lsp {command}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    lines = text.count("\n") + 1
+    if line > lines:
+        print(
+            f"qwen-lsp {command}: line {line} is past the end of {path} ({lines} lines)",
+            file=sys.stderr,
+        )
+        return None
+    return text

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from lsp_server.commands import parse_location
+from lsp_server.commands import parse_location, read_source
 from lsp_server.completion.stats import figures_line, figures_to_wire
 
 
@@ -57,11 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         settings.model.path = args.model
     settings.engine.prefetch = settings.engine.warmup = False
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
-    except OSError as exc:
-        print(f"qwen-lsp complete: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    text = read_source("complete", path, line)
+    if text is None:
         return 2
     messages: list[str] = []
     runtime = Runtime(settings, Stats(), notify=lambda message, level: messages.append(message))
@@ -74,13 +71,6 @@ def run(args: argparse.Namespace) -> int:
         if not runtime.ready:
             print(f"qwen-lsp complete: {runtime.model_message}", file=sys.stderr)
             return 1
-        lines = text.split("\n")
-        if line > len(lines):
-            print(
-                f"qwen-lsp complete: line {line} is past the end of {path} ({len(lines)} lines)",
-                file=sys.stderr,
-            )
-            return 2
         request = runtime.completion_request(os.path.realpath(path), text, line - 1, col - 1)
         try:
             completion = runtime.submit_completion("cli", request).future.result()

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from lsp_server.commands import parse_location
+from lsp_server.commands import parse_location, read_source
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +96,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"qwen-lsp context: not a folder: {args.workspace}", file=sys.stderr)
         return 2
     path = os.path.realpath(path)
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8", "replace")
-    except OSError as exc:
-        print(f"qwen-lsp context: cannot read {args.location[0]}: {exc.strerror}", file=sys.stderr)
+    text = read_source("context", path, line_no)
+    if text is None:
         return 2
     lines = text.split("\n")
-    if line_no > len(lines):
-        print(
-            f"qwen-lsp context: line {line_no} is past the end ({len(lines)} lines)",
-            file=sys.stderr,
-        )
-        return 2
     line, character = line_no - 1, min(col_no - 1, len(lines[line_no - 1]))
     try:
         count = _token_counter(args.model)
