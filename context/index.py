@@ -22,6 +22,7 @@ the server thread calls ``update_document`` and the lookups.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -57,6 +58,12 @@ PARALLEL_THRESHOLD = 64
 # enough to balance the cores and report progress.
 BATCH_BYTES = 1 << 20
 BATCH_FILES = 64
+# Batches out per worker (one parsing, one waiting), and the smallest batch handed out
+# at the end of a build (see _Pipeline).
+IN_FLIGHT_PER_WORKER = 2
+MIN_BATCH_BYTES = 64 << 10
+# Merged results are written to the store in transactions of about this many files.
+SAVE_EVERY = 256
 BINARY_SNIFF_BYTES = 8192
 _SKIPPED = ""  # language of a persisted entry that is not indexed (binary, too big)
 
@@ -161,6 +168,14 @@ def index_file(
 
 def _index_batch(tasks: list[tuple[str, str, bytes | None]], max_file_size: int) -> list[_Result]:
     return [index_file(path, language, prev, max_file_size) for path, language, prev in tasks]
+
+
+def _worker_init() -> None:
+    """A parse worker makes no garbage cycles worth collecting (parse, extract, return)
+    and lives for one build: no cycle collector, whose passes would walk everything
+    inherited from the parent and copy the pages they touch."""
+    gc.freeze()
+    gc.disable()
 
 
 def _pool_context() -> Any:
@@ -1008,8 +1023,15 @@ _Task = tuple[str, str, "bytes | None"]
 
 
 class _Pipeline:
-    """Feeds files to parse, in this thread when they are few, else to worker processes
-    in batches as the walk finds them; merges results into the index as they arrive."""
+    """Feeds files to parse, in this thread when they are few, else to worker processes;
+    merges results into the index and saves them as they arrive.
+
+    Scheduling: at most ``IN_FLIGHT_PER_WORKER`` batches per worker are handed out, the
+    rest waits here. While the walk goes on, batches are ``BATCH_BYTES``; once it is over,
+    what is left is handed out biggest file first, in batches that shrink with what
+    remains (guided self-scheduling), so the workers finish together instead of one
+    parsing a last big batch while the other core idles.
+    """
 
     def __init__(
         self,
@@ -1024,9 +1046,10 @@ class _Pipeline:
         self.reused = 0
         self.done = 0
         self.total = 0
-        self.pending: list[tuple[_Task, int]] = []
-        self.batch: list[_Task] = []
-        self.batch_bytes = 0
+        self.queue: list[tuple[_Task, int]] = []  # to parse, not handed out; popped at the end
+        self.queued_bytes = 0
+        self.walked = False
+        self.unsaved = 0  # merged results not yet written to the store
         self.executor: concurrent.futures.ProcessPoolExecutor | None = None
         self.futures: dict[concurrent.futures.Future[list[_Result]], list[_Task]] = {}
 
@@ -1042,100 +1065,134 @@ class _Pipeline:
 
     def add(self, task: _Task, size: int) -> None:
         self.total += 1
+        self.queue.append((task, size))
+        self.queued_bytes += size
         if self.executor is None:
-            self.pending.append((task, size))
-            if len(self.pending) >= PARALLEL_THRESHOLD and self.index.workers > 1:
+            if len(self.queue) >= PARALLEL_THRESHOLD and self.index.workers > 1:
                 self._start()
             return
-        self._batch(task, size)
+        self._collect(block=False)
+        self._pump()
 
     def _start(self) -> None:
         # Compile the queries first: forked workers inherit them.
-        for language in {t[1] for t, _ in self.pending}:
+        for language in {t[1] for t, _ in self.queue}:
             try:
                 query(language)
             except Exception:  # the worker will log it
                 pass
         try:
             self.executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.index.workers, mp_context=_pool_context()
+                max_workers=self.index.workers,
+                mp_context=_pool_context(),
+                initializer=_worker_init,
             )
         except (OSError, ValueError) as exc:
             log.warning("cannot start parse workers (%s): parsing in this thread", exc)
             self.index.workers = 1
             return
-        pending, self.pending = self.pending, []
-        # Biggest first, so no worker is left alone with a giant at the end.
-        for task, size in sorted(pending, key=lambda item: -item[1]):
-            self._batch(task, size)
+        self.queue.sort(key=lambda item: item[1])
+        self._pump()
 
-    def _batch(self, task: _Task, size: int) -> None:
-        self.batch.append(task)
-        self.batch_bytes += size
-        if self.batch_bytes >= BATCH_BYTES or len(self.batch) >= BATCH_FILES:
-            self._submit()
-
-    def _submit(self) -> None:
-        if not self.batch or self.executor is None:
+    def _pump(self) -> None:
+        """Hand batches to the workers while fewer than the allowed number are out."""
+        if self.executor is None:
             return
-        batch, self.batch, self.batch_bytes = self.batch, [], 0
-        try:
-            future = self.executor.submit(_index_batch, batch, self.index.max_file_size)
-        except RuntimeError:  # the pool is broken or shut down
-            self._merge(_index_batch(batch, self.index.max_file_size))
-            return
-        self.futures[future] = batch
-        self._collect(block=False)
+        most = self.index.workers * IN_FLIGHT_PER_WORKER
+        while self.queue and len(self.futures) < most and not self._cancelled():
+            if self.walked:
+                # Shrinking batches: the remaining work split in 4 per worker.
+                share = self.queued_bytes // (4 * self.index.workers)
+                limit = max(MIN_BATCH_BYTES, min(BATCH_BYTES, share))
+            else:
+                limit = BATCH_BYTES
+                if self.queued_bytes < limit and len(self.queue) < BATCH_FILES:
+                    return  # wait for a full batch while the walk finds files
+            batch: list[_Task] = []
+            size = 0
+            while self.queue and size < limit and len(batch) < BATCH_FILES:
+                task, task_size = self.queue.pop()
+                batch.append(task)
+                size += task_size
+            self.queued_bytes -= size
+            try:
+                future = self.executor.submit(_index_batch, batch, self.index.max_file_size)
+            except RuntimeError:  # the pool is broken or shut down
+                self._merge(_index_batch(batch, self.index.max_file_size))
+                continue
+            self.futures[future] = batch
 
     def _collect(self, block: bool) -> None:
-        while self.futures:
-            if block:
-                done, _ = concurrent.futures.wait(
-                    self.futures, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-            else:
-                done = {f for f in self.futures if f.done()}
-                if not done:
-                    return
-            for future in done:
-                batch = self.futures.pop(future)
-                if future.cancelled():
-                    continue
-                try:
-                    results = future.result()
-                except concurrent.futures.process.BrokenProcessPool:
-                    log.warning("a parse worker died: parsing its files in this thread")
-                    results = _index_batch(batch, self.index.max_file_size)
-                self._merge(results)
-            if self._cancelled():
-                for future in self.futures:
-                    future.cancel()
-                block = False
+        """Merge finished batches (waiting for one when ``block``), refilling the workers
+        before merging so that they never wait for this thread."""
+        if not self.futures:
+            return
+        if block:
+            done, _ = concurrent.futures.wait(
+                self.futures, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+        else:
+            done = {f for f in self.futures if f.done()}
+            if not done:
+                return
+        finished = [(f, self.futures.pop(f)) for f in done]
+        self._pump()
+        for future, batch in finished:
+            if future.cancelled():
+                continue
+            try:
+                results = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                log.warning("a parse worker died: parsing its files in this thread")
+                results = _index_batch(batch, self.index.max_file_size)
+            self._merge(results)
 
     def _merge(self, results: list[_Result]) -> None:
         self.index._merge(results, self.changes)
         self.done += len(results)
+        self.unsaved += len(results)
+        if self.unsaved >= SAVE_EVERY:
+            self._save()
         if results:
             self._report(results[-1].path)
+
+    def _save(self) -> None:
+        """Write what was merged so far (while the workers parse on): a cancelled or
+        interrupted build keeps it, and the end of the build has little left to write."""
+        self.index._persist(self.changes)
+        for change in self.changes.roots.values():
+            change.upserts.clear()
+            change.touches.clear()
+            change.deletes.clear()
+        self.unsaved = 0
 
     def _report(self, path: str) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total, path)
 
     def finish(self) -> None:
-        """Parse what is left and wait for the workers."""
+        """Parse what is left and wait for the workers (what is merged is saved by the
+        caller, with the deletions)."""
+        self.walked = True
         if self.executor is None:
-            for task, _ in self.pending:
+            pending, self.queue = self.queue, []
+            for task, _ in pending:
                 if self._cancelled():
                     break
                 self._merge([index_file(*task, self.index.max_file_size)])
-            self.pending = []
         else:
             with self.executor:
-                if not self._cancelled():
-                    self._submit()
-                self._collect(block=True)
+                self.queue.sort(key=lambda item: item[1])  # biggest popped first
+                self._pump()
+                while self.futures:
+                    self._collect(block=True)
+                    if self._cancelled():
+                        for future in self.futures:
+                            future.cancel()
+                        self._collect(block=False)
+                        break
             self.executor = None
+            self.queue = []
         if self.progress is not None:
             self.progress(self.done, self.total, "")
 

@@ -174,6 +174,41 @@ def test_cancel_stops_and_keeps_what_was_done(tmp_path: Path) -> None:
         assert stats.files == 10 and stats.reused >= 3
 
 
+def test_parallel_build_saves_as_it_goes_and_a_cancel_keeps_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlite3
+
+    write(tmp_path, {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(60)})
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(index_module, "BATCH_FILES", 4)
+    monkeypatch.setattr(index_module, "SAVE_EVERY", 8)
+    cancel = threading.Event()
+    saved_while_building: list[int] = []
+    cache = tmp_path / "c"
+
+    def progress(done: int, total: int, path: str) -> None:
+        if done >= 20 and not cancel.is_set():
+            (db,) = [f for f in os.listdir(cache) if f.endswith(".sqlite3")]
+            with sqlite3.connect(cache / db) as conn:
+                saved_while_building.append(
+                    conn.execute("SELECT count(*) FROM files").fetchone()[0]
+                )
+            cancel.set()
+
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=2) as index:
+        stats = index.build(progress=progress, cancel=cancel)
+        assert stats.cancelled and 20 <= stats.files < 60
+        kept = stats.files
+    # Rows were written while the workers were still parsing, not only at the end.
+    assert saved_while_building and saved_while_building[0] >= 8
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=1) as index:
+        stats = index.build()
+        assert stats.files == 60
+        assert stats.reused == kept and stats.parsed == 60 - kept
+
+
 def test_build_in_a_thread_while_documents_change(tmp_path: Path) -> None:
     write(tmp_path, {f"pkg/m{i}.py": f"def f{i}():\n    pass\n" for i in range(30)})
     path = os.path.join(os.path.realpath(tmp_path), "pkg", "m0.py")
