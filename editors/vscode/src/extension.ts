@@ -1,0 +1,44 @@
+/** Entry point: wires the server, the status item and the commands together. */
+import * as vscode from 'vscode';
+import { QwenServer } from './server';
+import { SECTION } from './settings';
+import { StatsDocument, StatusItem } from './status';
+
+// Kept for deactivate, which VS Code awaits: the server gets to shut down cleanly.
+let running: QwenServer | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  // One channel for the client, the server's stderr and the extension's own messages.
+  const log = vscode.window.createOutputChannel('qwen-lsp', { log: true });
+  const server = new QwenServer(log);
+  running = server;
+  const status = new StatusItem(server);
+  const statsDocument = new StatsDocument(server);
+  context.subscriptions.push(
+    server,
+    status,
+    vscode.workspace.registerTextDocumentContentProvider(StatsDocument.scheme, statsDocument),
+    vscode.commands.registerCommand('qwenLsp.restart', () => server.restart()),
+    vscode.commands.registerCommand('qwenLsp.showStats', () => statsDocument.show()),
+    vscode.commands.registerCommand('qwenLsp.toggle', async () => {
+      server.inlineEnabled = !server.inlineEnabled;
+      await status.refresh();
+      void vscode.window.setStatusBarMessage(
+        `qwen-lsp: inline completions ${server.inlineEnabled ? 'on' : 'paused for this session'}`,
+        3000,
+      );
+    }),
+    // The server follows its own settings live; only a new program needs a new process.
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(`${SECTION}.server`)) {
+        void server.restart();
+      }
+    }),
+    log, // last: disposed after everything that may still write to it
+  );
+  await server.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await running?.stop();
+}

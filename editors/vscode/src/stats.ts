@@ -1,0 +1,57 @@
+/**
+ * The `qwenLsp/stats` answer and what the status item makes of it.
+ *
+ * No `vscode` import, so the end-to-end test checks the summary against a real server.
+ */
+
+export const STATS_METHOD = 'qwenLsp/stats';
+
+/** One recent request, as lsp_server/completion/stats.py records it. */
+export interface RecentRequest {
+  kind: string;
+  path: string;
+  outcome: string;
+  totalMs: number;
+  generatedTokens: number;
+}
+
+/** The fields of the answer the client reads (the server sends more: figures, checkpoints). */
+export interface Stats {
+  model: 'idle' | 'loading' | 'ready' | 'failed' | 'disabled';
+  modelMessage: string;
+  index: 'off' | 'building' | 'ready' | 'cancelled' | 'failed';
+  indexMessage: string;
+  requests: number;
+  recent: RecentRequest[];
+}
+
+export interface StatusView {
+  text: string;
+  detail: string;
+  level: 'info' | 'warning' | 'error';
+  busy: boolean;
+}
+
+const MODEL_TEXT: Record<Stats['model'], string> = {
+  idle: 'starting',
+  loading: 'loading model',
+  ready: 'ready',
+  failed: 'model failed',
+  disabled: 'no model',
+};
+
+/** The status item for `stats`; `paused` is the session toggle (`qwenLsp.toggle`). */
+export function describe(stats: Stats, paused: boolean): StatusView {
+  const last = [...stats.recent].reverse().find((r) => r.kind === 'completion' && r.outcome !== 'cancelled');
+  let text = `qwen-lsp: ${MODEL_TEXT[stats.model] ?? stats.model}`;
+  if (paused) {
+    text = 'qwen-lsp: paused';
+  } else if (stats.model === 'ready' && last) {
+    text += ` · ${Math.round(last.totalMs)} ms`;
+  }
+  const detail = [stats.modelMessage, `index ${stats.index}`, `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`]
+    .filter((part) => part !== '')
+    .join(' · ');
+  const level = stats.model === 'failed' ? 'error' : stats.model === 'disabled' ? 'warning' : 'info';
+  return { text, detail, level, busy: stats.model === 'loading' || stats.index === 'building' };
+}

@@ -1,0 +1,246 @@
+"""The VS Code extension (editors/vscode): its settings, its build and its client side.
+
+VS Code itself cannot run here, so the extension is checked the way DESIGN.md §5 says: its
+manifest against the server's settings tree, a type check, the real server driven from node
+with the protocol libraries VS Code's client uses and the extension's own settings module,
+and packaging. The node tests need `npm ci --prefix editors/vscode` first (nothing is
+downloaded here); without node or node_modules they are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import typing
+import zipfile
+from typing import Any
+
+import pytest
+
+from lsp_server import settings as server_settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "editors" / "vscode"
+MANIFEST = EXTENSION / "package.json"
+NODE_MODULES = EXTENSION / "node_modules"
+DOCS = ROOT / "docs" / "configuration.md"
+
+# Read by the extension only; documented in editors/vscode/README.md.
+CLIENT_ONLY = {"qwenLsp.server.command"}
+
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(
+    NODE is None or not NODE_MODULES.is_dir(),
+    reason="needs node and editors/vscode/node_modules (run `npm ci --prefix editors/vscode`)",
+)
+
+
+def declared() -> dict[str, dict[str, Any]]:
+    manifest = json.loads(MANIFEST.read_text())
+    properties: dict[str, dict[str, Any]] = {}
+    for block in manifest["contributes"]["configuration"]:
+        properties.update(block["properties"])
+    return properties
+
+
+def server_schema() -> dict[str, dict[str, Any]]:
+    """What package.json should say for each key of lsp_server.settings.Settings."""
+    schema: dict[str, dict[str, Any]] = {}
+    root = server_settings.Settings()
+    for section in dataclasses.fields(root):
+        group = getattr(root, section.name)
+        hints = typing.get_type_hints(type(group))
+        for field in dataclasses.fields(group):
+            typ, default = hints[field.name], getattr(group, field.name)
+            entry: dict[str, Any] = {"default": default}
+            if typing.get_origin(typ) is typing.Literal:
+                entry.update(type="string", enum=list(typing.get_args(typ)))
+            elif typ is bool:
+                entry["type"] = "boolean"
+            elif typ is int:
+                low, high = server_settings._INT_BOUNDS[f"{section.name}.{field.name}"]
+                entry.update(type="integer", minimum=low)
+                if high is not None:
+                    entry["maximum"] = high
+            elif typ is str:
+                entry["type"] = "string"
+            elif typing.get_origin(typ) is list and typing.get_args(typ) == (str,):
+                entry.update(type="array", items={"type": "string"})
+            else:
+                raise AssertionError(f"no JSON schema for {typ!r}: extend this test")
+            key = f"{server_settings.SECTION}.{section.name}.{server_settings.to_camel(field.name)}"
+            schema[key] = entry
+    return schema
+
+
+def test_manifest_declares_exactly_the_server_settings() -> None:
+    properties = declared()
+    expected = server_schema()
+    assert set(properties) - CLIENT_ONLY == set(expected)
+    assert CLIENT_ONLY <= set(properties)
+    for key, want in expected.items():
+        got = {
+            k: properties[key][k]
+            for k in ("type", "default", "enum", "minimum", "maximum", "items")
+            if k in properties[key]
+        }
+        assert got == want, key
+    for key, prop in properties.items():
+        assert prop.get("markdownDescription", "").strip(), f"{key} has no markdownDescription"
+    documented = set(re.findall(r"^### `(qwenLsp\.[\w.]+)`", DOCS.read_text(), re.M))
+    assert documented == set(expected), "docs/configuration.md and the server disagree"
+    readme = (EXTENSION / "README.md").read_text()
+    for key in CLIENT_ONLY:
+        assert f"### `{key}`" in readme or f"### `{key}`" in DOCS.read_text(), key
+
+
+def test_manifest_activates_on_the_indexed_languages() -> None:
+    manifest = json.loads(MANIFEST.read_text())
+    languages = {e.removeprefix("onLanguage:") for e in manifest["activationEvents"]}
+    server_ts = (EXTENSION / "src" / "server.ts").read_text()
+    selector = set(re.findall(r"'([a-z]+)'", server_ts.split("LANGUAGES = [")[1].split("]")[0]))
+    assert (
+        languages
+        == selector
+        == {
+            "python",
+            "javascript",
+            "javascriptreact",
+            "typescript",
+            "typescriptreact",
+            "go",
+            "rust",
+            "java",
+            "c",
+            "cpp",
+            "lua",
+        }
+    )
+    commands = {c["command"] for c in manifest["contributes"]["commands"]}
+    extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
+    assert commands == {"qwenLsp.restart", "qwenLsp.toggle", "qwenLsp.showStats"}
+    assert commands == set(re.findall(r"registerCommand\('([\w.]+)'", extension_ts))
+
+
+def tsc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            NODE or "node",
+            str(NODE_MODULES / "typescript" / "bin" / "tsc"),
+            "-p",
+            str(EXTENSION),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@needs_node
+def test_extension_type_checks() -> None:
+    result = tsc("--noEmit")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_node
+def test_extension_settings_drive_the_real_server(
+    qwen2_model: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    out = tmp_path / "out"
+    build = tsc("--outDir", str(out))
+    assert build.returncode == 0, build.stdout + build.stderr
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    max_tokens = 3
+    user_settings = {
+        "qwenLsp.model.path": str(qwen2_model),
+        "qwenLsp.model.threads": 1,
+        "qwenLsp.model.contextSize": 4096,
+        "qwenLsp.completion.maxTokens": max_tokens,
+        "qwenLsp.context.enabled": False,
+        "qwenLsp.engine.warmup": False,
+        "qwenLsp.engine.prefetch": False,
+        "qwenLsp.server.command": ["not-sent-to-the-server"],
+    }
+    env = {
+        **os.environ,
+        "NODE_PATH": str(NODE_MODULES),  # the compiled test lives outside the extension folder
+        "PYTHONPATH": str(ROOT),
+        "QWEN_LSP_SERVER_COMMAND": json.dumps([sys.executable, "-m", "lsp_server"]),
+        "QWEN_LSP_TEST_SETTINGS": json.dumps(user_settings),
+    }
+    run = subprocess.run(
+        [NODE or "node", str(out / "test" / "e2e.js"), str(MANIFEST), str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    data = json.loads(run.stdout)
+
+    assert data["inlineCompletionProvider"] is not None  # else VS Code never asks
+    options = data["initializationOptions"]
+    assert set(options) == {"model", "completion", "context", "engine"}  # no client-only keys
+    assert options["completion"]["maxTokens"] == max_tokens
+    assert options["model"]["path"] == str(qwen2_model)
+    assert options["model"]["contextSize"] == 4096
+    assert options["context"]["exclude"] == []  # an untouched key: the manifest's default
+    assert data["messages"] == [], "package.json's defaults must all be valid for the server"
+    assert data["pulls"], "the server should pull workspace/configuration"
+
+    items = data["items"]
+    assert len(items) == 1 and items[0]["insertText"].strip()
+    stats = data["stats"]
+    assert stats["model"] == "ready" and stats["requests"] == 1
+    (recent,) = [r for r in stats["recent"] if r["kind"] == "completion"]
+    assert recent["outcome"] == "ok"
+    assert 1 <= recent["generatedTokens"] <= max_tokens  # the setting reached the engine
+    assert re.fullmatch(r"qwen-lsp: ready · \d+ ms", data["status"]["text"])
+    assert "index off" in data["status"]["detail"] and data["status"]["level"] == "info"
+
+    # completion.enabled: false through didChangeConfiguration, as VS Code sends it
+    assert data["disabledItems"] == []
+    assert data["missingProgram"] is None
+
+
+@needs_node
+def test_vsix_packages_the_compiled_extension(tmp_path: pathlib.Path) -> None:
+    vsce = NODE_MODULES / "@vscode" / "vsce" / "vsce"
+    if not vsce.exists():
+        pytest.skip("@vscode/vsce is not installed (npm ci --prefix editors/vscode)")
+    target = tmp_path / "qwen-lsp.vsix"
+    run = subprocess.run(
+        [
+            NODE or "node",
+            str(vsce),
+            "package",
+            "--skip-license",
+            "--allow-missing-repository",
+            "--out",
+            str(target),
+        ],
+        cwd=EXTENSION,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    names = set(zipfile.ZipFile(target).namelist())
+    manifest = json.loads(MANIFEST.read_text())
+    assert "extension/" + manifest["main"].removeprefix("./") in names
+    assert "extension/node_modules/vscode-languageclient/package.json" in names
+    assert not any(
+        n.startswith(("extension/src/", "extension/test/", "extension/out/test/")) for n in names
+    )
+    assert not any(
+        "/node_modules/typescript/" in n or "/node_modules/@vscode/vsce/" in n for n in names
+    )
