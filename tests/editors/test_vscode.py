@@ -208,7 +208,9 @@ def test_extension_settings_drive_the_real_server(
 
     # completion.enabled: false through didChangeConfiguration, as VS Code sends it
     assert data["disabledItems"] == []
+    assert data["pausedStatus"]["text"] == "qwen-lsp: paused"  # qwenLsp.toggle
     assert data["missingProgram"] is None
+    assert "qwenLsp.server.command must be" in data["invalidCommand"]["error"]
 
 
 @needs_node

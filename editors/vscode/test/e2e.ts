@@ -124,10 +124,12 @@ async function main(): Promise<void> {
       items: Array.isArray(items) ? items : (items?.items ?? []),
       stats: afterCompletion,
       status: describe(afterCompletion, false),
+      pausedStatus: describe(afterCompletion, true),
       disabledItems: Array.isArray(disabled) ? disabled : (disabled?.items ?? []),
       messages,
       pulls,
       missingProgram: findExecutable('qwen-lsp-no-such-program') ?? null,
+      invalidCommand: serverLaunch(['']),
     }),
   );
 }
