@@ -36,6 +36,11 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
         handlers=handlers,
         force=True,
     )
+    # pygls logs the body of every message it sends at INFO: completions (the user's code)
+    # and stats polls would fill the editor's log. Only --log-level DEBUG shows them.
+    logging.getLogger("pygls").setLevel(
+        logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    )
 
 
 def parse_tcp(value: str) -> tuple[str, int]:

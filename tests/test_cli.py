@@ -85,3 +85,44 @@ def test_complete_position_past_the_end(tmp_path, qwen2_model):
     result = run("complete", f"{source}:40:1", "--model", str(qwen2_model))
     assert result.returncode == 2
     assert "past the end" in result.stderr
+
+
+def _lsp_session(*args: str) -> str:
+    """Run the server over stdio for initialize/shutdown/exit; return its stderr."""
+
+    def frame(payload: dict[str, object]) -> bytes:
+        body = json.dumps(payload).encode()
+        return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "processId": None,
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": {"model": {"path": "/nonexistent/model.gguf"}},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "lsp_server", *args],
+        input=b"".join(frame(m) for m in messages),
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert b'"id": 2' in proc.stdout or b'"id":2' in proc.stdout  # shutdown was answered
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def test_message_bodies_are_logged_only_at_debug():
+    """pygls logs every message it sends at INFO; the editor's log (and any log file)
+    must not fill with completions and stats at the default level."""
+    assert "Sending data" not in _lsp_session()
+    assert "Sending data" in _lsp_session("--log-level", "DEBUG")
