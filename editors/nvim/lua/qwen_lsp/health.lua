@@ -1,0 +1,106 @@
+--- :checkhealth qwen_lsp
+local M = {}
+
+local health = vim.health
+
+--- Run the server's command with `args` appended; its result, or nil and why not.
+local function run(config, args, timeout_ms)
+  local cmd = vim.list_extend(vim.deepcopy(config.cmd), args)
+  local ok, proc = pcall(vim.system, cmd, { text = true, env = config.cmd_env })
+  if not ok then
+    return nil, tostring(proc)
+  end
+  local result = proc:wait(timeout_ms)
+  if result.signal ~= 0 then
+    return nil, ("`%s` did not finish in %d s"):format(table.concat(cmd, " "), timeout_ms / 1000)
+  end
+  return result
+end
+
+local function check_neovim()
+  health.start("qwen_lsp: Neovim")
+  local version = tostring(vim.version())
+  if vim.fn.has("nvim-0.12") == 1 and vim.lsp.inline_completion then
+    health.ok("Neovim " .. version .. " with vim.lsp.inline_completion")
+  else
+    health.error("Neovim " .. version .. " has no native inline completion", {
+      "Install Neovim 0.12 or newer (vim.lsp.inline_completion, LSP 3.18).",
+    })
+  end
+end
+
+--- The server's `doctor --json` checks (Python, llama-cpp-python, GPU build, model).
+local function check_doctor(config)
+  local args = { "doctor", "--json" }
+  local path = vim.tbl_get(config, "init_options", "model", "path")
+  if type(path) == "string" and path ~= "" then
+    vim.list_extend(args, { "--model", vim.fn.expand(path) })
+  end
+  local result, err = run(config, args, 20000)
+  local ok, report = pcall(vim.json.decode, result and result.stdout or "")
+  if not (ok and type(report) == "table" and report.checks) then
+    health.warn("`qwen-lsp doctor --json` gave no report: " .. (err or vim.trim(result.stderr)))
+    return
+  end
+  for _, check in ipairs(report.checks) do
+    local line = ("%s: %s"):format(check.name, check.detail)
+    local advice = check.fix ~= "" and { check.fix } or nil
+    if check.status == "ok" then
+      health.ok(line)
+    elseif check.status == "warn" then
+      health.warn(line, advice)
+    else
+      health.error(line, advice)
+    end
+  end
+end
+
+local function check_server()
+  health.start("qwen_lsp: server")
+  local config = vim.lsp.config.qwen_lsp
+  if not vim.lsp.is_enabled("qwen_lsp") then
+    health.warn("the server is not enabled", { 'Call require("qwen_lsp").setup() in your config.' })
+  end
+  if not config or type(config.cmd) ~= "table" then
+    health.info("`cmd` is a function: the server command cannot be checked")
+    return
+  end
+  if vim.fn.executable(config.cmd[1]) == 0 then
+    health.error(("`%s` is not executable"):format(config.cmd[1]), {
+      "Install the server (pip install qwen-lsp) or set `server = { cmd = { ... } }` in setup().",
+    })
+    return
+  end
+  local result, err = run(config, { "--version" }, 10000)
+  if not result or result.code ~= 0 then
+    health.error(("`%s --version` failed: %s"):format(config.cmd[1], err or vim.trim(result.stderr)))
+    return
+  end
+  health.ok(("%s (%s)"):format(vim.trim(result.stdout), table.concat(config.cmd, " ")))
+  check_doctor(config)
+end
+
+--- What the running servers say about their model and index.
+local function check_clients()
+  health.start("qwen_lsp: running servers")
+  local clients = vim.lsp.get_clients({ name = "qwen_lsp" })
+  if #clients == 0 then
+    health.info("none (the server starts when a file is opened)")
+  end
+  for _, client in ipairs(clients) do
+    local response = client:request_sync("qwenLsp/stats", vim.empty_dict(), 2000)
+    if response and response.result then
+      health.ok(("client %d: %s"):format(client.id, require("qwen_lsp").status_line(response.result)))
+    else
+      health.warn(("client %d did not answer qwenLsp/stats"):format(client.id))
+    end
+  end
+end
+
+function M.check()
+  check_neovim()
+  check_server()
+  check_clients()
+end
+
+return M

