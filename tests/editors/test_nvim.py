@@ -508,3 +508,25 @@ def test_accept_never_deletes_typed_text(tmp_path: pathlib.Path) -> None:
         {"accept": ("print(x)", 7), "accept_word": ("print(x)", 7), "accept_line": ("print(x)", 7)},
         {"accept": ("x = a b\nc", 1), "accept_word": ("x = a", 5), "accept_line": ("x = a b", 7)},
     ]
+
+
+def test_help_tags_and_links(tmp_path: pathlib.Path) -> None:
+    """`:helptags` accepts the help file (no duplicate tags) and every |link| resolves."""
+    doc = tmp_path / "copy" / "doc"
+    shutil.copytree(PLUGIN / "doc", doc)
+    links = sorted(set(re.findall(r"\|([^|\s]+)\|", (doc / "qwen_lsp.txt").read_text())))
+    scenario = f"""
+    vim.opt.rtp:prepend([==[{doc.parent}]==])
+    vim.cmd.helptags([==[{doc}]==])
+    local tags = {{}}  -- every help tag on 'runtimepath', exactly (`:help` also takes prefixes)
+    for _, file in ipairs(vim.api.nvim_get_runtime_file("doc/tags", true)) do
+      for line in io.lines(file) do
+        tags[line:match("^[^\t]+")] = true
+      end
+    end
+    T.result.missing = vim.tbl_filter(function(tag)
+      return not tags[tag]
+    end, vim.json.decode([==[{json.dumps(links)}]==]))
+    """
+    r = run_nvim(tmp_path, scenario)
+    assert len(links) > 10 and r["missing"] == [], r["missing"]

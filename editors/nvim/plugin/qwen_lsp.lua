@@ -9,7 +9,8 @@ local subcommands = { "toggle", "enable", "disable", "stats", "status", "restart
 vim.api.nvim_create_user_command("QwenLsp", function(args)
   local sub = args.fargs[1]
   if not vim.list_contains(subcommands, sub) then
-    vim.notify(("QwenLsp: unknown subcommand %q (%s)"):format(sub, table.concat(subcommands, ", ")), vim.log.levels.ERROR)
+    local message = "QwenLsp: unknown subcommand %q (%s)"
+    vim.notify(message:format(sub, table.concat(subcommands, ", ")), vim.log.levels.ERROR)
     return
   end
   require("qwen_lsp")[sub]()

@@ -36,6 +36,7 @@ local function check_doctor(config)
   if type(path) == "string" and path ~= "" then
     vim.list_extend(args, { "--model", vim.fn.expand(path) })
   end
+  health.start("qwen_lsp: qwen-lsp doctor")
   local result, err = run(config, args, 20000)
   local ok, report = pcall(vim.json.decode, result and result.stdout or "")
   if not (ok and type(report) == "table" and report.checks) then
@@ -73,7 +74,8 @@ local function check_server()
   end
   local result, err = run(config, { "--version" }, 10000)
   if not result or result.code ~= 0 then
-    health.error(("`%s --version` failed: %s"):format(config.cmd[1], err or vim.trim(result.stderr)))
+    local why = err or vim.trim(result.stderr)
+    health.error(("`%s --version` failed: %s"):format(config.cmd[1], why))
     return
   end
   health.ok(("%s (%s)"):format(vim.trim(result.stdout), table.concat(config.cmd, " ")))
@@ -90,7 +92,8 @@ local function check_clients()
   for _, client in ipairs(clients) do
     local response = client:request_sync("qwenLsp/stats", vim.empty_dict(), 2000)
     if response and response.result then
-      health.ok(("client %d: %s"):format(client.id, require("qwen_lsp").status_line(response.result)))
+      local status = require("qwen_lsp").status_line(response.result)
+      health.ok(("client %d: %s"):format(client.id, status))
     else
       health.warn(("client %d did not answer qwenLsp/stats"):format(client.id))
     end

@@ -203,7 +203,8 @@ end
 local function request_stats(callback)
   local client = vim.lsp.get_clients({ name = NAME, bufnr = 0 })[1] or clients()[1]
   if not client then
-    vim.notify("qwen_lsp: the server is not running (see :checkhealth qwen_lsp)", vim.log.levels.WARN)
+    local message = "qwen_lsp: the server is not running (see :checkhealth qwen_lsp)"
+    vim.notify(message, vim.log.levels.WARN)
     return
   end
   client:request("qwenLsp/stats", vim.empty_dict(), function(err, result)
@@ -267,8 +268,8 @@ function M.stats()
     vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
     vim.bo[buf].modifiable = false
     vim.bo[buf].bufhidden = "wipe"
-    vim.b[buf].qwen_lsp_stats = stats
-    local width = math.min(vim.o.columns - 4, math.max(unpack(vim.tbl_map(vim.api.nvim_strwidth, lines))))
+    local widest = math.max(unpack(vim.tbl_map(vim.api.nvim_strwidth, lines)))
+    local width = math.min(vim.o.columns - 4, widest)
     local height = math.min(vim.o.lines - 4, #lines)
     vim.api.nvim_open_win(buf, true, {
       relative = "editor",
@@ -320,7 +321,8 @@ function M.setup(opts)
   opts = opts or {}
   local ok, err = pcall(check, opts)
   if not ok then
-    vim.notify(("qwen_lsp: invalid setup option: %s (see :help qwen_lsp-setup)"):format(err), vim.log.levels.ERROR)
+    local message = "qwen_lsp: invalid setup option: %s (see :help qwen_lsp-setup)"
+    vim.notify(message:format(err), vim.log.levels.ERROR)
     return false
   end
   M.config = vim.tbl_deep_extend("force", defaults, opts)
