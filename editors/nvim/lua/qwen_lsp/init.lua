@@ -137,21 +137,25 @@ local function accept(pick)
 end
 
 --- Accept the whole suggestion; false when none is shown.
+---@return boolean
 function M.accept()
   return accept()
 end
 
 --- Accept the next word of the suggestion; false when none is shown.
+---@return boolean
 function M.accept_word()
   return accept(next_word)
 end
 
 --- Accept the suggestion up to the end of the line; false when none is shown.
+---@return boolean
 function M.accept_line()
   return accept(next_line)
 end
 
 --- Hide the suggestion; false when none is shown.
+---@return boolean
 function M.dismiss()
   return vim.lsp.inline_completion.get({ on_accept = function() end })
 end
@@ -183,6 +187,7 @@ local function clients()
 end
 
 --- Turn inline completion on (default) or off in every buffer the server is attached to.
+---@param on? boolean
 function M.enable(on)
   M.enabled = on ~= false
   for _, client in ipairs(clients()) do
@@ -217,6 +222,8 @@ local function request_stats(callback)
 end
 
 --- One line: the model's and the index's state, and whether inline completion is on.
+---@param stats table a `qwenLsp/stats` result
+---@return string
 function M.status_line(stats)
   local function describe(state, message)
     return (message and message ~= "") and message or state
@@ -317,7 +324,14 @@ end
 --- Configure and enable the server. `opts`: the settings tree (model, completion,
 --- context, engine; names as in docs/configuration.md) and the client's options (server,
 --- keymaps). Returns false, after one error message, when an option is invalid.
+---@param opts? table
+---@return boolean
 function M.setup(opts)
+  if not vim.lsp.inline_completion then
+    local message = "qwen_lsp: needs Neovim 0.12 or newer (vim.lsp.inline_completion)"
+    vim.notify(message, vim.log.levels.ERROR)
+    return false
+  end
   opts = opts or {}
   local ok, err = pcall(check, opts)
   if not ok then
