@@ -86,3 +86,34 @@ def test_typing_the_start_of_a_suggestion_keeps_the_rest(qwen2_model):
         assert typed.suggestion is not None and typed.suggestion.text == shown.text[1:]
     finally:
         runtime.close()
+
+
+def test_accepting_lines_of_a_suggestion_keeps_the_next_ones(qwen2_model):
+    """Accept-line (Neovim plugin, VS Code) inserts a line and its break: the lines after
+    it stay the ones shown, even when the prefix window moves down with the new lines."""
+    lines = "".join(f"v{i} = {i}\n" for i in range(8))
+    # With 4 prefix lines the window's first line moves down with every new line.
+    for prefix_lines, text in ((120, lines + "\nif x:\n    "), (4, lines)):
+        runtime = make_runtime(qwen2_model)
+        runtime.settings.engine.prefetch = False
+        runtime.settings.completion.multiline = "always"
+        runtime.settings.completion.max_tokens = 16
+        runtime.settings.completion.prefix_lines = prefix_lines
+        try:
+            shown = complete(runtime, text).suggestion
+            assert shown is not None and shown.text.count("\n") >= 2, (
+                f"the tiny model's suggestion {shown!r} has fewer than 3 lines: change the text"
+            )
+            first, second, rest = shown.text.split("\n", 2)
+            after_one = complete(runtime, text + first + "\n")
+            assert after_one.outcome == "cache"
+            assert after_one.suggestion is not None
+            assert after_one.suggestion.text == second + "\n" + rest
+            after_two = complete(runtime, text + first + "\n" + second + "\n")
+            assert after_two.outcome == "cache"
+            assert after_two.suggestion is not None and after_two.suggestion.text == rest
+            # Something else typed at the new line: computed again, not the old rest.
+            other = complete(runtime, text + first + "\nzz")
+            assert other.outcome != "cache"
+        finally:
+            runtime.close()

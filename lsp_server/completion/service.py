@@ -115,9 +115,8 @@ class Completer:
             1024
         )
         self._suggestions: LRUCache[bytes, tuple[Suggestion | None, str]] = LRUCache(256)
-        self._last: dict[
-            str, tuple[bytes, str, Suggestion]
-        ] = {}  # path -> (stable key, prefix, shown)
+        # path -> (stable key, prefix, first line of the prefix window, suggestion shown)
+        self._last: dict[str, tuple[bytes, str, int, Suggestion]] = {}
         self.last_context: tuple[ContextBlock, ...] = ()
 
     def update_settings(self, settings: Settings) -> None:
@@ -236,7 +235,7 @@ class Completer:
             suggestion = cached[0] if cached is not None else typed
             result = CompletionResult(suggestion, Figures(), self.format, "cache")
             result.total_ms = (time.perf_counter() - started) * 1000
-            self._remember(request.path, stable_key, window.prefix, suggestion)
+            self._remember(request.path, stable_key, window, suggestion)
             self.stats.record(
                 result.figures,
                 kind="completion",
@@ -285,7 +284,7 @@ class Completer:
         )
         result.total_ms = (time.perf_counter() - started) * 1000
         self._suggestions[key] = (suggestion, generation.text)
-        self._remember(request.path, stable_key, window.prefix, suggestion)
+        self._remember(request.path, stable_key, window, suggestion)
         self.stats.record(
             generation.figures,
             kind="completion",
@@ -324,35 +323,46 @@ class Completer:
         return figures
 
     def _remember(
-        self, path: str, stable_key: bytes, prefix: str, suggestion: Suggestion | None
+        self, path: str, stable_key: bytes, window: CursorWindow, suggestion: Suggestion | None
     ) -> None:
         if suggestion is None:
             self._last.pop(path, None)
         else:
-            self._last[path] = (stable_key, prefix, suggestion)
+            self._last[path] = (stable_key, window.prefix, window.prefix_start_line, suggestion)
 
     def _typed_through(
         self, path: str, stable_key: bytes, window: CursorWindow
     ) -> Suggestion | None:
-        """When the user has typed the start of the suggestion shown, the rest of it."""
+        """When the user has typed (or accepted) the start of the suggestion shown, the
+        rest of it, also across line breaks: accepting a line keeps the next ones."""
         last = self._last.get(path)
         if last is None:
             return None
-        key, old_prefix, shown = last
-        prefix = window.prefix
-        if key != stable_key or not prefix.startswith(old_prefix) or len(prefix) == len(old_prefix):
+        key, old_prefix, old_start, shown = last
+        if key != stable_key or shown.end_character != shown.character:
             return None
-        typed = prefix[len(old_prefix) :]
-        if (
-            "\n" in typed
-            or shown.end_character != shown.character
-            or not shown.text.startswith(typed)
-        ):
+        # Typing lines can move the start of the prefix window down (by its stride).
+        typed = _typed_since(old_prefix, window.prefix, window.prefix_start_line - old_start)
+        if not typed or not shown.text.startswith(typed):
             return None
         rest = shown.text[len(typed) :]
         if not rest.strip():
             return None
         return Suggestion(rest, window.line, window.character, window.character)
+
+
+def _typed_since(old: str, new: str, dropped_lines: int) -> str | None:
+    """What was added at the end of the prefix ``old`` to give ``new``, whose window
+    starts ``dropped_lines`` lines further down; None when anything else changed."""
+    if dropped_lines < 0:
+        return None
+    start = 0
+    for _ in range(dropped_lines):
+        start = old.find("\n", start) + 1
+        if start == 0:
+            return None
+    kept = old[start:]
+    return new[len(kept) :] if new.startswith(kept) else None
 
 
 def _keep(text: str, budget: int, count: Callable[[str], int], *, tail: bool) -> str:

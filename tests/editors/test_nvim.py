@@ -309,6 +309,10 @@ def test_type_then_accept_word_line_and_all(
     # At a line break accept-line takes the break and the next line.
     next_line = "\n" + rest.split("\n")[1]
     assert "\n".join(r["line2"]) == "\nif x:\n    " + word + line + next_line
+    # ... and the lines after it stay the ones shown (the server's cache, across the break).
+    left = rest[len(next_line) :]
+    if left.strip():
+        assert r["line2_rest"] == left
     # Full accept inserts exactly the suggestion shown then.
     assert "\n".join(r["all"]) == "\n".join(r["line2"]) + r["line2_rest"]
     assert r["stats"]["cacheHits"] >= 2
