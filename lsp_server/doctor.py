@@ -405,9 +405,11 @@ def run_checks(
     model: str | None = None,
     *,
     load: bool = False,
+    context_size: int | None = None,
     import_llama: Callable[[], tuple[Any | None, str]] = _import_llama_cpp,
 ) -> Report:
-    """Run every check in order; never raises for a broken installation."""
+    """Run every check in order; never raises for a broken installation.
+    ``context_size``: the user's ``model.contextSize`` (None: the default)."""
     checks = [check_python()]
     llama, error = import_llama()
     llama_check = check_llama_cpp(llama, error)
@@ -416,7 +418,7 @@ def run_checks(
     model_checks, info = check_model_all(model)
     checks.extend(model_checks)
     if info is not None:
-        checks.append(check_model_metadata(info))
+        checks.append(check_model_metadata(info, context_size))
         checks.append(check_prompt_format(info))
         parts = check_model_files(info)
         if parts is not None:
@@ -473,8 +475,32 @@ def report_json(report: Report) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The `doctor` command; returns 1 when a required check failed."""
-    report = run_checks(args.model, load=args.load)
+    """The `doctor` command; returns 1 when a required check failed (2: bad arguments)."""
+    from lsp_server.settings import ModelSettings, load_settings
+
+    try:
+        raw = json.loads(args.settings) if args.settings else {}
+    except json.JSONDecodeError as exc:
+        print(f"qwen-lsp doctor: --settings is not JSON: {exc}", file=sys.stderr)
+        return 2
+    loaded = load_settings(raw)
+    model = loaded.settings.model
+    context_size = model.context_size
+    report = run_checks(
+        args.model or model.path or None,
+        load=args.load,
+        context_size=None if context_size == ModelSettings().context_size else context_size,
+    )
+    if loaded.errors:
+        report.checks.insert(
+            0,
+            Check(
+                "settings",
+                "warn",
+                "invalid, the defaults apply: " + "; ".join(str(e) for e in loaded.errors),
+                "fix these keys (docs/configuration.md)",
+            ),
+        )
     if args.json:
         print(json.dumps(report_json(report), indent=2))
     else:
@@ -498,6 +524,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also ask llama.cpp to load the model's vocabulary (proves the architecture "
         "is supported; about a second)",
+    )
+    parser.add_argument(
+        "--settings",
+        metavar="JSON",
+        help="the settings tree as an editor sends it: model.path and model.contextSize "
+        "are checked against the model (--model wins over model.path)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

@@ -323,3 +323,34 @@ def test_doctor_is_registered() -> None:
     args = cli.build_parser().parse_args(["doctor", "--model", "m.gguf", "--json", "--load"])
     assert args.func is doctor.run
     assert (args.model, args.json, args.load) == ("m.gguf", True, True)
+
+
+def test_settings_are_checked_against_the_model(home: Path, qwen2: Path) -> None:
+    """What an editor plugin's health check runs: the user's tree, as JSON."""
+    default = _by_name(
+        json.loads(run_doctor(home, "--model", str(qwen2), "--json").stdout)["checks"]
+    )
+    trained = json.loads(run_doctor(home, "--model", str(qwen2), "--json").stdout)["model"][
+        "contextLength"
+    ]
+    assert trained < 32768, "the tiny model must train a shorter context than the default"
+    assert default["model metadata"]["status"] == "warn"
+    assert "the default" in default["model metadata"]["detail"]
+    tree = {"model": {"path": str(qwen2), "contextSize": trained}}
+    proc = run_doctor(home, "--settings", json.dumps(tree), "--json")
+    checks = _by_name(json.loads(proc.stdout)["checks"])
+    assert checks["model"]["status"] == "ok"  # model.path was used
+    assert checks["model metadata"]["status"] == "ok"
+    tree = {"qwenLsp": {"model": {"path": str(qwen2), "contextSize": trained * 2}}}
+    checks = _by_name(
+        json.loads(run_doctor(home, "--settings", json.dumps(tree), "--json").stdout)["checks"]
+    )
+    assert checks["model metadata"]["status"] == "warn"
+    assert f"({trained * 2:,})" in checks["model metadata"]["detail"]
+    bad = {"model": {"path": str(qwen2)}, "completion": {"maxTokens": 0}}
+    proc = run_doctor(home, "--settings", json.dumps(bad), "--json")
+    checks = _by_name(json.loads(proc.stdout)["checks"])
+    assert proc.returncode == 0 and checks["settings"]["status"] == "warn"
+    assert "qwenLsp.completion.maxTokens" in checks["settings"]["detail"]
+    proc = run_doctor(home, "--settings", "{not json")
+    assert proc.returncode == 2 and "--settings is not JSON" in proc.stderr

@@ -500,7 +500,8 @@ def test_checkhealth(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
     assert "Failed to run healthcheck" not in report and "ERROR" not in report, report
     assert "with vim.lsp.inline_completion" in report
     assert f"qwen-lsp {__version__} (" in report
-    assert "model: " + str(qwen2_model) in report  # from `qwen-lsp doctor --json --model`
+    assert "model: " + str(qwen2_model) in report  # doctor --settings: the model.path set
+    assert "is longer" not in report  # and the contextSize set (4096), not the default
     assert "ready (qwen2, fim prompts, CPU)" in report  # the running server's state
 
 

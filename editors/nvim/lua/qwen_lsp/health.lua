@@ -31,11 +31,9 @@ end
 
 --- The server's `doctor --json` checks (Python, llama-cpp-python, GPU build, model).
 local function check_doctor(config)
-  local args = { "doctor", "--json" }
-  local path = vim.tbl_get(config, "init_options", "model", "path")
-  if type(path) == "string" and path ~= "" then
-    vim.list_extend(args, { "--model", vim.fn.expand(path) })
-  end
+  -- The user's settings tree, so the model checked is the one configured (model.path)
+  -- and its trained context is compared with their model.contextSize.
+  local args = { "doctor", "--json", "--settings", vim.json.encode(config.init_options or {}) }
   health.start("qwen_lsp: qwen-lsp doctor")
   local result, err = run(config, args, 20000)
   local ok, report = pcall(vim.json.decode, result and result.stdout or "")
