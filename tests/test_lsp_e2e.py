@@ -249,6 +249,29 @@ async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model
     assert (await stats(client))["model"] == "ready"
 
 
+async def test_an_untitled_buffer_is_completed(client: LanguageClient, qwen2_model, tmp_path):
+    """A new, never saved buffer (VS Code's `untitled:` scheme) gets suggestions too."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "geometry.py").write_text("def area(radius):\n    return 3.14 * radius ** 2\n")
+    init = {**options(qwen2_model), "context": {"enabled": True}}
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    await wait_model(client)
+    uri = "untitled:Untitled-1"
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=SOURCE
+            )
+        )
+    )
+    result = await inline(client, uri, end_of(SOURCE))
+    assert result is not None and result.items and result.items[0].insert_text
+    data = await stats(client)
+    assert data["model"] == "ready" and data["requests"] == 1 and data["errors"] == 0
+    assert data["recent"][-1]["path"] == uri and data["recent"][-1]["outcome"] == "ok"
+
+
 @pytest.mark.parametrize("kind", ["missing", "corrupt"])
 async def test_bad_model_one_message_and_server_keeps_answering(
     client: LanguageClient, tmp_path, kind

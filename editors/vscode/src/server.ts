@@ -114,7 +114,11 @@ export class QwenServer implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      documentSelector: LANGUAGES.map((language) => ({ scheme: 'file', language })),
+      // Saved files and new, never saved ones (the server completes both).
+      documentSelector: LANGUAGES.flatMap((language) => [
+        { scheme: 'file', language },
+        { scheme: 'untitled', language },
+      ]),
       outputChannel: this.log,
       // Read at each (re)start, so a restart picks up the current settings.
       initializationOptions: () => {
