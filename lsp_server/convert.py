@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from lsp_server.actions.plan import ActionPlan, Diagnostic
 from lsp_server.completion.postprocess import Suggestion
+
+# The command of an action for clients that cannot resolve an action's edit lazily:
+# executing it runs the model and applies the edit with `workspace/applyEdit`.
+APPLY_ACTION_COMMAND = "qwenLsp.applyCodeAction"
 
 
 def column_to_codepoints(line: str, character: int, encoding: str) -> int:
@@ -83,3 +88,85 @@ def completion_items(
         preselect=True,
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def diagnostic_of(diagnostic: types.Diagnostic) -> Diagnostic:
+    source = diagnostic.source or ""
+    return Diagnostic(
+        diagnostic.message, diagnostic.range.start.line, diagnostic.range.end.line, source
+    )
+
+
+def code_action_of(
+    plan: ActionPlan, uri: str, diagnostics: list[types.Diagnostic], lazy_edit: bool
+) -> types.CodeAction:
+    """The action as offered: its edit comes later, through `codeAction/resolve` when the
+    client supports it (`lazy_edit`), else through the command."""
+    data = {"uri": uri, "plan": plan.to_data()}
+    action = types.CodeAction(
+        title=plan.title,
+        kind=plan.kind,
+        diagnostics=[diagnostics[plan.diagnostic]]
+        if 0 <= plan.diagnostic < len(diagnostics)
+        else None,
+    )
+    if lazy_edit:
+        action.data = data
+    else:
+        action.command = types.Command(
+            title=plan.title, command=APPLY_ACTION_COMMAND, arguments=[data]
+        )
+    return action
+
+
+def action_data(data: object) -> tuple[str, ActionPlan]:
+    """The document and plan an action carries; ValueError when it is not ours."""
+    if hasattr(data, "_asdict"):  # pygls hands unknown objects over as namedtuples
+        data = _plain(data)
+    if not isinstance(data, dict) or not isinstance(data.get("uri"), str):
+        raise ValueError("not a qwen-lsp code action")
+    return data["uri"], ActionPlan.from_data(_plain(data.get("plan")))
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def lines_edit(
+    uri: str,
+    version: int | None,
+    lines: list[str],
+    start_line: int,
+    end_line: int,
+    new_text: str,
+    encoding: str,
+    *,
+    versioned: bool = True,
+) -> types.WorkspaceEdit:
+    """Replace whole lines ``start_line..end_line`` (their line break kept) with
+    ``new_text``. ``versioned``: as a versioned document change, which the client refuses
+    to apply if the document changed meanwhile (when it supports `documentChanges`)."""
+    last = lines[end_line].removesuffix("\r")
+    edit = types.TextEdit(
+        range=types.Range(
+            start=types.Position(start_line, 0),
+            end=types.Position(end_line, codepoints_to_column(last, len(last), encoding)),
+        ),
+        new_text=new_text,
+    )
+    if not versioned:
+        return types.WorkspaceEdit(changes={uri: [edit]})
+    return types.WorkspaceEdit(
+        document_changes=[
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(
+                    uri=uri, version=version
+                ),
+                edits=[edit],
+            )
+        ]
+    )

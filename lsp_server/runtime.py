@@ -8,10 +8,15 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from context.languages import language_for_path
+from context.symbols import file_symbols
+from context.types import Definition
+from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
+from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
 from lsp_server.engine.llama import CancelToken, EngineConfig, EngineError, LlamaEngine
@@ -53,6 +58,7 @@ class Runtime:
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
         self.engine: LlamaEngine | None = None
         self.completer: Completer | None = None
+        self.rewriter: Rewriter | None = None
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
         self.model_message = ""
         self.context: Any = None  # the workspace context (index, recent activity), if any
@@ -103,8 +109,17 @@ class Runtime:
             self.notify(self.model_message, "error")
             return
         self.engine = engine
-        self.completer = Completer(
+        completer = Completer(
             engine, self.settings, context=self._context_provider(), stats=self.stats
+        )
+        self.completer = completer
+        self.rewriter = Rewriter(
+            engine,
+            self.settings,
+            lambda prompt: completer.tokenize(prompt).tokens,
+            completer.count_tokens,
+            context=self._context_provider(),
+            stats=self.stats,
         )
         self.model_state = "ready"
         info = engine.info
@@ -119,6 +134,7 @@ class Runtime:
 
     def _close_engine(self) -> None:
         self.completer = None
+        self.rewriter = None
         if self.engine is not None:
             self.engine.close()
             self.engine = None
@@ -127,6 +143,8 @@ class Runtime:
         """Apply new settings; True when the model must be reloaded for them."""
         if self.completer is not None:
             self.completer.update_settings(self.settings)
+        if self.rewriter is not None:
+            self.rewriter.settings = self.settings
         return dataclasses.asdict(before.model) != dataclasses.asdict(self.settings.model) or (
             (before.engine.checkpoint_memory_mb, before.engine.slots)
             != (self.settings.engine.checkpoint_memory_mb, self.settings.engine.slots)
@@ -140,13 +158,12 @@ class Runtime:
         self._positions[path] = (line, character)
         self._active = path
         root = self.root_of(path)
-        display = os.path.relpath(path, root) if root else os.path.basename(path)
         return CompletionRequest(
             path=path,
             text=text,
             line=line,
             character=character,
-            display_path=display.replace(os.sep, "/"),
+            display_path=self.display_path(path),
             repo_name=os.path.basename(root) if root else "",
         )
 
@@ -207,6 +224,56 @@ class Runtime:
             completer.warm(request, token)
 
         self.worker.submit(run, priority=Priority.WARMUP, key=f"warm:{key}")
+
+    # ---- code actions -------------------------------------------------------------------
+
+    @property
+    def code_actions_ready(self) -> bool:
+        return (
+            self.model_state == "ready"
+            and self.rewriter is not None
+            and self.settings.code_actions.enabled
+        )
+
+    def plan_code_actions(
+        self,
+        path: str,
+        text: str,
+        start_line: int,
+        end_line: int,
+        diagnostics: Sequence[Diagnostic],
+    ) -> list[ActionPlan]:
+        """The actions offered at a range (no model: a parse of the document's text)."""
+        language = language_for_path(path)
+        definitions: Sequence[Definition] = ()
+        if language is not None and len(text) <= self.settings.context.max_file_size:
+            try:
+                definitions = file_symbols(
+                    path, text.encode("utf-8", "surrogatepass"), language
+                ).definitions
+            except Exception:  # a grammar failure costs the refactors, not the fixes
+                log.exception("cannot parse %s for code actions", path)
+        return plan_actions(text, language, start_line, end_line, diagnostics, definitions)
+
+    def submit_code_action(self, key: str, request: RewriteRequest) -> Job[RewriteResult]:
+        rewriter = self.rewriter
+        if rewriter is None:
+            raise EngineError("the model is not loaded")
+
+        def run(token: CancelToken) -> RewriteResult:
+            return rewriter.run(request, token)
+
+        return self.worker.submit(
+            run,
+            priority=Priority.USER,
+            key=f"action:{key}",
+            timeout_s=self.settings.code_actions.time_budget_ms / 1000,
+        )
+
+    def display_path(self, path: str) -> str:
+        root = self.root_of(path)
+        display = os.path.relpath(path, root) if root else os.path.basename(path)
+        return display.replace(os.sep, "/")
 
     # ---- documents and the index --------------------------------------------------------
 

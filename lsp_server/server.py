@@ -22,10 +22,20 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server import __version__
+from lsp_server.actions.rewrite import RewriteRequest, RewriteResult
 from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.convert import column_to_codepoints, completion_items, inline_items
+from lsp_server.convert import (
+    APPLY_ACTION_COMMAND,
+    action_data,
+    code_action_of,
+    column_to_codepoints,
+    completion_items,
+    diagnostic_of,
+    inline_items,
+    lines_edit,
+)
 from lsp_server.engine.llama import Cancelled, EngineError, Figures
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
@@ -254,6 +264,9 @@ async def _build_index(ls: QwenLanguageServer) -> None:
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: QwenLanguageServer, params: Any) -> None:
+    for handle in ls._debounce.values():  # re-indexing after the engine is gone: no
+        handle.cancel()
+    ls._debounce.clear()
     ls.runtime.close()
 
 
@@ -384,6 +397,127 @@ async def completion(
 ) -> types.CompletionList:
     result, line_text = await _complete(ls, params.text_document.uri, params.position)
     return completion_items(result.suggestion if result else None, line_text, ls.encoding())
+
+
+# ---- code actions -------------------------------------------------------------------
+
+
+def _lazy_edits(ls: QwenLanguageServer) -> bool:
+    """Whether the client fills an action's edit through `codeAction/resolve`."""
+    caps = ls.client_capabilities.text_document
+    support = caps.code_action.resolve_support if caps and caps.code_action else None
+    return bool(support and "edit" in support.properties)
+
+
+def _versioned_edits(ls: QwenLanguageServer) -> bool:
+    caps = ls.client_capabilities.workspace
+    edit = caps.workspace_edit if caps else None
+    return bool(edit and edit.document_changes)
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(
+        code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.RefactorRewrite],
+        resolve_provider=True,
+    ),
+)
+async def code_action(
+    ls: QwenLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    """The actions at a range, at once (the model runs only for the one picked)."""
+    if not ls.runtime.code_actions_ready:
+        return None
+    uri = params.text_document.uri
+    text = ls.workspace.get_text_document(uri).source
+    diagnostics = list(params.context.diagnostics)
+    plans = await asyncio.get_running_loop().run_in_executor(
+        None,
+        ls.runtime.plan_code_actions,
+        _path_of(uri),
+        text,
+        params.range.start.line,
+        params.range.end.line,
+        [diagnostic_of(d) for d in diagnostics],
+    )
+    only = params.context.only
+    if only:  # "refactor" asks for "refactor.rewrite" too
+        plans = [p for p in plans if any(p.kind == k or p.kind.startswith(f"{k}.") for k in only)]
+    lazy = _lazy_edits(ls)
+    return [code_action_of(plan, uri, diagnostics, lazy) for plan in plans]
+
+
+async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.WorkspaceEdit | None, str]:
+    """Run the action `data` describes: its edit, or None and why there is none."""
+    try:
+        uri, plan = action_data(data)
+    except ValueError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    if not ls.runtime.code_actions_ready:
+        return None, "code actions are off: " + (ls.runtime.model_message or "no model")
+    doc = ls.workspace.get_text_document(uri)
+    text, version = doc.source, doc.version
+    path = _path_of(uri)
+    request = RewriteRequest(plan, path, ls.runtime.display_path(path), text)
+    token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
+    job = ls.runtime.submit_code_action(uri, request)
+    if token is not None and (pressed := ls.work_done_progress.tokens.get(token)) is not None:
+        pressed.add_done_callback(lambda f: job.cancel("cancelled") if f.cancelled() else None)
+    message = "cancelled"
+    try:
+        result: RewriteResult = await _await(job.future, lambda: job.cancel("cancelled"))
+        message = result.message
+    except Cancelled:
+        return None, "cancelled: nothing was changed"
+    except EngineError as exc:
+        log.error("code action failed: %s", exc)
+        message = f"the code action failed: {exc}"
+        return None, message
+    finally:
+        if token:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+    if result.new_text is None:
+        return None, result.message
+    if ls.workspace.get_text_document(uri).version != version:
+        return None, "the document changed while Qwen was writing: nothing was changed"
+    lines = text.split("\n")
+    edit = lines_edit(
+        uri,
+        version,
+        lines,
+        plan.start_line,
+        plan.end_line,
+        result.new_text,
+        ls.encoding(),
+        versioned=_versioned_edits(ls),
+    )
+    return edit, result.message
+
+
+@server.feature(types.CODE_ACTION_RESOLVE)
+async def code_action_resolve(ls: QwenLanguageServer, action: types.CodeAction) -> types.CodeAction:
+    """Fill in the picked action's edit (the model runs here, with progress)."""
+    edit, message = await _run_action(ls, action.data)
+    if edit is None:
+        ls._notify_user(message, "info")
+    action.edit = edit
+    return action
+
+
+@server.command(APPLY_ACTION_COMMAND)
+async def apply_code_action(ls: QwenLanguageServer, *arguments: Any) -> None:
+    """The same for clients without lazy edits: run, then ask the client to apply."""
+    if not arguments:
+        raise JsonRpcInvalidParams("qwenLsp.applyCodeAction needs the action's data")
+    edit, message = await _run_action(ls, arguments[0])
+    if edit is None:
+        ls._notify_user(message, "info")
+        return
+    result = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=edit, label="qwen-lsp")
+    )
+    if not result.applied:
+        ls._notify_user(f"the edit was not applied: {result.failure_reason or 'refused'}", "info")
 
 
 @server.feature(STATS_METHOD)

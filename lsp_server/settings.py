@@ -66,11 +66,19 @@ class EngineSettings:
 
 
 @dataclass(kw_only=True)
+class CodeActionSettings:
+    enabled: bool = True
+    max_tokens: int = 1024
+    time_budget_ms: int = 60_000
+
+
+@dataclass(kw_only=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    code_actions: CodeActionSettings = field(default_factory=CodeActionSettings)
 
 
 # Bounds for integers: (minimum, maximum or None).
@@ -87,6 +95,8 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "context.max_file_size": (1, 1 << 31),
     "engine.checkpoint_memory_mb": (0, 1 << 20),
     "engine.slots": (1, 16),
+    "code_actions.max_tokens": (16, 16384),
+    "code_actions.time_budget_ms": (1000, 3_600_000),
 }
 
 
@@ -173,6 +183,7 @@ def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
             completion=dataclasses.replace(base.completion),
             context=dataclasses.replace(base.context, exclude=list(base.context.exclude)),
             engine=dataclasses.replace(base.engine),
+            code_actions=dataclasses.replace(base.code_actions),
         )
     errors: list[str] = []
     if raw is None:

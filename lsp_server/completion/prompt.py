@@ -148,7 +148,9 @@ class PromptInputs:
     context: Sequence[ContextBlock] = field(default_factory=tuple)
 
 
-def render_chat_frame(template: str | None, bos: str = "", eos: str = "") -> tuple[str, str]:
+def render_chat_frame(
+    template: str | None, bos: str = "", eos: str = "", *, system: str = SYSTEM_PROMPT
+) -> tuple[str, str]:
     """Render the chat template around an empty user turn, thinking off.
 
     Returns the text before the user's content and the text after it, up to the start of
@@ -164,7 +166,7 @@ def render_chat_frame(template: str | None, bos: str = "", eos: str = "") -> tup
     try:
         rendered = env.from_string(source).render(
             messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "system", "content": system},
                 {"role": "user", "content": _USER_MARK},
             ],
             add_generation_prompt=True,
@@ -177,11 +179,11 @@ def render_chat_frame(template: str | None, bos: str = "", eos: str = "") -> tup
         if template is None:
             raise
         log.warning("the model's chat template failed to render; using ChatML")
-        return render_chat_frame(None, bos, eos)
+        return render_chat_frame(None, bos, eos, system=system)
     if rendered.count(_USER_MARK) != 1:
         if template is None:
             raise ValueError("the chat template does not render the user's message")
-        return render_chat_frame(None, bos, eos)
+        return render_chat_frame(None, bos, eos, system=system)
     head, tail = rendered.split(_USER_MARK)
     if "<think>" in source and "<think>" not in tail:
         # A thinking template that ignores enable_thinking: close the thought ourselves.

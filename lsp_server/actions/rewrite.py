@@ -1,0 +1,250 @@
+"""Run one code action: ask the model to rewrite the planned lines, check what comes back.
+
+The prompt is the model's chat template (thinking off) with an editing instruction, the
+multi-file context the completions use, the file and the lines to rewrite; the answer
+starts inside a code fence, so the model writes code and closes the fence. What it
+returns replaces exactly the planned lines, and only when it is whole (not cut by the
+token or time limit), differs from them, and does not add syntax errors to the file: a
+rejected rewrite changes nothing and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from context.languages import LANGUAGES, language_for_path
+from context.symbols import parse
+from lsp_server.actions.plan import ActionPlan, region_digest
+from lsp_server.completion.prompt import (
+    ALL_SPECIALS,
+    ContextBlock,
+    Prompt,
+    Segment,
+    language_of,
+    render_chat_frame,
+)
+from lsp_server.completion.service import ContextProvider, ContextQuery
+from lsp_server.completion.stats import Stats
+from lsp_server.engine.llama import NEVER, CancelToken, Figures, LlamaEngine
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EDIT_SYSTEM_PROMPT = (
+    "You are a code editing tool inside a code editor. You rewrite the lines of code you "
+    "are given as the user asks, keeping their indentation and style. Reply with the "
+    "complete rewritten lines in one code block and nothing else."
+)
+# The whole file is shown when it is at most this long, else this many lines around.
+WHOLE_FILE_LINES = 300
+AROUND_LINES = 80
+# Tokens kept free besides the answer (template, instruction).
+RESERVE_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class RewriteRequest:
+    plan: ActionPlan
+    path: str  # as the index knows it (absolute), or the URI of an unsaved buffer
+    display_path: str  # shown to the model (relative to the workspace)
+    text: str  # the document now
+
+
+@dataclass
+class RewriteResult:
+    """The new text of the planned lines (None: nothing to change, see ``message``)."""
+
+    new_text: str | None
+    message: str
+    figures: Figures
+    total_ms: float = 0.0
+
+
+class Rewriter:
+    """Runs code actions through the engine; call only from the engine's owner thread."""
+
+    def __init__(
+        self,
+        engine: LlamaEngine,
+        settings: Settings,
+        tokenize: Callable[[Prompt], Sequence[int]],
+        count_tokens: Callable[[str], int],
+        *,
+        context: ContextProvider | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.tokenize = tokenize
+        self.count_tokens = count_tokens
+        self.context = context
+        self.stats = stats or Stats()
+        info = engine.info
+        self._frame = render_chat_frame(
+            info.chat_template, info.bos, info.eos, system=EDIT_SYSTEM_PROMPT
+        )
+
+    def build(self, request: RewriteRequest) -> Prompt:
+        plan = request.plan
+        lines = request.text.split("\n")
+        end = min(plan.end_line, len(lines) - 1)
+        region = "\n".join(lines[plan.start_line : end + 1])
+        lang = language_of(request.path)
+        head, tail = self._frame
+        max_tokens = self.settings.code_actions.max_tokens
+        room = self.engine.n_ctx - max_tokens - RESERVE_TOKENS - 2 * self.count_tokens(region)
+        view = _file_view(lines, plan.start_line, end)
+        view_text = (
+            f"The file `{request.display_path}`:\n```{lang}\n{view}\n```\n\n"
+            if view and self.count_tokens(view) <= room // 2
+            else ""
+        )
+        room -= self.count_tokens(view_text)
+        blocks = self._context(request, room) if room > 0 else ()
+        segments = [Segment("head", head, ALL_SPECIALS)]
+        if blocks:
+            segments.append(
+                Segment("context-intro", "Code from other files of the repository:\n\n")
+            )
+            segments.extend(
+                Segment(f"context-{i}", block.text, block.specials)
+                for i, block in enumerate(blocks)
+            )
+        segments.append(
+            Segment(
+                "request",
+                f"{view_text}Lines {plan.start_line + 1}-{end + 1} of `{request.display_path}`:\n"
+                f"```{lang}\n{region}\n```\n\n{plan.instruction}\n"
+                "Reply with the complete rewritten lines only, in one code block.",
+            )
+        )
+        segments.append(Segment("answer-start", f"{tail}```{lang}\n", ALL_SPECIALS))
+        return Prompt("chat", tuple(segments), stop=("```",))
+
+    def _context(self, request: RewriteRequest, budget: int) -> Sequence[ContextBlock]:
+        if self.context is None or not self.settings.context.enabled:
+            return ()
+        query = ContextQuery(
+            request.path,
+            request.text,
+            request.plan.start_line,
+            0,
+            min(self.settings.context.budget_tokens, budget),
+            "chat",
+        )
+        try:
+            return self.context(query, self.count_tokens)
+        except Exception:  # context is an enhancement: never lose the action
+            log.exception("gathering context for a code action failed; going on without it")
+            return ()
+
+    def run(self, request: RewriteRequest, cancel: CancelToken = NEVER) -> RewriteResult:
+        started = time.perf_counter()
+        plan = request.plan
+        lines = request.text.split("\n")
+        if plan.end_line >= len(lines) or (
+            plan.digest
+            and region_digest(request.text, plan.start_line, plan.end_line) != plan.digest
+        ):
+            return RewriteResult(
+                None,
+                "the code changed since the action was offered: nothing was changed",
+                Figures(),
+            )
+        generation = self.engine.generate(
+            self.tokenize(self.build(request)),
+            max_tokens=self.settings.code_actions.max_tokens,
+            stop=("```",),
+            cancel=cancel,
+        )
+        result = finish(request, generation.text, generation.stop_reason)
+        result.figures = generation.figures
+        result.total_ms = (time.perf_counter() - started) * 1000
+        self.stats.record(
+            generation.figures,
+            kind="codeAction",
+            path=request.path,
+            total_ms=result.total_ms,
+            outcome="ok" if result.new_text is not None else "rejected",
+        )
+        log.info(
+            "code action %r on %s:%d-%d: %s in %.0f ms",
+            plan.task,
+            request.display_path,
+            plan.start_line + 1,
+            plan.end_line + 1,
+            result.message,
+            result.total_ms,
+        )
+        return result
+
+
+def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteResult:
+    """Check the model's answer and turn it into the new text of the planned lines."""
+    plan = request.plan
+    if stop_reason in ("length", "time"):
+        limit = "codeActions.maxTokens" if stop_reason == "length" else "codeActions.timeBudgetMs"
+        return RewriteResult(
+            None, f"the rewrite was cut by {limit}: nothing was changed", Figures()
+        )
+    code = _strip_answer(answer)
+    lines = request.text.split("\n")
+    old = "\n".join(lines[plan.start_line : plan.end_line + 1])
+    if not code.strip():
+        return RewriteResult(None, "Qwen returned no code: nothing was changed", Figures())
+    if code.rstrip() == old.rstrip():
+        return RewriteResult(None, "Qwen suggested no change", Figures())
+    language = _language(request.path)
+    if language is not None:
+        new_text = "\n".join([*lines[: plan.start_line], code, *lines[plan.end_line + 1 :]])
+        before, after = syntax_errors(request.text, language), syntax_errors(new_text, language)
+        if after > before:
+            return RewriteResult(
+                None,
+                f"Qwen's rewrite does not parse ({after} syntax errors, {before} before): "
+                "nothing was changed",
+                Figures(),
+            )
+    return RewriteResult(
+        code, f"rewrote lines {plan.start_line + 1}-{plan.end_line + 1}", Figures()
+    )
+
+
+def syntax_errors(text: str, language: str) -> int:
+    """ERROR and MISSING nodes in the tree-sitter parse of ``text``."""
+    count = 0
+    pending: list[Node] = [parse(text.encode("utf-8", "surrogatepass"), language).root_node]
+    while pending:
+        node = pending.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        if node.has_error:
+            pending.extend(node.children)
+    return count
+
+
+def _strip_answer(answer: str) -> str:
+    """The code of an answer that started inside the fence (a repeated opening fence and
+    blank lines at the ends dropped)."""
+    text = answer
+    first, _, rest = text.partition("\n")
+    if first.startswith("```"):
+        text = rest
+    return text.strip("\n").rstrip()
+
+
+def _file_view(lines: list[str], start: int, end: int) -> str:
+    """The file, or the lines around the region when it is long."""
+    if len(lines) <= WHOLE_FILE_LINES:
+        return "\n".join(lines)
+    return "\n".join(lines[max(0, start - AROUND_LINES) : end + 1 + AROUND_LINES // 2])
+
+
+def _language(path: str) -> str | None:
+    language = language_for_path(path)
+    return language if language in LANGUAGES else None

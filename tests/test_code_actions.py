@@ -1,0 +1,491 @@
+"""Code actions: what is offered (no model), what a rewrite may change, and the whole
+round trip through the real server and engine on a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Union
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from context.symbols import file_symbols
+from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions
+from lsp_server.actions.rewrite import Rewriter, RewriteRequest, finish, syntax_errors
+from lsp_server.completion.service import Completer
+from lsp_server.engine.llama import EngineConfig, LlamaEngine
+from lsp_server.settings import load_settings
+
+PY = (
+    "import math\n"  # 0
+    "\n"  # 1
+    "\n"  # 2
+    "def area(radius):\n"  # 3
+    "    return math.pi * radius ** 2\n"  # 4
+    "\n"  # 5
+    "\n"  # 6
+    "def circumference(radius):\n"  # 7
+    '    """The length around a circle."""\n'  # 8
+    "    return 2 * math.pi * radus\n"  # 9
+    "\n"  # 10
+    "TOTAL = area(2)\n"  # 11
+)
+
+
+def plans_for(text: str, start: int, end: int, diagnostics: list[Diagnostic]) -> list[ActionPlan]:
+    definitions = file_symbols("/w/a.py", text.encode(), "python").definitions
+    return plan_actions(text, "python", start, end, diagnostics, definitions)
+
+
+# --- what is offered -------------------------------------------------------------------
+
+
+def test_a_function_without_docstring_gets_docstring_and_annotations() -> None:
+    plans = plans_for(PY, 4, 4, [])
+    assert [(p.task, p.kind, p.start_line, p.end_line) for p in plans] == [
+        ("docstring", "refactor.rewrite", 3, 4),
+        ("annotate", "refactor.rewrite", 3, 4),
+    ]
+    assert plans[0].title == "Add a docstring to `area` with Qwen"
+    # It has one: only the annotations.
+    assert [p.task for p in plans_for(PY, 9, 9, [])] == ["annotate"]
+    # Top-level code: nothing to rewrite without a diagnostic.
+    assert plans_for(PY, 11, 11, []) == []
+
+
+def test_a_diagnostic_gets_a_fix_of_its_definition_first() -> None:
+    diag = Diagnostic('"radus" is not defined', 9, 9, "Pyright")
+    elsewhere = Diagnostic("unused import", 0, 0, "Ruff")
+    plans = plans_for(PY, 9, 9, [elsewhere, diag])
+    fix = plans[0]
+    assert (fix.task, fix.kind, fix.start_line, fix.end_line) == ("fix", "quickfix", 7, 9)
+    assert fix.diagnostic == 1  # its index among those given, for the client
+    assert fix.title == 'Fix with Qwen: "radus" is not defined'
+    assert "line 10 (Pyright)" in fix.instruction and '"radus" is not defined' in fix.instruction
+    assert [p.task for p in plans[1:]] == ["annotate"]
+    # Outside any definition: the lines around it.
+    top = plans_for(PY, 0, 0, [elsewhere])[0]
+    assert (top.start_line, top.end_line) == (0, 6)
+    many = [Diagnostic(f"problem {i}", 9, 9) for i in range(MAX_FIXES + 2)]
+    assert sum(p.task == "fix" for p in plans_for(PY, 9, 9, many)) == MAX_FIXES
+
+
+def test_plans_travel_as_data_and_junk_is_refused() -> None:
+    plan = plans_for(PY, 4, 4, [])[0]
+    assert plan.digest and ActionPlan.from_data(plan.to_data()) == plan
+    for junk in (None, [], {"task": "fix"}, {**plan.to_data(), "task": "rm -rf"}):
+        with pytest.raises(ValueError):
+            ActionPlan.from_data(junk)
+    with pytest.raises(ValueError):
+        ActionPlan.from_data({**plan.to_data(), "start_line": 5, "end_line": 2})
+
+
+# --- what a rewrite may change -----------------------------------------------------------
+
+
+def request(text: str, plan: ActionPlan, path: str = "/w/a.py") -> RewriteRequest:
+    return RewriteRequest(plan, path, os.path.basename(path), text)
+
+
+def test_the_answer_replaces_exactly_the_planned_lines() -> None:
+    fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
+    answer = (
+        "def circumference(radius):\n"
+        '    """The length around a circle."""\n'
+        "    return 2 * math.pi * radius\n\n"
+    )
+    result = finish(request(PY, fix), answer, "stop")
+    assert result.new_text == answer.rstrip("\n")
+    # A repeated opening fence is dropped.
+    assert finish(request(PY, fix), "```python\n" + answer, "stop").new_text == result.new_text
+
+
+@pytest.mark.parametrize(
+    ("answer", "stop", "message"),
+    [
+        ("", "stop", "no code"),
+        ("\n\n", "eos", "no code"),
+        ("def circumference(radius):\n    return (", "length", "codeActions.maxTokens"),
+        ("def circumference(radius):\n    return (", "time", "codeActions.timeBudgetMs"),
+        # The same lines again: nothing to do.
+        (
+            'def circumference(radius):\n    """The length around a circle."""\n'
+            "    return 2 * math.pi * radus\n",
+            "stop",
+            "no change",
+        ),
+        # More syntax errors than before: refused.
+        ("def circumference(radius:\n    return 2 * math.pi * radius", "stop", "does not parse"),
+    ],
+)
+def test_a_bad_answer_changes_nothing_and_says_why(answer: str, stop: str, message: str) -> None:
+    fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
+    result = finish(request(PY, fix), answer, stop)
+    assert result.new_text is None and message in result.message
+
+
+def test_a_fix_may_leave_errors_it_did_not_add() -> None:
+    broken = PY.replace("return 2 * math.pi * radus", "return 2 * math.pi * (radus")
+    assert syntax_errors(broken, "python") > 0 == syntax_errors(PY, "python")
+    fix = plans_for(broken, 9, 9, [Diagnostic("'(' was never closed", 9, 9)])[0]
+    answer = (
+        'def circumference(radius):\n    """The length around a circle."""\n'
+        "    return 2 * math.pi * radius"
+    )
+    assert finish(request(broken, fix), answer, "stop").new_text == answer
+    # A language tree-sitter does not know is not checked.
+    text = "some notes\nwith a typo: teh\n"
+    plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1)], [])[0]
+    answer = "some notes\nwith a typo: the ("
+    assert finish(request(text, plan, "/w/notes.txt"), answer, "stop").new_text == answer
+
+
+# --- through the engine -----------------------------------------------------------------
+
+
+def rewriter_for(model: pathlib.Path) -> tuple[LlamaEngine, Rewriter]:
+    settings = load_settings({"codeActions": {"maxTokens": 24}, "context": {"enabled": False}})
+    engine = LlamaEngine(EngineConfig(model_path=str(model), n_ctx=4096, n_threads=1))
+    completer = Completer(engine, settings.settings)
+    rewriter = Rewriter(
+        engine,
+        settings.settings,
+        lambda prompt: completer.tokenize(prompt).tokens,
+        completer.count_tokens,
+    )
+    return engine, rewriter
+
+
+def test_the_engine_writes_the_rewrite_and_stale_plans_are_refused(qwen2_model) -> None:
+    engine, rewriter = rewriter_for(qwen2_model)
+    with engine:
+        text = "some notes\nwith a typo: teh\nend\n"
+        plan = plan_actions(text, None, 1, 1, [Diagnostic("typo: teh", 1, 1)], [])[0]
+        req = request(text, plan, "/w/notes.txt")
+        prompt = rewriter.build(req)
+        assert "with a typo: teh" in prompt.text and plan.instruction in prompt.text
+        assert prompt.text.endswith("```\n")  # the answer starts inside the fence
+        # What the engine generates for that prompt, checked by the same rules.
+        generation = engine.generate(rewriter.tokenize(prompt), max_tokens=24, stop=("```",))
+        expected = finish(req, generation.text, generation.stop_reason)
+        result = rewriter.run(req)
+        assert (result.new_text, result.message) == (expected.new_text, expected.message)
+        assert result.figures.generated_tokens == len(generation.tokens)
+        # The lines changed since the action was offered: refused without the model.
+        stale = rewriter.run(request(text.replace("teh", "the"), plan, "/w/notes.txt"))
+        assert stale.new_text is None and "changed" in stale.message
+        assert stale.figures.generated_tokens == 0
+
+
+# --- the server --------------------------------------------------------------------------
+
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "lsp_server", "--log-level", "DEBUG"],
+    server_env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])},
+)
+
+
+@pytest_lsp.fixture(config=SERVER, params=["neovim", "visual_studio_code", "no-resolve"])
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    lsp_client.client_spec = request.param  # type: ignore[attr-defined]
+    lsp_client.applied = []  # type: ignore[attr-defined]
+    # lsprotocol reads any item with a `command` key as a Command, so a CodeAction that
+    # carries one (what clients without lazy edits get) would come back mangled; editors
+    # tell them apart by the type of `command`, as the specification does.
+    converter = lsp_client.protocol._converter
+
+    def command_or_action(obj: Any, _: type) -> types.Command | types.CodeAction:
+        if isinstance(obj.get("command"), str):
+            return converter.structure(obj, types.Command)  # type: ignore[no-any-return]
+        return converter.structure(obj, types.CodeAction)  # type: ignore[no-any-return]
+
+    # The exact key lsprotocol registers its hook under.
+    converter.register_structure_hook(
+        Union[types.Command, types.CodeAction],  # noqa: UP007
+        command_or_action,
+    )
+
+    @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        lsp_client.applied.append(params.edit)  # type: ignore[attr-defined]
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    yield
+    await lsp_client.shutdown_session()
+
+
+def capabilities(spec: str) -> types.ClientCapabilities:
+    if spec != "no-resolve":
+        return client_capabilities(spec)
+    caps = client_capabilities("visual_studio_code")
+    assert caps.text_document and caps.text_document.code_action
+    caps.text_document.code_action.resolve_support = None  # e.g. Helix, older clients
+    return caps
+
+
+async def start(
+    client: LanguageClient,
+    ws: pathlib.Path,
+    model: pathlib.Path,
+    contextSize: int = 4096,  # noqa: N803 (the setting's name)
+    completion: dict[str, Any] | None = None,
+    **actions: Any,
+):
+    spec = client.client_spec  # type: ignore[attr-defined]
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities(spec),
+            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+            initialization_options={
+                "model": {"path": str(model), "threads": 1, "contextSize": contextSize},
+                "codeActions": {"maxTokens": 24, **actions},
+                "completion": completion or {},
+                "context": {"enabled": False},
+                "engine": {"warmup": False, "prefetch": False},
+            },
+        )
+    )
+    for _ in range(600):
+        data = await client.protocol.send_request_async("qwenLsp/stats", {})
+        if data.model not in ("idle", "loading"):
+            break
+        await asyncio.sleep(0.05)
+
+
+def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
+    path.write_text(text)
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=path.as_uri(), language_id="python", version=1, text=text
+            )
+        )
+    )
+    return path.as_uri()
+
+
+async def pick(client: LanguageClient, action: types.CodeAction) -> types.WorkspaceEdit | None:
+    """What an editor does when the user picks the action: resolve its edit, or run its
+    command (the server then sends the edit with `workspace/applyEdit`)."""
+    if client.client_spec == "no-resolve":  # type: ignore[attr-defined]
+        assert action.command is not None and action.data is None
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command=action.command.command, arguments=action.command.arguments
+            )
+        )
+        applied = client.applied  # type: ignore[attr-defined]
+        return applied[-1] if applied else None
+    assert action.data is not None and action.command is None
+    return (await client.code_action_resolve_async(action)).edit
+
+
+def diagnostic(line: int, message: str) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=types.Range(types.Position(line, 4), types.Position(line, 30)),
+        message=message,
+        source="Pyright",
+    )
+
+
+async def test_actions_are_offered_at_once_and_run_when_picked(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+    uri = open_doc(client, ws / "circle.py", PY)
+    diag = diagnostic(9, '"radus" is not defined')
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(9, 4), types.Position(9, 10)),
+            context=types.CodeActionContext(diagnostics=[diag]),
+        )
+    )
+    assert actions is not None
+    titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+    assert titles == [
+        'Fix with Qwen: "radus" is not defined',
+        "Add type annotations to `circumference` with Qwen",
+    ]
+    fix = actions[0]
+    assert isinstance(fix, types.CodeAction)
+    assert fix.kind == types.CodeActionKind.QuickFix and fix.edit is None
+    assert fix.diagnostics and fix.diagnostics[0].message == diag.message
+    # Only what the client asked for.
+    only = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(9, 4), types.Position(9, 10)),
+            context=types.CodeActionContext(
+                diagnostics=[diag], only=[types.CodeActionKind.Refactor]
+            ),
+        )
+    )
+    assert [a.title for a in only or []] == titles[1:]
+
+    edit = await pick(client, fix)
+    data = await client.protocol.send_request_async("qwenLsp/stats", {})
+    run = [r for r in data.recent if r.kind == "codeAction"]
+    assert len(run) == 1 and run[0].generatedTokens > 0  # the model ran once, when picked
+    lines = PY.split("\n")
+    if edit is None:
+        # The tiny model's gibberish was refused: one message says why, nothing changes.
+        assert run[0].outcome == "rejected"
+        assert any("nothing was changed" in m.message for m in client.messages)
+        return
+    assert run[0].outcome == "ok"
+    if edit.document_changes:  # versioned: the client refuses it if the text moved on
+        (change,) = edit.document_changes
+        assert isinstance(change, types.TextDocumentEdit)
+        assert change.text_document.version == 1
+        (text_edit,) = change.edits
+    else:
+        assert edit.changes is not None
+        (text_edit,) = edit.changes[uri]
+    assert isinstance(text_edit, types.TextEdit)
+    # Exactly the lines of `circumference`, their last line break kept.
+    assert text_edit.range == types.Range(types.Position(7, 0), types.Position(9, len(lines[9])))
+    new = "\n".join([*lines[:7], text_edit.new_text, *lines[10:]])
+    assert syntax_errors(new, "python") <= syntax_errors(PY, "python")
+
+
+async def test_a_rewrite_of_lines_that_changed_is_refused(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+    uri = open_doc(client, ws / "circle.py", PY)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions and isinstance(actions[0], types.CodeAction)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(4, 11), types.Position(4, 18)),
+                    text="3.14159",
+                )
+            ],
+        )
+    )
+    assert await pick(client, actions[0]) is None
+    assert any("changed since the action was offered" in m.message for m in client.messages)
+    data = await client.protocol.send_request_async("qwenLsp/stats", {})
+    assert not [r for r in data.recent if r.kind == "codeAction" and r.generatedTokens]
+
+
+async def test_code_actions_can_be_turned_off(client: LanguageClient, qwen2_model, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model, enabled=False)
+    uri = open_doc(client, ws / "circle.py", PY)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
+            context=types.CodeActionContext(diagnostics=[diagnostic(4, "problem")]),
+        )
+    )
+    assert not actions
+
+
+async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """The accepted path end to end, on a file whose language has no parser (so no syntax
+    check: what the tiny model writes is taken), against the engine run directly."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+    text = "a = 1\nb = 2\n"
+    uri = open_doc(client, ws / "x.md", text)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(1, 0), types.Position(1, 0)),
+            context=types.CodeActionContext(diagnostics=[diagnostic(1, "typo")]),
+        )
+    )
+    assert actions and isinstance(actions[0], types.CodeAction)
+    (fix,) = actions
+    edit = await pick(client, fix)
+    assert edit is not None, [m.message for m in client.messages]
+    changes = edit.document_changes
+    text_edit = changes[0].edits[0] if changes else edit.changes[uri][0]  # type: ignore[index, union-attr]
+    assert isinstance(text_edit, types.TextEdit)
+    # Lines 0-2: no definition around, so the lines near the diagnostic, whole.
+    assert text_edit.range == types.Range(types.Position(0, 0), types.Position(2, 0))
+    data = fix.data if fix.data is not None else fix.command.arguments[0]  # type: ignore[union-attr, index]
+    plan = ActionPlan.from_data(data["plan"])
+    engine, rewriter = rewriter_for(qwen2_model)
+    with engine:
+        expected = rewriter.run(RewriteRequest(plan, str((ws / "x.md").resolve()), "x.md", text))
+    assert expected.new_text and text_edit.new_text == expected.new_text
+
+
+async def test_a_cancelled_action_answers_at_once_and_never_runs(
+    client: LanguageClient, qwen35_model, tmp_path
+):
+    """Picked while the engine is busy (a long completion), then cancelled: the answer
+    comes at once and the model never runs for it."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    long_completion = {
+        "maxTokens": 4000,
+        "multiline": "always",
+        "timeBudgetMs": 60000,
+        "prefixLines": 20000,
+    }
+    await start(client, ws, qwen35_model, contextSize=65536, completion=long_completion)
+    if client.client_spec != "visual_studio_code":  # type: ignore[attr-defined]
+        return  # one client is enough for this slow one (started: the fixture shuts down)
+    body = "".join(
+        f"def function_{i}(argument):\n    return argument * {i} + {i * 7}\n\n" for i in range(1500)
+    )
+    uri = open_doc(client, ws / "a.py", body + "def main():\n")
+    busy = client.protocol.send_request(
+        "textDocument/inlineCompletion",
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=body.count("\n") + 1, character=0),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        ),
+        msg_id="busy",
+    )
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(1, 0), types.Position(1, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions and isinstance(actions[0], types.CodeAction)
+    future = client.protocol.send_request("codeAction/resolve", actions[0], msg_id="stop-me")
+    await asyncio.sleep(0.2)
+    sent = time.monotonic()
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id="stop-me"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wait_for(asyncio.wrap_future(future), 10)
+    assert time.monotonic() - sent < 1.5
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id="busy"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wait_for(asyncio.wrap_future(busy), 10)
+    data = await client.protocol.send_request_async("qwenLsp/stats", {})
+    assert not [r for r in data.recent if r.kind == "codeAction"]
