@@ -74,7 +74,8 @@ def server_schema() -> dict[str, dict[str, Any]]:
                 entry.update(type="array", items={"type": "string"})
             else:
                 raise AssertionError(f"no JSON schema for {typ!r}: extend this test")
-            key = f"{server_settings.SECTION}.{section.name}.{server_settings.to_camel(field.name)}"
+            wire = server_settings.to_camel(section.name)
+            key = f"{server_settings.SECTION}.{wire}.{server_settings.to_camel(field.name)}"
             schema[key] = entry
     return schema
 
@@ -189,7 +190,8 @@ def test_extension_settings_drive_the_real_server(
 
     assert data["inlineCompletionProvider"] is not None  # else VS Code never asks
     options = data["initializationOptions"]
-    assert set(options) == {"model", "completion", "context", "engine"}  # no client-only keys
+    # The server's sections only: no client-only keys.
+    assert set(options) == {"model", "completion", "context", "engine", "codeActions"}
     assert options["completion"]["maxTokens"] == max_tokens
     assert options["model"]["path"] == str(qwen2_model)
     assert options["model"]["contextSize"] == 4096
