@@ -72,6 +72,9 @@ def test_a_diagnostic_gets_a_fix_of_its_definition_first() -> None:
     # Outside any definition: the lines around it.
     top = plans_for(PY, 0, 0, [elsewhere])[0]
     assert (top.start_line, top.end_line) == (0, 6)
+    # The empty "line" after the final line break is never rewritten: the file keeps it.
+    short = plan_actions("x = 1\ny = 2\n", None, 1, 1, [Diagnostic("d", 1, 1)], [])[0]
+    assert (short.start_line, short.end_line) == (0, 1)
     many = [Diagnostic(f"problem {i}", 9, 9) for i in range(MAX_FIXES + 2)]
     assert sum(p.task == "fix" for p in plans_for(PY, 9, 9, many)) == MAX_FIXES
 
@@ -428,8 +431,9 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     changes = edit.document_changes
     text_edit = changes[0].edits[0] if changes else edit.changes[uri][0]  # type: ignore[index, union-attr]
     assert isinstance(text_edit, types.TextEdit)
-    # Lines 0-2: no definition around, so the lines near the diagnostic, whole.
-    assert text_edit.range == types.Range(types.Position(0, 0), types.Position(2, 0))
+    # Lines 0-1: no definition around, so the lines near the diagnostic, whole; the file
+    # keeps its final line break.
+    assert text_edit.range == types.Range(types.Position(0, 0), types.Position(1, 5))
     data = fix.data if fix.data is not None else fix.command.arguments[0]  # type: ignore[union-attr, index]
     plan = ActionPlan.from_data(data["plan"])
     engine, rewriter = rewriter_for(qwen2_model)

@@ -99,7 +99,9 @@ def plan_actions(
     """The actions for a range of ``text``: a fix per diagnostic that touches it (quick
     fixes first), then rewrites of the definition around it (a docstring when it has
     none, type annotations for Python functions)."""
-    last = max(0, text.count("\n"))
+    # The last line with text: the empty "line" after a final line break is not rewritten
+    # (the file keeps its final newline).
+    last = max(0, text.count("\n") - text.endswith("\n"))
     start_line, end_line = min(start_line, last), min(max(start_line, end_line), last)
     plans: list[ActionPlan] = []
     touching = [

@@ -581,3 +581,57 @@ def test_help_tags_and_links(tmp_path: pathlib.Path) -> None:
     """
     r = run_nvim(tmp_path, scenario)
     assert len(links) > 10 and r["missing"] == [], r["missing"]
+
+
+def test_code_action_fixes_a_problem_reported_by_another_tool(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """`require("qwen_lsp").code_action()` sends the problems of every source on the line
+    (Neovim's own code_action sends only the server's), and the picked fix is resolved and
+    applied by Neovim itself."""
+    scenario = r"""
+    vim.cmd.edit("x.md")
+    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "a = 1", "b = 2", "" })
+    T.client()
+    T.wait_model()
+    -- A linter's diagnostic, not the server's.
+    local ns = vim.api.nvim_create_namespace("some_linter")
+    vim.diagnostic.set(ns, 0, { { lnum = 1, col = 0, message = "typo", source = "linter" } })
+    vim.api.nvim_win_set_cursor(0, { 2, 0 })
+    vim.ui.select = function(items, opts, on_choice)
+      T.result.titles = vim.tbl_map(function(item)
+        return opts.format_item(item)
+      end, items)
+      on_choice(items[1], 1)
+    end
+    local before = table.concat(T.lines(), "\n")
+    vim.cmd("QwenLsp code_action")
+    T.result.after = T.changed(before, "the fix applied")
+    T.result.stats = T.stats()
+    """
+    opts = {"server": server(tmp_path), **settings(qwen2_model)}
+    opts["codeActions"] = {"maxTokens": 24}
+    opts["server"]["cmd"] += ["--log-level", "DEBUG"]
+    r = run_nvim(tmp_path, scenario, opts)
+    assert r["titles"] and r["titles"][0].startswith("Fix with Qwen: typo")
+    run = [x for x in r["stats"]["recent"] if x["kind"] == "codeAction"]
+    assert len(run) == 1 and run[0]["outcome"] == "ok"
+    # Exactly what the engine writes for that plan: lines 0-2 replaced, nothing else.
+    from lsp_server.actions.plan import Diagnostic, plan_actions
+    from lsp_server.actions.rewrite import Rewriter, RewriteRequest
+    from lsp_server.completion.service import Completer
+    from lsp_server.engine.llama import EngineConfig, LlamaEngine
+    from lsp_server.settings import load_settings
+
+    text = "a = 1\nb = 2\n"
+    plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1, "linter")], [])[0]
+    tree = load_settings({"codeActions": {"maxTokens": 24}, "context": {"enabled": False}})
+    with LlamaEngine(EngineConfig(model_path=str(qwen2_model), n_ctx=4096, n_threads=1)) as engine:
+        completer = Completer(engine, tree.settings)
+        rewriter = Rewriter(
+            engine, tree.settings, lambda p: completer.tokenize(p).tokens, completer.count_tokens
+        )
+        path = str((tmp_path / "ws" / "x.md").resolve())
+        expected = rewriter.run(RewriteRequest(plan, path, "x.md", text))
+    assert expected.new_text is not None
+    assert r["after"] == expected.new_text.split("\n")

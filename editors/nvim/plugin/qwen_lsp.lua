@@ -4,7 +4,7 @@ if vim.g.loaded_qwen_lsp then
 end
 vim.g.loaded_qwen_lsp = true
 
-local subcommands = { "toggle", "enable", "disable", "stats", "status", "restart" }
+local subcommands = { "toggle", "enable", "disable", "stats", "status", "restart", "code_action" }
 
 vim.api.nvim_create_user_command("QwenLsp", function(args)
   local sub = args.fargs[1]
@@ -30,3 +30,8 @@ for _, action in ipairs({ "accept", "accept_word", "accept_line", "next", "prev"
     require("qwen_lsp")[action]()
   end, { desc = "qwen-lsp: " .. action:gsub("_", " ") })
 end
+
+-- Normal and visual mode: the code actions at the cursor or the selection.
+vim.keymap.set({ "n", "x" }, "<Plug>(qwen-lsp-code-action)", function()
+  require("qwen_lsp").code_action()
+end, { desc = "qwen-lsp: code actions" })

@@ -203,6 +203,41 @@ function M.toggle()
   M.enable(not M.enabled)
 end
 
+-- ---- code actions --------------------------------------------------------------------
+
+--- The diagnostics on line `lnum` from every source (other servers, linters), as LSP.
+local function line_diagnostics(bufnr, lnum)
+  return vim.tbl_map(function(d)
+    local lsp = d.user_data and d.user_data.lsp
+    return lsp or {
+      range = {
+        start = { line = d.lnum, character = d.col },
+        ["end"] = { line = d.end_lnum or d.lnum, character = d.end_col or d.col },
+      },
+      message = d.message,
+      severity = d.severity,
+      source = d.source,
+    }
+  end, vim.diagnostic.get(bufnr, { lnum = lnum }))
+end
+
+--- Qwen's code actions at the cursor (or the selection): a fix for each problem on the
+--- line, whichever tool reported it, and rewrites of the definition around it. Neovim's
+--- own vim.lsp.buf.code_action() sends a server only the diagnostics it published, so
+--- with it only the rewrites appear.
+function M.code_action()
+  local lnum = vim.api.nvim_win_get_cursor(0)[1] - 1
+  vim.lsp.buf.code_action({
+    context = { diagnostics = line_diagnostics(0, lnum) },
+    -- Only ours (the filter sees no client): they carry their plan, or our command.
+    filter = function(action)
+      local command = type(action.command) == "table" and action.command.command
+      return type(action.data) == "table" and action.data.plan ~= nil
+        or command == "qwenLsp.applyCodeAction"
+    end,
+  })
+end
+
 -- ---- stats, status, restart ---------------------------------------------------------
 
 local function request_stats(callback)
