@@ -493,3 +493,14 @@ async def test_a_cancelled_action_answers_at_once_and_never_runs(
         await asyncio.wait_for(asyncio.wrap_future(busy), 10)
     data = await client.protocol.send_request_async("qwenLsp/stats", {})
     assert not [r for r in data.recent if r.kind == "codeAction"]
+
+
+def test_a_huge_file_is_checked_on_the_rewritten_lines_only(monkeypatch) -> None:
+    import lsp_server.actions.rewrite as rewrite
+
+    monkeypatch.setattr(rewrite, "WHOLE_FILE_CHECK_BYTES", 10)  # PY counts as huge now
+    fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
+    good = 'def circumference(radius):\n    """The length."""\n    return 2 * math.pi * radius'
+    assert finish(request(PY, fix), good, "stop").new_text == good
+    bad = "def circumference(radius:\n    return 2 * math.pi * radius"
+    assert finish(request(PY, fix), bad, "stop").new_text is None

@@ -461,6 +461,28 @@ async def test_a_50_mb_document_is_answered_and_the_server_keeps_going(
     result = await inline(client, uri, end_of(big))
     assert result is not None
     assert time.monotonic() - started < 30
+    # A code action there: offered, run and answered (an edit or a reason) in time.
+    last = big.count("\n")
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(last, 0), types.Position(last, 0)),
+            context=types.CodeActionContext(
+                diagnostics=[
+                    types.Diagnostic(
+                        range=types.Range(types.Position(last, 4), types.Position(last, 10)),
+                        message="missing return value",
+                    )
+                ]
+            ),
+        )
+    )
+    assert actions and isinstance(actions[0], types.CodeAction)
+    started = time.monotonic()
+    resolved = await client.code_action_resolve_async(actions[0])
+    assert time.monotonic() - started < 30
+    if resolved.edit is None:
+        assert any("nothing was changed" in m.message for m in client.messages)
     small = open_doc(client, ws / "small.py", SOURCE)
     assert await inline(client, small, end_of(SOURCE)) is not None
     assert (await stats(client))["model"] == "ready"

@@ -45,6 +45,9 @@ WHOLE_FILE_LINES = 300
 AROUND_LINES = 80
 # Tokens kept free besides the answer (template, instruction).
 RESERVE_TOKENS = 256
+# Up to this size the whole file is parsed before and after the rewrite; beyond it (a
+# 50 MB log, a generated file) only the lines rewritten, so the check stays quick.
+WHOLE_FILE_CHECK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,12 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
         return RewriteResult(None, "Qwen suggested no change", Figures())
     language = _language(request.path)
     if language is not None:
-        new_text = "\n".join([*lines[: plan.start_line], code, *lines[plan.end_line + 1 :]])
-        before, after = syntax_errors(request.text, language), syntax_errors(new_text, language)
+        if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
+            old_scope = request.text
+            new_scope = "\n".join([*lines[: plan.start_line], code, *lines[plan.end_line + 1 :]])
+        else:
+            old_scope, new_scope = old, code
+        before, after = syntax_errors(old_scope, language), syntax_errors(new_scope, language)
         if after > before:
             return RewriteResult(
                 None,
