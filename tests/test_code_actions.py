@@ -92,7 +92,7 @@ def test_plans_travel_as_data_and_junk_is_refused() -> None:
 # --- what a rewrite may change -----------------------------------------------------------
 
 
-def request(text: str, plan: ActionPlan, path: str = "/w/a.py") -> RewriteRequest:
+def rewrite_request(text: str, plan: ActionPlan, path: str = "/w/a.py") -> RewriteRequest:
     return RewriteRequest(plan, path, os.path.basename(path), text)
 
 
@@ -103,10 +103,12 @@ def test_the_answer_replaces_exactly_the_planned_lines() -> None:
         '    """The length around a circle."""\n'
         "    return 2 * math.pi * radius\n\n"
     )
-    result = finish(request(PY, fix), answer, "stop")
+    result = finish(rewrite_request(PY, fix), answer, "stop")
     assert result.new_text == answer.rstrip("\n")
     # A repeated opening fence is dropped.
-    assert finish(request(PY, fix), "```python\n" + answer, "stop").new_text == result.new_text
+    assert (
+        finish(rewrite_request(PY, fix), "```python\n" + answer, "stop").new_text == result.new_text
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,7 +131,7 @@ def test_the_answer_replaces_exactly_the_planned_lines() -> None:
 )
 def test_a_bad_answer_changes_nothing_and_says_why(answer: str, stop: str, message: str) -> None:
     fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
-    result = finish(request(PY, fix), answer, stop)
+    result = finish(rewrite_request(PY, fix), answer, stop)
     assert result.new_text is None and message in result.message
 
 
@@ -141,12 +143,12 @@ def test_a_fix_may_leave_errors_it_did_not_add() -> None:
         'def circumference(radius):\n    """The length around a circle."""\n'
         "    return 2 * math.pi * radius"
     )
-    assert finish(request(broken, fix), answer, "stop").new_text == answer
+    assert finish(rewrite_request(broken, fix), answer, "stop").new_text == answer
     # A language tree-sitter does not know is not checked.
     text = "some notes\nwith a typo: teh\n"
     plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1)], [])[0]
     answer = "some notes\nwith a typo: the ("
-    assert finish(request(text, plan, "/w/notes.txt"), answer, "stop").new_text == answer
+    assert finish(rewrite_request(text, plan, "/w/notes.txt"), answer, "stop").new_text == answer
 
 
 # --- through the engine -----------------------------------------------------------------
@@ -165,12 +167,15 @@ def rewriter_for(model: pathlib.Path) -> tuple[LlamaEngine, Rewriter]:
     return engine, rewriter
 
 
-def test_the_engine_writes_the_rewrite_and_stale_plans_are_refused(qwen2_model) -> None:
-    engine, rewriter = rewriter_for(qwen2_model)
+@pytest.mark.parametrize("model_name", ["qwen2_model", "qwen35_model"])
+def test_the_engine_writes_the_rewrite_and_stale_plans_are_refused(
+    model_name: str, request: pytest.FixtureRequest
+) -> None:
+    engine, rewriter = rewriter_for(request.getfixturevalue(model_name))
     with engine:
         text = "some notes\nwith a typo: teh\nend\n"
         plan = plan_actions(text, None, 1, 1, [Diagnostic("typo: teh", 1, 1)], [])[0]
-        req = request(text, plan, "/w/notes.txt")
+        req = rewrite_request(text, plan, "/w/notes.txt")
         prompt = rewriter.build(req)
         assert "with a typo: teh" in prompt.text and plan.instruction in prompt.text
         assert prompt.text.endswith("```\n")  # the answer starts inside the fence
@@ -181,7 +186,7 @@ def test_the_engine_writes_the_rewrite_and_stale_plans_are_refused(qwen2_model) 
         assert (result.new_text, result.message) == (expected.new_text, expected.message)
         assert result.figures.generated_tokens == len(generation.tokens)
         # The lines changed since the action was offered: refused without the model.
-        stale = rewriter.run(request(text.replace("teh", "the"), plan, "/w/notes.txt"))
+        stale = rewriter.run(rewrite_request(text.replace("teh", "the"), plan, "/w/notes.txt"))
         assert stale.new_text is None and "changed" in stale.message
         assert stale.figures.generated_tokens == 0
 
@@ -501,6 +506,6 @@ def test_a_huge_file_is_checked_on_the_rewritten_lines_only(monkeypatch) -> None
     monkeypatch.setattr(rewrite, "WHOLE_FILE_CHECK_BYTES", 10)  # PY counts as huge now
     fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
     good = 'def circumference(radius):\n    """The length."""\n    return 2 * math.pi * radius'
-    assert finish(request(PY, fix), good, "stop").new_text == good
+    assert finish(rewrite_request(PY, fix), good, "stop").new_text == good
     bad = "def circumference(radius:\n    return 2 * math.pi * radius"
-    assert finish(request(PY, fix), bad, "stop").new_text is None
+    assert finish(rewrite_request(PY, fix), bad, "stop").new_text is None
