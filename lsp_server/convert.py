@@ -98,10 +98,15 @@ def diagnostic_of(diagnostic: types.Diagnostic) -> Diagnostic:
 
 
 def code_action_of(
-    plan: ActionPlan, uri: str, diagnostics: list[types.Diagnostic], lazy_edit: bool
+    plan: ActionPlan,
+    uri: str,
+    diagnostics: list[types.Diagnostic],
+    lazy_edit: bool,
+    ai_tag: bool = False,
 ) -> types.CodeAction:
     """The action as offered: its edit comes later, through `codeAction/resolve` when the
-    client supports it (`lazy_edit`), else through the command."""
+    client supports it (`lazy_edit`), else through the command. ``ai_tag``: mark it as
+    written by a model (LSP 3.18 `CodeActionTag.LLMGenerated`; VS Code shows it so)."""
     data = {"uri": uri, "plan": plan.to_data()}
     action = types.CodeAction(
         title=plan.title,
@@ -109,6 +114,7 @@ def code_action_of(
         diagnostics=[diagnostics[plan.diagnostic]]
         if 0 <= plan.diagnostic < len(diagnostics)
         else None,
+        tags=[types.CodeActionTag.LlmGenerated] if ai_tag else None,
     )
     if lazy_edit:
         action.data = data

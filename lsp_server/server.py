@@ -409,6 +409,13 @@ def _lazy_edits(ls: QwenLanguageServer) -> bool:
     return bool(support and "edit" in support.properties)
 
 
+def _ai_tags(ls: QwenLanguageServer) -> bool:
+    """Whether the client knows the tag that marks an action as written by a model."""
+    caps = ls.client_capabilities.text_document
+    support = caps.code_action.tag_support if caps and caps.code_action else None
+    return bool(support and types.CodeActionTag.LlmGenerated in support.value_set)
+
+
 def _versioned_edits(ls: QwenLanguageServer) -> bool:
     caps = ls.client_capabilities.workspace
     edit = caps.workspace_edit if caps else None
@@ -443,8 +450,8 @@ async def code_action(
     only = params.context.only
     if only:  # "refactor" asks for "refactor.rewrite" too
         plans = [p for p in plans if any(p.kind == k or p.kind.startswith(f"{k}.") for k in only)]
-    lazy = _lazy_edits(ls)
-    return [code_action_of(plan, uri, diagnostics, lazy) for plan in plans]
+    lazy, tag = _lazy_edits(ls), _ai_tags(ls)
+    return [code_action_of(plan, uri, diagnostics, lazy, tag) for plan in plans]
 
 
 async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.WorkspaceEdit | None, str]:

@@ -229,6 +229,14 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
 
 
 def capabilities(spec: str) -> types.ClientCapabilities:
+    if spec == "visual_studio_code":
+        # What vscode-languageclient 10 (the extension's) adds to pytest-lsp's snapshot.
+        caps = client_capabilities(spec)
+        assert caps.text_document and caps.text_document.code_action
+        caps.text_document.code_action.tag_support = types.CodeActionTagOptions(
+            value_set=[types.CodeActionTag.LlmGenerated]
+        )
+        return caps
     if spec != "no-resolve":
         return client_capabilities(spec)
     caps = client_capabilities("visual_studio_code")
@@ -305,6 +313,7 @@ def diagnostic(line: int, message: str) -> types.Diagnostic:
 async def test_actions_are_offered_at_once_and_run_when_picked(
     client: LanguageClient, qwen2_model, tmp_path
 ):
+    spec = client.client_spec  # type: ignore[attr-defined]
     ws = tmp_path / "ws"
     ws.mkdir()
     await start(client, ws, qwen2_model)
@@ -326,6 +335,9 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     fix = actions[0]
     assert isinstance(fix, types.CodeAction)
     assert fix.kind == types.CodeActionKind.QuickFix and fix.edit is None
+    # Marked as written by a model where the client knows the tag (VS Code shows it so).
+    tagged = spec == "visual_studio_code"
+    assert (list(fix.tags or []) == [types.CodeActionTag.LlmGenerated]) == tagged, fix.tags
     assert fix.diagnostics and fix.diagnostics[0].message == diag.message
     # Only what the client asked for.
     only = await client.text_document_code_action_async(
