@@ -3,7 +3,8 @@
 ``WorkspaceIndex.build`` walks the roots (``context.walk``), reuses persisted entries
 whose size and mtime (or, failing that, content hash) are unchanged, parses the rest
 (``context.symbols``; in worker processes when there are many, to use every core) and
-saves the changes in one transaction per root (``context.store``). Open documents are
+saves the changes as they arrive, a transaction per few hundred files and root
+(``context.store``; an interrupted build keeps what it saved). Open documents are
 re-parsed incrementally from their unsaved text (``update_document``) and shadow the
 disk version until closed.
 
@@ -1008,7 +1009,8 @@ class _RootChanges:
 
 @dataclass
 class _Changes:
-    """What a build or an update changed, per root, to persist in one transaction."""
+    """What a build or an update changed, per root, not yet persisted (one transaction
+    per root each time it is saved)."""
 
     roots: dict[str, _RootChanges] = field(default_factory=dict)
     parsed: int = 0
