@@ -247,3 +247,20 @@ def test_shutdown_cancels_everything_and_stops_the_thread() -> None:
     late = worker.submit(lambda token: "late")
     with pytest.raises(RuntimeError, match="shut down"):
         late.future.result(timeout=WAIT)
+
+
+def test_a_queued_job_cancelled_or_superseded_answers_at_once(
+    worker: EngineWorker[Any],
+) -> None:
+    """Its caller must not wait for the engine to finish what it is doing (a long
+    completion) to learn that the job will never run."""
+    gate = hold(worker)
+    cancelled = worker.submit(lambda token: "a")
+    superseded = worker.submit(lambda token: "b", key="file:///a.py")
+    newer = worker.submit(lambda token: "c", key="file:///a.py")
+    cancelled.cancel("cancelled by the client")
+    assert cancelled.future.cancelled() and superseded.future.cancelled()
+    assert not gate.release.is_set()  # the engine is still busy
+    gate.release.set()
+    assert newer.future.result(timeout=WAIT) == "c"
+    assert not worker.busy() or worker.submit(lambda token: 1).future.result(timeout=WAIT) == 1

@@ -56,9 +56,14 @@ class Job(Generic[R]):
         self.key = key
         self.token = CancelToken(deadline)
         self.future: Future[R] = Future()
+        self._worker: EngineWorker[Any] | None = None
 
     def cancel(self, reason: str = "cancelled") -> None:
+        """Stop it: a running job at its next check; a queued one at once (its future is
+        cancelled now, not when the engine gets to it)."""
         self.token.cancel(reason)
+        if self._worker is not None:
+            self._worker._drop(self)
 
 
 class EngineWorker(Generic[T]):
@@ -84,12 +89,13 @@ class EngineWorker(Generic[T]):
         """Queue `fn(token)`; it raises `Cancelled` when cancelled (the future is then cancelled)."""
         deadline = time.monotonic() + timeout_s if timeout_s else None
         job: Job[R] = Job(fn, priority, key, deadline)
+        job._worker = self
         with self._cv:
             if self._stopped:
                 job.future.set_exception(RuntimeError("the engine has shut down"))
                 return job
             if key is not None:
-                for entry in self._heap:
+                for entry in list(self._heap):  # cancelling takes it out of the heap
                     if entry.job.key == key and entry.job.priority >= priority:
                         entry.job.cancel("superseded")
                 running = self._running
@@ -110,6 +116,18 @@ class EngineWorker(Generic[T]):
                 if below is None or job.priority > below:
                     job.cancel("cancelled")
 
+    def _drop(self, job: Job[Any]) -> None:
+        """Take a cancelled job out of the queue and cancel its future (no-op once the
+        loop has taken it: the loop reports it)."""
+        with self._cv:
+            for i, entry in enumerate(self._heap):
+                if entry.job is job:
+                    self._heap[i] = self._heap[-1]
+                    self._heap.pop()
+                    heapq.heapify(self._heap)
+                    job.future.cancel()
+                    return
+
     def busy(self) -> bool:
         with self._cv:
             return self._running is not None or bool(self._heap)
@@ -117,7 +135,7 @@ class EngineWorker(Generic[T]):
     def shutdown(self, timeout: float = 5.0) -> None:
         with self._cv:
             self._stopped = True
-            for entry in self._heap:
+            for entry in list(self._heap):
                 entry.job.cancel("shutdown")
             if self._running is not None:
                 self._running.cancel("shutdown")
