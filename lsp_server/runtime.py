@@ -19,7 +19,13 @@ from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.llama import CancelToken, EngineConfig, EngineError, LlamaEngine
+from lsp_server.engine.llama import (
+    Cancelled,
+    CancelToken,
+    EngineConfig,
+    EngineError,
+    LlamaEngine,
+)
 from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
 
@@ -129,6 +135,12 @@ class Runtime:
         )
         log.info("%s", self.model_message)
 
+    def _same_model(self, user: Completer | Rewriter) -> None:
+        """On the engine thread, before a job runs: it was queued for the engine loaded
+        then; after a reload (queued ahead of it) that engine is freed, so stop here."""
+        if user is not self.completer and user is not self.rewriter:
+            raise Cancelled("the model was reloaded")
+
     def _context_provider(self) -> Any:
         return self.context.provider() if self.context is not None else None
 
@@ -179,6 +191,7 @@ class Runtime:
             raise EngineError("the model is not loaded")
 
         def run(token: CancelToken) -> CompletionResult:
+            self._same_model(completer)
             return completer.complete(request, token)
 
         return self.worker.submit(
@@ -211,6 +224,7 @@ class Runtime:
         )
 
         def run(token: CancelToken) -> None:
+            self._same_model(completer)
             completer.complete(accepted, token)
 
         self.worker.submit(run, priority=Priority.PREFETCH, key=f"prefetch:{key}")
@@ -221,6 +235,7 @@ class Runtime:
             return
 
         def run(token: CancelToken) -> None:
+            self._same_model(completer)
             completer.warm(request, token)
 
         self.worker.submit(run, priority=Priority.WARMUP, key=f"warm:{key}")
@@ -261,6 +276,7 @@ class Runtime:
             raise EngineError("the model is not loaded")
 
         def run(token: CancelToken) -> RewriteResult:
+            self._same_model(rewriter)
             return rewriter.run(request, token)
 
         return self.worker.submit(

@@ -93,9 +93,25 @@ server = QwenLanguageServer()
 
 
 async def _await(future: Future[T], on_cancel: Callable[[], None]) -> T:
-    """Await a worker future; cancelling the awaiting task cancels the job."""
+    """Await a worker future. A job the worker cancelled (superseded, preempted, a model
+    reload) raises `Cancelled`; cancelling the awaiting task (the client's
+    `$/cancelRequest`) cancels the job and raises `CancelledError` as usual."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def transfer(done: Future[T]) -> None:
+        if waiter.done():
+            return
+        if done.cancelled():
+            waiter.set_exception(Cancelled("cancelled"))
+        elif (exc := done.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    future.add_done_callback(lambda done: loop.call_soon_threadsafe(transfer, done))
     try:
-        return await asyncio.wrap_future(future)
+        return await waiter
     except asyncio.CancelledError:
         on_cancel()
         raise
@@ -438,13 +454,16 @@ async def code_action(
     uri = params.text_document.uri
     text = ls.workspace.get_text_document(uri).source
     diagnostics = list(params.context.diagnostics)
+    start, end = params.range.start, params.range.end
+    # Whole lines selected end at column 0 of the line after them.
+    end_line = end.line - 1 if end.character == 0 and end.line > start.line else end.line
     plans = await asyncio.get_running_loop().run_in_executor(
         None,
         ls.runtime.plan_code_actions,
         _path_of(uri),
         text,
-        params.range.start.line,
-        params.range.end.line,
+        start.line,
+        end_line,
         [diagnostic_of(d) for d in diagnostics],
     )
     only = params.context.only
@@ -454,28 +473,43 @@ async def code_action(
     return [code_action_of(plan, uri, diagnostics, lazy, tag) for plan in plans]
 
 
+def _actions_off(ls: QwenLanguageServer) -> str:
+    """Why code actions cannot run now ("" when they can)."""
+    if not ls.runtime.settings.code_actions.enabled:
+        return "code actions are off (qwenLsp.codeActions.enabled is false)"
+    if not ls.runtime.code_actions_ready:
+        return "code actions wait for the model: " + (ls.runtime.model_message or "not loaded")
+    return ""
+
+
 async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.WorkspaceEdit | None, str]:
     """Run the action `data` describes: its edit, or None and why there is none."""
     try:
         uri, plan = action_data(data)
     except ValueError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
-    if not ls.runtime.code_actions_ready:
-        return None, "code actions are off: " + (ls.runtime.model_message or "no model")
+    off = _actions_off(ls)
+    if off:
+        return None, off
     doc = ls.workspace.get_text_document(uri)
     text, version = doc.source, doc.version
     path = _path_of(uri)
     request = RewriteRequest(plan, path, ls.runtime.display_path(path), text)
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
-    job = ls.runtime.submit_code_action(uri, request)
-    if token is not None and (pressed := ls.work_done_progress.tokens.get(token)) is not None:
-        pressed.add_done_callback(lambda f: job.cancel("cancelled") if f.cancelled() else None)
     message = "cancelled"
     try:
+        off = _actions_off(ls)  # the model may have been reloaded meanwhile
+        if off:
+            message = off
+            return None, off
+        job = ls.runtime.submit_code_action(uri, request)
+        if token is not None and (pressed := ls.work_done_progress.tokens.get(token)) is not None:
+            pressed.add_done_callback(lambda f: job.cancel("cancelled") if f.cancelled() else None)
         result: RewriteResult = await _await(job.future, lambda: job.cancel("cancelled"))
         message = result.message
     except Cancelled:
-        return None, "cancelled: nothing was changed"
+        message = "cancelled: nothing was changed"
+        return None, message
     except EngineError as exc:
         log.error("code action failed: %s", exc)
         message = f"the code action failed: {exc}"

@@ -8,6 +8,7 @@ import os
 import pathlib
 import sys
 import time
+from concurrent.futures import CancelledError
 from typing import Any, Union
 
 import pytest
@@ -17,7 +18,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from context.symbols import file_symbols
 from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions
-from lsp_server.actions.rewrite import Rewriter, RewriteRequest, finish, syntax_errors
+from lsp_server.actions.rewrite import Rewriter, RewriteRequest, _lines, finish, syntax_errors
 from lsp_server.completion.service import Completer
 from lsp_server.engine.llama import EngineConfig, LlamaEngine
 from lsp_server.settings import load_settings
@@ -133,6 +134,41 @@ def test_a_bad_answer_changes_nothing_and_says_why(answer: str, stop: str, messa
     fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
     result = finish(rewrite_request(PY, fix), answer, stop)
     assert result.new_text is None and message in result.message
+
+
+def test_blank_lines_around_the_planned_lines_stay() -> None:
+    """A fix outside any definition rewrites the lines around the problem, often with
+    blank lines at both ends: the model's answer must not glue its neighbours together."""
+    fix = plans_for(PY, 0, 0, [Diagnostic("unused import", 0, 0)])[0]
+    assert (fix.start_line, fix.end_line) == (0, 6)
+    answer = "import math  # noqa\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n"
+    result = finish(rewrite_request(PY, fix), answer, "stop")
+    lines = PY.split("\n")
+    new = "\n".join([*lines[: fix.start_line], result.new_text or "", *lines[fix.end_line + 1 :]])
+    assert new == PY.replace("import math\n", "import math  # noqa\n")
+    # Only blank lines differ from the lines planned: no change.
+    same = "\n".join(lines[0:5]) + "\n"
+    assert finish(rewrite_request(PY, fix), same, "stop").message == "Qwen suggested no change"
+
+
+def test_crlf_files_are_read_without_cr_and_written_with_crlf() -> None:
+    crlf = PY.replace("\n", "\r\n")
+    definitions = file_symbols("/w/a.py", crlf.encode(), "python").definitions
+    diag = Diagnostic("undefined radus", 9, 9)
+    fix = plan_actions(crlf, "python", 9, 9, [diag], definitions)[0]
+    assert (fix.start_line, fix.end_line) == (7, 9)
+    unchanged = (
+        "def circumference(radius):\n"
+        '    """The length around a circle."""\n'
+        "    return 2 * math.pi * radus"
+    )
+    result = finish(rewrite_request(crlf, fix), unchanged, "stop")
+    assert result.message == "Qwen suggested no change"
+    fixed = unchanged.replace("radus", "radius")
+    result = finish(rewrite_request(crlf, fix), fixed, "stop")
+    assert result.new_text == fixed.replace("\n", "\r\n")
+    prompt_lines = "\n".join(_lines(crlf))
+    assert "\r" not in prompt_lines
 
 
 def test_a_fix_may_leave_errors_it_did_not_add() -> None:
@@ -350,6 +386,18 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
         )
     )
     assert [a.title for a in only or []] == titles[1:]
+    # Whole lines selected (ending at column 0 of the next line): the function they cover.
+    selected = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(3, 0), types.Position(5, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert [a.title for a in selected or []] == [
+        "Add a docstring to `area` with Qwen",
+        "Add type annotations to `area` with Qwen",
+    ]
 
     edit = await pick(client, fix)
     data = await client.protocol.send_request_async("qwenLsp/stats", {})
@@ -498,8 +546,15 @@ async def test_a_cancelled_action_answers_at_once_and_never_runs(
         )
     )
     assert actions and isinstance(actions[0], types.CodeAction)
+    first = client.protocol.send_request("codeAction/resolve", actions[0], msg_id="superseded")
+    await asyncio.sleep(0.1)
     future = client.protocol.send_request("codeAction/resolve", actions[0], msg_id="stop-me")
-    await asyncio.sleep(0.2)
+    # The first, still queued, gives way to the second on the same document: an answer
+    # without an edit and one message, not an error.
+    superseded = await asyncio.wait_for(asyncio.wrap_future(first), 10)
+    assert superseded.edit is None
+    assert any("cancelled: nothing was changed" in m.message for m in client.messages)
+    await asyncio.sleep(0.1)
     sent = time.monotonic()
     client.protocol.notify("$/cancelRequest", types.CancelParams(id="stop-me"))
     with pytest.raises(Exception, match="cancel"):
@@ -521,3 +576,38 @@ def test_a_huge_file_is_checked_on_the_rewritten_lines_only(monkeypatch) -> None
     assert finish(rewrite_request(PY, fix), good, "stop").new_text == good
     bad = "def circumference(radius:\n    return 2 * math.pi * radius"
     assert finish(rewrite_request(PY, fix), bad, "stop").new_text is None
+
+
+def test_jobs_queued_before_a_model_reload_do_not_touch_the_freed_engine(qwen2_model) -> None:
+    """A settings change reloads the model while an action or a completion waits: they
+    were bound to the old engine, which the reload frees. They stop (no crash)."""
+    from lsp_server.completion.stats import Stats
+    from lsp_server.engine.llama import Cancelled
+    from lsp_server.runtime import Runtime
+
+    settings = load_settings(
+        {
+            "model": {"path": str(qwen2_model), "threads": 1, "contextSize": 2048},
+            "context": {"enabled": False},
+            "engine": {"warmup": False, "prefetch": False},
+        }
+    ).settings
+    runtime = Runtime(settings, Stats())
+    try:
+        runtime.load_model().result(timeout=60)
+        text = "def f(x):\n    return x\n"
+        plan = runtime.plan_code_actions("/w/a.py", text, 1, 1, [])[0]
+        completion = runtime.completion_request("/w/a.py", text, 1, 12)
+        reload = runtime.load_model()  # queued first, as when the settings change
+        action = runtime.submit_code_action("a", RewriteRequest(plan, "/w/a.py", "a.py", text))
+        typed = runtime.submit_completion("a", completion)
+        reload.result(timeout=60)
+        for job in (action, typed):
+            with pytest.raises((Cancelled, CancelledError)):
+                job.future.result(timeout=60)
+        assert runtime.code_actions_ready  # the new engine serves the next ones
+        assert runtime.submit_code_action(
+            "a", RewriteRequest(plan, "/w/a.py", "a.py", text)
+        ).future.result(timeout=60)
+    finally:
+        runtime.close()

@@ -94,7 +94,7 @@ class Rewriter:
 
     def build(self, request: RewriteRequest) -> Prompt:
         plan = request.plan
-        lines = request.text.split("\n")
+        lines = _lines(request.text)
         end = min(plan.end_line, len(lines) - 1)
         region = "\n".join(lines[plan.start_line : end + 1])
         lang = language_of(request.path)
@@ -188,7 +188,12 @@ class Rewriter:
 
 
 def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteResult:
-    """Check the model's answer and turn it into the new text of the planned lines."""
+    """Check the model's answer and turn it into the new text of the planned lines.
+
+    The blank lines at the start and end of the planned lines are kept as they are (the
+    model's answer is trimmed of its own), so a rewrite never glues what it touches to
+    its neighbours; a file with CRLF line ends gets CRLF in the new text too.
+    """
     plan = request.plan
     if stop_reason in ("length", "time"):
         limit = "codeActions.maxTokens" if stop_reason == "length" else "codeActions.timeBudgetMs"
@@ -196,19 +201,25 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
             None, f"the rewrite was cut by {limit}: nothing was changed", Figures()
         )
     code = _strip_answer(answer)
-    lines = request.text.split("\n")
-    old = "\n".join(lines[plan.start_line : plan.end_line + 1])
+    lines = _lines(request.text)
+    region = lines[plan.start_line : plan.end_line + 1]
+    lead = next((i for i, line in enumerate(region) if line.strip()), len(region))
+    trail = next((i for i, line in enumerate(reversed(region)) if line.strip()), 0)
+    old = "\n".join(region[lead : len(region) - trail])
     if not code.strip():
         return RewriteResult(None, "Qwen returned no code: nothing was changed", Figures())
     if code.rstrip() == old.rstrip():
         return RewriteResult(None, "Qwen suggested no change", Figures())
+    new_region = "\n".join([""] * lead + [code] + [""] * trail)
     language = _language(request.path)
     if language is not None:
         if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
-            old_scope = request.text
-            new_scope = "\n".join([*lines[: plan.start_line], code, *lines[plan.end_line + 1 :]])
+            old_scope = "\n".join(lines)
+            new_scope = "\n".join(
+                [*lines[: plan.start_line], new_region, *lines[plan.end_line + 1 :]]
+            )
         else:
-            old_scope, new_scope = old, code
+            old_scope, new_scope = "\n".join(region), new_region
         before, after = syntax_errors(old_scope, language), syntax_errors(new_scope, language)
         if after > before:
             return RewriteResult(
@@ -217,9 +228,10 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
                 "nothing was changed",
                 Figures(),
             )
-    return RewriteResult(
-        code, f"rewrote lines {plan.start_line + 1}-{plan.end_line + 1}", Figures()
-    )
+    if "\r\n" in request.text:
+        new_region = new_region.replace("\n", "\r\n")
+    message = f"rewrote lines {plan.start_line + 1}-{plan.end_line + 1}"
+    return RewriteResult(new_region, message, Figures())
 
 
 def syntax_errors(text: str, language: str) -> int:
@@ -243,6 +255,11 @@ def _strip_answer(answer: str) -> str:
     if first.startswith("```"):
         text = rest
     return text.strip("\n").rstrip()
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text`` without their line ends (LF or CRLF)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _file_view(lines: list[str], start: int, end: int) -> str:

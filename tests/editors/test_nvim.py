@@ -591,7 +591,7 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
     applied by Neovim itself."""
     scenario = r"""
     vim.cmd.edit("x.md")
-    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "a = 1", "b = 2", "" })
+    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "a = 1", "b = 2" })
     T.client()
     T.wait_model()
     -- A linter's diagnostic, not the server's.
