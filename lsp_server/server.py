@@ -55,6 +55,7 @@ class QwenLanguageServer(LanguageServer):
         )
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
         self._debounce: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
 
     # ---- messages to the user --------------------------------------------------------
@@ -546,19 +547,37 @@ async def code_action_resolve(ls: QwenLanguageServer, action: types.CodeAction) 
 
 
 @server.command(APPLY_ACTION_COMMAND)
-async def apply_code_action(ls: QwenLanguageServer, *arguments: Any) -> None:
-    """The same for clients without lazy edits: run, then ask the client to apply."""
+def apply_code_action(ls: QwenLanguageServer, *arguments: Any) -> None:
+    """The same for clients without lazy edits: answer at once, run the action in the
+    background (its progress is what the user cancels) and send the edit with
+    `workspace/applyEdit`. A command request that waited for the model could not be
+    cancelled: pygls runs command handlers apart from the request."""
     if not arguments:
         raise JsonRpcInvalidParams("qwenLsp.applyCodeAction needs the action's data")
-    edit, message = await _run_action(ls, arguments[0])
-    if edit is None:
-        ls._notify_user(message, "info")
-        return
-    result = await ls.workspace_apply_edit_async(
-        types.ApplyWorkspaceEditParams(edit=edit, label="qwen-lsp")
-    )
-    if not result.applied:
-        ls._notify_user(f"the edit was not applied: {result.failure_reason or 'refused'}", "info")
+    try:
+        action_data(arguments[0])  # a malformed action is refused now, not later
+    except ValueError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    task = asyncio.ensure_future(_apply_in_background(ls, arguments[0]))
+    ls._background.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(ls._background.discard)
+
+
+async def _apply_in_background(ls: QwenLanguageServer, data: Any) -> None:
+    try:
+        edit, message = await _run_action(ls, data)
+        if edit is None:
+            ls._notify_user(message, "info")
+            return
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label="qwen-lsp")
+        )
+        if not result.applied:
+            reason = result.failure_reason or "refused"
+            ls._notify_user(f"the edit was not applied: {reason}", "info")
+    except Exception as exc:  # a background task: report, never lose it silently
+        log.exception("code action failed")
+        ls._notify_user(f"the code action failed: {exc}", "error")
 
 
 @server.feature(STATS_METHOD)

@@ -324,16 +324,21 @@ def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
 
 async def pick(client: LanguageClient, action: types.CodeAction) -> types.WorkspaceEdit | None:
     """What an editor does when the user picks the action: resolve its edit, or run its
-    command (the server then sends the edit with `workspace/applyEdit`)."""
+    command (answered at once; the server then sends the edit with `workspace/applyEdit`,
+    or a message saying why there is none)."""
     if client.client_spec == "no-resolve":  # type: ignore[attr-defined]
         assert action.command is not None and action.data is None
+        applied = client.applied  # type: ignore[attr-defined]
+        before = (len(applied), len(client.messages))
         await client.workspace_execute_command_async(
             types.ExecuteCommandParams(
                 command=action.command.command, arguments=action.command.arguments
             )
         )
-        applied = client.applied  # type: ignore[attr-defined]
-        return applied[-1] if applied else None
+        deadline = time.monotonic() + 30
+        while (len(applied), len(client.messages)) == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return applied[-1] if len(applied) > before[0] else None
     assert action.data is not None and action.command is None
     return (await client.code_action_resolve_async(action)).edit
 
