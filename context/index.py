@@ -65,6 +65,9 @@ IN_FLIGHT_PER_WORKER = 2
 MIN_BATCH_BYTES = 64 << 10
 # Merged results are written to the store in transactions of about this many files.
 SAVE_EVERY = 256
+# Parse pools replaced after a worker died, at most, in one build (each death isolates
+# the file that caused it); beyond, the files left are skipped, never parsed in-process.
+MAX_POOL_RESTARTS = 8
 BINARY_SNIFF_BYTES = 8192
 _SKIPPED = ""  # language of a persisted entry that is not indexed (binary, too big)
 
@@ -1053,7 +1056,17 @@ class _Pipeline:
         self.walked = False
         self.unsaved = 0  # merged results not yet written to the store
         self.executor: concurrent.futures.ProcessPoolExecutor | None = None
-        self.futures: dict[concurrent.futures.Future[list[_Result]], list[_Task]] = {}
+        # In flight: the batch, and the pool it went to (a broken pool fails them all).
+        self.futures: dict[
+            concurrent.futures.Future[list[_Result]],
+            tuple[list[_Task], concurrent.futures.ProcessPoolExecutor],
+        ] = {}
+        # Files of a batch whose worker died, retried one per batch: the one that kills
+        # its worker again is skipped; the parser never runs in this process.
+        self.solo: list[_Task] = []
+        self.solo_future: concurrent.futures.Future[list[_Result]] | None = None
+        self.isolating = False
+        self.restarts = 0
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -1084,11 +1097,7 @@ class _Pipeline:
             except Exception:  # the worker will log it
                 pass
         try:
-            self.executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.index.workers,
-                mp_context=_pool_context(),
-                initializer=_worker_init,
-            )
+            self.executor = self._pool()
         except (OSError, ValueError) as exc:
             log.warning("cannot start parse workers (%s): parsing in this thread", exc)
             self.index.workers = 1
@@ -1096,33 +1105,102 @@ class _Pipeline:
         self.queue.sort(key=lambda item: item[1])
         self._pump()
 
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.index.workers, mp_context=_pool_context(), initializer=_worker_init
+        )
+
+    def _restart(self, broken: concurrent.futures.ProcessPoolExecutor) -> bool:
+        """A worker died: a new pool in place of ``broken`` (once). False when there
+        have been too many deaths to go on: what is left is then skipped."""
+        if broken is not self.executor:
+            return self.executor is not None
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        if self.restarts > MAX_POOL_RESTARTS:
+            log.error("parse workers died %d times: skipping the files left", self.restarts)
+            self.executor = None
+            return False
+        try:
+            self.executor = self._pool()
+        except (OSError, ValueError) as exc:
+            log.error("cannot restart parse workers (%s): skipping the files left", exc)
+            self.executor = None
+            return False
+        return True
+
+    def _skip(self, tasks: list[_Task], why: str) -> None:
+        """Record files as skipped, with their stat: unchanged, they are not tried again."""
+        results = []
+        for path, _, _ in tasks:
+            log.warning("not indexed: %s (%s)", path, why)
+            try:
+                st = os.stat(path)
+            except OSError:
+                results.append(_Result(path, "missing"))
+                continue
+            results.append(_Result(path, "skipped", st.st_size, st.st_mtime_ns))
+        self._merge(results)
+
     def _pump(self) -> None:
-        """Hand batches to the workers while fewer than the allowed number are out."""
-        if self.executor is None:
+        """Hand batches to the workers while fewer than the allowed number are out.
+
+        After a worker died, the files of its batch are retried one at a time with
+        nothing else out, so a file that kills its worker again is known for sure."""
+        if self.executor is None or self.solo_future is not None:
             return
         most = self.index.workers * IN_FLIGHT_PER_WORKER
-        while self.queue and len(self.futures) < most and not self._cancelled():
-            if self.walked:
-                # Shrinking batches: the remaining work split in 4 per worker.
-                share = self.queued_bytes // (4 * self.index.workers)
-                limit = max(MIN_BATCH_BYTES, min(BATCH_BYTES, share))
+        while (self.solo or self.queue) and len(self.futures) < most and not self._cancelled():
+            if self.solo:
+                if self.futures:
+                    return  # what is out finishes (or fails) first
+                batch = [self.solo.pop()]
+                self.isolating = True
             else:
-                limit = BATCH_BYTES
-                if self.queued_bytes < limit and len(self.queue) < BATCH_FILES:
-                    return  # wait for a full batch while the walk finds files
-            batch: list[_Task] = []
-            size = 0
-            while self.queue and size < limit and len(batch) < BATCH_FILES:
-                task, task_size = self.queue.pop()
-                batch.append(task)
-                size += task_size
-            self.queued_bytes -= size
+                batch = self._next_batch()
+                if not batch:
+                    return
+            executor = self.executor
             try:
-                future = self.executor.submit(_index_batch, batch, self.index.max_file_size)
-            except RuntimeError:  # the pool is broken or shut down
-                self._merge(_index_batch(batch, self.index.max_file_size))
+                future = executor.submit(_index_batch, batch, self.index.max_file_size)
+            except RuntimeError:  # the pool broke (a worker died) or was shut down
+                self.solo.extend(batch)
+                if not self._restart(executor):
+                    self._skip_left("the parse workers keep dying")
+                    return
                 continue
-            self.futures[future] = batch
+            self.futures[future] = (batch, executor)
+            if self.isolating:
+                self.isolating = False
+                self.solo_future = future
+                return
+
+    def _next_batch(self) -> list[_Task]:
+        if self.walked:
+            # Shrinking batches: the remaining work split in 4 per worker.
+            share = self.queued_bytes // (4 * self.index.workers)
+            limit = max(MIN_BATCH_BYTES, min(BATCH_BYTES, share))
+        else:
+            limit = BATCH_BYTES
+            if self.queued_bytes < limit and len(self.queue) < BATCH_FILES:
+                return []  # wait for a full batch while the walk finds files
+        batch: list[_Task] = []
+        size = 0
+        while self.queue and size < limit and len(batch) < BATCH_FILES:
+            task, task_size = self.queue.pop()
+            batch.append(task)
+            size += task_size
+        self.queued_bytes -= size
+        return batch
+
+    def _skip_left(self, why: str) -> None:
+        left = self.solo + [task for task, _ in self.queue]
+        self.solo, self.queue, self.queued_bytes = [], [], 0
+        for future, (batch, _) in list(self.futures.items()):
+            future.cancel()
+            left.extend(batch)
+        self.futures.clear()
+        self._skip(left, why)
 
     def _collect(self, block: bool) -> None:
         """Merge finished batches (waiting for one when ``block``), refilling the workers
@@ -1137,17 +1215,31 @@ class _Pipeline:
             done = {f for f in self.futures if f.done()}
             if not done:
                 return
-        finished = [(f, self.futures.pop(f)) for f in done]
+        finished = [(f, *self.futures.pop(f)) for f in done]
+        alone = self.solo_future
+        if alone in done:
+            self.solo_future = None
         self._pump()
-        for future, batch in finished:
+        broken = False
+        for future, batch, executor in finished:
             if future.cancelled():
                 continue
             try:
                 results = future.result()
             except concurrent.futures.process.BrokenProcessPool:
-                log.warning("a parse worker died: parsing its files in this thread")
-                results = _index_batch(batch, self.index.max_file_size)
+                if future is alone:  # it ran alone: this file killed its worker
+                    self._skip(batch, "the parser crashed on it")
+                else:
+                    log.warning("a parse worker died: retrying its %d files one by one", len(batch))
+                    self.solo.extend(batch)
+                if not broken and not self._restart(executor):
+                    self._skip_left("the parse workers keep dying")
+                    return
+                broken = True
+                continue
             self._merge(results)
+        if broken:
+            self._pump()
 
     def _merge(self, results: list[_Result]) -> None:
         self.index._merge(results, self.changes)
@@ -1183,7 +1275,7 @@ class _Pipeline:
                     break
                 self._merge([index_file(*task, self.index.max_file_size)])
         else:
-            with self.executor:
+            try:
                 self.queue.sort(key=lambda item: item[1])  # biggest popped first
                 self._pump()
                 while self.futures:
@@ -1193,8 +1285,11 @@ class _Pipeline:
                             future.cancel()
                         self._collect(block=False)
                         break
-            self.executor = None
-            self.queue = []
+            finally:
+                if self.executor is not None:  # (a restart may have replaced it)
+                    self.executor.shutdown(wait=True, cancel_futures=True)
+                self.executor = None
+                self.queue = []
         if self.progress is not None:
             self.progress(self.done, self.total, "")
 

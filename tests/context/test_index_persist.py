@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +236,40 @@ def test_build_in_a_thread_while_documents_change(tmp_path: Path) -> None:
         assert not errors
         assert [d.path for d in index.definitions_named("final")] == [path]
         assert index.definitions_named("f0") == []  # the open document shadows the disk
+
+
+def _crash_on_marker(source: bytes, language: str, references: bool = True) -> Any:
+    """extract_source as in a parser that crashes the process on one file."""
+    if b"CRASH_THE_PARSER" in source:
+        os._exit(3)
+    return _real_extract_source(source, language, references)
+
+
+_real_extract_source = index_module.sym.extract_source
+
+
+def test_a_file_that_kills_its_parse_worker_is_skipped_and_the_rest_indexed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parser crash (a segfault in a grammar) costs that file, never the build and never
+    the server: the dead worker's batch is retried file by file in a new pool, and only
+    the file that kills a worker again is skipped (and not retried while unchanged)."""
+    files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)}
+    files["pkg/bad.py"] = "# CRASH_THE_PARSER\ndef bad():\n    pass\n"
+    write(tmp_path, files)
+    monkeypatch.setattr(index_module.sym, "extract_source", _crash_on_marker)
+    # Workers forked from this process inherit the crashing extractor.
+    monkeypatch.setattr(index_module, "_pool_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(index_module, "BATCH_FILES", 8)
+    cache = tmp_path / "c"
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=2) as index:
+        stats = index.build()
+        assert stats.files == 40 and stats.skipped == 1 and not stats.cancelled
+        assert {d.name for p in index.files() for d in index.file(p).definitions} == {
+            f"f{i}" for i in range(40)
+        }
+    with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=2) as index:
+        stats = index.build()  # unchanged: nothing parsed, the bad file not tried again
+        assert stats.parsed == 0 and stats.files == 40
