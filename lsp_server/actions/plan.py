@@ -129,41 +129,40 @@ def plan_actions(
                 diagnostic=index,
             )
         )
-    unit = _enclosing(start_line, end_line, definitions)
-    if unit is not None and unit.end_line - unit.start_line < MAX_TARGET_LINES:
+    unit = _rewritable(start_line, end_line, definitions)
+    if unit is not None:
         noun = "function" if unit.kind in _CALLABLES else unit.kind
+        rewrites: list[tuple[Task, str, str]] = []
         if not unit.doc and language in _DOC_LANGUAGES:
-            plans.append(
-                ActionPlan(
-                    task="docstring",
-                    kind="refactor.rewrite",
-                    title=f"Add a docstring to `{unit.name}` with Qwen",
-                    start_line=unit.start_line,
-                    end_line=unit.end_line,
-                    instruction=(
-                        f"Add a concise docstring (or the language's doc comment) to the "
-                        f"{noun} `{unit.name}`: what it does, its parameters and what it "
-                        "returns. Do not change the code itself."
-                    ),
-                    name=unit.name,
+            rewrites.append(
+                (
+                    "docstring",
+                    f"Add a docstring to `{unit.name}`",
+                    f"Add a concise docstring (or the language's doc comment) to the {noun} "
+                    f"`{unit.name}`: what it does, its parameters and what it returns.",
                 )
             )
         if language == "python" and unit.kind in _CALLABLES:
-            plans.append(
-                ActionPlan(
-                    task="annotate",
-                    kind="refactor.rewrite",
-                    title=f"Add type annotations to `{unit.name}` with Qwen",
-                    start_line=unit.start_line,
-                    end_line=unit.end_line,
-                    instruction=(
-                        f"Add type annotations to the parameters and the return value of "
-                        f"`{unit.name}`, as precise as the code shows. Do not change the code "
-                        "itself."
-                    ),
-                    name=unit.name,
+            rewrites.append(
+                (
+                    "annotate",
+                    f"Add type annotations to `{unit.name}`",
+                    f"Add type annotations to the parameters and the return value of "
+                    f"`{unit.name}`, as precise as the code shows.",
                 )
             )
+        plans.extend(
+            ActionPlan(
+                task=task,
+                kind="refactor.rewrite",
+                title=f"{title} with Qwen",
+                start_line=unit.start_line,
+                end_line=unit.end_line,
+                instruction=f"{instruction} Do not change the code itself.",
+                name=unit.name,
+            )
+            for task, title, instruction in rewrites
+        )
     return [replace(p, digest=region_digest(text, p.start_line, p.end_line)) for p in plans]
 
 
@@ -177,12 +176,20 @@ def _enclosing(start: int, end: int, definitions: Sequence[Definition]) -> Defin
     return best
 
 
+def _rewritable(start: int, end: int, definitions: Sequence[Definition]) -> Definition | None:
+    """The enclosing unit, when it is short enough to be rewritten whole."""
+    unit = _enclosing(start, end, definitions)
+    if unit is not None and unit.end_line - unit.start_line < MAX_TARGET_LINES:
+        return unit
+    return None
+
+
 def _target(
     start: int, end: int, definitions: Sequence[Definition], last: int
 ) -> tuple[int, int, Definition | None]:
     """The lines a fix may rewrite: the enclosing unit when not too long, else around."""
-    unit = _enclosing(start, end, definitions)
-    if unit is not None and unit.end_line - unit.start_line < MAX_TARGET_LINES:
+    unit = _rewritable(start, end, definitions)
+    if unit is not None:
         return unit.start_line, unit.end_line, unit
     return max(0, start - AROUND_LINES), min(last, end + AROUND_LINES), None
 
