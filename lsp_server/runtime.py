@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from context.languages import language_for_path
 from context.symbols import file_symbols
@@ -32,6 +32,7 @@ from lsp_server.settings import Settings
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
+R = TypeVar("R")
 
 
 def engine_config(settings: Settings, model_path: str) -> EngineConfig:
@@ -135,11 +136,18 @@ class Runtime:
         )
         log.info("%s", self.model_message)
 
-    def _same_model(self, user: Completer | Rewriter) -> None:
-        """On the engine thread, before a job runs: it was queued for the engine loaded
-        then; after a reload (queued ahead of it) that engine is freed, so stop here."""
-        if user is not self.completer and user is not self.rewriter:
-            raise Cancelled("the model was reloaded")
+    def _on_model(
+        self, user: Completer | Rewriter, call: Callable[[CancelToken], R]
+    ) -> Callable[[CancelToken], R]:
+        """A job for the engine thread bound to the engine loaded now: after a reload
+        (queued ahead of it) that engine is freed, so the job stops before touching it."""
+
+        def run(token: CancelToken) -> R:
+            if user is not self.completer and user is not self.rewriter:
+                raise Cancelled("the model was reloaded")
+            return call(token)
+
+        return run
 
     def _context_provider(self) -> Any:
         return self.context.provider() if self.context is not None else None
@@ -190,12 +198,8 @@ class Runtime:
         if completer is None:
             raise EngineError("the model is not loaded")
 
-        def run(token: CancelToken) -> CompletionResult:
-            self._same_model(completer)
-            return completer.complete(request, token)
-
         return self.worker.submit(
-            run,
+            self._on_model(completer, lambda token: completer.complete(request, token)),
             priority=Priority.USER,
             key=key,
             timeout_s=self.settings.completion.time_budget_ms / 1000,
@@ -223,22 +227,22 @@ class Runtime:
             request, text="\n".join(new_lines), line=new_line, character=new_char
         )
 
-        def run(token: CancelToken) -> None:
-            self._same_model(completer)
-            completer.complete(accepted, token)
-
-        self.worker.submit(run, priority=Priority.PREFETCH, key=f"prefetch:{key}")
+        self.worker.submit(
+            self._on_model(completer, lambda token: completer.complete(accepted, token)),
+            priority=Priority.PREFETCH,
+            key=f"prefetch:{key}",
+        )
 
     def warm(self, key: str, request: CompletionRequest) -> None:
         completer = self.completer
         if not (self.settings.engine.warmup and completer):
             return
 
-        def run(token: CancelToken) -> None:
-            self._same_model(completer)
-            completer.warm(request, token)
-
-        self.worker.submit(run, priority=Priority.WARMUP, key=f"warm:{key}")
+        self.worker.submit(
+            self._on_model(completer, lambda token: completer.warm(request, token)),
+            priority=Priority.WARMUP,
+            key=f"warm:{key}",
+        )
 
     # ---- code actions -------------------------------------------------------------------
 
@@ -275,12 +279,8 @@ class Runtime:
         if rewriter is None:
             raise EngineError("the model is not loaded")
 
-        def run(token: CancelToken) -> RewriteResult:
-            self._same_model(rewriter)
-            return rewriter.run(request, token)
-
         return self.worker.submit(
-            run,
+            self._on_model(rewriter, lambda token: rewriter.run(request, token)),
             priority=Priority.USER,
             key=f"action:{key}",
             timeout_s=self.settings.code_actions.time_budget_ms / 1000,

@@ -230,7 +230,9 @@ class Completer:
         stable_key = _digest(s.text for s in prompt.segments if s.name != "prefix")
         key = _digest([stable_key.hex(), window.prefix, mode])
         cached = self._suggestions.get(key)
-        typed = self._typed_through(request.path, stable_key, window)
+        typed = (
+            None if cached is not None else self._typed_through(request.path, stable_key, window)
+        )
         if cached is not None or typed is not None:
             suggestion = cached[0] if cached is not None else typed
             result = CompletionResult(suggestion, Figures(), self.format, "cache")
