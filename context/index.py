@@ -705,27 +705,41 @@ class WorkspaceIndex:
         return self._disk_symbols(path)
 
     def _disk_symbols(self, path: str) -> FileSymbols | None:
+        def build(entry: _Entry, raw: sym.RawSymbols) -> FileSymbols:
+            references = frozenset[str]()
+            try:
+                with open(path, "rb") as f:
+                    references = sym.references_of(f.read(), entry.language)
+            except OSError:
+                pass
+            return sym.to_file_symbols(path, entry.language, raw, references)
+
+        return self._from_raw(self._file_cache, path, build)  # type: ignore[no-any-return]
+
+    def _from_raw(
+        self, cache: _LRU, path: str, build: Callable[[_Entry, sym.RawSymbols], Any]
+    ) -> Any:
+        """``build(entry, raw symbols)`` for an indexed file, kept in ``cache`` until the
+        file's entry changes."""
         with self._lock:
-            cached = self._file_cache.get_fresh(path)
+            cached = cache.get_fresh(path)
             entry = self._entries.get(path)
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         if entry is None or entry.language == _SKIPPED:
             return None
         raw = self._raw(path, entry)
         if raw is None:
             return None
-        references = frozenset[str]()
-        try:
-            with open(path, "rb") as f:
-                references = sym.references_of(f.read(), entry.language)
-        except OSError:
-            pass
-        symbols = sym.to_file_symbols(path, entry.language, raw, references)
+        value = build(entry, raw)
+        self._keep(cache, path, entry, value)
+        return value
+
+    def _keep(self, cache: _LRU, path: str, entry: _Entry, value: Any) -> None:
+        """Cache ``value`` derived from ``entry``, unless the file changed meanwhile."""
         with self._lock:
             if self._entries.get(path) is entry:
-                self._file_cache.put(path, symbols)
-        return symbols
+                cache.put(path, value)
 
     def _raw(self, path: str, entry: _Entry) -> sym.RawSymbols | None:
         with self._lock:
@@ -743,9 +757,7 @@ class WorkspaceIndex:
         except (ValueError, EOFError, TypeError):
             log.warning("corrupt index entry for %s", path)
             return None
-        with self._lock:
-            if self._entries.get(path) is entry:
-                self._raw_cache.put(path, raw)
+        self._keep(self._raw_cache, path, entry, raw)
         return raw
 
     def summary(self, path: str) -> ExportSummary | None:
@@ -756,24 +768,14 @@ class WorkspaceIndex:
                 frozenset(d.name for d in doc.symbols.definitions if not d.parent),
                 doc.symbols.imports,
             )
-        with self._lock:
-            cached = self._summary_cache.get_fresh(path)
-            entry = self._entries.get(path)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        if entry is None or entry.language == _SKIPPED:
-            return None
-        raw = self._raw(path, entry)
-        if raw is None:
-            return None
-        summary = ExportSummary(
-            frozenset(d[0] for d in raw[0] if not d[6]),
-            tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]),
+        return self._from_raw(  # type: ignore[no-any-return]
+            self._summary_cache,
+            path,
+            lambda entry, raw: ExportSummary(
+                frozenset(d[0] for d in raw[0] if not d[6]),
+                tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]),
+            ),
         )
-        with self._lock:
-            if self._entries.get(path) is entry:
-                self._summary_cache.put(path, summary)
-        return summary
 
     def text(self, path: str) -> str | None:
         """The current text of a file: the open document's, else the disk's (cached)."""
