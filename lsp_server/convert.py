@@ -127,16 +127,17 @@ def code_action_of(
 
 def action_data(data: object) -> tuple[str, ActionPlan]:
     """The document and plan an action carries; ValueError when it is not ours."""
-    if hasattr(data, "_asdict"):  # pygls hands unknown objects over as namedtuples
-        data = _plain(data)
+    data = _plain(data)  # pygls hands unknown objects over as namedtuples
     if not isinstance(data, dict) or not isinstance(data.get("uri"), str):
         raise ValueError("not a qwen-lsp code action")
-    return data["uri"], ActionPlan.from_data(_plain(data.get("plan")))
+    return data["uri"], ActionPlan.from_data(data.get("plan"))
 
 
 def _plain(value: object) -> object:
     if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
+        value = value._asdict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
