@@ -102,12 +102,11 @@ class Rewriter:
         max_tokens = self.settings.code_actions.max_tokens
         room = self.engine.n_ctx - max_tokens - RESERVE_TOKENS - 2 * self.count_tokens(region)
         view = _file_view(lines, plan.start_line, end)
-        view_text = (
-            f"The file `{request.display_path}`:\n```{lang}\n{view}\n```\n\n"
-            if view and self.count_tokens(view) <= room // 2
-            else ""
-        )
-        room -= self.count_tokens(view_text)
+        view_tokens = self.count_tokens(view)
+        view_text = ""
+        if view and view_tokens <= room // 2:
+            view_text = f"The file `{request.display_path}`:\n```{lang}\n{view}\n```\n\n"
+            room -= view_tokens + RESERVE_TOKENS // 8  # the view's header and fences
         blocks = self._context(request, room) if room > 0 else ()
         segments = [Segment("head", head, ALL_SPECIALS)]
         if blocks:
