@@ -343,6 +343,24 @@ async def pick(client: LanguageClient, action: types.CodeAction) -> types.Worksp
     return (await client.code_action_resolve_async(action)).edit
 
 
+async def actions_at(
+    client: LanguageClient,
+    uri: str,
+    start: tuple[int, int],
+    end: tuple[int, int] | None = None,
+    diagnostics: list[types.Diagnostic] | None = None,
+    only: list[str] | None = None,
+) -> list[types.Command | types.CodeAction] | None:
+    """`textDocument/codeAction` over (line, character) `start`..`end`."""
+    return await client.text_document_code_action_async(  # type: ignore[return-value]
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(*start), types.Position(*(end or start))),
+            context=types.CodeActionContext(diagnostics=diagnostics or [], only=only),
+        )
+    )
+
+
 def diagnostic(line: int, message: str) -> types.Diagnostic:
     return types.Diagnostic(
         range=types.Range(types.Position(line, 4), types.Position(line, 30)),
@@ -360,13 +378,7 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     await start(client, ws, qwen2_model)
     uri = open_doc(client, ws / "circle.py", PY)
     diag = diagnostic(9, '"radus" is not defined')
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(9, 4), types.Position(9, 10)),
-            context=types.CodeActionContext(diagnostics=[diag]),
-        )
-    )
+    actions = await actions_at(client, uri, (9, 4), (9, 10), diagnostics=[diag])
     assert actions is not None
     titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
     assert titles == [
@@ -381,24 +393,12 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     assert (list(fix.tags or []) == [types.CodeActionTag.LlmGenerated]) == tagged, fix.tags
     assert fix.diagnostics and fix.diagnostics[0].message == diag.message
     # Only what the client asked for.
-    only = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(9, 4), types.Position(9, 10)),
-            context=types.CodeActionContext(
-                diagnostics=[diag], only=[types.CodeActionKind.Refactor]
-            ),
-        )
+    only = await actions_at(
+        client, uri, (9, 4), (9, 10), diagnostics=[diag], only=[types.CodeActionKind.Refactor]
     )
     assert [a.title for a in only or []] == titles[1:]
     # Whole lines selected (ending at column 0 of the next line): the function they cover.
-    selected = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(3, 0), types.Position(5, 0)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    selected = await actions_at(client, uri, (3, 0), (5, 0))
     assert [a.title for a in selected or []] == [
         "Add a docstring to `area` with Qwen",
         "Add type annotations to `area` with Qwen",
@@ -437,13 +437,7 @@ async def test_a_rewrite_of_lines_that_changed_is_refused(
     ws.mkdir()
     await start(client, ws, qwen2_model)
     uri = open_doc(client, ws / "circle.py", PY)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await actions_at(client, uri, (4, 0))
     assert actions and isinstance(actions[0], types.CodeAction)
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
@@ -467,13 +461,7 @@ async def test_code_actions_can_be_turned_off(client: LanguageClient, qwen2_mode
     ws.mkdir()
     await start(client, ws, qwen2_model, enabled=False)
     uri = open_doc(client, ws / "circle.py", PY)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
-            context=types.CodeActionContext(diagnostics=[diagnostic(4, "problem")]),
-        )
-    )
+    actions = await actions_at(client, uri, (4, 0), diagnostics=[diagnostic(4, "problem")])
     assert not actions
 
 
@@ -487,13 +475,7 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     await start(client, ws, qwen2_model)
     text = "a = 1\nb = 2\n"
     uri = open_doc(client, ws / "x.md", text)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(1, 0), types.Position(1, 0)),
-            context=types.CodeActionContext(diagnostics=[diagnostic(1, "typo")]),
-        )
-    )
+    actions = await actions_at(client, uri, (1, 0), diagnostics=[diagnostic(1, "typo")])
     assert actions and isinstance(actions[0], types.CodeAction)
     (fix,) = actions
     edit = await pick(client, fix)
@@ -543,13 +525,7 @@ async def test_a_cancelled_action_answers_at_once_and_never_runs(
         ),
         msg_id="busy",
     )
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(1, 0), types.Position(1, 0)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await actions_at(client, uri, (1, 0))
     assert actions and isinstance(actions[0], types.CodeAction)
     first = client.protocol.send_request("codeAction/resolve", actions[0], msg_id="superseded")
     await asyncio.sleep(0.1)
