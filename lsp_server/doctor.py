@@ -476,14 +476,12 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """The `doctor` command; returns 1 when a required check failed (2: bad arguments)."""
-    from lsp_server.settings import ModelSettings, load_settings
+    from lsp_server.commands import load_settings_arg
+    from lsp_server.settings import ModelSettings
 
-    try:
-        raw = json.loads(args.settings) if args.settings else {}
-    except json.JSONDecodeError as exc:
-        print(f"qwen-lsp doctor: --settings is not JSON: {exc}", file=sys.stderr)
+    loaded = load_settings_arg("doctor", args.settings)
+    if loaded is None:
         return 2
-    loaded = load_settings(raw)
     model = loaded.settings.model
     context_size = model.context_size
     report = run_checks(

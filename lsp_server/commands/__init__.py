@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsp_server.settings import LoadResult
 
 
 def parse_location(value: str) -> tuple[str, int, int]:
@@ -38,3 +43,16 @@ def read_source(command: str, path: str, line: int) -> str | None:
         )
         return None
     return text
+
+
+def load_settings_arg(command: str, value: str | None) -> LoadResult | None:
+    """The settings tree given as `--settings JSON`, loaded (invalid values reported in
+    the result); None, after saying why on stderr, when it is not JSON."""
+    from lsp_server.settings import load_settings
+
+    try:
+        raw = json.loads(value) if value else {}
+    except json.JSONDecodeError as exc:
+        print(f"qwen-lsp {command}: --settings is not JSON: {exc}", file=sys.stderr)
+        return None
+    return load_settings(raw)

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from lsp_server.commands import parse_location, read_source
+from lsp_server.commands import load_settings_arg, parse_location, read_source
 from lsp_server.completion.stats import figures_line, figures_to_wire
 
 
@@ -42,15 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from lsp_server.completion.stats import Stats
     from lsp_server.engine.llama import EngineError
     from lsp_server.runtime import Runtime
-    from lsp_server.settings import load_settings
 
     path, line, col = args.location
-    try:
-        raw = json.loads(args.settings) if args.settings else {}
-    except json.JSONDecodeError as exc:
-        print(f"qwen-lsp complete: --settings is not JSON: {exc}", file=sys.stderr)
+    result = load_settings_arg("complete", args.settings)
+    if result is None:
         return 2
-    result = load_settings(raw)
     for error in result.errors:
         print(f"qwen-lsp complete: invalid setting, using the default: {error}", file=sys.stderr)
     settings = result.settings
