@@ -697,6 +697,12 @@ class WorkspaceIndex:
 
     # --- lookups ----------------------------------------------------------------------
 
+    def open_symbols(self, path: str, source: bytes) -> FileSymbols | None:
+        """The symbols of the open document ``path`` if they were extracted from exactly
+        ``source`` (the re-index runs a moment after each edit), else None."""
+        doc = self._open.get(path)
+        return doc.symbols if doc is not None and doc.source == source else None
+
     def file(self, path: str) -> FileSymbols | None:
         """The symbols of a file: its open document's if open, else the indexed version."""
         doc = self._open.get(path)

@@ -262,14 +262,17 @@ class Runtime:
         end_line: int,
         diagnostics: Sequence[Diagnostic],
     ) -> list[ActionPlan]:
-        """The actions offered at a range (no model: a parse of the document's text)."""
+        """The actions offered at a range (no model). Editors ask at every cursor move: the
+        definitions come from the index's parse of the open document when it is of this
+        very text, else from a parse of it."""
         language = language_for_path(path)
         definitions: Sequence[Definition] = ()
         if language is not None and len(text) <= self.settings.context.max_file_size:
+            source = text.encode("utf-8", "surrogatepass")
+            indexed = self.context.index.open_symbols(path, source) if self.context else None
             try:
-                definitions = file_symbols(
-                    path, text.encode("utf-8", "surrogatepass"), language
-                ).definitions
+                symbols = indexed or file_symbols(path, source, language)
+                definitions = symbols.definitions
             except Exception:  # a grammar failure costs the refactors, not the fixes
                 log.exception("cannot parse %s for code actions", path)
         return plan_actions(text, language, start_line, end_line, diagnostics, definitions)

@@ -177,3 +177,15 @@ def test_folder_bookkeeping_follows_adds_and_removals(ws) -> None:  # type: igno
     index.remove_file(os.path.join(deep, "y.py"))
     assert not index.has_dir(deep) and not index.has_dir(os.path.join(root, "a"))
     assert index.has_dir(root) and index.has_dir(os.path.dirname(path))
+
+
+def test_open_symbols_only_for_the_exact_text_indexed(ws) -> None:  # type: ignore[no-untyped-def]
+    """What code actions use instead of parsing again at every cursor move."""
+    index, path = ws
+    assert index.open_symbols(path, MODULE.encode()) is None  # not open
+    edited = MODULE + "\n\ndef volume(shape: Shape) -> float:\n    return 2.0\n"
+    index.update_document(path, edited)
+    assert index.open_symbols(path, edited.encode()) == file_symbols(
+        path, edited.encode(), "python"
+    )
+    assert index.open_symbols(path, (edited + "x").encode()) is None  # typed since
