@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from context.languages import LANGUAGES, language_for_path
+from context.languages import language_for_path
 from context.symbols import parse
 from lsp_server.actions.plan import ActionPlan, region_digest
 from lsp_server.completion.prompt import (
@@ -210,7 +210,7 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
     if code.rstrip() == old.rstrip():
         return RewriteResult(None, "Qwen suggested no change", Figures())
     new_region = "\n".join([""] * lead + [code] + [""] * trail)
-    language = _language(request.path)
+    language = language_for_path(request.path)
     if language is not None:
         if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
             old_scope = "\n".join(lines)
@@ -266,8 +266,3 @@ def _file_view(lines: list[str], start: int, end: int) -> str:
     if len(lines) <= WHOLE_FILE_LINES:
         return "\n".join(lines)
     return "\n".join(lines[max(0, start - AROUND_LINES) : end + 1 + AROUND_LINES // 2])
-
-
-def _language(path: str) -> str | None:
-    language = language_for_path(path)
-    return language if language in LANGUAGES else None
