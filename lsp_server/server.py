@@ -489,9 +489,6 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
         uri, plan = action_data(data)
     except ValueError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
-    off = _actions_off(ls)
-    if off:
-        return None, off
     doc = ls.workspace.get_text_document(uri)
     text, version = doc.source, doc.version
     path = _path_of(uri)
@@ -499,7 +496,7 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
     message = "cancelled"
     try:
-        off = _actions_off(ls)  # the model may have been reloaded meanwhile
+        off = _actions_off(ls)  # checked after the progress round trip: a reload may end it
         if off:
             message = off
             return None, off
