@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from context.types import Import
+from context.walk import read_text
 
 log = logging.getLogger(__name__)
 
@@ -480,11 +481,8 @@ class ImportResolver:
             for path in self.view.project_files():
                 if os.path.basename(path) != "go.mod":
                     continue
-                try:
-                    with open(path, encoding="utf-8", errors="replace") as f:
-                        match = re.search(r"(?m)^\s*module\s+(\S+)", f.read())
-                except OSError:
-                    continue
+                text = read_text(path)
+                match = re.search(r"(?m)^\s*module\s+(\S+)", text) if text else None
                 if match:
                     table.append((match.group(1).strip('"'), os.path.dirname(path)))
             table.sort(key=lambda item: -len(item[0]))  # longest module path first
@@ -617,10 +615,8 @@ class ImportResolver:
             for path in self.view.project_files():
                 if os.path.basename(path) != "Cargo.toml":
                     continue
-                try:
-                    with open(path, encoding="utf-8", errors="replace") as f:
-                        text = f.read()
-                except OSError:
+                text = read_text(path)
+                if text is None:
                     continue
                 section = re.search(r"(?ms)^\[package\](.*?)(?=^\[|\Z)", text)
                 name = (
@@ -738,10 +734,8 @@ _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 def _read_jsonc(path: str) -> dict[str, object] | None:
     """A JSON object from a file that may have comments and trailing commas."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            text = f.read()
-    except OSError:
+    text = read_text(path, encoding="utf-8-sig")
+    if text is None:
         return None
     text = _JSONC_TOKENS.sub(lambda m: m.group(1) or "", text)
     text = _TRAILING_COMMA.sub(r"\1", text)

@@ -48,6 +48,7 @@ from context.walk import (
     IgnoreRules,
     WalkEntry,
     is_inside,
+    read_regular,
     walk,
 )
 
@@ -138,14 +139,11 @@ def index_file(
     max_file_size: int,
 ) -> _Result:
     """Read, hash and (unless the hash is unchanged) parse one file. Runs in workers."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if st.st_size > max_file_size:
-                return _Result(path, "skipped", st.st_size, st.st_mtime_ns)
-            data = f.read()
-    except OSError:
+    data, st = read_regular(path, max_file_size)
+    if st is None:
         return _Result(path, "missing")
+    if data is None:  # too big, or not a regular file
+        return _Result(path, "skipped", st.st_size, st.st_mtime_ns)
     size, mtime_ns = len(data), st.st_mtime_ns
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return _Result(path, "skipped", size, mtime_ns)
@@ -713,11 +711,9 @@ class WorkspaceIndex:
     def _disk_symbols(self, path: str) -> FileSymbols | None:
         def build(entry: _Entry, raw: sym.RawSymbols) -> FileSymbols:
             references = frozenset[str]()
-            try:
-                with open(path, "rb") as f:
-                    references = sym.references_of(f.read(), entry.language)
-            except OSError:
-                pass
+            data, _ = read_regular(path, self.max_file_size)
+            if data is not None:
+                references = sym.references_of(data, entry.language)
             return sym.to_file_symbols(path, entry.language, raw, references)
 
         return self._from_raw(self._file_cache, path, build)  # type: ignore[no-any-return]
@@ -796,15 +792,14 @@ class WorkspaceIndex:
             cached = self._text_cache.get_fresh(path)
         if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
             return cached[2]  # type: ignore[no-any-return]
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
+        # Only a regular file the index would take in whole: never a FIFO (its open
+        # blocks) or a log grown to gigabytes.
+        data, fresh = read_regular(path, self.max_file_size)
+        if data is None or fresh is None:
             return None
         text = data.decode("utf-8", "replace")
-        if len(data) <= self.max_file_size:
-            with self._lock:
-                self._text_cache.put(path, (st.st_size, st.st_mtime_ns, text))
+        with self._lock:
+            self._text_cache.put(path, (fresh.st_size, fresh.st_mtime_ns, text))
         return text
 
     def files(self) -> list[str]:

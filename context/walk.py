@@ -13,7 +13,8 @@ What is skipped, and why:
   over ``max_file_size`` (binary files are recognised when read: a NUL byte in the
   first 8 KB);
 - symbolic links whose target is outside the root; a linked folder inside the root is
-  entered once (its real path), so link cycles end.
+  entered once (its real path), so link cycles end;
+- anything but a regular file (a FIFO named ``x.py`` would block whoever opens it).
 
 Paths are real paths (``os.path.realpath``); the root is resolved once and only links
 are resolved again, so the walk costs one ``scandir`` per folder and one ``stat`` per file.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -112,6 +114,45 @@ PROJECT_FILES = frozenset(
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def read_regular(path: str, limit: int) -> tuple[bytes | None, os.stat_result | None]:
+    """Read a workspace file safely: ``(bytes, stat)``, or ``(None, stat)`` when it is not
+    a regular file or is over ``limit`` bytes, or ``(None, None)`` when it cannot be opened.
+
+    The open does not block (a plain ``open`` of a FIFO waits for a writer forever) and
+    the read stops at ``limit`` (a file that grew after its stat is refused, not read whole).
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None, None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None, st
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, max(st.st_size, 1 << 16) + 1))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        return (None, st) if len(data) > limit else (data, st)
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str, limit: int = DEFAULT_MAX_FILE_SIZE, encoding: str = "utf-8") -> str | None:
+    """A small workspace text file (``.gitignore``, ``go.mod``, ``tsconfig.json``), or None."""
+    data, _ = read_regular(path, limit)
+    return None if data is None else data.decode(encoding, "replace")
+
 
 @dataclass(frozen=True, slots=True)
 class WalkEntry:
@@ -159,13 +200,11 @@ class IgnoreFile:
 
     @classmethod
     def read(cls, path: str) -> IgnoreFile | None:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                lines = f.read().splitlines()
-        except OSError:
+        text = read_text(path)
+        if text is None:
             return None
         try:
-            ignore = cls(lines)
+            ignore = cls(text.splitlines())
         except Exception as exc:  # a malformed pattern must not stop indexing
             log.warning("ignoring unreadable patterns in %s: %s", path, exc)
             return None
@@ -378,6 +417,9 @@ def walk(
             try:
                 st = entry.stat() if not is_link else os.stat(real)
             except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                log.debug("skipping %s: not a regular file", real)
                 continue
             if st.st_size > max_file_size:
                 log.debug("skipping %s: %d bytes", real, st.st_size)

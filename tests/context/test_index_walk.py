@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from context.index import WorkspaceIndex
+from context.walk import read_regular
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:
@@ -140,6 +145,71 @@ def test_invalid_utf8_does_not_crash_the_index(tmp_path: Path) -> None:
         assert [d.name for d in index.definitions_named("ok")] == ["ok"]
         text = index.text(index.files()[0])
         assert text is not None and "\ufffd" in text
+
+
+_FIFO_CHECK = """
+import os, sys
+from context.index import WorkspaceIndex, index_file
+from context.walk import read_regular
+root = sys.argv[1]
+with WorkspaceIndex([root], cache_dir="") as index:
+    index.build()
+    assert sorted(os.path.basename(p) for p in index.files()) == ["a.py", "app.ts", "main.go"]
+    for name in ("main.go", "app.ts"):
+        path = os.path.join(root, name)
+        for imp in index.file(path).imports:
+            index.resolve_import(path, imp)  # reads go.mod / tsconfig.json
+    fifo = os.path.join(root, "x.py")
+    assert index.text(fifo) is None
+    assert index.update_file(fifo) is None
+    assert index_file(fifo, "python", None, 1 << 20).status == "skipped"
+    assert read_regular(fifo, 100) == (None, os.stat(fifo))
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_source_never_blocks_the_index(tmp_path: Path) -> None:
+    """Opening a FIFO waits for a writer forever: the walk, the parse workers (a file
+    that turned into a FIFO after the walk), the file watcher and every reader of
+    workspace files (.gitignore, go.mod, tsconfig.json, a file's text) leave it.
+    Run in a child process, so that a regression fails here instead of hanging."""
+    write(
+        tmp_path,
+        {
+            "a.py": "def a(): pass\n",
+            "main.go": 'package main\n\nimport "example.com/m/pkg"\n',
+            "app.ts": 'import { x } from "@/lib/x";\n',
+        },
+    )
+    for name in ("x.py", ".gitignore", "go.mod", "tsconfig.json"):
+        os.mkfifo(tmp_path / name)
+    done = subprocess.run(
+        [sys.executable, "-c", _FIFO_CHECK, os.path.realpath(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_read_regular_stops_at_the_limit(tmp_path: Path) -> None:
+    write(tmp_path, {"ok.py": "x = 1\n", "big.py": "x = 1\n" * 100})
+    data, st = read_regular(str(tmp_path / "ok.py"), 6)
+    assert data == b"x = 1\n" and st is not None and st.st_size == 6
+    data, st = read_regular(str(tmp_path / "big.py"), 100)
+    assert data is None and st is not None  # refused, with its stat
+    assert read_regular(str(tmp_path / "missing.py"), 100) == (None, None)
+    assert read_regular(str(tmp_path), 100)[0] is None  # a folder
+
+
+def test_text_refuses_a_file_over_the_limit(tmp_path: Path) -> None:
+    """A big log opened in the editor, or a source file grown huge, is not read whole."""
+    write(tmp_path, {"small.py": "x = 1\n", "huge.py": "x = 1\n" * 1000})
+    with WorkspaceIndex([str(tmp_path)], cache_dir="", max_file_size=1000) as index:
+        assert index.text(str(tmp_path / "small.py")) == "x = 1\n"
+        assert index.text(str(tmp_path / "huge.py")) is None
 
 
 def test_is_indexable(tmp_path: Path) -> None:
