@@ -74,12 +74,19 @@ class WorkspaceContext:
         self.index.close_document(path)
         self._sessions.pop(path, None)
 
+    # Recent activity is noted only in files the index accepts (inside a root, not
+    # ignored or excluded, a supported language, not over the size limit): the model's
+    # context comes from nowhere else. A gitignored settings file holding keys, a file
+    # outside the workspace or a log opened in the editor never enters a prompt.
+
     def note_view(self, path: str, line: int) -> None:
-        self.recent.note_view(path, line)
+        if self.index.is_indexable(path):
+            self.recent.note_view(path, line)
 
     def note_edit(self, path: str, start_line: int, end_line: int, line_delta: int = 0) -> None:
         """An edit of lines start..end; `line_delta` lines were added (or removed if < 0)."""
-        self.recent.note_edit(path, start_line, end_line, line_delta)
+        if self.index.is_indexable(path):
+            self.recent.note_edit(path, start_line, end_line, line_delta)
 
     def files_changed(self, changes: Sequence[tuple[str, bool]]) -> None:
         for path, deleted in changes:

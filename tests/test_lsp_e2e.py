@@ -405,6 +405,32 @@ async def test_completion_prompt_holds_a_definition_from_another_file(
     )
 
 
+async def test_an_ignored_file_open_in_the_editor_never_reaches_the_prompt(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """Recently viewed files are context, but only those the index accepts: a gitignored
+    settings file with a key, open in another tab, stays out of every prompt."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".gitignore").write_text("local_settings.py\n")
+    init = options(qwen2_model)
+    init["context"] = {"enabled": True, "budgetTokens": 1024}
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    deadline = time.monotonic() + 30
+    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    open_doc(client, ws / "local_settings.py", 'SECRET_KEY = "sk-not-for-prompts"\n')
+    open_doc(client, ws / "helpers.py", "def helper():\n    return 'shown'\n")
+    text = "def main():\n    return "
+    uri = open_doc(client, ws / "main.py", text)
+    await asyncio.sleep(0.3)  # the debounced re-index of the opened documents
+    await inline(client, uri, end_of(text))
+    used = (await stats(client))["recent"][-1]["context"]
+    assert any(src.startswith("helpers.py:") for src in used), used
+    assert not any(src.startswith("local_settings.py") for src in used), used
+
+
 async def test_files_changed_on_disk_reach_the_context(
     client: LanguageClient, qwen2_model, tmp_path
 ):

@@ -78,3 +78,36 @@ def test_moving_to_another_definition_repacks(tmp_path):
     last = MAIN.count("\n") - 1
     provide(query(main, MAIN, last), count)
     assert context.repacks == 1
+
+
+def test_recent_activity_comes_only_from_files_the_index_accepts(tmp_path):
+    """A gitignored settings file with keys, an excluded folder, a file outside the
+    workspace, a non-source file or a big one opened in the editor never reach a prompt:
+    the model sees what the index may show, nothing else."""
+    ws = tmp_path / "ws"
+    (ws / "private").mkdir(parents=True)
+    (ws / ".gitignore").write_text("local_settings.py\n")
+    secrets = {
+        ws / "local_settings.py": 'API_KEY = "sk-gitignored"\n',
+        ws / "private" / "keys.py": 'TOKEN = "sk-excluded"\n',
+        ws / ".env": "TOKEN=sk-dotenv\n",
+        ws / "big.py": 'BIG = "sk-too-big"\n' + "x = 1\n" * 400,
+        tmp_path / "outside.py": 'OUTSIDE = "sk-outside"\n',
+    }
+    for path, text in secrets.items():
+        path.write_text(text)
+    (ws / "helpers.py").write_text("def helper():\n    return 'shown'\n")
+    (ws / "main.py").write_text("def main():\n    return 1\n")
+    settings = Settings()
+    settings.context.exclude = ["private/"]
+    settings.context.max_file_size = 1000
+    context = WorkspaceContext([str(ws)], lambda: settings, cache_dir="")
+    context.build()
+    for path in [*secrets, ws / "helpers.py"]:
+        context.note_view(str(path.resolve()), 0)
+        context.note_edit(str(path.resolve()), 0, 0)
+    main = str((ws / "main.py").resolve())
+    blocks = context.provider()(query(main, "def main():\n    return 1\n", 1), count)
+    prompt = "\n".join(block.text for block in blocks)
+    assert "return 'shown'" in prompt  # the indexable file viewed is context
+    assert "sk-" not in prompt, prompt
