@@ -235,6 +235,49 @@ async def test_cancel_mid_generation(client: LanguageClient, qwen35_model, tmp_p
     assert data["requests"] == 1
 
 
+async def test_a_burst_of_keystrokes_is_answered_and_only_the_latest_runs(
+    client: LanguageClient, qwen35_model, tmp_path
+):
+    """A client that asks at every keystroke and never cancels (fast typing): every
+    request is answered, a newer request for the document supersedes the older ones
+    instead of queueing behind them, and the last answer is what a lone request on the
+    final text gets (the mirror kept up with 20 incremental edits under load)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(qwen35_model)
+    await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    path = ws / "geometry.py"
+    uri = open_doc(client, path, SOURCE)
+    text = SOURCE
+    futures = []
+    for version, ch in enumerate("2 * math.pi * radius", start=2):
+        pos = end_of(text)
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=ch
+                    )
+                ],
+            )
+        )
+        text += ch
+        futures.append(asyncio.ensure_future(inline(client, uri, end_of(text))))
+    results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 120)
+    for result in results[:-1]:  # answered: a suggestion, nothing, or a cancellation
+        assert not isinstance(result, Exception) or "cancel" in str(result).lower(), result
+    want = expected(qwen35_model, ws, path, text, init)
+    last = results[-1]
+    assert not isinstance(last, BaseException) and last is not None
+    assert [i.insert_text for i in last.items] == ([want] if want else [])
+    data = await stats(client)
+    assert data["errors"] == 0
+    ran = [r for r in data["recent"] if r["outcome"] not in ("cancelled", "cache")]
+    assert len(ran) < len(futures) // 2, data["recent"]
+
+
 async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model, tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
