@@ -70,10 +70,19 @@ class IndexStore:
         self.root = root
         self._prefix = root.rstrip(os.sep) + os.sep
         self._lock = threading.Lock()
-        os.makedirs(os.path.dirname(db_path) or ".", exist_ok=True)
+        # The index holds signatures and docstrings of private code: readable by the
+        # user only (SQLite gives its -wal and -shm files the database's permissions).
+        os.makedirs(os.path.dirname(db_path) or ".", mode=0o700, exist_ok=True)
         self._conn = self._open()
 
     def _open(self, retry: bool = True) -> sqlite3.Connection:
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            for suffix in ("", "-wal", "-shm"):  # made by an older version: 0644
+                if os.path.exists(self.path + suffix):
+                    os.chmod(self.path + suffix, 0o600)
+        except OSError:
+            pass  # sqlite3 reports what is wrong with the path
         conn = sqlite3.connect(
             self.path, timeout=10.0, check_same_thread=False, isolation_level=None
         )

@@ -123,6 +123,32 @@ def test_corrupt_database_is_recreated(ws: tuple[Path, str]) -> None:
         assert index.build().parsed == 4
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_the_index_is_readable_by_its_owner_only(ws: tuple[Path, str]) -> None:
+    """It holds signatures and docstrings of private code: 0700 folder, 0600 files, also
+    after a corrupt database was recreated."""
+    root, cache = ws
+    old = os.umask(0o022)
+    try:
+        with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+            index.build()
+            [db] = index.database_paths()
+            files = [db + s for s in ("", "-wal", "-shm") if os.path.exists(db + s)]
+            assert len(files) == 3
+            assert [oct(os.stat(f).st_mode & 0o777) for f in files] == ["0o600"] * 3
+        assert oct(os.stat(os.path.dirname(db)).st_mode & 0o777) == "0o700"
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+        Path(db).write_bytes(b"this is not a database" * 100)
+        os.chmod(db, 0o644)
+        with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+            assert index.build().parsed == 4
+            assert oct(os.stat(db).st_mode & 0o777) == "0o600"
+    finally:
+        os.umask(old)
+
+
 def test_no_persistence_writes_nothing(ws: tuple[Path, str]) -> None:
     root, cache = ws
     with WorkspaceIndex([str(root)], cache_dir="") as index:
