@@ -37,6 +37,7 @@ from lsp_server.convert import (
     lines_edit,
 )
 from lsp_server.engine.llama import Cancelled, EngineError, Figures
+from lsp_server.mirror import use_lsp_lines, with_lf_line_breaks
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
 
@@ -139,6 +140,7 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
 @server.feature(types.INITIALIZE)
 def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     ls.loop = asyncio.get_running_loop()
+    use_lsp_lines(ls.workspace)  # lines end at \n, \r\n, \r only (lsp_server/mirror.py)
     result = load_settings(params.initialization_options)
     ls.runtime.settings = ls.runtime.init_settings = result.settings
     ls.runtime.pending_errors.extend(result.errors)
@@ -329,7 +331,7 @@ def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> 
         ls._debounce.pop(uri, None)
         try:
             doc = ls.workspace.get_text_document(uri)
-            text = doc.source
+            text = with_lf_line_breaks(doc.source)
         except Exception:
             return
         loop.run_in_executor(
@@ -356,7 +358,7 @@ def _request(
     ls: QwenLanguageServer, uri: str, position: types.Position
 ) -> tuple[CompletionRequest, str]:
     doc = ls.workspace.get_text_document(uri)
-    text = doc.source
+    text = with_lf_line_breaks(doc.source)
     lines = text.split("\n")
     if position.line < 0 or position.line >= len(lines):
         raise JsonRpcInvalidParams(
@@ -453,7 +455,7 @@ async def code_action(
     if not ls.runtime.code_actions_ready:
         return None
     uri = params.text_document.uri
-    text = ls.workspace.get_text_document(uri).source
+    text = with_lf_line_breaks(ls.workspace.get_text_document(uri).source)
     diagnostics = list(params.context.diagnostics)
     start, end = params.range.start, params.range.end
     # Whole lines selected end at column 0 of the line after them.
@@ -490,7 +492,7 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
     except ValueError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
     doc = ls.workspace.get_text_document(uri)
-    text, version = doc.source, doc.version
+    text, version = with_lf_line_breaks(doc.source), doc.version
     path = _path_of(uri)
     request = RewriteRequest(plan, path, ls.runtime.display_path(path), text)
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)

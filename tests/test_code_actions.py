@@ -456,6 +456,34 @@ async def test_a_rewrite_of_lines_that_changed_is_refused(
     assert not [r for r in data.recent if r.kind == "codeAction" and r.generatedTokens]
 
 
+async def test_edits_below_a_form_feed_land_on_the_editors_lines(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """A form feed (PEP 8 allows them) or U+2028 is not a line break for LSP: an edit
+    below one must change the line the editor means, or the actions (and the lines a
+    rewrite replaces) would be computed on text the user never wrote."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+    for n, odd in enumerate(["\x0c", "\u2028"]):
+        uri = open_doc(client, ws / f"paged{n}.py", f"x = 1  # page{odd}\ndef foo():\n    pass\n")
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(1, 4), types.Position(1, 4)), text="bar_"
+                    )
+                ],
+            )
+        )
+        actions = await actions_at(client, uri, (1, 0))
+        assert [a.title for a in actions or []] == [
+            "Add a docstring to `bar_foo` with Qwen",
+            "Add type annotations to `bar_foo` with Qwen",
+        ]
+
+
 async def test_code_actions_can_be_turned_off(client: LanguageClient, qwen2_model, tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -289,6 +289,10 @@ async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model
     # A column past the end of a line is clamped, as LSP says, and answered.
     result = await inline(client, uri, types.Position(line=0, character=999))
     assert result is not None
+    # A lone \r ends a line for LSP (old Mac files): its last line is not past the end.
+    uri = open_doc(client, ws / "mac.py", "x = 1\ry = 2\r")
+    result = await inline(client, uri, types.Position(line=2, character=0))
+    assert result is not None
     assert (await stats(client))["model"] == "ready"
 
 

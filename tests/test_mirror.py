@@ -1,0 +1,81 @@
+"""The server's copy of a document follows LSP's lines (\\n, \\r\\n, \\r), not Python's."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from lsprotocol import types
+from pygls.workspace import Workspace
+
+from lsp_server.mirror import LspTextDocument, lsp_lines, use_lsp_lines, with_lf_line_breaks
+
+ODD = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+def reference_lines(text: str) -> list[str]:
+    """LSP's definition, written the slow obvious way."""
+    return [m.group(0) for m in re.finditer(r"[^\r\n]*(\r\n|\r|\n)|[^\r\n]+$", text)]
+
+
+def test_lines_break_only_where_lsp_does() -> None:
+    assert lsp_lines("a\x0cb\nc\u2028d\r\ne\rf") == ["a\x0cb\n", "c\u2028d\r\n", "e\r", "f"]
+    assert lsp_lines("") == [] and lsp_lines("\n\n") == ["\n", "\n"]
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\n", "\r", "\r\n", *ODD]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(30)))
+        assert lsp_lines(text) == reference_lines(text), repr(text)
+
+
+def test_lone_carriage_returns_become_line_feeds_in_place() -> None:
+    text = "a\rb\r\nc\n"
+    assert with_lf_line_breaks(text) == "a\nb\r\nc\n"
+    assert len(with_lf_line_breaks(text)) == len(text)
+    assert with_lf_line_breaks("no breaks") == "no breaks"
+
+
+def apply_reference(text: str, change: tuple[int, int, int, int, str]) -> str:
+    """An incremental change applied by offsets computed on LSP lines (ASCII text)."""
+    lines = reference_lines(text)
+    sl, sc, el, ec, new = change
+
+    def offset(line: int, col: int) -> int:
+        if line >= len(lines):
+            return len(text)
+        body = lines[line].rstrip("\r\n")
+        return sum(len(x) for x in lines[:line]) + min(col, len(body))
+
+    return text[: offset(sl, sc)] + new + text[offset(el, ec) :]
+
+
+def test_incremental_edits_land_on_the_lines_the_editor_means() -> None:
+    """Random edits of documents holding form feeds, U+2028 and the three line ends, as
+    an editor sends them: the server's copy stays equal to the editor's."""
+    workspace = Workspace(None, types.TextDocumentSyncKind.Incremental)
+    use_lsp_lines(workspace)
+    rng = random.Random(3)
+    pieces = ["x = 1", "def f():", "    pass", "#", " ", "\x0c", "\u2028", "\n", "\r\n", "\r"]
+    for doc_number in range(40):
+        text = "".join(rng.choice(pieces) for _ in range(40))
+        uri = f"file:///tmp/doc{doc_number}.py"
+        workspace.put_text_document(
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+        doc = workspace.get_text_document(uri)
+        assert isinstance(doc, LspTextDocument)
+        for _ in range(25):
+            lines = reference_lines(text) or [""]
+            sl = rng.randrange(len(lines))
+            el = rng.randrange(sl, min(len(lines), sl + 3))
+            sc = rng.randrange(len(lines[sl].rstrip("\r\n")) + 1)
+            ec = rng.randrange(len(lines[el].rstrip("\r\n")) + 1) if el > sl else sc
+            if el == sl and ec < sc:
+                sc, ec = ec, sc
+            new = "".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
+            change = types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(sl, sc), types.Position(el, ec)), text=new
+            )
+            doc.apply_change(change)
+            text = apply_reference(text, (sl, sc, el, ec, new))
+            assert doc.source == text
