@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -192,3 +194,29 @@ def test_truncated_model_fails_clearly(tmp_path, engine_factory, qwen2_model):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError):
         engine_factory(path)
+
+
+_BIG_BATCH = """
+import sys
+from lsp_server.engine.llama import EngineConfig, LlamaEngine
+config = EngineConfig(model_path=sys.argv[1], n_ctx=32768, n_batch=32768, n_threads=1)
+with LlamaEngine(config) as engine:
+    prompt = engine.tokenize("def f(x):\\n    return x\\n" * 400)
+    assert len(prompt) > 2048  # evaluated in several micro-batches
+    print(len(engine.generate(prompt, max_tokens=4).text) >= 0)
+"""
+
+
+def test_a_huge_batch_setting_does_not_abort_the_process(qwen35_model):
+    """llama.cpp aborts the process when a compute buffer cannot be allocated, and those
+    grow faster than the micro-batch on hybrid models (32K asked for 25 GB here): the
+    micro-batch is capped, so the largest allowed `batchSize` loads and runs. In a child
+    process, so that a regression fails here instead of killing the test run."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BIG_BATCH, str(qwen35_model)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]

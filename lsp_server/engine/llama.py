@@ -176,6 +176,11 @@ def _init_backend() -> None:
         llama_log.setLevel(logging.WARNING)
 
 
+# The largest micro-batch llama.cpp evaluates at once (its own default is 512; larger ones
+# speed up prompt evaluation on big GPUs).
+MAX_UBATCH = 2048
+
+
 def _check_gguf(path: str) -> None:
     """Fail early, with a message a user understands, before llama.cpp sees the file."""
     if not path:
@@ -219,7 +224,10 @@ class LlamaEngine:
             cparams = llama_cpp.llama_context_default_params()
             cparams.n_ctx = n_ctx
             cparams.n_batch = config.n_batch
-            cparams.n_ubatch = config.n_batch
+            # llama.cpp's compute buffers grow with the micro-batch, faster than linearly on
+            # hybrid models (a 32K one asked for 25 GB on a 1.5 MB test model, and a failed
+            # allocation aborts the process): larger batches are split, never allocated whole.
+            cparams.n_ubatch = min(config.n_batch, MAX_UBATCH)
             # Several sequences share one KV cache of n_ctx cells (unified): each keeps a
             # recent prompt (file) alive; the least recently used gives way when full.
             cparams.n_seq_max = max(1, config.slots)
