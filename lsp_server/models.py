@@ -115,6 +115,11 @@ def _expand(value: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(value.strip())))
 
 
+def explicit_model_path(settings_path: str) -> Path | None:
+    """The file `model.path` names (variables and ~ expanded), None when it is not set."""
+    return _expand(settings_path) if settings_path and settings_path.strip() else None
+
+
 def how_to_get_model(indent: str = "  ") -> str:
     """The instructions shown whenever no model is found."""
     default = QUANTS[DEFAULT_QUANT]

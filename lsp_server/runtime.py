@@ -25,6 +25,7 @@ from lsp_server.engine.llama import (
     EngineConfig,
     EngineError,
     LlamaEngine,
+    file_identity,
 )
 from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
@@ -72,6 +73,7 @@ class Runtime:
         self.index_state = "off"  # off | building | ready | cancelled | failed
         self.index_message = ""
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
+        self._failed_file: tuple[str, tuple[int, ...] | None] = ("", None)  # the last load's
         self._active = ""  # the document of the last completion request
         self._closed = False
 
@@ -93,10 +95,12 @@ class Runtime:
         return job.future
 
     def _load(self) -> None:
-        from lsp_server.models import resolve_model
+        from lsp_server.models import explicit_model_path, resolve_model
 
         self._close_engine()
         resolution = resolve_model(self.settings.model.path)
+        watched = str(resolution.path or explicit_model_path(self.settings.model.path) or "")
+        self._failed_file = (watched, file_identity(watched) if watched else None)
         if resolution.path is None:
             self.model_state = "disabled"
             self.model_message = "completions are off: " + resolution.message
@@ -145,9 +149,38 @@ class Runtime:
         def run(token: CancelToken) -> R:
             if user is not self.completer and user is not self.rewriter:
                 raise Cancelled("the model was reloaded")
+            engine = self.engine
+            if engine is not None and engine.model_file_changed():
+                self._model_file_changed()
+                raise Cancelled("the model file changed on disk")
             return call(token)
 
         return run
+
+    def retry_failed_model(self) -> bool:
+        """After a failed load of a known file, load again once it has changed (a download
+        that finished, a file copied over a truncated one, a missing file that appeared).
+        Cheap: one stat. True when a load was started."""
+        path, identity = self._failed_file
+        if self.model_state not in ("failed", "disabled") or not path:
+            return False
+        now = file_identity(path)
+        if now is None or now == identity:
+            return False
+        log.info("the model file changed since it failed to load: loading it again")
+        self._failed_file = (path, now)
+        self.load_model()
+        return True
+
+    def _model_file_changed(self) -> None:
+        """The model file was replaced or rewritten (a new download, a copy over it): the
+        loaded weights are mapped from it, so they are dropped unread and the file loaded
+        again, here on the engine thread, before any other job runs."""
+        path = self.engine.config.model_path if self.engine is not None else ""
+        log.warning("the model file changed on disk: reloading %s", path)
+        self.notify(f"the model file changed on disk: reloading {os.path.basename(path)}", "info")
+        self.model_state = "loading"
+        self._load()
 
     def _context_provider(self) -> Any:
         return self.context.provider() if self.context is not None else None

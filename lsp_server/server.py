@@ -376,6 +376,7 @@ async def _complete(
 ) -> tuple[CompletionResult | None, str]:
     request, line_text = _request(ls, uri, position)
     if not ls.runtime.ready:
+        ls.runtime.retry_failed_model()
         return None, line_text
     job = ls.runtime.submit_completion(uri, request)
     try:

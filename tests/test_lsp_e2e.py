@@ -347,6 +347,40 @@ async def test_bad_model_one_message_and_server_keeps_answering(
     assert str(model) in errors[0].message
 
 
+async def test_a_model_file_rewritten_on_disk_is_reloaded_not_read(
+    client: LanguageClient, qwen35_model, tmp_path
+):
+    """llama.cpp maps the model file: truncated or overwritten in place (a download over
+    it, a copy), its weights vanish and reading them kills the process (SIGBUS). The
+    server notices the change before the next job, drops the engine unread and loads
+    the file again; once a broken file is whole again, it loads it at the next request."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    model = tmp_path / "model.gguf"
+    data = qwen35_model.read_bytes()
+    model.write_bytes(data)
+    await start(client, client.client_spec, ws, options(model))  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    uri = open_doc(client, ws / "a.py", SOURCE)
+    first = await inline(client, uri, end_of(SOURCE))
+    with open(model, "r+b") as f:  # truncated in place, as an interrupted download leaves it
+        f.truncate(len(data) // 2)
+    text = SOURCE + "2 * "
+    uri = open_doc(client, ws / "b.py", text)
+    broken = await inline(client, uri, end_of(text))
+    assert broken is None or not broken.items
+    data_now = await stats(client)
+    assert data_now["model"] in ("failed", "disabled"), data_now  # the half file: refused
+    assert any("changed on disk" in m.message for m in client.messages)
+    with open(model, "r+b") as f:  # whole again, still in place
+        f.write(data)
+    await inline(client, uri, end_of(text))  # a request notices and loads it again
+    assert (await wait_model(client))["model"] == "ready"
+    again = await inline(client, (ws / "a.py").as_uri(), end_of(SOURCE))
+    assert again is not None and first is not None
+    assert [i.insert_text for i in again.items] == [i.insert_text for i in first.items]
+
+
 async def test_configuration_changes_apply_and_invalid_values_are_reported(
     client: LanguageClient, qwen2_model, tmp_path
 ):

@@ -198,6 +198,15 @@ def _check_gguf(path: str) -> None:
         raise ModelLoadError(f"not a GGUF model file (bad header): {path}")
 
 
+def file_identity(path: str) -> tuple[int, ...] | None:
+    """What changes when a file is replaced or rewritten (None when it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class LlamaEngine:
     """Owns one llama.cpp model and context; frees them in `close()`."""
 
@@ -205,6 +214,9 @@ class LlamaEngine:
         _init_backend()
         _check_gguf(config.model_path)
         self.config = config
+        # llama.cpp maps the file: if it is truncated or overwritten in place, reading the
+        # weights kills the process (SIGBUS). Users must not touch it after that.
+        self._file_id = file_identity(config.model_path)
         self._model: Any = None
         self._ctx: Any = None
         self._batch: Any = None
@@ -285,6 +297,11 @@ class LlamaEngine:
         )
 
     # ---- lifetime -------------------------------------------------------------------
+
+    def model_file_changed(self) -> bool:
+        """Whether the model file is no longer the one loaded (replaced, rewritten,
+        truncated or deleted). Its mapped weights may then be gone: reload, never decode."""
+        return file_identity(self.config.model_path) != self._file_id
 
     def close(self) -> None:
         if self._batch is not None:
