@@ -74,6 +74,9 @@ class Runtime:
         self.index_message = ""
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
         self._failed_file: tuple[str, tuple[int, ...] | None] = ("", None)  # the last load's
+        self._index_cancel = threading.Event()  # of the build under way (if any)
+        self._index_done = threading.Event()
+        self._index_done.set()
         self._active = ""  # the document of the last completion request
         self._closed = False
 
@@ -395,17 +398,29 @@ class Runtime:
         self, progress: Callable[[int, int, str], None] | None, cancel: threading.Event | None
     ) -> str:
         """Index the workspace (blocking: call from a worker thread)."""
-        if self.context is None:
+        if self.context is None or self._closed:
             return "no index"
+        cancel = cancel or threading.Event()
+        self._index_cancel = cancel
+        self._index_done.clear()
         self.index_state = "building"
         try:
             summary = str(self.context.build(progress, cancel))
         except Exception:
             self.index_state = "failed"
             raise
-        self.index_state = "cancelled" if cancel is not None and cancel.is_set() else "ready"
+        finally:
+            self._index_done.set()
+        self.index_state = "cancelled" if cancel.is_set() else "ready"
         self.index_message = summary
         return summary
+
+    def stop_indexing(self, timeout: float = 10.0) -> None:
+        """Cancel a build under way and wait (up to `timeout`) until it has stopped and
+        saved what it parsed: the store must not be closed under it."""
+        self._index_cancel.set()
+        if not self._index_done.wait(timeout):
+            log.warning("the index build did not stop within %.0f s", timeout)
 
     # ---- stats and shutdown ------------------------------------------------------------
 
@@ -433,6 +448,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        self.stop_indexing()
         self.worker.cancel_all()
         job = self.worker.submit(lambda token: self._close_engine(), priority=Priority.USER)
         try:

@@ -38,6 +38,7 @@ from lsp_server.convert import (
 )
 from lsp_server.engine.llama import Cancelled, EngineError, Figures
 from lsp_server.mirror import use_lsp_lines, with_lf_line_breaks
+from lsp_server.parent import watch_parent
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STATS_METHOD = "qwenLsp/stats"
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class QwenLanguageServer(LanguageServer):
@@ -150,6 +152,18 @@ def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     elif not roots and params.root_path:
         roots = [params.root_path]
     ls.runtime.roots = [os.path.realpath(r) for r in roots if r]
+    if params.process_id:
+        watch_parent(params.process_id, lambda: _parent_gone(ls, params.process_id or 0))
+
+
+def _parent_gone(ls: QwenLanguageServer, pid: int) -> None:
+    """The editor that started us died without `shutdown` (LSP: the server must then
+    exit): free the model and the index, then leave at once; nobody is left to talk to."""
+    log.warning("the client process %d is gone: exiting", pid)
+    try:
+        ls.runtime.close()
+    finally:
+        os._exit(0)
 
 
 @server.feature(types.INITIALIZED)
@@ -262,23 +276,54 @@ async def _build_index(ls: QwenLanguageServer) -> None:
         future.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
 
     def report(done: int, total: int, path: str) -> None:
-        if token is None or done % 50 and done != total:
-            return
+        if token is None or cancel.is_set() or done % 50 and done != total:
+            return  # (after shutdown the client no longer listens)
         pct = int(100 * done / max(1, total))
-        loop.call_soon_threadsafe(
-            ls.work_done_progress.report,
-            token,
-            types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=pct),
-        )
+        try:
+            loop.call_soon_threadsafe(
+                ls.work_done_progress.report,
+                token,
+                types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=pct),
+            )
+        except RuntimeError:  # the loop is closed: the server is going away
+            cancel.set()
 
     try:
-        stats = await loop.run_in_executor(None, ls.runtime.build_index, report, cancel)
+        stats = await _in_thread(lambda: ls.runtime.build_index(report, cancel), "qwen-lsp-index")
         message = stats if isinstance(stats, str) else "done"
     except Exception as exc:
         log.exception("indexing failed")
         message = f"indexing failed: {exc}"
-    if token:
+    if token and not cancel.is_set():
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+
+def _in_thread(call: Callable[[], R], name: str) -> asyncio.Future[R]:
+    """Run a long blocking `call` in a daemon thread of its own. Not the loop's default
+    executor: leaving the event loop waits for every job in that one, so a big index build
+    would keep a server whose client has gone (EOF, `exit`) alive until it ended."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[R] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+    def work() -> None:
+        try:
+            value, error = call(), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop is closed: nobody awaits it any more
+            pass
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 @server.feature(types.SHUTDOWN)
