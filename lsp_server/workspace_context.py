@@ -66,6 +66,16 @@ class WorkspaceContext:
     def update_document(self, path: str, text: str) -> None:
         if not self.index.is_indexable(path):
             return
+        if _over(text, self.settings().context.max_file_size):
+            # The size limit holds for unsaved text too (a 20 MB buffer took 1.2 GB and
+            # 6 s per completion): the index keeps the disk version, if any.
+            self.index.close_document(path)
+            on_disk = self.index.text(path)
+            if on_disk is None:
+                self.similar.remove_file(path)
+            elif self.settings().context.similar:
+                self.similar.update_file(path, on_disk)
+            return
         self.index.update_document(path, text)
         if self.settings().context.similar:
             self.similar.update_file(path, text)
@@ -245,3 +255,10 @@ class _Session:
             and snippet.start_line <= s.end_line
             for s in self.snippets
         )
+
+
+def _over(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8 (encoded only when unsure)."""
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit

@@ -111,3 +111,24 @@ def test_recent_activity_comes_only_from_files_the_index_accepts(tmp_path):
     prompt = "\n".join(block.text for block in blocks)
     assert "return 'shown'" in prompt  # the indexable file viewed is context
     assert "sk-" not in prompt, prompt
+
+
+def test_the_size_limit_holds_for_unsaved_text(tmp_path):
+    """An unsaved buffer (or a file grown in the editor) over `maxFileSize` is not indexed:
+    the index keeps the disk version, and nothing of the big text is parsed."""
+    (tmp_path / "small.py").write_text("def on_disk():\n    return 1\n")
+    settings = Settings()
+    settings.context.max_file_size = 2000
+    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context.build()
+    small = str((tmp_path / "small.py").resolve())
+    unsaved = str((tmp_path / "unsaved.py").resolve())
+    big = "def huge():\n    pass\n" + "x = 1\n" * 1000
+    context.update_document(unsaved, big)
+    assert context.index.definitions_named("huge") == []
+    context.update_document(small, "def edited():\n    return 2\n")
+    assert [d.name for d in context.index.definitions_named("edited")] == ["edited"]
+    context.update_document(small, "def grown():\n    pass\n" + "y = 2\n" * 1000)
+    assert context.index.definitions_named("grown") == []
+    assert context.index.definitions_named("edited") == []
+    assert [d.name for d in context.index.definitions_named("on_disk")] == ["on_disk"]
