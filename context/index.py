@@ -244,6 +244,7 @@ class WorkspaceIndex:
         self.cache_dir = cache_dir
         self._rules = {root: IgnoreRules(root, self.exclude) for root in self.roots}
         self._stores: dict[str, IndexStore | None] = {}
+        self._save_failed: set[str] = set()  # roots whose last save failed (said once)
         self._loaded: set[str] = set()
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()
@@ -447,8 +448,15 @@ class WorkspaceIndex:
             try:
                 store.write(change.upserts, change.deletes, change.touches)
             except Exception as exc:
-                log.warning("cannot save the index of %s: %s", root, exc)
+                # Once per failure, not once per file saved (a full disk, a removed folder):
+                # the index goes on in memory.
+                if root not in self._save_failed:
+                    self._save_failed.add(root)
+                    log.warning("cannot save the index of %s: %s (kept in memory)", root, exc)
                 continue
+            if root in self._save_failed:
+                self._save_failed.discard(root)
+                log.info("the index of %s is saved again", root)
             with self._lock:  # saved: the symbols can be read back from the store
                 for row, _ in change.upserts:
                     e = self._entries.get(row.path)

@@ -188,7 +188,10 @@ class IndexStore:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk): a second ROLLBACK would
+                # raise "no transaction is active" and hide the real error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def size_on_disk(self) -> int:

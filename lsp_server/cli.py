@@ -41,6 +41,24 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     logging.getLogger("pygls").setLevel(
         logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     )
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_expected_request_errors)
+
+
+def _expected_request_errors(record: logging.LogRecord) -> bool:
+    """pygls logs a traceback at ERROR for every request answered with an error, even
+    the ones the server means (a position past the end of the document, a cancelled
+    request): the client gets the error in its answer. Kept, without the traceback,
+    only at --log-level DEBUG."""
+    from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+
+    error = record.exc_info[1] if record.exc_info else None
+    if not isinstance(error, (JsonRpcInvalidParams, JsonRpcRequestCancelled)):
+        return True
+    record.exc_info = None
+    record.exc_text = None
+    record.msg = f"{record.msg}: {error}"
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
 
 
 def parse_tcp(value: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import pytest
 
@@ -87,8 +88,9 @@ def test_complete_position_past_the_end(tmp_path, qwen2_model):
     assert "past the end" in result.stderr
 
 
-def _lsp_session(*args: str) -> str:
-    """Run the server over stdio for initialize/shutdown/exit; return its stderr."""
+def _lsp_session(*args: str, requests: Sequence[dict[str, object]] = ()) -> str:
+    """Run the server over stdio for initialize, `requests`, shutdown/exit; return its
+    stderr."""
 
     def frame(payload: dict[str, object]) -> bytes:
         body = json.dumps(payload).encode()
@@ -107,6 +109,7 @@ def _lsp_session(*args: str) -> str:
             },
         },
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        *requests,
         {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
         {"jsonrpc": "2.0", "method": "exit"},
     ]
@@ -126,3 +129,28 @@ def test_message_bodies_are_logged_only_at_debug():
     must not fill with completions and stats at the default level."""
     assert "Sending data" not in _lsp_session()
     assert "Sending data" in _lsp_session("--log-level", "DEBUG")
+
+
+def test_an_error_the_server_means_is_not_logged_as_a_crash():
+    """A completion past the end of the document is answered with an error: the log must
+    not show a traceback for each one (at the default level, nothing)."""
+    uri = "file:///tmp/qwen-lsp-cli-test/a.py"
+    requests: list[dict[str, object]] = [
+        {
+            "jsonrpc": "2.0",
+            "method": "textDocument/didOpen",
+            "params": {
+                "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": "x\n"}
+            },
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 10,
+            "method": "textDocument/completion",
+            "params": {"textDocument": {"uri": uri}, "position": {"line": 40, "character": 0}},
+        },
+    ]
+    quiet = _lsp_session(requests=requests)
+    assert "Traceback" not in quiet and "past the end" not in quiet, quiet
+    debug = _lsp_session("--log-level", "DEBUG", requests=requests)
+    assert "past the end" in debug and "Traceback" not in debug

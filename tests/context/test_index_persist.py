@@ -299,3 +299,27 @@ def test_a_file_that_kills_its_parse_worker_is_skipped_and_the_rest_indexed(
     with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=2) as index:
         stats = index.build()  # unchanged: nothing parsed, the bad file not tried again
         assert stats.parsed == 0 and stats.files == 40
+
+
+def test_a_full_disk_is_said_once_and_the_index_goes_on_in_memory(
+    ws: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite rolls back by itself when the disk is full; the store must report that error,
+    not a failed second rollback, and once rather than for every file saved."""
+    root, cache = ws
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        index.build()
+        [store] = [s for s in index._stores.values() if s is not None]
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # no room left
+        for n in range(3):
+            path = root / "app" / f"new{n}.py"
+            doc = "A long docstring. " * 60
+            path.write_text(
+                "".join(f'def fresh_{n}_{k}():\n    """{doc}"""\n\n' for k in range(100))
+            )
+            index.update_file(str(path))
+        saving = [r for r in caplog.records if "cannot save" in r.getMessage()]
+        assert len(saving) == 1, [r.getMessage() for r in caplog.records]
+        assert "full" in saving[0].getMessage()
+        assert [d.name for d in index.definitions_named("fresh_2_99")] == ["fresh_2_99"]
