@@ -14,6 +14,7 @@ import ctypes
 import importlib
 import json
 import logging
+import os
 import platform
 import re
 import shutil
@@ -21,11 +22,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsp_server.gguf_info import GgufInfo, split_parts
 from lsp_server.models import ModelResolution, how_to_get_model, resolve_model
 from lsp_server.settings import ModelSettings
+
+if TYPE_CHECKING:  # the engine modules import llama_cpp, which doctor may find broken
+    from lsp_server.engine.remote import RemoteConfig
 
 log = logging.getLogger(__name__)
 
@@ -401,19 +405,54 @@ def check_grammars(modules: dict[str, tuple[str, ...]] | None = None) -> Check:
     return Check("tree-sitter grammars", "warn", detail, " && ".join(fixes))
 
 
+def check_serving_engine(config: RemoteConfig) -> Check:
+    """backend "openai": the serving engine answers, serves the model, takes the key."""
+    from lsp_server.engine.llama import EngineError
+    from lsp_server.engine.remote import RemoteEngine
+
+    if not config.url.strip():
+        return Check(
+            "serving engine",
+            "fail",
+            'model.backend is "openai" but model.url is not set',
+            "set qwenLsp.model.url to the serving engine's API, e.g. http://127.0.0.1:8080/v1",
+        )
+    try:
+        engine = RemoteEngine(config)
+    except EngineError as exc:
+        return Check(
+            "serving engine",
+            "fail",
+            str(exc),
+            "start the serving engine, or fix model.url / model.name / model.apiKey",
+        )
+    return Check(
+        "serving engine",
+        "ok",
+        f"{engine.model} at {config.url} ({engine.n_ctx} tokens of context); "
+        "prompts (your code) are sent there",
+    )
+
+
 def run_checks(
     model: str | None = None,
     *,
     load: bool = False,
     context_size: int | None = None,
     import_llama: Callable[[], tuple[Any | None, str]] = _import_llama_cpp,
+    remote: RemoteConfig | None = None,
 ) -> Report:
     """Run every check in order; never raises for a broken installation.
-    ``context_size``: the user's ``model.contextSize`` (None: the default)."""
+    ``context_size``: the user's ``model.contextSize`` (None: the default).
+    ``remote``: with model.backend "openai", the serving engine replaces the model checks."""
     checks = [check_python()]
     llama, error = import_llama()
     llama_check = check_llama_cpp(llama, error)
     checks.append(llama_check)
+    if remote is not None:
+        checks.append(check_serving_engine(remote))
+        checks.append(check_grammars())
+        return Report(checks, None)
     checks.append(check_gpu_offload(llama))
     model_checks, info = check_model_all(model)
     checks.extend(model_checks)
@@ -484,10 +523,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model = loaded.settings.model
     context_size = model.context_size
+    remote = None
+    if model.backend == "openai" and not args.model:
+        from lsp_server.engine.remote import RemoteConfig
+
+        remote = RemoteConfig(
+            url=model.url,
+            model=model.name,
+            api_key=model.api_key or os.environ.get("QWEN_LSP_API_KEY", ""),
+            n_ctx=context_size,
+        )
     report = run_checks(
         args.model or model.path or None,
         load=args.load,
         context_size=None if context_size == ModelSettings().context_size else context_size,
+        remote=remote,
     )
     if loaded.errors:
         report.checks.insert(

@@ -27,6 +27,7 @@ from lsp_server.engine.llama import (
     LlamaEngine,
     file_identity,
 )
+from lsp_server.engine.remote import RemoteConfig, RemoteEngine
 from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
 
@@ -64,7 +65,7 @@ class Runtime:
         self.worker: EngineWorker[Any] = EngineWorker()
         # Edits reach the index in the order they were made: one thread applies them.
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
-        self.engine: LlamaEngine | None = None
+        self.engine: LlamaEngine | RemoteEngine | None = None
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
@@ -101,6 +102,9 @@ class Runtime:
         from lsp_server.models import explicit_model_path, resolve_model
 
         self._close_engine()
+        if self.settings.model.backend == "openai":
+            self._connect()
+            return
         resolution = resolve_model(self.settings.model.path)
         watched = str(resolution.path or explicit_model_path(self.settings.model.path) or "")
         self._failed_file = (watched, file_identity(watched) if watched else None)
@@ -122,6 +126,43 @@ class Runtime:
             self.model_message = f"completions are off: the model could not be loaded ({exc})"
             self.notify(self.model_message, "error")
             return
+        self._use(engine)
+        info = engine.info
+        self.model_message = (
+            f"{os.path.basename(info.path)} ready ({info.architecture}, {self.completer_format()} prompts, "
+            f"{'GPU' if info.gpu_offload else 'CPU'})"
+        )
+        log.info("%s", self.model_message)
+
+    def _connect(self) -> None:
+        """backend "openai": the serving engine at model.url instead of a local model."""
+        m = self.settings.model
+        config = RemoteConfig(
+            url=m.url,
+            model=m.name,
+            api_key=m.api_key or os.environ.get("QWEN_LSP_API_KEY", ""),
+            n_ctx=m.context_size,
+        )
+        try:
+            if not m.url.strip():
+                raise EngineError(
+                    'model.backend is "openai" but model.url is not set '
+                    "(the serving engine's API, e.g. http://127.0.0.1:8080/v1)"
+                )
+            engine = RemoteEngine(config)
+        except EngineError as exc:
+            self.model_state = "failed"
+            self.model_message = f"completions are off: {exc}"
+            self.notify(self.model_message, "error")
+            return
+        self._use(engine)
+        self.model_message = (
+            f"{engine.model} at {m.url} ready ({self.completer_format()} prompts, "
+            f"{engine.n_ctx} tokens of context)"
+        )
+        log.info("%s", self.model_message)
+
+    def _use(self, engine: LlamaEngine | RemoteEngine) -> None:
         self.engine = engine
         completer = Completer(
             engine, self.settings, context=self._context_provider(), stats=self.stats
@@ -136,12 +177,9 @@ class Runtime:
             stats=self.stats,
         )
         self.model_state = "ready"
-        info = engine.info
-        self.model_message = (
-            f"{os.path.basename(info.path)} ready ({info.architecture}, {self.completer.format} prompts, "
-            f"{'GPU' if info.gpu_offload else 'CPU'})"
-        )
-        log.info("%s", self.model_message)
+
+    def completer_format(self) -> str:
+        return self.completer.format if self.completer is not None else ""
 
     def _on_model(
         self, user: Completer | Rewriter, call: Callable[[CancelToken], R]
@@ -179,7 +217,7 @@ class Runtime:
         """The model file was replaced or rewritten (a new download, a copy over it): the
         loaded weights are mapped from it, so they are dropped unread and the file loaded
         again, here on the engine thread, before any other job runs."""
-        path = self.engine.config.model_path if self.engine is not None else ""
+        path = self.engine.info.path if self.engine is not None else ""
         log.warning("the model file changed on disk: reloading %s", path)
         self.notify(f"the model file changed on disk: reloading {os.path.basename(path)}", "info")
         self.model_state = "loading"
@@ -432,7 +470,10 @@ class Runtime:
             "indexMessage": self.index_message,
         }
         engine = self.engine
-        if engine is not None:
+        if isinstance(engine, RemoteEngine):
+            extra["promptFormat"] = self.completer.format if self.completer else None
+            extra["backend"] = {"url": engine.config.url, "model": engine.model}
+        elif engine is not None:
             extra["checkpoints"] = {
                 "count": len(engine.checkpoints),
                 "bytes": engine.checkpoints.bytes_used,

@@ -22,10 +22,12 @@ PromptFormat = Literal["auto", "fim", "chat"]
 Multiline = Literal["auto", "always", "never"]
 KvCacheType = Literal["f16", "q8_0"]
 FlashAttention = Literal["auto", "on", "off"]
+Backend = Literal["local", "openai"]
 
 
 @dataclass(kw_only=True)
 class ModelSettings:
+    backend: Backend = "local"  # local: in-process llama.cpp; openai: a serving engine
     path: str = ""
     n_gpu_layers: int = -1
     context_size: int = 32768
@@ -33,6 +35,11 @@ class ModelSettings:
     kv_cache_type: KvCacheType = "f16"
     threads: int = 0
     batch_size: int = 512
+    # backend "openai": the serving engine's API base (…/v1), the model id it serves
+    # ("" = the first it lists) and its key ("" = $QWEN_LSP_API_KEY, if set).
+    url: str = ""
+    name: str = ""
+    api_key: str = ""
 
 
 @dataclass(kw_only=True)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -50,3 +57,58 @@ def engine_factory() -> Iterator[object]:
     yield make
     for engine in made:
         engine.close()
+
+
+@pytest.fixture(scope="session")
+def serving_engine(
+    qwen35_model: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real OpenAI-compatible serving engine on loopback (llama-cpp-python's own server,
+    the `server` extra) over the hybrid tiny model; yields its API base URL (…/v1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("serving") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(qwen35_model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                "1",
+                "--verbose",
+                "false",
+            ],  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as answer:
+                    if json.load(answer).get("data"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the serving engine did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

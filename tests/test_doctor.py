@@ -354,3 +354,23 @@ def test_settings_are_checked_against_the_model(home: Path, qwen2: Path) -> None
     assert "qwenLsp.completion.maxTokens" in checks["settings"]["detail"]
     proc = run_doctor(home, "--settings", "{not json")
     assert proc.returncode == 2 and "--settings is not JSON" in proc.stderr
+
+
+def test_a_serving_engine_is_checked_instead_of_a_model_file(
+    home: Path, serving_engine: str
+) -> None:
+    """With model.backend "openai" there is no model file to find: doctor asks the
+    serving engine (and says that prompts go there)."""
+    good = json.dumps({"model": {"backend": "openai", "url": serving_engine}})
+    result = run_doctor(home, "--settings", good, "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.returncode == 0, result.stdout
+    assert checks["serving engine"]["status"] == "ok"
+    assert "prompts (your code) are sent there" in checks["serving engine"]["detail"]
+    assert "model" not in checks and "GPU offload" not in checks
+    down = json.dumps({"model": {"backend": "openai", "url": "http://127.0.0.1:1/v1"}})
+    result = run_doctor(home, "--settings", down, "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.returncode == 1
+    assert checks["serving engine"]["status"] == "fail"
+    assert "connection refused" in checks["serving engine"]["detail"]

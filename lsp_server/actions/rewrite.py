@@ -31,6 +31,7 @@ from lsp_server.completion.prompt import (
 from lsp_server.completion.service import ContextProvider, ContextQuery
 from lsp_server.completion.stats import Stats
 from lsp_server.engine.llama import NEVER, CancelToken, Figures, LlamaEngine
+from lsp_server.engine.remote import RemoteEngine
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Rewriter:
 
     def __init__(
         self,
-        engine: LlamaEngine,
+        engine: LlamaEngine | RemoteEngine,
         settings: Settings,
         tokenize: Callable[[Prompt], Sequence[int]],
         count_tokens: Callable[[str], int],
@@ -158,12 +159,21 @@ class Rewriter:
                 "the code changed since the action was offered: nothing was changed",
                 Figures(),
             )
-        generation = self.engine.generate(
-            self.tokenize(self.build(request)),
-            max_tokens=self.settings.code_actions.max_tokens,
-            stop=("```",),
-            cancel=cancel,
-        )
+        prompt = self.build(request)
+        if isinstance(self.engine, RemoteEngine):
+            generation = self.engine.generate_text(
+                "".join(s.text for s in prompt.segments),
+                max_tokens=self.settings.code_actions.max_tokens,
+                stop=("```",),
+                cancel=cancel,
+            )
+        else:
+            generation = self.engine.generate(
+                self.tokenize(prompt),
+                max_tokens=self.settings.code_actions.max_tokens,
+                stop=("```",),
+                cancel=cancel,
+            )
         result = finish(request, generation.text, generation.stop_reason)
         result.figures = generation.figures
         result.total_ms = (time.perf_counter() - started) * 1000

@@ -30,6 +30,7 @@ from lsp_server.completion.prompt import (
 )
 from lsp_server.completion.stats import Stats, figures_line
 from lsp_server.engine.llama import NEVER, Cancelled, CancelToken, Figures, LlamaEngine, ModelInfo
+from lsp_server.engine.remote import RemoteEngine
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,16 @@ class Completer:
 
     def __init__(
         self,
-        engine: LlamaEngine,
+        engine: LlamaEngine | RemoteEngine,
         settings: Settings,
         *,
         context: ContextProvider | None = None,
         stats: Stats | None = None,
     ) -> None:
         self.engine = engine
+        # A serving engine takes the prompt as text and keeps its own cache: no tokens,
+        # no checkpoints here.
+        self.remote = engine if isinstance(engine, RemoteEngine) else None
         self.settings = settings
         self.context = context
         self.stats = stats or Stats()
@@ -127,13 +131,19 @@ class Completer:
     # ---- building ---------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
+        if self.remote is not None:
+            return self.remote.count_tokens(text)
         return len(self._tokens_of(text, ()))
+
+    def _local(self) -> LlamaEngine:
+        assert isinstance(self.engine, LlamaEngine)
+        return self.engine
 
     def _tokens_of(self, text: str, specials: tuple[str, ...]) -> tuple[int, ...]:
         key = (text, specials)
         cached = self._segment_tokens.get(key)
         if cached is None:
-            cached = tuple(self.engine.tokenize_with(text, specials))
+            cached = tuple(self._local().tokenize_with(text, specials))
             self._segment_tokens[key] = cached
         return cached
 
@@ -197,18 +207,17 @@ class Completer:
 
     def tokenize(self, prompt: Prompt) -> _Tokenized:
         """Tokens of `prompt` and the positions to checkpoint at."""
+        engine = self._local()
         tokens: list[int] = []
         checkpoints: list[int] = []
-        interval = self.engine.config.checkpoint_interval
+        interval = engine.config.checkpoint_interval
         for segment in prompt.segments:
             seg = self._tokens_of(segment.text, segment.specials)
             start = len(tokens)
             tokens.extend(seg)
             if segment.line_checkpoints:
                 ids = np.asarray(seg, dtype=np.int64)
-                line_ends = [
-                    start + int(i) + 1 for i in np.flatnonzero(self.engine.newline_tokens[ids])
-                ]
+                line_ends = [start + int(i) + 1 for i in np.flatnonzero(engine.newline_tokens[ids])]
                 last = start
                 for pos in line_ends:
                     if pos - last >= interval:
@@ -252,17 +261,27 @@ class Completer:
                 request.character + 1,
             )
             return result
-        tokenized = self.tokenize(prompt)
         rule = StopRule(mode, window.next_nonempty_line)
+        tokenized: _Tokenized | None = None
         try:
-            generation = self.engine.generate(
-                tokenized.tokens,
-                checkpoints=tokenized.checkpoints,
-                max_tokens=self.settings.completion.max_tokens,
-                stop=prompt.stop,
-                rule=rule.check,
-                cancel=cancel,
-            )
+            if self.remote is not None:
+                generation = self.remote.generate_text(
+                    "".join(s.text for s in prompt.segments),
+                    max_tokens=self.settings.completion.max_tokens,
+                    stop=prompt.stop,
+                    rule=rule.check,
+                    cancel=cancel,
+                )
+            else:
+                tokenized = self.tokenize(prompt)
+                generation = self._local().generate(
+                    tokenized.tokens,
+                    checkpoints=tokenized.checkpoints,
+                    max_tokens=self.settings.completion.max_tokens,
+                    stop=prompt.stop,
+                    rule=rule.check,
+                    cancel=cancel,
+                )
         except Cancelled as exc:
             self.stats.record(
                 exc.figures or Figures(),
@@ -280,7 +299,7 @@ class Completer:
             self.format,
             outcome,
             raw=generation.text,
-            prompt_tokens=tokenized.tokens,
+            prompt_tokens=tokenized.tokens if tokenized else None,
             schedule=generation.schedule,
             context_sources=[src for block in self.last_context for src in block.sources],
         )
@@ -312,12 +331,14 @@ class Completer:
 
         The next request at or after that position then costs only its last line.
         """
+        if self.remote is not None:
+            return Figures()  # a serving engine caches prompts its own way
         tokenized = self.tokenize(self.build(request))
         points = [p for p in tokenized.checkpoints if p < len(tokenized.tokens)]
         if not points:
             return Figures()
         end = points[-1]
-        figures = self.engine.prepare(tokenized.tokens[:end], points, cancel, save_end=True)
+        figures = self._local().prepare(tokenized.tokens[:end], points, cancel, save_end=True)
         self.stats.record(
             figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok"
         )
