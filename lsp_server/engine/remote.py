@@ -86,15 +86,17 @@ class RemoteEngine:
         self.model = model
         served = next((m for m in listed if m.get("id") == model), {})
         limit = served.get("max_model_len")  # vLLM says how long its context is
-        self.n_ctx = (
-            min(config.n_ctx, limit) if isinstance(limit, int) and limit > 0 else config.n_ctx
-        )
+        n_ctx = min(config.n_ctx, limit) if isinstance(limit, int) and limit > 0 else config.n_ctx
+        # Prompts are measured with an estimate (within ~10% of the real count over a whole
+        # prompt): keep that much of the serving engine's context free, or a full prompt
+        # could be refused as too long.
+        self.n_ctx = n_ctx - n_ctx // 10
         coder = bool(_CODER.search(model))
         self.info = ModelInfo(
             path=config.url,
             architecture="remote",
             name=model,
-            n_ctx_train=self.n_ctx,
+            n_ctx_train=n_ctx,
             n_ctx=self.n_ctx,
             n_vocab=0,
             hybrid=False,
