@@ -907,7 +907,10 @@ class WorkspaceIndex:
 
     def is_indexable(self, path: str) -> bool:
         """Inside a root, not ignored or in a skipped folder, a supported language and
-        not over the size limit (a file not on disk counts as small)."""
+        not over the size limit (a file not on disk counts as small). Never a path that
+        is not absolute (an editor's `untitled:` buffer)."""
+        if not os.path.isabs(path):
+            return False
         path = os.path.realpath(path)
         root = self.root_of(path)
         if root is None or path == root or language_for_path(path) is None:

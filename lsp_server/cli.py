@@ -51,6 +51,11 @@ def _expected_request_errors(record: logging.LogRecord) -> bool:
     only at --log-level DEBUG."""
     from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
+    if str(record.msg).startswith("Unable to deserialize message"):
+        # A message that does not match the protocol: the server answers it with an
+        # error and logs one line (lsp_server.server.QwenProtocol); the traceback is
+        # pygls's own, for DEBUG.
+        return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
     error = record.exc_info[1] if record.exc_info else None
     if not isinstance(error, (JsonRpcInvalidParams, JsonRpcRequestCancelled)):
         return True

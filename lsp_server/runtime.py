@@ -497,6 +497,10 @@ class Runtime:
         except Exception:
             log.warning("the engine did not close cleanly")
         self.worker.shutdown()
-        self.documents.shutdown(wait=False, cancel_futures=True)
+        # The documents thread finishes the file it is on (a batch of file changes stops
+        # there) before the index's store is closed under it.
+        if self.context is not None:
+            self.context.stop()
+        self.documents.shutdown(wait=True, cancel_futures=True)
         if self.context is not None:
             self.context.close()

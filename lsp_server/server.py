@@ -17,8 +17,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from lsp_server import __version__
@@ -45,8 +46,43 @@ from lsp_server.settings import SECTION, Settings, load_settings
 log = logging.getLogger(__name__)
 
 STATS_METHOD = "qwenLsp/stats"
+APPLY_EDIT_TIMEOUT_S = 300.0  # the user may look at the edit before the editor answers
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class QwenProtocol(LanguageServerProtocol):
+    """pygls's protocol, answering what it cannot read instead of dropping it.
+
+    pygls raises while it reads a message whose params do not match the protocol
+    (a request without `position`, a negative line): the request was never answered, so
+    the client waited forever. It now gets an InvalidParams error; a malformed answer to
+    one of the server's own requests fails that request instead of leaving it pending.
+    """
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            ident, method = data.get("id"), data.get("method")
+            if ident is None:
+                raise  # a notification: nobody waits for it (pygls logs it)
+            if method is not None:
+                log.warning("unreadable %s request (%s): answered with an error", method, exc)
+                error = JsonRpcInvalidParams(f"invalid params for {method}")
+                self._send_response(ident, None, error.to_response_error())
+            else:
+                future = self._request_futures.pop(ident, None)
+                if future is not None and not future.done():
+                    future.set_exception(JsonRpcInvalidParams("the client's answer is unreadable"))
+            return _UNREADABLE
+
+    def handle_message(self, message: Any) -> None:
+        if message is not _UNREADABLE:
+            super().handle_message(message)
+
+
+_UNREADABLE = object()  # a message already answered by QwenProtocol.structure_message
 
 
 class QwenLanguageServer(LanguageServer):
@@ -54,12 +90,26 @@ class QwenLanguageServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__(
-            "qwen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "qwen-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=QwenProtocol,
         )
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls shows an "Error in server" popup for a notification it could not handle
+        (a didChange for a closed document, an unreadable message): a client's mistake is
+        not the user's business. The log keeps it (requests carry their errors in the
+        answer)."""
+        if source is FeatureRequestError:
+            return  # answered with the error (and logged by pygls)
+        log.error(
+            "error handling a client message (%s): %s", getattr(source, "__name__", source), error
+        )
 
     # ---- messages to the user --------------------------------------------------------
 
@@ -338,8 +388,15 @@ def shutdown(ls: QwenLanguageServer, params: Any) -> None:
 
 
 def _path_of(uri: str) -> str:
-    path = to_fs_path(uri)
-    return os.path.realpath(path) if path else uri
+    """The real path of a file URI (the URI itself for other schemes). A URI no file can
+    have (a lone UTF-16 surrogate, a NUL) gives a path that matches no file either,
+    instead of an error in every handler."""
+    try:
+        path = to_fs_path(uri)
+        return os.path.realpath(path) if path else uri
+    except (UnicodeError, ValueError):
+        safe = uri.encode("utf-8", "replace").decode("utf-8").replace("\0", "?")
+        return safe if safe != uri else "?"
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -399,11 +456,20 @@ def did_change_watched_files(
 # ---- completions -------------------------------------------------------------------
 
 
+def _open_text(ls: QwenLanguageServer, uri: str) -> str | None:
+    """The editor's text of an open document (lone \r as \n), None when it is not open:
+    pygls would read any path from disk instead, and fail on one that does not exist."""
+    if uri not in ls.workspace.text_documents:
+        return None
+    return with_lf_line_breaks(ls.workspace.get_text_document(uri).source)
+
+
 def _request(
     ls: QwenLanguageServer, uri: str, position: types.Position
 ) -> tuple[CompletionRequest, str]:
-    doc = ls.workspace.get_text_document(uri)
-    text = with_lf_line_breaks(doc.source)
+    text = _open_text(ls, uri)
+    if text is None:
+        raise JsonRpcInvalidParams(f"the document is not open: {uri}")
     lines = text.split("\n")
     if position.line < 0 or position.line >= len(lines):
         raise JsonRpcInvalidParams(
@@ -501,7 +567,9 @@ async def code_action(
     if not ls.runtime.code_actions_ready:
         return None
     uri = params.text_document.uri
-    text = with_lf_line_breaks(ls.workspace.get_text_document(uri).source)
+    text = _open_text(ls, uri)
+    if text is None:
+        return None
     diagnostics = list(params.context.diagnostics)
     start, end = params.range.start, params.range.end
     # Whole lines selected end at column 0 of the line after them.
@@ -537,8 +605,10 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
         uri, plan = action_data(data)
     except ValueError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
-    doc = ls.workspace.get_text_document(uri)
-    text, version = with_lf_line_breaks(doc.source), doc.version
+    text = _open_text(ls, uri)
+    if text is None:  # closed since, or never opened: nothing the user sees to change
+        return None, "the document is not open: nothing was changed"
+    version = ls.workspace.get_text_document(uri).version
     path = _path_of(uri)
     request = RewriteRequest(plan, path, ls.runtime.display_path(path), text)
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
@@ -614,8 +684,11 @@ async def _apply_in_background(ls: QwenLanguageServer, data: Any) -> None:
         if edit is None:
             ls._notify_user(message, "info")
             return
-        result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label="qwen-lsp")
+        result = await asyncio.wait_for(
+            ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit=edit, label="qwen-lsp")
+            ),
+            APPLY_EDIT_TIMEOUT_S,
         )
         if not result.applied:
             reason = result.failure_reason or "refused"

@@ -43,6 +43,7 @@ class WorkspaceContext:
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
         self._sessions: dict[str, _Session] = {}  # per document: the context kept
+        self._stopping = threading.Event()
         self.repacks = 0  # a kept context dropped (benchmarks read these)
         self.appends = 0  # blocks appended to a kept context
 
@@ -100,6 +101,8 @@ class WorkspaceContext:
 
     def files_changed(self, changes: Sequence[tuple[str, bool]]) -> None:
         for path, deleted in changes:
+            if self._stopping.is_set():
+                return  # shutting down: a checkout of 20,000 files must not delay the exit
             if deleted:
                 self.index.remove_file(path)
                 self.similar.remove_file(path)
@@ -109,7 +112,12 @@ class WorkspaceContext:
                 if text is not None:
                     self.similar.update_file(path, text)
 
+    def stop(self) -> None:
+        """Make a batch of file changes under way stop at its next file (before `close`)."""
+        self._stopping.set()
+
     def close(self) -> None:
+        self._stopping.set()
         self.index.close()
 
     # ---- the provider ---------------------------------------------------------------------

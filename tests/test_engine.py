@@ -220,3 +220,20 @@ def test_a_huge_batch_setting_does_not_abort_the_process(qwen35_model):
         cwd=pathlib.Path(__file__).resolve().parents[1],
     )
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_a_full_kv_cache_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """llama.cpp warns at each failed decode when the KV cache is full; the engine then
+    evicts the least recently used sequence, as designed: that warning is debug noise
+    (1,386 of them in a 2,000-completion session), other warnings stay warnings."""
+    import ctypes
+    import logging
+
+    from lsp_server.engine.llama import _llama_log
+
+    with caplog.at_level(logging.WARNING, logger="llama.cpp"):
+        _llama_log(
+            3, b"decode: failed to find a memory slot for batch of size 512\n", ctypes.c_void_p(0)
+        )
+        _llama_log(3, b"something else went wrong\n", ctypes.c_void_p(0))
+    assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]

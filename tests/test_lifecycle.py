@@ -42,6 +42,7 @@ class RawClient:
             env=env,
         )
         self._next = 0
+        self.notes: list[dict[str, Any]] = []  # notifications from the server
         self._answers: dict[int, Any] = {}
         self._cv = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -59,6 +60,8 @@ class RawClient:
             message = json.loads(out.read(length))
             if "method" in message and "id" in message:  # a request from the server
                 self.send({"id": message["id"], "result": None})
+            elif "method" in message:
+                self.notes.append(message)
             elif "id" in message:
                 with self._cv:
                     self._answers[message["id"]] = message
@@ -71,21 +74,34 @@ class RawClient:
         self.proc.stdin.flush()
 
     def request(self, method: str, params: Any = None, timeout: float = 30) -> Any:
+        return self.answer(method, params, timeout).get("result")
+
+    def answer(self, method: str, params: Any = None, timeout: float = 30) -> dict[str, Any]:
+        """The whole response message (with `result` or `error`)."""
         self._next += 1
         ident = self._next
         self.send({"id": ident, "method": method, "params": params})
         with self._cv:
             assert self._cv.wait_for(lambda: ident in self._answers, timeout), method
-            return self._answers.pop(ident).get("result")
+            return self._answers.pop(ident)  # type: ignore[no-any-return]
 
-    def start(self, workspace: pathlib.Path, process_id: int | None = None) -> None:
+    def popups(self) -> list[str]:
+        return [n["params"]["message"] for n in self.notes if n["method"] == "window/showMessage"]
+
+    def start(
+        self, workspace: pathlib.Path, process_id: int | None = None, model: str = ""
+    ) -> None:
         self.request(
             "initialize",
             {
                 "processId": process_id,
                 "rootUri": workspace.as_uri(),
                 "capabilities": {},
-                "initializationOptions": {"context": {"enabled": True}},
+                "initializationOptions": {
+                    "context": {"enabled": True},
+                    "model": {"path": model, "threads": 1, "contextSize": 2048},
+                    "engine": {"warmup": False, "prefetch": False},
+                },
             },
         )
         self.send({"method": "initialized", "params": {}})
@@ -178,3 +194,112 @@ def test_the_server_exits_when_its_client_process_dies(tmp_path: pathlib.Path) -
     code, seconds, log = client.wait(timeout=30)
     assert code == 0, log[-3000:]
     assert "client process" in log and "is gone" in log
+
+
+def test_a_batch_of_file_changes_under_way_does_not_delay_the_exit(
+    big_workspace: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A checkout touching thousands of files, then the editor closes: the batch stops at
+    the file it is on, and the index's store is not closed under it."""
+    client = RawClient(tmp_path)
+    client.start(big_workspace)
+    client.wait_index("ready", timeout=120)
+    changes = []
+    for path in sorted(big_workspace.rglob("*.py")):
+        path.write_text(path.read_text() + "\n\ndef added():\n    return 0\n")
+        changes.append({"uri": path.as_uri(), "type": 2})
+    client.send({"method": "workspace/didChangeWatchedFiles", "params": {"changes": changes}})
+    time.sleep(0.2)
+    client.request("shutdown")
+    client.send({"method": "exit"})
+    code, seconds, log = client.wait(timeout=60)
+    assert code == 0, log[-3000:]
+    assert not [line for line in log.splitlines() if any(n in line for n in NOISE)], log[-3000:]
+    assert seconds < 3, seconds
+
+
+def test_what_the_protocol_cannot_read_is_answered_never_dropped(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """Malformed params, a URI no file can have (a lone UTF-16 surrogate), a document
+    never opened, a change to a closed one: each request gets an answer (an error where
+    it is one), no notification pops up an "Error in server", and the server goes on."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "lib.py").write_text("def old_helper():\n    return 1\n")
+    client = RawClient(tmp_path)
+    client.start(workspace, model=str(qwen2_model))
+    client.wait_index("ready")
+    good = (workspace / "a.py").as_uri()
+    client.send(
+        {
+            "method": "textDocument/didOpen",
+            "params": {
+                "textDocument": {"uri": good, "languageId": "python", "version": 1, "text": "x = "}
+            },
+        }
+    )
+    at = {"line": 0, "character": 4}
+    unreadable = [
+        ("textDocument/inlineCompletion", {}),
+        ("textDocument/inlineCompletion", {"textDocument": {"uri": good}}),
+        (
+            "textDocument/inlineCompletion",
+            {"textDocument": {"uri": good}, "position": {"line": -1, "character": 0}, "context": {"triggerKind": 1}},
+        ),
+        ("textDocument/completion", {"textDocument": {"uri": good}, "position": {"line": "a", "character": 0}}),
+        ("textDocument/codeAction", {"textDocument": {"uri": good}, "context": {"diagnostics": []}}),
+        ("codeAction/resolve", {}),
+    ]  # fmt: skip
+    for method, params in unreadable:
+        answer = client.answer(method, params, timeout=10)
+        assert answer.get("error", {}).get("code") == -32602, (method, answer)
+    odd = "file:///tmp/odd\ud800.py"
+    never = (workspace / "never.py").as_uri()
+    client.send(
+        {
+            "method": "textDocument/didOpen",
+            "params": {
+                "textDocument": {"uri": odd, "languageId": "python", "version": 1, "text": "y = "}
+            },
+        }
+    )
+    (workspace / "lib.py").write_text("def new_helper():\n    return 2\n")
+    client.send(
+        {
+            "method": "workspace/didChangeWatchedFiles",
+            "params": {"changes": [{"uri": odd, "type": 2}, {"uri": (workspace / "lib.py").as_uri(), "type": 2}]},
+        }
+    )  # fmt: skip
+    client.send(
+        {
+            "method": "textDocument/didChange",
+            "params": {
+                "textDocument": {"uri": never, "version": 2},
+                "contentChanges": [{"text": "z = 1"}],
+            },
+        }
+    )
+    for uri in (odd, never):
+        for method in ("textDocument/inlineCompletion", "textDocument/completion"):
+            params = {"textDocument": {"uri": uri}, "position": at, "context": {"triggerKind": 1}}
+            answer = client.answer(method, params, timeout=30)
+            assert "result" in answer or answer["error"]["code"] == -32602, (uri, answer)
+        actions = client.answer(
+            "textDocument/codeAction",
+            {
+                "textDocument": {"uri": uri},
+                "range": {"start": at, "end": at},
+                "context": {"diagnostics": []},
+            },
+        )
+        assert "result" in actions, actions
+    stats = client.request("qwenLsp/stats")
+    assert stats["model"] == "ready"
+    assert not [p for p in client.popups() if "Error in server" in p], client.popups()
+    client.request("shutdown")
+    client.send({"method": "exit"})
+    code, _, log = client.wait(timeout=30)
+    assert code == 0
+    assert "-32603" not in log and "Traceback" not in log, log[-3000:]
+    assert "UnicodeEncodeError" not in log, log[-3000:]  # the batch with the odd URI went on

@@ -150,11 +150,16 @@ _LEVELS = {
     4: logging.ERROR,
 }
 _log_last = [logging.DEBUG]
+# Warnings that are the engine's normal course: a full KV cache fails a decode, and the
+# engine then drops the least recently used sequence and decodes again (logged at DEBUG).
+_EXPECTED_WARNINGS = (b"decode: failed to find a memory slot",)
 
 
 @llama_cpp.llama_log_callback  # type: ignore[misc]
 def _llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     lvl = _log_last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    if lvl == logging.WARNING and text.startswith(_EXPECTED_WARNINGS):
+        lvl = logging.DEBUG
     _log_last[0] = lvl
     if llama_log.isEnabledFor(lvl):
         message = text.decode("utf-8", "replace").rstrip()
