@@ -145,3 +145,20 @@ def test_code_actions_are_written_by_a_serving_engine(serving_engine: str) -> No
     result = rewriter.run(request)
     assert (result.new_text, result.message) == (expected.new_text, expected.message)
     assert result.figures.generated_tokens > 0
+
+
+def test_connections_are_kept_alive_between_requests(serving_engine: str) -> None:
+    """A new connection per keystroke costs round trips (a TLS handshake over the
+    network): one whose answer was read to the end serves the next request; one closed to
+    cancel a request (the server's signal to stop) is not reused."""
+    engine = RemoteEngine(RemoteConfig(url=serving_engine, n_ctx=4096))
+    answers = [engine.generate_text(PROMPT, max_tokens=8).text for _ in range(5)]
+    assert len(set(answers)) == 1 and engine.connections_opened == 1
+    token = CancelToken()
+    threading.Timer(0.2, token.cancel).start()
+    with pytest.raises(Cancelled):
+        engine.generate_text("x = 1\n" * 600, max_tokens=3000, cancel=token)
+    assert engine.connections_opened == 1  # the kept one was used, and then closed
+    assert engine.generate_text(PROMPT, max_tokens=8).text == answers[0]
+    assert engine.connections_opened == 2
+    engine.close()

@@ -46,6 +46,7 @@ MAX_STOP_STRINGS = 4
 # Models trained for fill-in-the-middle, by the name the server gives them.
 _CODER = re.compile(r"coder|codeqwen|starcoder|deepseek-coder|codestral", re.IGNORECASE)
 _POLL_S = 0.05  # how often a waiting request looks at its cancel token
+MAX_IDLE_CONNECTIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class RemoteEngine:
 
     def __init__(self, config: RemoteConfig) -> None:
         self.config = config
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self.connections_opened = 0  # for completions (tests and figures read it)
         parts = urllib.parse.urlsplit(config.url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ModelLoadError(
@@ -121,13 +125,34 @@ class RemoteEngine:
         return False
 
     def close(self) -> None:
-        """Nothing is held between requests."""
+        """Close the connections kept alive."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # ---- HTTP ---------------------------------------------------------------------------
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self.config.timeout_s)
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection for a request, and whether it was used before (kept alive)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        self.connections_opened += 1
+        return self._connection(), False
+
+    def _give(self, conn: http.client.HTTPConnection) -> None:
+        """Keep a connection whose answer was read to the end, for the next request: over
+        the network (TLS above all) a new one costs round trips on every keystroke."""
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -180,7 +205,7 @@ class RemoteEngine:
         if stops:
             body["stop"] = stops
         started = time.perf_counter()
-        text, chunks, reason, first = "", 0, "length", True
+        text, chunks, reason, first, finished = "", 0, "length", True, False
         stream = _Stream(self, body)
         try:
             for piece, finish in stream.chunks(cancel):
@@ -199,10 +224,13 @@ class RemoteEngine:
                     if keep is not None:
                         text, reason = text[:keep], "rule"
                         break
-                if finish:
-                    reason = "eos" if finish == "stop" else "length"
-                    break
-                if cancel.deadline is not None and time.monotonic() > cancel.deadline:
+                if finish:  # the end of the stream follows: read it, to keep the connection
+                    reason, finished = ("eos" if finish == "stop" else "length"), True
+                elif (
+                    not finished
+                    and cancel.deadline is not None
+                    and time.monotonic() > cancel.deadline
+                ):
                     reason = "time"
                     break
         except Cancelled as exc:
@@ -227,17 +255,34 @@ class _Stream:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._conn: http.client.HTTPConnection | None = None
         self._closed = threading.Event()
+        self._reusable = False  # the answer was read to its end on a kept-alive connection
         threading.Thread(target=self._read, name="qwen-lsp-remote", daemon=True).start()
+
+    def _respond(self) -> http.client.HTTPResponse:
+        """Send the request, on a kept-alive connection when there is one; a connection
+        the server closed while idle is replaced once."""
+        engine = self._engine
+        headers = {**engine._headers(), "Accept": "text/event-stream"}
+        for _ in range(2):
+            conn, reused = engine._take()
+            self._conn = conn
+            if self._closed.is_set():
+                raise Cancelled("closed")
+            try:
+                conn.request(
+                    "POST", f"{engine._base}/completions", body=self._body, headers=headers
+                )
+                return conn.getresponse()
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+                conn.close()
+                if not reused:
+                    raise
+        raise EngineError("unreachable")  # (the loop returns or raises before)
 
     def _read(self) -> None:
         engine = self._engine
         try:
-            conn = self._conn = engine._connection()
-            if self._closed.is_set():
-                return
-            headers = {**engine._headers(), "Accept": "text/event-stream"}
-            conn.request("POST", f"{engine._base}/completions", body=self._body, headers=headers)
-            response = conn.getresponse()
+            response = self._respond()
             if response.status != 200:
                 _raise_for_status(response.status, response.read(), engine.config.url)
             for line in response:
@@ -248,8 +293,10 @@ class _Stream:
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    response.read()  # the end of the body: the connection can serve again
                     break
                 self._queue.put(("data", data))
+            self._reusable = response.isclosed() and not response.will_close
             self._queue.put(("end", None))
         except BaseException as exc:  # handed to the caller
             if not self._closed.is_set():
@@ -288,8 +335,13 @@ class _Stream:
             yield str(choice.get("text") or ""), choice.get("finish_reason")
 
     def close(self) -> None:
+        """After the whole answer, keep the connection for the next request; before it,
+        close it: the server takes a closed connection as an abort."""
         self._closed.set()
         conn = self._conn
+        if conn is not None and self._reusable:
+            self._engine._give(conn)
+            return
         if conn is not None:
             sock = conn.sock
             if sock is not None:
