@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.addFilter(_redact_keys)
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -42,6 +45,18 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
         logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     )
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_expected_request_errors)
+
+
+_API_KEY = re.compile(r"""((?:'|")?api_?key(?:'|")?\s*[:=]\s*(?:'|")?)[^'",}\s)]+""", re.I)
+
+
+def _redact_keys(record: logging.LogRecord) -> bool:
+    """No log line shows an API key (pygls's DEBUG dump of `initialize` holds the
+    settings, `model.apiKey` included)."""
+    message = record.getMessage()
+    if "key" in message.lower() and _API_KEY.search(message):
+        record.msg, record.args = _API_KEY.sub(r"\1***", message), None
+    return True
 
 
 def _expected_request_errors(record: logging.LogRecord) -> bool:

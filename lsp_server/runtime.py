@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,6 +33,8 @@ from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REMOTE_RETRY_S = 5.0  # how often a completion request may retry an unusable serving engine
 
 Notify = Callable[[str, str], None]
 R = TypeVar("R")
@@ -75,6 +78,8 @@ class Runtime:
         self.index_message = ""
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
         self._failed_file: tuple[str, tuple[int, ...] | None] = ("", None)  # the last load's
+        self._remote_failed_at = 0.0  # when the serving engine could not be used
+        self._remote_error = ""  # what was said about it
         self._index_cancel = threading.Event()  # of the build under way (if any)
         self._index_done = threading.Event()
         self._index_done.set()
@@ -150,11 +155,18 @@ class Runtime:
                     "(the serving engine's API, e.g. http://127.0.0.1:8080/v1)"
                 )
             engine = RemoteEngine(config)
-        except EngineError as exc:
+        except Exception as exc:  # EngineError: said plainly; anything else: a bug, still said
+            if not isinstance(exc, EngineError):
+                log.exception("cannot use the serving engine")
+            self._remote_failed_at = time.monotonic()
+            message = f"completions are off: {exc}"
             self.model_state = "failed"
-            self.model_message = f"completions are off: {exc}"
-            self.notify(self.model_message, "error")
+            self.model_message = message
+            if message != self._remote_error:  # a retry failing the same way is not said again
+                self._remote_error = message
+                self.notify(message, "error")
             return
+        self._remote_error = ""
         self._use(engine)
         self.model_message = (
             f"{engine.model} at {m.url} ready ({self.completer_format()} prompts, "
@@ -200,8 +212,17 @@ class Runtime:
 
     def retry_failed_model(self) -> bool:
         """After a failed load of a known file, load again once it has changed (a download
-        that finished, a file copied over a truncated one, a missing file that appeared).
-        Cheap: one stat. True when a load was started."""
+        that finished, a file copied over a truncated one, a missing file that appeared);
+        with a serving engine, try it again every few seconds (started after the editor,
+        or back after a restart). Cheap: one stat. True when a load was started."""
+        if self.model_state == "failed" and self.settings.model.backend == "openai":
+            # A serving engine started after the editor, or back after a restart.
+            if time.monotonic() - self._remote_failed_at < REMOTE_RETRY_S:
+                return False
+            self._remote_failed_at = time.monotonic()
+            log.info("trying the serving engine again")
+            self.load_model()
+            return True
         path, identity = self._failed_file
         if self.model_state not in ("failed", "disabled") or not path:
             return False

@@ -88,7 +88,11 @@ def test_complete_position_past_the_end(tmp_path, qwen2_model):
     assert "past the end" in result.stderr
 
 
-def _lsp_session(*args: str, requests: Sequence[dict[str, object]] = ()) -> str:
+def _lsp_session(
+    *args: str,
+    requests: Sequence[dict[str, object]] = (),
+    options: dict[str, object] | None = None,
+) -> str:
     """Run the server over stdio for initialize, `requests`, shutdown/exit; return its
     stderr."""
 
@@ -105,7 +109,7 @@ def _lsp_session(*args: str, requests: Sequence[dict[str, object]] = ()) -> str:
                 "processId": None,
                 "rootUri": None,
                 "capabilities": {},
-                "initializationOptions": {"model": {"path": "/nonexistent/model.gguf"}},
+                "initializationOptions": options or {"model": {"path": "/nonexistent/model.gguf"}},
             },
         },
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
@@ -154,3 +158,10 @@ def test_an_error_the_server_means_is_not_logged_as_a_crash():
     assert "Traceback" not in quiet and "past the end" not in quiet, quiet
     debug = _lsp_session("--log-level", "DEBUG", requests=requests)
     assert "past the end" in debug and "Traceback" not in debug
+
+
+def test_an_api_key_never_reaches_the_log():
+    """At DEBUG pygls logs every message, `initialize` with its settings included."""
+    options = {"model": {"backend": "openai", "url": "http://127.0.0.1:1/v1", "apiKey": "sk-x1y2"}}
+    log = _lsp_session("--log-level", "DEBUG", options=options)
+    assert "apiKey" in log and "sk-x1y2" not in log

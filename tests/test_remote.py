@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import select
 import threading
 import time
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -162,3 +164,212 @@ def test_connections_are_kept_alive_between_requests(serving_engine: str) -> Non
     assert engine.generate_text(PROMPT, max_tokens=8).text == answers[0]
     assert engine.connections_opened == 2
     engine.close()
+
+
+# --- a serving engine that misbehaves on purpose --------------------------------------------
+
+
+class _Fake(http.server.BaseHTTPRequestHandler):
+    """`/v1/models` lists one model; `/v1/completions` does what `server.mode` says."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, kind: str = "application/json", **headers: str):
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        mode = self.server.mode  # type: ignore[attr-defined]
+        if mode == "models-int":
+            self._send(200, b'{"data": 5}')
+        elif mode == "redirect":
+            self._send(307, b"", Location="http://elsewhere.example/v1/models")
+        else:
+            self._send(200, b'{"object": "list", "data": [{"id": "fake"}]}')
+
+    def _events(self, events: list[bytes], close: bool = False, done: bool = True) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        if close:
+            self.send_header("Connection", "close")
+            self.end_headers()
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+        for event in [*events, *([b"[DONE]"] if done else [])]:
+            data = b"data: " + event + b"\n\n"
+            self.wfile.write(data if close else b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        if not close and done:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        self.rfile.read(int(self.headers["Content-Length"]))
+        mode = self.server.mode  # type: ignore[attr-defined]
+
+        def chunk(text: str, finish: str | None = None) -> bytes:
+            return json.dumps({"choices": [{"text": text, "finish_reason": finish}]}).encode()
+
+        if mode == "garbage":
+            self._events(
+                [b'{"choices": [null]}', b'{"choices": ["x"]}', b"not json", chunk("ok", "stop")]
+            )
+        elif mode == "dies":  # one token, then the process would be gone: no finish, no [DONE]
+            self._events([chunk("abc")], close=True, done=False)
+            self.close_connection = True
+        elif mode == "huge":
+            self._events([chunk("x" * 1_000_000, "length")])
+        elif mode == "whole":  # a proxy that ignored "stream"
+            self._send(
+                200,
+                json.dumps(
+                    {"choices": [{"text": "all at once", "finish_reason": "stop"}]}
+                ).encode(),
+            )
+        elif mode in ("stall", "stall-close"):  # headers, then silence (until the client leaves)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            started = time.monotonic()
+            while time.monotonic() - started < 20:  # silent; watch for the client leaving
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
+                if readable and not self.connection.recv(1):
+                    self.server.left_after = time.monotonic() - started  # type: ignore[attr-defined]
+                    break
+            self.close_connection = True
+        elif mode == "trickle":  # a token every 0.4 s
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for _ in range(50):
+                    self.wfile.write(b"data: " + chunk("t") + b"\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.4)
+            except OSError:
+                pass
+            self.close_connection = True
+
+
+@pytest.fixture
+def fake() -> Any:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
+    server.mode = "ok"  # type: ignore[attr-defined]
+    server.paths = []  # type: ignore[attr-defined]
+    server.left_after = None  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def _url(server: Any, suffix: str = "") -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/v1{suffix}"
+
+
+def test_a_misbehaving_serving_engine_gives_clear_results(fake: Any) -> None:
+    engine = RemoteEngine(RemoteConfig(url=_url(fake)))
+    fake.mode = "garbage"  # unreadable events are skipped, not a crash
+    assert engine.generate_text("p", max_tokens=8).text == "ok"
+    fake.mode = "dies"  # cut short: an error, not a short suggestion that looks whole
+    with pytest.raises(EngineError, match="middle of the answer"):
+        engine.generate_text("p", max_tokens=8)
+    fake.mode = "huge"  # the server's max_tokens is not trusted
+    assert len(engine.generate_text("p", max_tokens=8).text) == 8 * 32
+    fake.mode = "whole"
+    assert engine.generate_text("p", max_tokens=8).text == "all at once"
+    fake.mode = "trickle"  # the time budget ends a slow answer, keeping what came
+    slow = engine.generate_text("p", max_tokens=50, cancel=CancelToken(time.monotonic() + 1.0))
+    assert slow.stop_reason == "time" and 1 <= len(slow.text) <= 4
+
+
+def test_a_cancel_closes_even_a_connection_close_answer(fake: Any) -> None:
+    """http.client lets go of the socket of a `Connection: close` answer: the abort must
+    still reach the server at once, not when the socket times out."""
+    engine = RemoteEngine(RemoteConfig(url=_url(fake)))
+    fake.mode = "stall"
+    token = CancelToken()
+    threading.Timer(0.3, token.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        engine.generate_text("p", max_tokens=8, cancel=token)
+    assert time.monotonic() - started < 1.0
+    deadline = time.monotonic() + 5
+    while fake.left_after is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.left_after is not None and fake.left_after < 2.0
+
+
+def test_models_and_urls_that_cannot_be_used_are_refused_clearly(fake: Any) -> None:
+    fake.mode = "models-int"
+    with pytest.raises(ModelLoadError, match="OpenAI-compatible"):
+        RemoteEngine(RemoteConfig(url=_url(fake)))
+    fake.mode = "redirect"
+    with pytest.raises(ModelLoadError, match="redirects to http://elsewhere.example"):
+        RemoteEngine(RemoteConfig(url=_url(fake)))
+    with pytest.raises(ModelLoadError, match="user name or password"):
+        RemoteEngine(RemoteConfig(url=f"http://me:secret@127.0.0.1:{fake.server_address[1]}/v1"))
+    fake.mode = "ok"
+    engine = RemoteEngine(RemoteConfig(url=_url(fake, "?api-version=2024-10-21")))
+    fake.mode = "garbage"
+    engine.generate_text("p", max_tokens=4)
+    assert fake.paths[-2:] == [
+        "/v1/models?api-version=2024-10-21",
+        "/v1/completions?api-version=2024-10-21",
+    ]
+
+
+def test_a_serving_engine_started_after_the_editor_is_picked_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing listens when the server starts: one message; completion requests then try
+    again every few seconds (a failure said once), and the engine is used once it is up."""
+    import socket
+
+    import lsp_server.runtime as runtime_module
+    from lsp_server.completion.stats import Stats
+    from lsp_server.runtime import Runtime
+
+    monkeypatch.setattr(runtime_module, "REMOTE_RETRY_S", 0.05)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings()
+    settings.model.backend = "openai"
+    settings.model.url = f"http://127.0.0.1:{port}/v1"
+    said: list[str] = []
+    runtime = Runtime(settings, Stats(), notify=lambda message, level: said.append(message))
+    try:
+        runtime.load_model().result(30)
+        assert runtime.model_state == "failed" and "connection refused" in runtime.model_message
+        for _ in range(3):  # still down: tried again, not said again
+            time.sleep(0.06)
+            assert runtime.retry_failed_model()
+            runtime.worker.submit(lambda token: None).future.result(30)
+        assert runtime.model_state == "failed" and len(said) == 1, said
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Fake)
+        server.mode = "ok"  # type: ignore[attr-defined]
+        server.paths = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            time.sleep(0.06)
+            assert runtime.retry_failed_model()
+            runtime.worker.submit(lambda token: None).future.result(30)
+            assert runtime.model_state == "ready" and runtime.ready, runtime.model_message
+        finally:
+            server.shutdown()
+    finally:
+        runtime.close()

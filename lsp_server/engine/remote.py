@@ -47,6 +47,11 @@ MAX_STOP_STRINGS = 4
 _CODER = re.compile(r"coder|codeqwen|starcoder|deepseek-coder|codestral", re.IGNORECASE)
 _POLL_S = 0.05  # how often a waiting request looks at its cancel token
 MAX_IDLE_CONNECTIONS = 2
+MODELS_TIMEOUT_S = 5.0  # /v1/models answers at once when the server is up
+# The server's own max_tokens is not trusted: an answer longer than this many characters
+# per token asked for is cut (a broken server sent 10 MB in one event).
+MAX_CHARS_PER_TOKEN = 32
+END_GRACE_S = 0.5  # after a finish reason, how long the end of the body may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +78,19 @@ class RemoteEngine:
             raise ModelLoadError(
                 f"model.url must be an http:// or https:// address, not {config.url!r}"
             )
+        if parts.username or parts.password:
+            raise ModelLoadError(
+                "model.url must not hold a user name or password (it would be shown in "
+                "messages and logs): give the key in model.apiKey or $QWEN_LSP_API_KEY"
+            )
         self._https = parts.scheme == "https"
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        try:
+            self._port = parts.port or (443 if self._https else 80)
+        except ValueError as exc:
+            raise ModelLoadError(f"model.url has a bad port: {config.url!r}") from exc
         self._base = parts.path.rstrip("/")
+        self._query = f"?{parts.query}" if parts.query else ""  # e.g. ?api-version=…
         listed = self._models()
         ids = [str(m.get("id", "")) for m in listed if m.get("id")]
         model = config.model or (ids[0] if ids else "")
@@ -126,16 +140,23 @@ class RemoteEngine:
 
     def close(self) -> None:
         """Close the connections kept alive."""
+        self._drop_idle()
+
+    # ---- HTTP ---------------------------------------------------------------------------
+
+    def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=timeout or self.config.timeout_s)
+
+    def _path(self, endpoint: str) -> str:
+        return f"{self._base}{endpoint}{self._query}"
+
+    def _drop_idle(self) -> None:
+        """Close the kept connections (one went stale: the others were kept as long)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-    # ---- HTTP ---------------------------------------------------------------------------
-
-    def _connection(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return cls(self._host, self._port, timeout=self.config.timeout_s)
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         """A connection for a request, and whether it was used before (kept alive)."""
@@ -161,25 +182,27 @@ class RemoteEngine:
         return headers
 
     def _models(self) -> list[dict[str, Any]]:
-        conn = self._connection()
+        conn = self._connection(MODELS_TIMEOUT_S)
         try:
-            conn.request("GET", f"{self._base}/models", headers=self._headers())
+            conn.request("GET", self._path("/models"), headers=self._headers())
             response = conn.getresponse()
-            body = response.read()
+            body = response.read(1 << 22)
         except (OSError, http.client.HTTPException) as exc:
             raise ModelLoadError(
                 f"cannot reach the serving engine at {self.config.url}: {_reason(exc)}"
             ) from exc
         finally:
             conn.close()
-        _raise_for_status(response.status, body, self.config.url)
+        _raise_for_status(response.status, body, self.config.url, response.getheader("Location"))
         try:
             data = json.loads(body).get("data")
         except (ValueError, AttributeError) as exc:
+            data = exc
+        if not isinstance(data, list):
             raise ModelLoadError(
                 f"{self.config.url}/models did not answer like an OpenAI-compatible API"
-            ) from exc
-        return [m for m in data or [] if isinstance(m, dict)]
+            )
+        return [m for m in data if isinstance(m, dict)]
 
     def generate_text(
         self,
@@ -205,8 +228,12 @@ class RemoteEngine:
         if stops:
             body["stop"] = stops
         started = time.perf_counter()
-        text, chunks, reason, first, finished = "", 0, "length", True, False
-        stream = _Stream(self, body)
+        text, chunks, reason, first = "", 0, "length", True
+        limit = max_tokens * MAX_CHARS_PER_TOKEN
+        read_timeout = self.config.timeout_s
+        if cancel.deadline is not None:  # a budget longer than the timeout is the limit
+            read_timeout = max(read_timeout, cancel.deadline - time.monotonic() + 1)
+        stream = _Stream(self, body, read_timeout)
         try:
             for piece, finish in stream.chunks(cancel):
                 if first:  # the time to the first token: the server's prompt evaluation
@@ -215,6 +242,9 @@ class RemoteEngine:
                 if piece:
                     chunks += 1
                     text += piece
+                if len(text) > limit:
+                    text, reason = text[:limit], "length"
+                    break
                 cut = _find_stop(text, stop)
                 if cut is not None:
                     text, reason = text[:cut], "stop"
@@ -224,15 +254,12 @@ class RemoteEngine:
                     if keep is not None:
                         text, reason = text[:keep], "rule"
                         break
-                if finish:  # the end of the stream follows: read it, to keep the connection
-                    reason, finished = ("eos" if finish == "stop" else "length"), True
-                elif (
-                    not finished
-                    and cancel.deadline is not None
-                    and time.monotonic() > cancel.deadline
-                ):
-                    reason = "time"
+                if finish:
+                    reason = "eos" if finish == "stop" else "length"
+                    stream.wait_end(END_GRACE_S)  # so that the connection can be kept
                     break
+            if stream.deadline_hit:
+                reason = "time"
         except Cancelled as exc:
             figures.generated_tokens = chunks
             exc.figures = figures
@@ -249,42 +276,63 @@ class _Stream:
     """One streamed completion, read by a thread of its own so that the caller can give
     up at any moment (closing the socket ends the read and tells the server to stop)."""
 
-    def __init__(self, engine: RemoteEngine, body: dict[str, Any]) -> None:
+    def __init__(self, engine: RemoteEngine, body: dict[str, Any], read_timeout: float) -> None:
         self._engine = engine
         self._body = json.dumps(body).encode("utf-8", "surrogatepass")
+        self._read_timeout = read_timeout
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._conn: http.client.HTTPConnection | None = None
+        # The socket itself: http.client lets go of it for a `Connection: close` answer,
+        # and it must still be closed to abort.
+        self._sock: socket.socket | None = None
         self._closed = threading.Event()
         self._reusable = False  # the answer was read to its end on a kept-alive connection
+        self.finished = False  # the server gave a finish reason
+        self.deadline_hit = False
         threading.Thread(target=self._read, name="qwen-lsp-remote", daemon=True).start()
 
     def _respond(self) -> http.client.HTTPResponse:
-        """Send the request, on a kept-alive connection when there is one; a connection
-        the server closed while idle is replaced once."""
+        """Send the request, on a kept-alive connection when there is one; when that one
+        went stale (the server closed it while idle), on a new one."""
         engine = self._engine
         headers = {**engine._headers(), "Accept": "text/event-stream"}
-        for _ in range(2):
+        while True:
             conn, reused = engine._take()
             self._conn = conn
             if self._closed.is_set():
                 raise Cancelled("closed")
+            conn.timeout = self._read_timeout
             try:
-                conn.request(
-                    "POST", f"{engine._base}/completions", body=self._body, headers=headers
-                )
+                conn.request("POST", engine._path("/completions"), body=self._body, headers=headers)
+                self._sock = conn.sock
+                if conn.sock is not None:
+                    conn.sock.settimeout(self._read_timeout)
                 return conn.getresponse()
             except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
                 conn.close()
                 if not reused:
                     raise
-        raise EngineError("unreachable")  # (the loop returns or raises before)
+                engine._drop_idle()
 
     def _read(self) -> None:
         engine = self._engine
         try:
             response = self._respond()
             if response.status != 200:
-                _raise_for_status(response.status, response.read(), engine.config.url)
+                _raise_for_status(
+                    response.status,
+                    response.read(4096),
+                    engine.config.url,
+                    response.getheader("Location"),
+                )
+            kind = response.getheader("Content-Type") or ""
+            if "event-stream" not in kind and "json" in kind:
+                # A server (or proxy) that ignored "stream": the whole answer at once.
+                self._queue.put(("whole", response.read(1 << 24)))
+                self._reusable = response.isclosed() and not response.will_close
+                self._queue.put(("end", None))
+                return
+            done = False
             for line in response:
                 if self._closed.is_set():
                     return
@@ -294,10 +342,11 @@ class _Stream:
                 data = line[5:].strip()
                 if data == b"[DONE]":
                     response.read()  # the end of the body: the connection can serve again
+                    done = True
                     break
                 self._queue.put(("data", data))
-            self._reusable = response.isclosed() and not response.will_close
-            self._queue.put(("end", None))
+            self._reusable = done and response.isclosed() and not response.will_close
+            self._queue.put(("end" if done else "eof", None))
         except BaseException as exc:  # handed to the caller
             if not self._closed.is_set():
                 self._queue.put(("error", exc))
@@ -305,6 +354,7 @@ class _Stream:
     def chunks(self, cancel: CancelToken) -> Iterator[tuple[str, str | None]]:
         """(text, finish reason) per event, as they come."""
         last = time.monotonic()
+        url = self._engine.config.url
         while True:
             if cancel.cancelled:
                 raise Cancelled(cancel.reason)
@@ -312,27 +362,49 @@ class _Stream:
                 kind, value = self._queue.get(timeout=_POLL_S)
             except queue.Empty:
                 if cancel.deadline is not None and time.monotonic() > cancel.deadline:
-                    return  # the caller sees the deadline and keeps what came
-                if time.monotonic() - last > self._engine.config.timeout_s:
-                    raise EngineError(
-                        f"the serving engine at {self._engine.config.url} stopped answering"
-                    ) from None
+                    self.deadline_hit = True  # the caller keeps what came
+                    return
+                if time.monotonic() - last > self._read_timeout:
+                    raise EngineError(f"the serving engine at {url} stopped answering") from None
                 continue
             last = time.monotonic()
             if kind == "end":
                 return
+            if kind == "eof":
+                if self.finished:
+                    return  # no [DONE], but a finish reason: a complete answer
+                raise EngineError(
+                    f"the serving engine at {url} closed the connection in the middle of the answer"
+                )
             if kind == "error":
                 if isinstance(value, EngineError):
                     raise value
                 raise EngineError(
-                    f"the serving engine at {self._engine.config.url} failed: {_reason(value)}"
+                    f"the serving engine at {url} failed: {_reason(value)}"
                 ) from value
-            try:
-                choice = json.loads(value)["choices"][0]
-            except (ValueError, KeyError, IndexError, TypeError):
-                log.debug("skipping an event that is not a completion chunk: %r", value[:200])
+            choice = _first_choice(value)
+            if choice is None:
+                log.debug("skipping an event that is not a completion: %r", value[:200])
                 continue
-            yield str(choice.get("text") or ""), choice.get("finish_reason")
+            finish = choice.get("finish_reason")
+            if kind == "whole":
+                finish = finish or "stop"
+            if finish:
+                self.finished = True
+            text = choice.get("text")
+            yield (text if isinstance(text, str) else ""), (str(finish) if finish else None)
+
+    def wait_end(self, grace: float) -> None:
+        """After a finish reason: wait (a little) for the end of the body, so that the
+        connection can serve the next request; a server slow to close it is not waited for."""
+        until = time.monotonic() + grace
+        while (left := until - time.monotonic()) > 0:
+            try:
+                kind, _ = self._queue.get(timeout=left)
+            except queue.Empty:
+                return
+            if kind in ("end", "eof", "error"):
+                return
 
     def close(self) -> None:
         """After the whole answer, keep the connection for the next request; before it,
@@ -342,14 +414,26 @@ class _Stream:
         if conn is not None and self._reusable:
             self._engine._give(conn)
             return
-        if conn is not None:
-            sock = conn.sock
+        for sock in (self._sock, conn.sock if conn is not None else None):
             if sock is not None:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        if conn is not None:
             conn.close()
+
+
+def _first_choice(data: bytes) -> dict[str, Any] | None:
+    """`choices[0]` of a completion event, None for anything else."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    choices = event.get("choices") if isinstance(event, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    return choices[0]
 
 
 def _reason(exc: BaseException) -> str:
@@ -360,10 +444,16 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _raise_for_status(status: int, body: bytes, url: str) -> None:
+def _raise_for_status(status: int, body: bytes, url: str, location: str | None = None) -> None:
     if status == 200:
         return
-    detail = body[:300].decode("utf-8", "replace").strip()
     if status in (401, 403):
         raise ModelLoadError(f"the serving engine at {url} refused the API key (HTTP {status})")
+    if 300 <= status < 400:
+        where = f" to {location}" if location else ""
+        raise ModelLoadError(
+            f"the serving engine at {url} redirects{where} (HTTP {status}): set model.url to "
+            "the address it redirects to"
+        )
+    detail = body[:300].decode("utf-8", "replace").strip() or "(no details)"
     raise EngineError(f"the serving engine at {url} answered HTTP {status}: {detail}")
