@@ -210,6 +210,20 @@ class Runtime:
 
         return run
 
+    def engine_failed(self, error: Exception) -> None:
+        """A request failed in the engine. A serving engine that can no longer be reached
+        (stopped, restarted, the network gone) is said once, and the state says so (the
+        editors' status shows it); requests then try it again every few seconds."""
+        if not isinstance(self.engine, RemoteEngine) or "cannot reach" not in str(error):
+            return
+        message = f"completions are off: {error}"
+        self._remote_failed_at = time.monotonic()
+        self.model_state = "failed"
+        self.model_message = message
+        if message != self._remote_error:
+            self._remote_error = message
+            self.notify(message, "error")
+
     def retry_failed_model(self) -> bool:
         """After a failed load of a known file, load again once it has changed (a download
         that finished, a file copied over a truncated one, a missing file that appeared);

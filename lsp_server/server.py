@@ -503,6 +503,7 @@ async def _complete(
         ls.runtime.stats.record(
             Figures(), kind="completion", path=request.path, total_ms=0.0, outcome="error"
         )
+        ls.runtime.engine_failed(exc)
         return None, line_text
     ls.runtime.after_completion(uri, request, result)
     return result, line_text

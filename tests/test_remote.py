@@ -373,3 +373,54 @@ def test_a_serving_engine_started_after_the_editor_is_picked_up(
             server.shutdown()
     finally:
         runtime.close()
+
+
+def test_a_serving_engine_that_goes_away_is_said_once_and_taken_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import lsp_server.runtime as runtime_module
+    from lsp_server.completion.stats import Stats
+    from lsp_server.runtime import Runtime
+
+    monkeypatch.setattr(runtime_module, "REMOTE_RETRY_S", 0.05)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Fake)
+    server.mode = "garbage"  # type: ignore[attr-defined]
+    server.paths = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings()
+    settings.model.backend = "openai"
+    settings.model.url = f"http://127.0.0.1:{port}/v1"
+    said: list[str] = []
+    runtime = Runtime(settings, Stats(), notify=lambda message, level: said.append(message))
+    request = CompletionRequest("/w/a.py", "x = ", 0, 4)
+    try:
+        runtime.load_model().result(30)
+        assert runtime.ready
+        server.shutdown()
+        server.server_close()  # gone: nothing listens on the port any more
+        runtime.engine.close()  # type: ignore[union-attr]  (no kept connection either)
+        for _ in range(2):
+            with pytest.raises(EngineError) as failed:
+                runtime.submit_completion("a", request).future.result(30)
+            runtime.engine_failed(failed.value)
+        assert runtime.model_state == "failed" and not runtime.ready
+        assert len([m for m in said if "cannot reach" in m]) == 1, said
+        back = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Fake)
+        back.mode = "garbage"  # type: ignore[attr-defined]
+        back.paths = []  # type: ignore[attr-defined]
+        threading.Thread(target=back.serve_forever, daemon=True).start()
+        try:
+            time.sleep(0.06)
+            assert runtime.retry_failed_model()
+            runtime.worker.submit(lambda token: None).future.result(30)
+            assert runtime.ready
+            assert runtime.submit_completion("a", request).future.result(30).outcome == "ok"
+        finally:
+            back.shutdown()
+    finally:
+        runtime.close()

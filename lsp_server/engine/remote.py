@@ -379,6 +379,10 @@ class _Stream:
             if kind == "error":
                 if isinstance(value, EngineError):
                     raise value
+                if isinstance(value, (ConnectionRefusedError, socket.gaierror)):
+                    raise EngineError(
+                        f"cannot reach the serving engine at {url}: {_reason(value)}"
+                    ) from value
                 raise EngineError(
                     f"the serving engine at {url} failed: {_reason(value)}"
                 ) from value
