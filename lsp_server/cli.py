@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tcp",
         metavar="[HOST:]PORT",
         type=parse_tcp,
-        help="serve LSP over TCP instead of stdio (for debugging); host defaults to 127.0.0.1",
+        help="serve LSP over TCP instead of stdio (for debugging: any local user can "
+        "connect); host defaults to 127.0.0.1",
     )
     parser.add_argument("--log-file", metavar="PATH", help="also write the log to this file")
     parser.add_argument(

@@ -709,6 +709,11 @@ def serve(tcp: tuple[str, int] | None = None) -> int:
     log.info("qwen-lsp %s starting (%s)", __version__, f"tcp {tcp[0]}:{tcp[1]}" if tcp else "stdio")
     try:
         if tcp:
+            log.warning(
+                "serving on TCP %s:%d for debugging: any program of any user of this machine "
+                "can connect and read your code through it; editors use stdio",
+                *tcp,
+            )
             server.start_tcp(*tcp)
         else:
             server.start_io()
