@@ -342,3 +342,18 @@ def test_closer_replaced_by_a_multi_line_suggestion() -> None:
     suggestion = finish('"hi")\nprint("bye")', window, "multi")
     assert suggestion is not None
     assert apply(text, suggestion) == 'print("hi")\nprint("bye")\n'
+
+
+def test_a_huge_line_after_the_cursor_costs_linear_time() -> None:
+    """The closers a suggestion replaces are looked for in the run of closers that starts
+    the rest of the line, not in every cut of it (quadratic: minutes on a minified file)."""
+    import time
+
+    from lsp_server.completion.postprocess import _closers_replaced
+
+    assert _closers_replaced("f(x))", "))  ;rest") == 2
+    assert _closers_replaced("f(x)", "]") == 0
+    tail = ")" + "a" * 100_000  # ~26 s when quadratic, microseconds when not
+    started = time.perf_counter()
+    assert _closers_replaced("call(x)", tail) == 1
+    assert time.perf_counter() - started < 2

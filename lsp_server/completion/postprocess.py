@@ -116,7 +116,13 @@ def _closers_replaced(first_line: str, tail: str) -> int:
     """How many characters after the cursor the suggestion replaces: the closing brackets
     and quotes (often auto-paired by the editor) that its first line already ends with."""
     head = first_line.rstrip()
-    for k in range(len(tail), 0, -1):
+    # Only the run of closers and blanks that starts the tail can qualify: looking at
+    # longer cuts of it cost time quadratic in the line (a 238 KB minified line froze the
+    # engine thread for minutes).
+    run = 0
+    while run < len(tail) and (tail[run] in CLOSERS or tail[run].isspace()):
+        run += 1
+    for k in range(run, 0, -1):
         core = tail[:k].strip()
         if core and set(core) <= CLOSERS | {" "} and head.endswith(core):
             return len(tail[:k].rstrip())
