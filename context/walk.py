@@ -164,6 +164,15 @@ class WalkEntry:
     mtime_ns: int
 
 
+def invalid_pattern(line: str) -> bool:
+    """Whether a `.gitignore`-style pattern cannot be read (e.g. the range `[z-a]`)."""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except Exception:
+        return True
+    return False
+
+
 class IgnoreFile:
     """The patterns of one ``.gitignore`` (or exclude list), matched like git does.
 
@@ -173,8 +182,17 @@ class IgnoreFile:
 
     __slots__ = ("patterns", "_any")
 
-    def __init__(self, lines: Sequence[str]) -> None:
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    def __init__(self, lines: Sequence[str], origin: str = "") -> None:
+        try:
+            spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        except Exception:
+            # One line pathspec cannot read (git ignores just that line) must not drop
+            # the others: a gitignored file with secrets would be indexed and shown.
+            good = [line for line in lines if not invalid_pattern(line)]
+            for line in lines:
+                if invalid_pattern(line):
+                    log.warning("ignoring a pattern that cannot be read in %s: %r", origin, line)
+            spec = pathspec.GitIgnoreSpec.from_lines(good)
         self.patterns = [
             (p.include, p.regex)
             for p in spec.patterns
@@ -203,11 +221,7 @@ class IgnoreFile:
         text = read_text(path)
         if text is None:
             return None
-        try:
-            ignore = cls(text.splitlines())
-        except Exception as exc:  # a malformed pattern must not stop indexing
-            log.warning("ignoring unreadable patterns in %s: %s", path, exc)
-            return None
+        ignore = cls(text.splitlines(), path)
         return ignore if ignore.patterns else None
 
 
@@ -220,7 +234,7 @@ class IgnoreRules:
 
     def __init__(self, root: str, exclude: Sequence[str] = ()) -> None:
         self.root = root
-        self.exclude = IgnoreFile(list(exclude)) if exclude else None
+        self.exclude = IgnoreFile(list(exclude), "context.exclude") if exclude else None
         self._files: dict[str, IgnoreFile | None] = {}
         self._stamps: dict[str, int | None] = {}
         self.info_exclude = IgnoreFile.read(os.path.join(root, ".git", "info", "exclude"))

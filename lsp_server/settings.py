@@ -204,10 +204,24 @@ def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
         log.warning("invalid settings, using the defaults: %s", message)
         return LoadResult(settings, [message])
     _load_into(settings, raw, "", errors)
+    _check_patterns(settings, errors)
     errors = [_rewrite_error(e) for e in errors]
     for e in errors:
         log.warning("invalid setting, using the default: %s", e)
     return LoadResult(settings, errors)
+
+
+def _check_patterns(settings: Settings, errors: list[str]) -> None:
+    """Drop the `context.exclude` patterns that cannot be read, each with its error."""
+    from context.walk import invalid_pattern
+
+    kept = []
+    for i, pattern in enumerate(settings.context.exclude):
+        if invalid_pattern(pattern):
+            errors.append(f"context.exclude[{i}]: {pattern!r} is not a valid pattern")
+        else:
+            kept.append(pattern)
+    settings.context.exclude = kept
 
 
 def _rewrite_error(message: str) -> str:

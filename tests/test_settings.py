@@ -233,3 +233,9 @@ def test_every_key_is_documented() -> None:
     assert len(keys) > 20
     missing = [key for key in keys if f"### `{key}`" not in text]
     assert missing == []
+
+
+def test_an_unreadable_exclude_pattern_is_reported_and_the_rest_kept():
+    result = load_settings({"context": {"exclude": ["fixtures/", "[z-a]", "*.pb.go"]}})
+    assert result.settings.context.exclude == ["fixtures/", "*.pb.go"]
+    assert result.errors == ["qwenLsp.context.exclude[1]: '[z-a]' is not a valid pattern"]

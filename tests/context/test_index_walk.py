@@ -231,3 +231,19 @@ def test_nested_roots_own_their_files(tmp_path: Path) -> None:
         assert len(index.files()) == 2
         inner = os.path.realpath(tmp_path / "inner" / "inner.py")
         assert index.root_of(inner) == os.path.realpath(tmp_path / "inner")
+
+
+def test_one_unreadable_pattern_does_not_drop_the_others(tmp_path: Path) -> None:
+    """git ignores a `.gitignore` line it cannot read, and only that line: a gitignored
+    settings file must stay out of the index (and so of every prompt) when a neighbour
+    line is broken. The same for `context.exclude`."""
+    write(
+        tmp_path,
+        {
+            ".gitignore": "local_settings.py\n[z-a]*.bak\n",
+            "local_settings.py": 'SECRET_KEY = "hunter2"\n',
+            "fixtures/data.py": "X = 1\n",
+            "app.py": "def app(): pass\n",
+        },
+    )
+    assert indexed(tmp_path, exclude=("fixtures/", "**/[z-a]")) == ["app.py"]
