@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     """Log to stderr (stdout is the protocol) and, if asked, to a file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        handlers.append(logging.FileHandler(os.path.expanduser(log_file), encoding="utf-8"))
     for handler in handlers:
         handler.addFilter(_redact_keys)
     logging.basicConfig(
@@ -130,9 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, args.log_file)
+    try:
+        setup_logging(args.log_level, args.log_file)
+    except OSError as exc:
+        print(
+            f"qwen-lsp: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr
+        )
+        return 2
     if args.command:
         return int(args.func(args))
     from lsp_server.server import serve
 
-    return serve(tcp=args.tcp)
+    try:
+        return serve(tcp=args.tcp)
+    except OSError as exc:  # the TCP port in use, an unknown host
+        host, port = args.tcp or ("", 0)
+        print(f"qwen-lsp: cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1

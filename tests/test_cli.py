@@ -165,3 +165,31 @@ def test_an_api_key_never_reaches_the_log():
     options = {"model": {"backend": "openai", "url": "http://127.0.0.1:1/v1", "apiKey": "sk-x1y2"}}
     log = _lsp_session("--log-level", "DEBUG", options=options)
     assert "apiKey" in log and "sk-x1y2" not in log
+
+
+def test_bad_command_lines_get_one_clear_line_not_a_traceback(tmp_path):
+    import socket
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lsp_server", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path)},
+        )
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    unwritable = run("--log-file", str(tmp_path / "no" / "such" / "log"), "index", str(tmp_path))
+    assert unwritable.returncode == 2 and "cannot write the log file" in unwritable.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run("--tcp", str(taken.getsockname()[1]))
+    assert busy.returncode == 1 and "cannot serve on 127.0.0.1:" in busy.stderr
+    workspace = run("complete", f"{tmp_path / 'a.py'}:1:2", "--workspace", str(tmp_path / "a.py"))
+    assert workspace.returncode == 2 and "not a folder" in workspace.stderr
+    size = run("index", str(tmp_path), "--max-file-size", "-5")
+    assert size.returncode == 2 and "must be at least 1" in size.stderr
+    for result in (unwritable, busy, workspace, size):
+        assert "Traceback" not in result.stderr, result.stderr

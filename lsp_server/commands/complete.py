@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     runtime = Runtime(settings, Stats(), notify=lambda message, level: messages.append(message))
     try:
         if args.workspace:
+            if not os.path.isdir(args.workspace):
+                print(f"qwen-lsp complete: not a folder: {args.workspace}", file=sys.stderr)
+                return 2
             runtime.roots = [os.path.realpath(args.workspace)]
             runtime.attach_workspace()
             runtime.build_index(None, None)

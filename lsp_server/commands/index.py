@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-cache", action="store_true", help="do not read or write a persisted index")
     p.add_argument(
         "--max-file-size",
-        type=int,
+        type=_positive,
         default=1_000_000,
         metavar="BYTES",
         help="skip larger files (default 1000000)",
@@ -132,6 +132,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"  languages: {languages}")
     if report["databases"]:
         print(f"  index: {', '.join(report['databases'])} ({report['size_bytes'] / 1e6:.1f} MB)")
-    else:
+    elif args.no_cache:
         print("  index: not persisted (--no-cache)")
+    else:
+        print("  index: not persisted (the cache folder cannot be used: see the warning above)")
     return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
