@@ -471,15 +471,25 @@ def test_invalid_setup_reports_one_error_and_starts_nothing(tmp_path: pathlib.Pa
       qwen.setup({ keymaps = { accept = 1 } }),
       qwen.setup({ keymaps = { acept = "<Tab>" } }),
       qwen.setup("model"),
+      qwen.setup({ keymaps = { accept = "" } }),
+      qwen.setup({ server = { cmd = "qwen-lsp" } }),
     }
     """
     scenario = """T.result.enabled = vim.lsp.is_enabled("qwen_lsp")"""
     r = run_nvim(tmp_path, scenario, init=init, quiet=False)
-    assert r["returns"] == [False] * 5
+    assert r["returns"] == [False] * 7
     assert not r["enabled"]
     errors = [n["msg"] for n in r["notifications"]]
-    assert len(errors) == 5 and all(n["level"] == 4 for n in r["notifications"])
-    keys = ["completion", "competion", "keymaps.accept", "keymaps.acept", "opts"]
+    assert len(errors) == 7 and all(n["level"] == 4 for n in r["notifications"])
+    keys = [
+        "completion",
+        "competion",
+        "keymaps.accept",
+        "keymaps.acept",
+        "opts",
+        "keymaps.accept",
+        "server.cmd",
+    ]
     for error, key in zip(errors, keys, strict=True):
         assert error.startswith(f"qwen_lsp: invalid setup option: {key}: "), error
 

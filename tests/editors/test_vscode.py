@@ -214,6 +214,13 @@ def test_extension_settings_drive_the_real_server(
     assert data["pausedStatus"]["text"] == "qwen-lsp: paused"  # qwenLsp.toggle
     assert data["missingProgram"] is None
     assert "qwenLsp.server.command must be" in data["invalidCommand"]["error"]
+    assert data["stringCommand"] == {"command": "qwen-lsp", "args": []}
+    home = os.path.expanduser("~")
+    assert data["homeCommand"] == {
+        "command": os.path.join(home, "venv/bin/qwen-lsp"),
+        "args": ["--log-file", os.path.join(home, "q.log")],
+    }
+    assert data["windowsHome"] is False  # ~\ expanded on Windows too
 
 
 @needs_node

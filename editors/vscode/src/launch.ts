@@ -15,19 +15,33 @@ export const INSTALL_HINT =
 
 export type Launch = { command: string; args: string[] } | { error: string };
 
-/** The program and its arguments from the setting's value (a list of strings). */
+/**
+ * The program and its arguments from the setting's value: a list of strings, or one string
+ * naming the program alone (a path may hold spaces: it is not split).
+ */
 export function serverLaunch(value: unknown): Launch {
-  const words = value ?? DEFAULT_COMMAND;
+  const words = typeof value === 'string' ? [value] : (value ?? DEFAULT_COMMAND);
   if (!Array.isArray(words) || words.length === 0 || !words.every((w) => typeof w === 'string' && w !== '')) {
     return { error: `qwenLsp.server.command must be a non-empty list of strings, got ${JSON.stringify(value)}.` };
   }
-  const [command, ...args] = words as string[];
-  return { command: expandHome(command), args };
+  const [command, ...args] = (words as string[]).map((word) => expandHome(word));
+  return { command, args };
 }
 
-function expandHome(file: string): string {
+/** `~`, `~/…` (and `~\…` on Windows) and VS Code's `${userHome}`: no shell expands them. */
+export function expandHome(word: string, platform: string = process.platform): string {
   const home = process.env.HOME ?? process.env.USERPROFILE;
-  return home && (file === '~' || file.startsWith('~/')) ? path.join(home, file.slice(1)) : file;
+  if (!home) {
+    return word;
+  }
+  if (word.startsWith('${userHome}')) {
+    return path.join(home, word.slice('${userHome}'.length));
+  }
+  const separators = platform === 'win32' ? ['/', '\\'] : ['/'];
+  if (word === '~' || separators.some((sep) => word.startsWith(`~${sep}`))) {
+    return path.join(home, word.slice(1));
+  }
+  return word;
 }
 
 /**

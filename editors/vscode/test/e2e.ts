@@ -29,7 +29,7 @@ import {
   StreamMessageWriter,
   WorkDoneProgressCreateRequest,
 } from 'vscode-languageserver-protocol/node';
-import { findExecutable, serverLaunch } from '../src/launch';
+import { expandHome, findExecutable, serverLaunch } from '../src/launch';
 import { initializationOptions, SECTION } from '../src/settings';
 import { describe, STATS_METHOD, type Stats } from '../src/stats';
 
@@ -130,6 +130,9 @@ async function main(): Promise<void> {
       pulls,
       missingProgram: findExecutable('qwen-lsp-no-such-program') ?? null,
       invalidCommand: serverLaunch(['']),
+      stringCommand: serverLaunch('qwen-lsp'),
+      homeCommand: serverLaunch(['~/venv/bin/qwen-lsp', '--log-file', '${userHome}/q.log']),
+      windowsHome: expandHome('~\\venv\\qwen-lsp.exe', 'win32').startsWith('~'),
     }),
   );
 }

@@ -60,8 +60,14 @@ local function check_server()
   if not vim.lsp.is_enabled("qwen_lsp") then
     health.warn("the server is not enabled", { 'Call require("qwen_lsp").setup() in your config.' })
   end
-  if not config or type(config.cmd) ~= "table" then
+  if not config or type(config.cmd) == "function" then
     health.info("`cmd` is a function: the server command cannot be checked")
+    return
+  end
+  if type(config.cmd) ~= "table" or type(config.cmd[1]) ~= "string" then
+    health.error(("`cmd` must be a list of strings, not %s"):format(vim.inspect(config.cmd)), {
+      'Set `server = { cmd = { "qwen-lsp" } }` in setup().',
+    })
     return
   end
   if vim.fn.executable(config.cmd[1]) == 0 then

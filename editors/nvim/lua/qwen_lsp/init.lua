@@ -46,10 +46,27 @@ local function check(opts)
           error(("keymaps.%s: unknown action (%s)"):format(action, table.concat(actions, ", ")), 0)
         end
         validate("keymaps." .. action, lhs, function(v)
-          return type(v) == "string" or v == false
-        end, "a key (string) or false")
+          return (type(v) == "string" and v ~= "") or v == false
+        end, "a key (non-empty string) or false")
       end
-    elseif key == "server" or vim.list_contains(SECTIONS, key) then
+    elseif key == "server" then
+      validate(key, value, "table")
+      -- vim.lsp.Config's cmd: a list of strings, or a function that starts the RPC client.
+      validate("server.cmd", value.cmd, function(v)
+        if v == nil or type(v) == "function" then
+          return true
+        end
+        if type(v) ~= "table" or #v == 0 then
+          return false
+        end
+        for _, part in ipairs(v) do
+          if type(part) ~= "string" then
+            return false
+          end
+        end
+        return true
+      end, 'a list of strings, e.g. { "qwen-lsp" }, or a function')
+    elseif vim.list_contains(SECTIONS, key) then
       validate(key, value, "table")
     else
       local known = table.concat(vim.list_extend({ "server", "keymaps" }, SECTIONS), ", ")
