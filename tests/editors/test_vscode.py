@@ -212,6 +212,9 @@ def test_extension_settings_drive_the_real_server(
     # completion.enabled: false through didChangeConfiguration, as VS Code sends it
     assert data["disabledItems"] == []
     assert data["pausedStatus"]["text"] == "qwen-lsp: paused"  # qwenLsp.toggle
+    failed = data["failedStatus"]  # a failed completion is not shown as a time
+    assert failed["text"] == "qwen-lsp: ready · last completion failed"
+    assert failed["level"] == "warning"
     assert data["missingProgram"] is None
     assert "qwenLsp.server.command must be" in data["invalidCommand"]["error"]
     assert data["stringCommand"] == {"command": "qwen-lsp", "args": []}

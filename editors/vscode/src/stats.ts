@@ -46,12 +46,19 @@ export function describe(stats: Stats, paused: boolean): StatusView {
   let text = `qwen-lsp: ${MODEL_TEXT[stats.model] ?? stats.model}`;
   if (paused) {
     text = 'qwen-lsp: paused';
+  } else if (stats.model === 'ready' && last?.outcome === 'error') {
+    text += ' · last completion failed';
   } else if (stats.model === 'ready' && last) {
     text += ` · ${Math.round(last.totalMs)} ms`;
   }
   const detail = [stats.modelMessage, `index ${stats.index}`, `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`]
     .filter((part) => part !== '')
     .join(' · ');
-  const level = stats.model === 'failed' ? 'error' : stats.model === 'disabled' ? 'warning' : 'info';
+  const level =
+    stats.model === 'failed'
+      ? 'error'
+      : stats.model === 'disabled' || (!paused && last?.outcome === 'error')
+        ? 'warning'
+        : 'info';
   return { text, detail, level, busy: stats.model === 'loading' || stats.index === 'building' };
 }

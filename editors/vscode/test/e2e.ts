@@ -125,6 +125,10 @@ async function main(): Promise<void> {
       stats: afterCompletion,
       status: describe(afterCompletion, false),
       pausedStatus: describe(afterCompletion, true),
+      failedStatus: describe(
+        { ...afterCompletion, recent: [...afterCompletion.recent, { kind: 'completion', path: 'a.py', outcome: 'error', totalMs: 2000, generatedTokens: 0 }] },
+        false,
+      ),
       disabledItems: Array.isArray(disabled) ? disabled : (disabled?.items ?? []),
       messages,
       pulls,
