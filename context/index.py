@@ -304,7 +304,7 @@ class WorkspaceIndex:
                 state.walked[entry.path] = entry
                 e = self._entries.get(entry.path)
                 if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
-                    pipeline.reuse(entry.path)
+                    pipeline.reuse(entry.path, skipped=e.language == _SKIPPED)
                 else:
                     pipeline.add(
                         (entry.path, entry.language, e.hash if e is not None else None), entry.size
@@ -331,7 +331,7 @@ class WorkspaceIndex:
         stats.parsed = changes.parsed
         stats.reused = pipeline.reused + changes.same
         stats.removed = len(removed)
-        stats.skipped = changes.skipped
+        stats.skipped = changes.skipped + pipeline.still_skipped
         stats.cancelled = cancelled
         stats.seconds = time.perf_counter() - started
         log.info(
@@ -1063,6 +1063,7 @@ class _Pipeline:
         self.cancel = cancel
         self.changes = _Changes()
         self.reused = 0
+        self.still_skipped = 0  # unchanged files that stay out (binary, too big)
         self.done = 0
         self.total = 0
         self.queue: list[tuple[_Task, int]] = []  # to parse, not handed out; popped at the end
@@ -1085,10 +1086,14 @@ class _Pipeline:
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def reuse(self, path: str) -> None:
+    def reuse(self, path: str, skipped: bool = False) -> None:
+        """An unchanged file: nothing to parse (one still skipped counts as skipped)."""
         self.total += 1
-        self.reused += 1
         self.done += 1
+        if skipped:
+            self.still_skipped += 1
+            return
+        self.reused += 1
         if self.reused % 256 == 0:  # reusing is quick: report now and then
             self._report(path)
 

@@ -323,3 +323,18 @@ def test_a_full_disk_is_said_once_and_the_index_goes_on_in_memory(
         assert len(saving) == 1, [r.getMessage() for r in caplog.records]
         assert "full" in saving[0].getMessage()
         assert [d.name for d in index.definitions_named("fresh_2_99")] == ["fresh_2_99"]
+
+
+def test_a_restart_counts_files_still_skipped_as_skipped(tmp_path: Path) -> None:
+    """A binary file skipped at the first build is not 'reused' at the next: the counts of
+    `qwen-lsp index` stay true to what the index holds."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "a.py").write_text("def a(): pass\n")
+    (tmp_path / "ws" / "blob.py").write_bytes(b"\x00\x01" * 50)
+    cache = str(tmp_path / "cache")
+    with WorkspaceIndex([str(tmp_path / "ws")], cache_dir=cache) as index:
+        first = index.build()
+    with WorkspaceIndex([str(tmp_path / "ws")], cache_dir=cache) as index:
+        again = index.build()
+    assert (first.parsed, first.reused, first.skipped) == (1, 0, 1)
+    assert (again.parsed, again.reused, again.skipped) == (0, 1, 1)
