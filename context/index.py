@@ -40,7 +40,7 @@ from tree_sitter import Point, Tree
 from context import symbols as sym
 from context.imports import ExportSummary, ImportResolver
 from context.languages import language_for_path, query, refine_language
-from context.store import IndexStore, StoredFile, database_path
+from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
     DEFAULT_MAX_FILE_SIZE,
@@ -460,7 +460,7 @@ class WorkspaceIndex:
             with self._lock:  # saved: the symbols can be read back from the store
                 for row, _ in change.upserts:
                     e = self._entries.get(row.path)
-                    if e is not None and e.hash == row.hash:
+                    if e is not None and e.hash == row.hash and storable(row.path):
                         e.blob = None
 
     # --- in-memory maps (call with the lock held) -----------------------------------

@@ -141,6 +141,8 @@ class IndexStore:
 
     def symbols(self, path: str) -> bytes | None:
         """The marshalled symbols of one file, or None if it is not stored."""
+        if not storable(path):
+            return None
         with self._lock:
             row = self._conn.execute(
                 "SELECT symbols FROM files WHERE path=?", (self._rel(path),)
@@ -158,6 +160,11 @@ class IndexStore:
         ``upserts``: (row, symbols); ``touches``: rows whose stat changed but not their
         content (only size/mtime are updated); ``deletes``: absolute paths.
         """
+        # A file name that is not valid UTF-8 (possible on Linux) cannot be a TEXT key:
+        # that file is left out of the store (parsed again at each start), not the others.
+        upserts = [(f, blob) for f, blob in upserts if storable(f.path)]
+        touches = [f for f in touches if storable(f.path)]
+        deletes = [p for p in deletes if storable(p)]
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -212,3 +219,13 @@ class IndexStore:
             except sqlite3.Error:
                 pass
             self._conn.close()
+
+
+def storable(path: str) -> bool:
+    """Whether a path can be written as SQLite TEXT (no lone surrogates from undecodable
+    file names)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -396,7 +396,10 @@ def walk(
             except OSError:
                 continue
             if is_link:
-                real = os.path.realpath(path)
+                try:
+                    real = os.path.realpath(path)
+                except (OSError, ValueError):  # e.g. /proc/N/exe: a link readlink refuses
+                    continue
                 if not is_inside(real, root):
                     continue  # never leave the root through a link
             else:

@@ -247,3 +247,31 @@ def test_one_unreadable_pattern_does_not_drop_the_others(tmp_path: Path) -> None
         },
     )
     assert indexed(tmp_path, exclude=("fixtures/", "**/[z-a]")) == ["app.py"]
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/proc/2/exe") and not os.path.islink("/proc/2/exe"), reason="Linux /proc"
+)
+def test_a_link_that_cannot_be_read_costs_that_link_only(tmp_path: Path) -> None:
+    """realpath raises for a link readlink refuses (/proc/2/exe, a kernel thread's):
+    one such link must not end the whole build."""
+    write(tmp_path, {"a.py": "def a(): pass\n"})
+    os.symlink("/proc/2/exe", tmp_path / "b.py")
+    assert indexed(tmp_path) == ["a.py"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes on Linux only")
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_index_being_saved(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    write(root, {f"m{i}.py": f"def f{i}(): pass\n" for i in range(5)})
+    with open(os.fsencode(root) + b"/caf\xe9.py", "wb") as f:
+        f.write(b"def cafe(): pass\n")
+    cache = str(tmp_path / "cache")
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        first = index.build()
+        assert [d.name for d in index.definitions_named("cafe")] == ["cafe"]
+    with WorkspaceIndex([str(root)], cache_dir=cache) as index:
+        again = index.build()
+    assert first.parsed == 6 and again.parsed == 1 and again.reused == 5  # only that one
