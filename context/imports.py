@@ -98,6 +98,10 @@ class ImportResolver:
         # with a result computed before a change.
         self._memo: dict[tuple[str, str, str, tuple[str, ...], str], list[str]] = {}
         self._generation = 0
+        # The re-export walk under way in this thread: its depth, and the (file, name)
+        # pairs it has looked at (a star-import mesh would otherwise be walked N^depth
+        # times, and resolving inside the walk restarted its depth at each hop).
+        self._walk = threading.local()
 
     def forget(self) -> None:
         """Forget memoised results (some file's contents changed: re-exports may differ)."""
@@ -127,7 +131,9 @@ class ImportResolver:
         if found is None:
             generation = self._generation
             found = self._resolve(from_path, imp, language)
-            if generation == self._generation:
+            # A result found inside a re-export walk may be cut by its depth: not kept.
+            inside_walk = getattr(self._walk, "seen", None) is not None
+            if generation == self._generation and not inside_walk:
                 if len(self._memo) > 200_000:
                     self._memo.clear()
                 self._memo[key] = found
@@ -158,39 +164,58 @@ class ImportResolver:
 
     # --- following re-exports (Python packages, TS index files) -------------------------
 
-    def _follow(self, path: str, name: str, language: str, depth: int = 0) -> list[str]:
+    def _follow(self, path: str, name: str, language: str) -> list[str]:
         """The file that defines ``name`` exported by ``path``: ``path`` itself unless it
-        only re-exports the name from elsewhere."""
-        if depth >= MAX_REEXPORT_DEPTH or name in ("*", "default"):
+        only re-exports the name from elsewhere, at most ``MAX_REEXPORT_DEPTH`` files deep
+        (counted across the resolutions made on the way)."""
+        walk = self._walk
+        if getattr(walk, "seen", None) is not None:  # inside a walk: go on from its depth
+            return self._follow_at(path, name, language, walk.depth)
+        walk.seen, walk.depth = set(), 0
+        try:
+            return self._follow_at(path, name, language, 0)
+        finally:
+            walk.seen, walk.depth = None, 0
+
+    def _follow_at(self, path: str, name: str, language: str, depth: int) -> list[str]:
+        walk = self._walk
+        if name in ("*", "default") or (path, name) in walk.seen:
+            return [path]
+        walk.seen.add((path, name))  # (also where the depth stops it: not walked on later)
+        if depth >= MAX_REEXPORT_DEPTH:
             return [path]
         symbols = self.view.summary(path)
         if symbols is None:
             return [path]
         if name in symbols.top_level:
             return [path]
-        for imp in symbols.imports:
-            local = imp.local_names or imp.names
-            if name in local:
-                original = imp.names[local.index(name)]
-                targets = self.resolve(
-                    path, Import(imp.module, (original,), kind=imp.kind), language
-                )
-                if targets:
-                    return [
-                        t
-                        for tgt in targets
-                        for t in self._follow(tgt, original, language, depth + 1)
-                    ]
-            elif imp.alias == name and not imp.names:
-                targets = self.resolve(path, Import(imp.module, kind=imp.kind), language)
-                if targets:
-                    return targets
-        for imp in symbols.imports:
-            if "*" in imp.names:
-                for target in self.resolve(path, Import(imp.module, kind=imp.kind), language):
-                    found = self._follow(target, name, language, depth + 1)
-                    if found != [target] or self._defines(target, name):
-                        return found
+        outer, walk.depth = walk.depth, depth + 1  # what resolving from here may follow
+        try:
+            for imp in symbols.imports:
+                local = imp.local_names or imp.names
+                if name in local:
+                    original = imp.names[local.index(name)]
+                    targets = self.resolve(
+                        path, Import(imp.module, (original,), kind=imp.kind), language
+                    )
+                    if targets:
+                        return [
+                            t
+                            for tgt in targets
+                            for t in self._follow_at(tgt, original, language, depth + 1)
+                        ]
+                elif imp.alias == name and not imp.names:
+                    targets = self.resolve(path, Import(imp.module, kind=imp.kind), language)
+                    if targets:
+                        return targets
+            for imp in symbols.imports:
+                if "*" in imp.names:
+                    for target in self.resolve(path, Import(imp.module, kind=imp.kind), language):
+                        found = self._follow_at(target, name, language, depth + 1)
+                        if found != [target] or self._defines(target, name):
+                            return found
+        finally:
+            walk.depth = outer
         return [path]
 
     def _defines(self, path: str, name: str) -> bool:
