@@ -84,6 +84,10 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
     of a parsed file. The index leaves references out when it indexes a workspace and
     finds them when someone reads the file (``references_of``): few files are read."""
     spec = LANGUAGES[language]
+    if tree.root_node.has_error and _flooded_with_errors(tree.root_node):
+        # tree-sitter's query cursor takes time quadratic in the size of a huge ERROR node
+        # (minutes for a 1 MB file of unclosed brackets): such a file yields no symbols.
+        return (), (), _references(source, spec) if references else b""
     cursor = QueryCursor(query(language))
     # Patterns start at most this deep below the scanned node: enough for wrappers such as
     # decorators or `export`, never into function bodies (see context.languages).
@@ -160,6 +164,20 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
     for start_byte in sorted(import_nodes):
         imports.extend(rules.imports(ctx, import_nodes[start_byte]))
     return tuple(out), tuple(imports), _references(source, spec) if references else b""
+
+
+# An ERROR node with more children than this at the top of a tree is not queried.
+MAX_ERROR_CHILDREN = 10_000
+
+
+def _flooded_with_errors(root: Node) -> bool:
+    """Whether the top of the tree is an ERROR node with a flood of children (what a long
+    run of unclosed brackets parses to)."""
+    if root.type == "ERROR":
+        return root.child_count > MAX_ERROR_CHILDREN
+    if root.child_count > MAX_ERROR_CHILDREN:
+        return False  # a big file of statements: its errors are local
+    return any(c.type == "ERROR" and c.child_count > MAX_ERROR_CHILDREN for c in root.children)
 
 
 # Query pattern index -> (role, definition kind, capture name), per language.

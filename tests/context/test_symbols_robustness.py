@@ -69,3 +69,23 @@ def test_random_edits_never_crash(source: str, name: str) -> None:
         symbols = to_file_symbols("/w/" + name, lang, raw)
         for d in symbols.definitions:
             assert 0 <= d.start_line <= d.signature_end_line <= d.end_line
+
+
+def test_a_flood_of_unclosed_brackets_is_not_queried() -> None:
+    """A long run of unclosed brackets parses fast to one ERROR node with a child per
+    bracket, and tree-sitter's query cursor takes time quadratic in those (5 s for 100K,
+    minutes for a 1 MB file, on every keystroke of the open file): no symbols instead."""
+    import time
+
+    from context.symbols import extract_source
+
+    for language, head in (
+        ("python", "def f(:\n"),
+        ("javascript", "const x = "),
+        ("c", "int x = "),
+    ):
+        source = (head + "[" * 100_000).encode()
+        started = time.perf_counter()
+        _, (defs, imports, _) = extract_source(source, language, references=False)
+        assert time.perf_counter() - started < 2, language  # ~5 s each when queried
+        assert (defs, imports) == ((), ())
