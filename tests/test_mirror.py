@@ -68,8 +68,9 @@ def test_incremental_edits_land_on_the_lines_the_editor_means() -> None:
             lines = reference_lines(text) or [""]
             sl = rng.randrange(len(lines))
             el = rng.randrange(sl, min(len(lines), sl + 3))
-            sc = rng.randrange(len(lines[sl].rstrip("\r\n")) + 1)
-            ec = rng.randrange(len(lines[el].rstrip("\r\n")) + 1) if el > sl else sc
+            # Columns up to 3 past the end of the line: LSP clamps them to its end.
+            sc = rng.randrange(len(lines[sl].rstrip("\r\n")) + 4)
+            ec = rng.randrange(len(lines[el].rstrip("\r\n")) + 4) if el > sl else sc
             if el == sl and ec < sc:
                 sc, ec = ec, sc
             new = "".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
@@ -79,3 +80,27 @@ def test_incremental_edits_land_on_the_lines_the_editor_means() -> None:
             doc.apply_change(change)
             text = apply_reference(text, (sl, sc, el, ec, new))
             assert doc.source == text
+
+
+def test_columns_past_the_end_are_the_end_of_the_line_in_utf16() -> None:
+    """LSP clamps a column past the end of a line to its end. pygls's codec moved it one
+    character back on a last line without a line break (and so cut that character)."""
+    workspace = Workspace(None, types.TextDocumentSyncKind.Incremental)
+    use_lsp_lines(workspace)
+    uri = "file:///tmp/emoji.py"
+    workspace.put_text_document(
+        types.TextDocumentItem(uri=uri, language_id="python", version=1, text="a😀\nb😀c")
+    )
+    doc = workspace.get_text_document(uri)
+
+    def edit(sl: int, sc: int, el: int, ec: int, text: str) -> str:
+        doc.apply_change(
+            types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(sl, sc), types.Position(el, ec)), text=text
+            )
+        )
+        return doc.source
+
+    assert edit(1, 99, 1, 99, "!") == "a😀\nb😀c!"  # past the end of the last line
+    assert edit(1, 3, 1, 4, "") == "a😀\nb😀!"  # after the emoji: UTF-16 column 3
+    assert edit(0, 5, 1, 0, "") == "a😀b😀!"  # past the end of line 0: its line break goes
