@@ -336,6 +336,29 @@ def test_the_closers_the_suggestion_contains_are_replaced_when_more_follow() -> 
     assert apply(text, suggestion) == "value = outer(inner(x))\n"
 
 
+@pytest.mark.parametrize(
+    ("line", "suggested", "result"),
+    [
+        ("print(▮)\n", "len(x)", "print(len(x))\n"),
+        ("x = f(▮);\n", "g(a)", "x = f(g(a));\n"),
+        ("let m: Array<▮>;\n", "Map<string, number>", "let m: Array<Map<string, number>>;\n"),
+        ("v = t[▮]\n", "x[0]", "v = t[x[0]]\n"),
+        ("d = {▮}\n", '"k": {}', 'd = {"k": {}}\n'),
+        ("f(▮)\n", '"a", g()', 'f("a", g())\n'),
+        ('s = "▮"\n', 'a ) b"', 's = "a ) b"\n'),  # a bracket inside the string
+        ('s = f("▮")\n', 'it\\"s")', 's = f("it\\"s")\n'),  # an escaped quote
+    ],
+)
+def test_closers_the_suggestion_balances_itself_stay(
+    line: str, suggested: str, result: str
+) -> None:
+    """The user's closer is replaced only when the suggestion closes what it did not
+    open: a balanced `len(x)` typed in `print(▮)` keeps the `)`."""
+    text, suggestion = complete(line, suggested)
+    assert suggestion is not None
+    assert apply(text, suggestion) == result
+
+
 def test_closer_replaced_by_a_multi_line_suggestion() -> None:
     text, window = at("print(▮)\n")
     assert choose_mode(window) == "multi"  # "(" opens a block
@@ -351,9 +374,9 @@ def test_a_huge_line_after_the_cursor_costs_linear_time() -> None:
 
     from lsp_server.completion.postprocess import _closers_replaced
 
-    assert _closers_replaced("f(x))", "))  ;rest") == 2
+    assert _closers_replaced("f(x))", "))  ;rest") == 1  # its own `(` matches one
     assert _closers_replaced("f(x)", "]") == 0
     tail = ")" + "a" * 100_000  # ~26 s when quadratic, microseconds when not
     started = time.perf_counter()
-    assert _closers_replaced("call(x)", tail) == 1
+    assert _closers_replaced("call(x))", tail) == 1
     assert time.perf_counter() - started < 2

@@ -106,16 +106,71 @@ def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
     text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
     if not text.strip():
         return None
-    end = window.character + _closers_replaced(text.split("\n", 1)[0], window.line_suffix)
+    end = window.character + _closers_replaced(
+        text.split("\n", 1)[0], window.line_suffix, window.line_prefix
+    )
     if _repeats_existing(text, window, end):
         return None
     return Suggestion(text=text, line=window.line, character=window.character, end_character=end)
 
 
-def _closers_replaced(first_line: str, tail: str) -> int:
+_PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
+_QUOTES = "\"'`"
+
+
+def _open_quote(prefix: str) -> str | None:
+    """The quote of a string the line is inside at its end (None: outside any)."""
+    quote = None
+    escaped = False
+    for ch in prefix:
+        if escaped:
+            escaped = False
+        elif quote is not None and ch == "\\":
+            escaped = True
+        elif quote is None and ch in _QUOTES:
+            quote = ch
+        elif ch == quote:
+            quote = None
+    return quote
+
+
+def _outside_closers(text: str, quote: str | None) -> list[bool]:
+    """For each character of `text` (typed where a string of `quote` is open, if any):
+    whether it closes a bracket or string opened before `text`, not in it."""
+    closes = [False] * len(text)
+    stack: list[str] = []
+    escaped = False
+    own_quote = None  # a string opened in `text`
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+            continue
+        if quote is not None or own_quote is not None:
+            if ch == "\\":
+                escaped = True
+            elif ch == own_quote:
+                own_quote = None
+            elif own_quote is None and ch == quote:
+                closes[i], quote = True, None  # ends the string the cursor was in
+            continue
+        if ch in _QUOTES:
+            own_quote = ch
+        elif ch in "([{<":
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if stack and stack[-1] == _PAIRS[ch]:
+                stack.pop()
+            else:
+                closes[i] = True
+    return closes
+
+
+def _closers_replaced(first_line: str, tail: str, prefix: str = "") -> int:
     """How many characters after the cursor the suggestion replaces: the closing brackets
-    and quotes (often auto-paired by the editor) that its first line already ends with."""
+    and quotes (often auto-paired by the editor) that its first line already ends with,
+    and only those it closes without opening them: `print(▮)` + `len(x)` keeps the `)`."""
     head = first_line.rstrip()
+    closes = _outside_closers(head, _open_quote(prefix))
     # Only the run of closers and blanks that starts the tail can qualify: looking at
     # longer cuts of it cost time quadratic in the line (a 238 KB minified line froze the
     # engine thread for minutes).
@@ -125,7 +180,9 @@ def _closers_replaced(first_line: str, tail: str) -> int:
     for k in range(run, 0, -1):
         core = tail[:k].strip()
         if core and set(core) <= CLOSERS | {" "} and head.endswith(core):
-            return len(tail[:k].rstrip())
+            start = len(head) - len(core)
+            if all(closes[start + i] for i, ch in enumerate(core) if ch in _PAIRS or ch in _QUOTES):
+                return len(tail[:k].rstrip())
     return 0
 
 
