@@ -380,3 +380,26 @@ def test_a_huge_line_after_the_cursor_costs_linear_time() -> None:
     started = time.perf_counter()
     assert _closers_replaced("call(x))", tail) == 1
     assert time.perf_counter() - started < 2
+
+
+def test_a_space_before_code_that_follows_is_kept() -> None:
+    text, suggestion = complete('s = "hello ▮world"\n', "big ")
+    assert suggestion is not None and apply(text, suggestion) == 's = "hello big world"\n'
+    text, suggestion = complete("x = a▮b\n", " + ")
+    assert suggestion is not None and apply(text, suggestion) == "x = a + b\n"
+
+
+def test_a_new_line_is_not_glued_before_code_that_follows() -> None:
+    _, suggestion = complete("call(x▮)\n", "\nfoo()")
+    assert suggestion is None  # not `call(xfoo())`
+
+
+def test_a_block_that_closes_the_bracket_on_its_last_line_replaces_it() -> None:
+    text, suggestion = complete("foo(▮)\n", "\n    a,\n    b,\n)", "always")
+    assert suggestion is not None
+    assert apply(text, suggestion) == "foo(\n    a,\n    b,\n)\n"
+
+
+def test_an_end_that_repeats_the_code_after_the_cursor_is_dropped() -> None:
+    text, suggestion = complete("foo(▮, b)\n", "a, b)")
+    assert suggestion is not None and apply(text, suggestion) == "foo(a, b)\n"

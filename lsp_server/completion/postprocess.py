@@ -91,27 +91,41 @@ def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
     cut = StopRule(mode, window.next_nonempty_line, max_lines=1 << 30).check(text + "\n")
     if cut is not None:
         text = text[:cut]
+    code_follows = bool(window.line_suffix.strip())
     if mode == "single":
+        if text.startswith("\n") and code_follows:
+            return None  # a new line, where code (or closers) follow on this one
         # One line; when the model starts a new line at the end of a finished
         # statement, the suggestion is that next line, newline kept.
-        lead = (
-            "\n"
-            if text.startswith("\n")
-            and window.line_prefix.strip()
-            and not window.line_suffix.strip()
-            else ""
-        )
+        lead = "\n" if text.startswith("\n") and window.line_prefix.strip() else ""
         text = lead + text.lstrip("\n").split("\n", 1)[0]
-    # Trailing whitespace on each line is noise that editors would show as ghost text.
-    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+    # Trailing whitespace on each line is noise that editors would show as ghost text,
+    # except before code that follows on the line (`"hello ▮world"` + `big `).
+    lines = [line.rstrip() for line in text.split("\n")]
+    if code_follows and "\n" not in text:
+        lines[-1] = text
+    text = "\n".join(lines).rstrip("\n") if code_follows else "\n".join(lines).rstrip()
     if not text.strip():
         return None
-    end = window.character + _closers_replaced(
-        text.split("\n", 1)[0], window.line_suffix, window.line_prefix
-    )
-    if _repeats_existing(text, window, end):
+    replaced = _closers_replaced(text.split("\n", 1)[0], window.line_suffix, window.line_prefix)
+    if not replaced and "\n" in text:  # a block whose last line closes what was open
+        replaced = _closers_replaced(text, window.line_suffix, window.line_prefix)
+    end = window.character + replaced
+    text = _without_overlap(text, window.line_suffix[replaced:])
+    if not text.strip() or _repeats_existing(text, window, end):
         return None
     return Suggestion(text=text, line=window.line, character=window.character, end_character=end)
+
+
+def _without_overlap(text: str, rest: str) -> str:
+    """`text` without an end that repeats the start of the code after it on the line
+    (`foo(▮, b)` + `a, b)` is `a`): inserted, it would be there twice."""
+    if "\n" in text or not rest.strip():
+        return text
+    for k in range(min(len(text), len(rest)), 1, -1):
+        if text.endswith(rest[:k]) and rest[:k].strip() and not set(rest[:k].strip()) <= CLOSERS:
+            return text[:-k]
+    return text
 
 
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
