@@ -136,6 +136,39 @@ def test_a_bad_answer_changes_nothing_and_says_why(answer: str, stop: str, messa
     assert result.new_text is None and message in result.message
 
 
+def test_a_repeated_opening_fence_does_not_end_the_answer() -> None:
+    """The answer starts inside the fence; a model that opens one again must not be cut
+    there (the engine used to stop at that ``` and the answer was always empty)."""
+    from lsp_server.actions.rewrite import _closing_fence
+
+    answer = "```python\ndef f():\n    return 1\n```\ntrailing prose"
+    assert _closing_fence("```pyth") is None  # still writing the repeated fence
+    assert answer[: _closing_fence(answer)] == "```python\ndef f():\n    return 1\n"
+    assert _closing_fence("def f():\n    return 1\n```") == len("def f():\n    return 1\n")
+
+
+def test_crlf_answers_and_dedented_methods_are_normalised() -> None:
+    fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
+    lf = (
+        "def circumference(radius):\n"
+        '    """The length around a circle."""\n'
+        "    return 2 * math.pi * radius"
+    )
+    crlf = finish(rewrite_request(PY, fix), lf.replace("\n", "\r\n"), "stop")
+    assert crlf.new_text == lf  # no CR into an LF file
+    same = lf.replace("radius\n", "radius\r\n").replace("* radius", "* radus")
+    assert (
+        "no change" in finish(rewrite_request(PY, fix), same.replace("\n", "\r\n"), "stop").message
+    )
+    source = "class A:\n    def f(self, a):\n        return a\n"
+    method = plans_for(source, 2, 2, [Diagnostic("add types", 2, 2)])[0]
+    answer = "def f(self, a: int) -> int:\n    return a\n"  # answered at column 0
+    result = finish(rewrite_request(source, method), answer, "stop")
+    assert result.new_text == "    def f(self, a: int) -> int:\n        return a"
+    odd = "    def f(self, a: int) -> int:\nreturn a\n"  # less indented than its start
+    assert finish(rewrite_request(source, method), odd, "stop").new_text is None
+
+
 def test_blank_lines_around_the_planned_lines_stay() -> None:
     """A fix outside any definition rewrites the lines around the problem, often with
     blank lines at both ends: the model's answer must not glue its neighbours together."""

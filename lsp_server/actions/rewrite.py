@@ -10,6 +10,7 @@ rejected rewrite changes nothing and says why.
 
 from __future__ import annotations
 
+import ast
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -164,14 +165,14 @@ class Rewriter:
             generation = self.engine.generate_text(
                 "".join(s.text for s in prompt.segments),
                 max_tokens=self.settings.code_actions.max_tokens,
-                stop=("```",),
+                rule=_closing_fence,
                 cancel=cancel,
             )
         else:
             generation = self.engine.generate(
                 self.tokenize(prompt),
                 max_tokens=self.settings.code_actions.max_tokens,
-                stop=("```",),
+                rule=_closing_fence,
                 cancel=cancel,
             )
         result = finish(request, generation.text, generation.stop_reason)
@@ -217,6 +218,12 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
     old = "\n".join(region[lead : len(region) - trail])
     if not code.strip():
         return RewriteResult(None, "Qwen returned no code: nothing was changed", Figures())
+    moved = _reindented(code, old)
+    if moved is None:
+        return RewriteResult(
+            None, "Qwen's rewrite is not indented like the code: nothing was changed", Figures()
+        )
+    code = moved
     if code.rstrip() == old.rstrip():
         return RewriteResult(None, "Qwen suggested no change", Figures())
     new_region = "\n".join([""] * lead + [code] + [""] * trail)
@@ -237,10 +244,27 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
                 "nothing was changed",
                 Figures(),
             )
+        # tree-sitter's Python grammar accepts a block that is not indented (a method
+        # turned top-level function parses): Python's own parser is the judge.
+        whole_file = len(request.text) <= WHOLE_FILE_CHECK_BYTES
+        if language == "python" and whole_file and _python_parses(old_scope):
+            if not _python_parses(new_scope):
+                return RewriteResult(
+                    None, "Qwen's rewrite is not valid Python: nothing was changed", Figures()
+                )
     if "\r\n" in request.text:
         new_region = new_region.replace("\n", "\r\n")
     message = f"rewrote lines {plan.start_line + 1}-{plan.end_line + 1}"
     return RewriteResult(new_region, message, Figures())
+
+
+def _python_parses(text: str) -> bool:
+    """Whether CPython's parser accepts ``text`` (parsed only, never run)."""
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def syntax_errors(text: str, language: str) -> int:
@@ -256,14 +280,49 @@ def syntax_errors(text: str, language: str) -> int:
     return count
 
 
+def _closing_fence(text: str) -> int | None:
+    """Where the answer ends: at the fence that closes the code. The answer starts inside
+    a fence; a model that opens one again (```python) is not stopped by it."""
+    start = text.find("\n") + 1 if text.startswith("```") else 0
+    if start == 0 and text.startswith("```"):
+        return None  # the repeated opening fence is still being written
+    at = text.find("```", start)
+    return at if at >= 0 else None
+
+
 def _strip_answer(answer: str) -> str:
-    """The code of an answer that started inside the fence (a repeated opening fence and
-    blank lines at the ends dropped)."""
-    text = answer
+    """The code of an answer that started inside the fence (a repeated opening fence,
+    CR line ends and blank lines at the ends dropped)."""
+    text = answer.replace("\r\n", "\n")
     first, _, rest = text.partition("\n")
     if first.startswith("```"):
         text = rest
-    return text.strip("\n").rstrip()
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(lines).rstrip()
+
+
+def _reindented(code: str, old: str) -> str | None:
+    """``code`` moved to the indentation of ``old`` (a model often answers a method at
+    column 0); None when some line of it would have less indentation than its first."""
+
+    def indent(text: str) -> str:
+        first = next((line for line in text.split("\n") if line.strip()), "")
+        return first[: len(first) - len(first.lstrip())]
+
+    have, want = indent(code), indent(old)
+    if have == want:
+        return code
+    out = []
+    for line in code.split("\n"):
+        if not line.strip():
+            out.append(line)
+        elif line.startswith(have):
+            out.append(want + line[len(have) :])
+        else:
+            return None
+    return "\n".join(out)
 
 
 def _lines(text: str) -> list[str]:
