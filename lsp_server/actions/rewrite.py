@@ -28,6 +28,7 @@ from lsp_server.completion.prompt import (
     Segment,
     language_of,
     render_chat_frame,
+    text_for_server,
 )
 from lsp_server.completion.service import ContextProvider, ContextQuery
 from lsp_server.completion.stats import Stats
@@ -163,7 +164,7 @@ class Rewriter:
         prompt = self.build(request)
         if isinstance(self.engine, RemoteEngine):
             generation = self.engine.generate_text(
-                "".join(s.text for s in prompt.segments),
+                text_for_server(prompt),
                 max_tokens=self.settings.code_actions.max_tokens,
                 rule=_closing_fence,
                 cancel=cancel,

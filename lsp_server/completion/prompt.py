@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import jinja2
@@ -129,6 +131,30 @@ class Prompt:
             if segment.name in ("prefix", "fim-prefix-head"):
                 return index
         return len(self.segments)
+
+
+# A control token of Qwen's vocabularies, as text (`<|im_end|>`, `<|fim_middle|>`, …).
+_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+def text_for_server(prompt: Prompt) -> str:
+    """The prompt as text for a serving engine, which parses every control-token string
+    in it as the token: in the user's code and the workspace's (not in template text, or
+    where a segment allows it) each is broken with a zero-width space, so a file holding
+    `<|im_end|>` cannot end the prompt or start a turn of its own (the local engine never
+    parses those segments for control tokens)."""
+    parts = []
+    for segment in prompt.segments:
+        if segment.specials == ALL_SPECIALS:
+            parts.append(segment.text)
+            continue
+        parts.append(_CONTROL.sub(partial(_break_token, set(segment.specials)), segment.text))
+    return "".join(parts)
+
+
+def _break_token(allowed: set[str], match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token in allowed else "<\u200b" + token[1:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from lsp_server.completion.prompt import (
     PromptInputs,
     build_prompt,
     render_chat_frame,
+    text_for_server,
 )
 from lsp_server.completion.stats import Stats, figures_line
 from lsp_server.engine.llama import NEVER, Cancelled, CancelToken, Figures, LlamaEngine, ModelInfo
@@ -266,7 +267,7 @@ class Completer:
         try:
             if self.remote is not None:
                 generation = self.remote.generate_text(
-                    "".join(s.text for s in prompt.segments),
+                    text_for_server(prompt),
                     max_tokens=self.settings.completion.max_tokens,
                     stop=prompt.stop,
                     rule=rule.check,
