@@ -17,7 +17,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from context.symbols import file_symbols
-from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions
+from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions, region_digest
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, _lines, finish, syntax_errors
 from lsp_server.completion.service import Completer
 from lsp_server.engine.llama import EngineConfig, LlamaEngine
@@ -167,6 +167,21 @@ def test_crlf_answers_and_dedented_methods_are_normalised() -> None:
     assert result.new_text == "    def f(self, a: int) -> int:\n        return a"
     odd = "    def f(self, a: int) -> int:\nreturn a\n"  # less indented than its start
     assert finish(rewrite_request(source, method), odd, "stop").new_text is None
+
+
+def test_lines_repeated_from_around_the_plan_are_not_doubled() -> None:
+    """Models often write the decorator above a function (outside the planned lines)
+    again, or the line after it: kept, it would be there twice. A blank region takes the
+    code in place of its blank lines, not after them."""
+    source = "import functools\n\n\n@functools.cache\ndef f(a):\n    return a\n\n\nX = f(1)\n"
+    plan = plans_for(source, 5, 5, [Diagnostic("add types", 5, 5)])[0]
+    assert (plan.start_line, plan.end_line) == (4, 5)
+    answer = "@functools.cache\ndef f(a: int) -> int:\n    return a\n\n\nX = f(1)\n"
+    result = finish(rewrite_request(source, plan), answer, "stop")
+    assert result.new_text == "def f(a: int) -> int:\n    return a"
+    blank = "x = 1\n\ny = 2\n"
+    fix = ActionPlan("fix", "quickfix", "Fix", 1, 1, "Fix it.", "", region_digest(blank, 1, 1))
+    assert finish(rewrite_request(blank, fix), "z = 3", "stop").new_text == "z = 3"
 
 
 def test_blank_lines_around_the_planned_lines_stay() -> None:

@@ -216,6 +216,9 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
     region = lines[plan.start_line : plan.end_line + 1]
     lead = next((i for i, line in enumerate(region) if line.strip()), len(region))
     trail = next((i for i, line in enumerate(reversed(region)) if line.strip()), 0)
+    if lead == len(region):  # only blank lines: the code takes their place
+        lead = trail = 0
+    code = _without_neighbours(code, lines, plan.start_line + lead, plan.end_line - trail)
     old = "\n".join(region[lead : len(region) - trail])
     if not code.strip():
         return RewriteResult(None, "Qwen returned no code: nothing was changed", Figures())
@@ -279,6 +282,30 @@ def syntax_errors(text: str, language: str) -> int:
         if node.has_error:
             pending.extend(node.children)
     return count
+
+
+def _without_neighbours(code: str, lines: list[str], start: int, end: int) -> str:
+    """``code`` without the lines that repeat those just above and below the planned
+    ones (a model often writes the decorator above a function again): kept, they would
+    be there twice."""
+    new = code.split("\n")
+    above = [line for line in lines[max(0, start - 8) : start]]
+    while above and not above[-1].strip():
+        above.pop()
+    repeated = 0
+    for k in range(min(len(above), len(new) - 1), 0, -1):
+        if [x.rstrip() for x in new[:k]] == [x.rstrip() for x in above[-k:]]:
+            repeated = k
+            break
+    new = new[repeated:]
+    below = [line for line in lines[end + 1 : end + 9]]
+    while below and not below[0].strip():
+        below.pop(0)
+    for k in range(min(len(below), len(new) - 1), 0, -1):
+        if [x.rstrip() for x in new[-k:]] == [x.rstrip() for x in below[:k]]:
+            new = new[:-k]
+            break
+    return "\n".join(new).rstrip()
 
 
 def _closing_fence(text: str) -> int | None:
