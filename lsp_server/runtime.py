@@ -520,6 +520,11 @@ class Runtime:
             extra["hybrid"] = engine.hybrid
         return self.stats.snapshot(extra)
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has begun (the server is shutting down)."""
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return

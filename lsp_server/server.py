@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
@@ -344,7 +345,7 @@ async def _build_index(ls: QwenLanguageServer) -> None:
     except Exception as exc:
         log.exception("indexing failed")
         message = f"indexing failed: {exc}"
-    if token and not cancel.is_set():
+    if token and not ls.runtime.closed:  # (after shutdown the client no longer listens)
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
 
@@ -459,7 +460,7 @@ def did_change_watched_files(
 def _open_text(ls: QwenLanguageServer, uri: str) -> str | None:
     """The editor's text of an open document (lone \r as \n), None when it is not open:
     pygls would read any path from disk instead, and fail on one that does not exist."""
-    if uri not in ls.workspace.text_documents:
+    if unquote(uri) not in ls.workspace.text_documents:  # (pygls keys them unquoted)
         return None
     return with_lf_line_breaks(ls.workspace.get_text_document(uri).source)
 

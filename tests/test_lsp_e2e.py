@@ -375,6 +375,22 @@ async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model
     assert (await stats(client))["model"] == "ready"
 
 
+async def test_a_path_with_spaces_and_accents_is_completed(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """URIs escape such paths (`my%20project`, `caf%C3%A9`; VS Code on Windows sends
+    `file:///c%3A/...`): pygls keys its documents unescaped, and so must every lookup."""
+    ws = tmp_path / "my project café"
+    ws.mkdir()
+    await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    uri = open_doc(client, ws / "a b.py", SOURCE)
+    assert "%20" in uri
+    result = await inline(client, uri, end_of(SOURCE))
+    assert result is not None
+    assert (await stats(client))["requests"] == 1  # it reached the model
+
+
 async def test_an_untitled_buffer_is_completed(client: LanguageClient, qwen2_model, tmp_path):
     """A new, never saved buffer (VS Code's `untitled:` scheme) gets suggestions too."""
     ws = tmp_path / "ws"
