@@ -145,6 +145,8 @@ def test_a_repeated_opening_fence_does_not_end_the_answer() -> None:
     assert _closing_fence("```pyth") is None  # still writing the repeated fence
     assert answer[: _closing_fence(answer)] == "```python\ndef f():\n    return 1\n"
     assert _closing_fence("def f():\n    return 1\n```") == len("def f():\n    return 1\n")
+    # A bare fence first closes the code: an explanation after it is never the code.
+    assert _closing_fence("```\n\nThe code above is already correct.") == 0
 
 
 def test_crlf_answers_and_dedented_methods_are_normalised() -> None:

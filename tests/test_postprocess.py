@@ -403,3 +403,16 @@ def test_a_block_that_closes_the_bracket_on_its_last_line_replaces_it() -> None:
 def test_an_end_that_repeats_the_code_after_the_cursor_is_dropped() -> None:
     text, suggestion = complete("foo(▮, b)\n", "a, b)")
     assert suggestion is not None and apply(text, suggestion) == "foo(a, b)\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "suggested", "result"),
+    [
+        ("fn f(x: &'a str, ▮)\n", "y: i32)", "fn f(x: &'a str, y: i32)\n"),  # a lifetime
+        ("# don't call foo(▮)\n", "x)", "# don't call foo(x)\n"),  # an apostrophe
+        ("print(▮)\n", "x ", "print(x)\n"),  # only closers follow: no trailing space
+    ],
+)
+def test_apostrophes_lifetimes_and_closers_only(line: str, suggested: str, result: str) -> None:
+    text, suggestion = complete(line, suggested)
+    assert suggestion is not None and apply(text, suggestion) == result

@@ -250,6 +250,19 @@ class _Fake(http.server.BaseHTTPRequestHandler):
                     self.server.left_after = time.monotonic() - started  # type: ignore[attr-defined]
                     break
             self.close_connection = True
+        elif mode == "fast":  # a token every 10 ms, for 3 s
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for _ in range(300):
+                    self.wfile.write(b"data: " + chunk("t") + b"\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.01)
+            except OSError:
+                pass
+            self.close_connection = True
         elif mode == "trickle":  # a token every 0.4 s
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -292,6 +305,10 @@ def test_a_misbehaving_serving_engine_gives_clear_results(fake: Any) -> None:
     assert len(engine.generate_text("p", max_tokens=8).text) == 8 * 32
     fake.mode = "whole"
     assert engine.generate_text("p", max_tokens=8).text == "all at once"
+    fake.mode = "fast"  # the time budget holds while tokens keep coming
+    started = time.monotonic()
+    quick = engine.generate_text("p", max_tokens=3000, cancel=CancelToken(time.monotonic() + 0.3))
+    assert quick.stop_reason == "time" and time.monotonic() - started < 1.5
     fake.mode = "trickle"  # the time budget ends a slow answer, keeping what came
     slow = engine.generate_text("p", max_tokens=50, cancel=CancelToken(time.monotonic() + 1.0))
     assert slow.stop_reason == "time" and 1 <= len(slow.text) <= 4

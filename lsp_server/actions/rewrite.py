@@ -311,9 +311,14 @@ def _without_neighbours(code: str, lines: list[str], start: int, end: int) -> st
 def _closing_fence(text: str) -> int | None:
     """Where the answer ends: at the fence that closes the code. The answer starts inside
     a fence; a model that opens one again (```python) is not stopped by it."""
-    start = text.find("\n") + 1 if text.startswith("```") else 0
-    if start == 0 and text.startswith("```"):
-        return None  # the repeated opening fence is still being written
+    start = 0
+    if text.startswith("```"):
+        newline = text.find("\n")
+        if newline < 0:
+            return None  # still being written: ```python, or ``` alone
+        if not text[3:newline].strip():
+            return 0  # a bare fence first: it closes the code (there is none)
+        start = newline + 1  # ```python again: the code follows
     at = text.find("```", start)
     return at if at >= 0 else None
 

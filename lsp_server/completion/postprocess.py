@@ -102,9 +102,10 @@ def finish(raw: str, window: CursorWindow, mode: Mode) -> Suggestion | None:
     # Trailing whitespace on each line is noise that editors would show as ghost text,
     # except before code that follows on the line (`"hello ▮world"` + `big `).
     lines = [line.rstrip() for line in text.split("\n")]
-    if code_follows and "\n" not in text:
+    code_after = bool(set(window.line_suffix.strip()) - CLOSERS - {" "})  # not only closers
+    if code_after and "\n" not in text:
         lines[-1] = text
-    text = "\n".join(lines).rstrip("\n") if code_follows else "\n".join(lines).rstrip()
+    text = "\n".join(lines).rstrip("\n") if code_after else "\n".join(lines).rstrip()
     if not text.strip():
         return None
     replaced = _closers_replaced(text.split("\n", 1)[0], window.line_suffix, window.line_prefix)
@@ -132,16 +133,25 @@ _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _QUOTES = "\"'`"
 
 
+def _opens(text: str, i: int) -> bool:
+    """Whether the quote at ``text[i]`` can open a string: a `'` after a letter or digit
+    is an apostrophe (`don't`), after `&` a Rust lifetime (`&'a`)."""
+    if text[i] != "'" or i == 0:
+        return True
+    before = text[i - 1]
+    return not (before.isalnum() or before in "&_")
+
+
 def _open_quote(prefix: str) -> str | None:
     """The quote of a string the line is inside at its end (None: outside any)."""
     quote = None
     escaped = False
-    for ch in prefix:
+    for i, ch in enumerate(prefix):
         if escaped:
             escaped = False
         elif quote is not None and ch == "\\":
             escaped = True
-        elif quote is None and ch in _QUOTES:
+        elif quote is None and ch in _QUOTES and _opens(prefix, i):
             quote = ch
         elif ch == quote:
             quote = None
@@ -168,7 +178,8 @@ def _outside_closers(text: str, quote: str | None) -> list[bool]:
                 closes[i], quote = True, None  # ends the string the cursor was in
             continue
         if ch in _QUOTES:
-            own_quote = ch
+            if _opens(text, i):
+                own_quote = ch
         elif ch in "([{<":
             stack.append(ch)
         elif ch in _PAIRS:

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 # OpenAI's API takes at most four stop strings; the rest are applied here as text arrives.
 MAX_STOP_STRINGS = 4
 # Models trained for fill-in-the-middle, by the name the server gives them.
-_CODER = re.compile(r"coder|codeqwen|starcoder|deepseek-coder|codestral", re.IGNORECASE)
+# (Qwen's own: the FIM prompt uses Qwen's FIM tokens)
+_CODER = re.compile(r"qwen[^/]*coder|codeqwen", re.IGNORECASE)
 _POLL_S = 0.05  # how often a waiting request looks at its cancel token
 MAX_IDLE_CONNECTIONS = 2
 MODELS_TIMEOUT_S = 5.0  # /v1/models answers at once when the server is up
@@ -300,9 +301,15 @@ class _Stream:
             conn, reused = engine._take()
             self._conn = conn
             if self._closed.is_set():
+                conn.close()
                 raise Cancelled("closed")
             conn.timeout = self._read_timeout
             try:
+                if conn.sock is None:
+                    conn.connect()
+                    if self._closed.is_set():  # cancelled while connecting: send nothing
+                        conn.close()
+                        raise Cancelled("closed")
                 conn.request("POST", engine._path("/completions"), body=self._body, headers=headers)
                 self._sock = conn.sock
                 if conn.sock is not None:
@@ -358,6 +365,9 @@ class _Stream:
         while True:
             if cancel.cancelled:
                 raise Cancelled(cancel.reason)
+            if cancel.deadline is not None and time.monotonic() > cancel.deadline:
+                self.deadline_hit = True  # (also while tokens keep coming)
+                return
             try:
                 kind, value = self._queue.get(timeout=_POLL_S)
             except queue.Empty:
