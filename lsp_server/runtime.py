@@ -28,7 +28,7 @@ from lsp_server.engine.llama import (
     LlamaEngine,
     file_identity,
 )
-from lsp_server.engine.remote import RemoteConfig, RemoteEngine
+from lsp_server.engine.remote import RemoteConfig, RemoteEngine, ServerUnreachable
 from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
 
@@ -214,7 +214,7 @@ class Runtime:
         """A request failed in the engine. A serving engine that can no longer be reached
         (stopped, restarted, the network gone) is said once, and the state says so (the
         editors' status shows it); requests then try it again every few seconds."""
-        if not isinstance(self.engine, RemoteEngine) or "cannot reach" not in str(error):
+        if not isinstance(error, ServerUnreachable):
             return
         message = f"completions are off: {error}"
         self._remote_failed_at = time.monotonic()

@@ -187,6 +187,13 @@ class _Fake(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _stream_headers(self) -> None:
+        """An event stream that ends when the connection does."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
         mode = self.server.mode  # type: ignore[attr-defined]
@@ -238,10 +245,7 @@ class _Fake(http.server.BaseHTTPRequestHandler):
                 ).encode(),
             )
         elif mode in ("stall", "stall-close"):  # headers, then silence (until the client leaves)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
+            self._stream_headers()
             self.wfile.flush()
             started = time.monotonic()
             while time.monotonic() - started < 20:  # silent; watch for the client leaving
@@ -251,10 +255,7 @@ class _Fake(http.server.BaseHTTPRequestHandler):
                     break
             self.close_connection = True
         elif mode == "fast":  # a token every 10 ms, for 3 s
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
+            self._stream_headers()
             try:
                 for _ in range(300):
                     self.wfile.write(b"data: " + chunk("t") + b"\n\n")
@@ -264,10 +265,7 @@ class _Fake(http.server.BaseHTTPRequestHandler):
                 pass
             self.close_connection = True
         elif mode == "trickle":  # a token every 0.4 s
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
+            self._stream_headers()
             try:
                 for _ in range(50):
                     self.wfile.write(b"data: " + chunk("t") + b"\n\n")

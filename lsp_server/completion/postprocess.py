@@ -195,13 +195,15 @@ def _closers_replaced(first_line: str, tail: str, prefix: str = "") -> int:
     and quotes (often auto-paired by the editor) that its first line already ends with,
     and only those it closes without opening them: `print(▮)` + `len(x)` keeps the `)`."""
     head = first_line.rstrip()
-    closes = _outside_closers(head, _open_quote(prefix))
     # Only the run of closers and blanks that starts the tail can qualify: looking at
     # longer cuts of it cost time quadratic in the line (a 238 KB minified line froze the
     # engine thread for minutes).
     run = 0
     while run < len(tail) and (tail[run] in CLOSERS or tail[run].isspace()):
         run += 1
+    if not run:
+        return 0  # (most completions: no scan of the line and the suggestion)
+    closes = _outside_closers(head, _open_quote(prefix))
     for k in range(run, 0, -1):
         core = tail[:k].strip()
         if core and set(core) <= CLOSERS | {" "} and head.endswith(core):

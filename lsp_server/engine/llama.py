@@ -692,15 +692,10 @@ class LlamaEngine:
                 out.append(token)
                 raw += self.piece(token)
                 text = raw.decode("utf-8", "ignore")
-                cut = _find_stop(text, stop)
-                if cut is not None:
-                    text, reason = text[:cut], "stop"
+                ended = text_end(text, stop, rule)
+                if ended is not None:
+                    text, reason = ended
                     break
-                if rule is not None:
-                    keep = rule(text)
-                    if keep is not None:
-                        text, reason = text[:keep], "rule"
-                        break
                 if cancel.cancelled:
                     figures.generated_tokens = len(out)
                     stopped = Cancelled(cancel.reason)
@@ -725,6 +720,21 @@ def _lcp(a: np.ndarray, b: np.ndarray) -> int:
     common = min(len(a), len(b))
     mismatch = np.flatnonzero(a[:common] != b[:common])
     return int(mismatch[0]) if len(mismatch) else common
+
+
+def text_end(
+    text: str, stop: Sequence[str], rule: Callable[[str], int | None] | None
+) -> tuple[str, str] | None:
+    """Where generated `text` ends, by the rules every engine applies: before a `stop`
+    string, or where `rule(text)` says. (text kept, stop reason), None to go on."""
+    cut = _find_stop(text, stop)
+    if cut is not None:
+        return text[:cut], "stop"
+    if rule is not None:
+        keep = rule(text)
+        if keep is not None:
+            return text[:keep], "rule"
+    return None
 
 
 def _find_stop(text: str, stops: Sequence[str]) -> int | None:

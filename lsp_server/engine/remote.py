@@ -36,7 +36,7 @@ from lsp_server.engine.llama import (
     Generation,
     ModelInfo,
     ModelLoadError,
-    _find_stop,
+    text_end,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ MODELS_TIMEOUT_S = 5.0  # /v1/models answers at once when the server is up
 # per token asked for is cut (a broken server sent 10 MB in one event).
 MAX_CHARS_PER_TOKEN = 32
 END_GRACE_S = 0.5  # after a finish reason, how long the end of the body may take
+
+
+class ServerUnreachable(ModelLoadError):
+    """The serving engine cannot be reached (not running, the network gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,7 @@ class RemoteEngine:
             response = conn.getresponse()
             body = response.read(1 << 22)
         except (OSError, http.client.HTTPException) as exc:
-            raise ModelLoadError(
+            raise ServerUnreachable(
                 f"cannot reach the serving engine at {self.config.url}: {_reason(exc)}"
             ) from exc
         finally:
@@ -246,15 +250,10 @@ class RemoteEngine:
                 if len(text) > limit:
                     text, reason = text[:limit], "length"
                     break
-                cut = _find_stop(text, stop)
-                if cut is not None:
-                    text, reason = text[:cut], "stop"
+                ended = text_end(text, stop, rule)
+                if ended is not None:
+                    text, reason = ended
                     break
-                if rule is not None:
-                    keep = rule(text)
-                    if keep is not None:
-                        text, reason = text[:keep], "rule"
-                        break
                 if finish:
                     reason = "eos" if finish == "stop" else "length"
                     stream.wait_end(END_GRACE_S)  # so that the connection can be kept
@@ -390,7 +389,7 @@ class _Stream:
                 if isinstance(value, EngineError):
                     raise value
                 if isinstance(value, (ConnectionRefusedError, socket.gaierror)):
-                    raise EngineError(
+                    raise ServerUnreachable(
                         f"cannot reach the serving engine at {url}: {_reason(value)}"
                     ) from value
                 raise EngineError(
