@@ -84,6 +84,7 @@ class Runtime:
         self._index_done = threading.Event()
         self._index_done.set()
         self._active = ""  # the document of the last completion request
+        self._language_ids: dict[str, str] = {}  # open document -> the editor's language id
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -294,6 +295,7 @@ class Runtime:
             character=character,
             display_path=self.display_path(path),
             repo_name=os.path.basename(root) if root else "",
+            language_id=self._language_ids.get(path, ""),
         )
 
     def root_of(self, path: str) -> str | None:
@@ -405,9 +407,15 @@ class Runtime:
 
     # ---- documents and the index --------------------------------------------------------
 
-    def document_opened(self, path: str, text: str) -> None:
+    def document_opened(self, path: str, text: str, language_id: str = "") -> None:
+        self._language_ids[path] = language_id
         if self.context is not None:
             self.context.note_view(path, 0)
+
+    def completes(self, path: str) -> bool:
+        """Whether the document at ``path`` gets completions (``completion.languages``, by
+        the language id it was opened with; a path never opened counts as "*")."""
+        return self.settings.completion.enabled_for(self._language_ids.get(path, ""))
 
     def document_changed(self, path: str, text: str, warm: bool) -> None:
         """Runs on a worker thread after a pause in typing."""
@@ -422,7 +430,7 @@ class Runtime:
             self._rewarm_active()
 
     def _warm_at_last_position(self, path: str, text: str) -> None:
-        if not self.ready:
+        if not (self.ready and self.completes(path)):
             return
         line, character = self._positions.get(path, (0, 0))
         lines = text.split("\n")
@@ -440,6 +448,7 @@ class Runtime:
             self._warm_at_last_position(active, text)
 
     def document_closed(self, path: str) -> None:
+        self._language_ids.pop(path, None)
         if self.context is not None:
             self.context.close_document(path)
 

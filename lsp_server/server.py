@@ -403,7 +403,7 @@ def _path_of(uri: str) -> str:
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: QwenLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
     doc = params.text_document
-    ls.runtime.document_opened(_path_of(doc.uri), doc.text)
+    ls.runtime.document_opened(_path_of(doc.uri), doc.text, doc.language_id)
     _schedule_document_work(ls, doc.uri, warm=True)
 
 
@@ -487,6 +487,8 @@ async def _complete(
     ls: QwenLanguageServer, uri: str, position: types.Position
 ) -> tuple[CompletionResult | None, str]:
     request, line_text = _request(ls, uri, position)
+    if not ls.runtime.completes(request.path):
+        return None, line_text  # off for this language (completion.languages)
     if not ls.runtime.ready:
         ls.runtime.retry_failed_model()
         return None, line_text

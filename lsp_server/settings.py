@@ -24,6 +24,21 @@ KvCacheType = Literal["f16", "q8_0"]
 FlashAttention = Literal["auto", "on", "off"]
 Backend = Literal["local", "openai"]
 
+# Where completions are off unless the user turns them on (Copilot's defaults): prose and
+# commit messages, under VS Code's language ids and Neovim's filetypes. "*" is every
+# language not named. A user's map is merged over this one.
+DEFAULT_LANGUAGES: dict[str, bool] = {
+    "*": True,
+    "plaintext": False,
+    "text": False,
+    "markdown": False,
+    "scminput": False,
+    "git-commit": False,
+    "gitcommit": False,
+    "git-rebase": False,
+    "gitrebase": False,
+}
+
 
 @dataclass(kw_only=True)
 class ModelSettings:
@@ -51,6 +66,14 @@ class CompletionSettings:
     prefix_lines: int = 120
     suffix_lines: int = 40
     multiline: Multiline = "auto"
+    # language id (VS Code) or filetype (Neovim) -> completions on; "*" for the others
+    languages: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_LANGUAGES))
+
+    def enabled_for(self, language_id: str) -> bool:
+        """Whether documents of ``language_id`` get completions ("" = not known: "*")."""
+        if not self.enabled:
+            return False
+        return self.languages.get(language_id, self.languages.get("*", True))
 
 
 @dataclass(kw_only=True)
@@ -147,6 +170,13 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ValueError(f"{key}: expected a list, got {value!r}")
         return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = get_args(typ)
+        if isinstance(value, list) and not value:
+            return {}  # an empty Lua table arrives as []
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected an object, got {value!r}")
+        return {k: _convert(v, item, f"{key}[{k!r}]") for k, v in value.items()}
     raise TypeError(f"unsupported settings type {typ!r}")
 
 
@@ -167,14 +197,40 @@ def _load_into(obj: Any, raw: Any, prefix: str, errors: list[str]) -> None:
             continue
         if value is None:
             continue
+        if get_origin(typ) is dict:
+            _load_map(obj, name, value, typ, key, errors)
+            continue
         try:
             setattr(obj, name, _convert(value, typ, key))
         except ValueError as exc:
             errors.append(str(exc))
 
 
+def _load_map(obj: Any, name: str, value: Any, typ: Any, key: str, errors: list[str]) -> None:
+    """A map setting: the user's entries over the defaults (as VS Code merges objects), so
+    ``{"markdown": true}`` turns one language on and leaves the others as they were; an
+    invalid entry is reported and keeps its default."""
+    factory = next(f for f in dataclasses.fields(obj) if f.name == name).default_factory
+    default: dict[str, Any] = factory()  # type: ignore[misc,operator]
+    if isinstance(value, dict):
+        merged = dict(default)
+        for k, v in value.items():
+            try:
+                merged.update(_convert({k: v}, typ, key))
+            except ValueError as exc:
+                errors.append(str(exc))
+        setattr(obj, name, merged)
+        return
+    try:
+        setattr(obj, name, {**default, **_convert(value, typ, key)})
+    except ValueError as exc:
+        errors.append(str(exc))
+
+
 def _wire_key(key: str) -> str:
-    return ".".join(to_camel(part) for part in key.split("."))
+    # A map's own key (`languages['git-commit']`) is data: it is not camel-cased.
+    head, bracket, rest = key.partition("[")
+    return ".".join(to_camel(part) for part in head.split(".")) + bracket + rest
 
 
 def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
@@ -187,7 +243,9 @@ def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
     if base is not None:
         settings = Settings(
             model=dataclasses.replace(base.model),
-            completion=dataclasses.replace(base.completion),
+            completion=dataclasses.replace(
+                base.completion, languages=dict(base.completion.languages)
+            ),
             context=dataclasses.replace(base.context, exclude=list(base.context.exclude)),
             engine=dataclasses.replace(base.engine),
             code_actions=dataclasses.replace(base.code_actions),

@@ -79,13 +79,15 @@ async def start(
     )
 
 
-def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
+def open_doc(
+    client: LanguageClient, path: pathlib.Path, text: str, language_id: str = "python"
+) -> str:
     path.write_text(text)
     uri = path.as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
-                uri=uri, language_id="python", version=1, text=text
+                uri=uri, language_id=language_id, version=1, text=text
             )
         )
     )
@@ -497,6 +499,48 @@ async def test_configuration_changes_apply_and_invalid_values_are_reported(
     off = await inline(client, uri, end_of(SOURCE))
     assert off is None or not off.items
     assert (await stats(client))["requests"] == 1  # the disabled request never reached the engine
+
+
+RUBY = "class Greeter\n  def initialize(name)\n    @name = name\n  end\n\n  def greet\n    puts "
+
+
+async def test_every_language_but_prose_is_completed_by_default(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """Like Copilot: a language with no grammar here (Ruby) is completed, Markdown and
+    plain text are not until `completion.languages` turns them on; a document whose
+    language is off never reaches the model."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
+    assert (await wait_model(client))["model"] == "ready"
+    ruby = open_doc(client, ws / "greeter.rb", RUBY, "ruby")
+    result = await inline(client, ruby, end_of(RUBY))
+    assert result is not None and result.items and result.items[0].insert_text
+    assert (await stats(client))["requests"] == 1
+
+    notes = "# Notes\n\nThe area of a circle is "
+    for name, language in (("notes.md", "markdown"), ("notes.txt", "plaintext")):
+        uri = open_doc(client, ws / name, notes, language)
+        off = await inline(client, uri, end_of(notes))
+        assert off is None or not off.items
+    assert (await stats(client))["requests"] == 1  # neither reached the engine
+
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"qwenLsp": {"completion": {"languages": {"markdown": True, "ruby": False}}}}
+        )
+    )
+    md = (ws / "notes.md").as_uri()
+    for _ in range(50):  # the change is applied on the event loop, after this request may come
+        on = await inline(client, md, end_of(notes))
+        if (await stats(client))["requests"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert on is not None and on.items
+    off = await inline(client, ruby, end_of(RUBY))
+    assert off is None or not off.items
+    assert (await stats(client))["requests"] == 2
 
 
 async def test_tcp_binds_loopback_and_serves(tmp_path):

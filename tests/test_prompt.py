@@ -21,6 +21,7 @@ from lsp_server.completion.prompt import (
     build_chat_prompt,
     build_fim_prompt,
     build_prompt,
+    fence_language,
     language_of,
     render_chat_frame,
 )
@@ -318,3 +319,34 @@ def test_build_prompt_dispatches_and_defaults_to_chatml() -> None:
 )
 def test_language_of(path: str, language: str) -> None:
     assert language_of(path) == language
+
+
+@pytest.mark.parametrize(
+    ("path", "language_id", "tag"),
+    [
+        ("app/models.py", "python", "python"),  # the extension first
+        ("notes.rb", "", "ruby"),
+        ("Dockerfile", "dockerfile", "dockerfile"),  # no extension: the editor's id
+        ("deploy", "shellscript", "bash"),  # VS Code's id for shell scripts
+        ("App.vue", "vue", "vue"),
+        ("x.unknown", "Objective-C", "objective-c"),
+        ("readme", "plaintext", ""),
+        ("x", "<|im_end|>", ""),  # never a control token in the prompt
+        ("x", "a b", ""),
+        ("x", "", ""),
+    ],
+)
+def test_fence_language(path: str, language_id: str, tag: str) -> None:
+    assert fence_language(path, language_id) == tag
+
+
+def test_the_editors_language_names_the_fences_of_a_file_without_extension() -> None:
+    prompt = build_chat_prompt(
+        PromptInputs(
+            window=cursor_window("FROM python:3.12\nRUN ", 1, 4, prefix_lines=120, suffix_lines=40),
+            path="Dockerfile",
+            language_id="dockerfile",
+        ),
+        render_chat_frame(DEFAULT_CHAT_TEMPLATE),
+    )
+    assert segment(prompt, "answer-start").text.endswith("```dockerfile\n")

@@ -18,7 +18,7 @@ def wire_keys(tree: dict[str, Any], prefix: str = SECTION) -> list[str]:
     """Every leaf key of a wire settings tree, dotted: qwenLsp.completion.maxTokens."""
     keys = []
     for name, value in tree.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and prefix.count(".") < 1:  # a section, not a map setting
             keys.extend(wire_keys(value, f"{prefix}.{name}"))
         else:
             keys.append(f"{prefix}.{name}")
@@ -239,3 +239,48 @@ def test_an_unreadable_exclude_pattern_is_reported_and_the_rest_kept():
     result = load_settings({"context": {"exclude": ["fixtures/", "[z-a]", "*.pb.go"]}})
     assert result.settings.context.exclude == ["fixtures/", "*.pb.go"]
     assert result.errors == ["qwenLsp.context.exclude[1]: '[z-a]' is not a valid pattern"]
+
+
+def test_languages_merge_over_the_defaults_like_vs_code_objects() -> None:
+    c = load_settings(None).settings.completion
+    assert c.languages["*"] and not c.languages["markdown"] and not c.languages["plaintext"]
+    assert c.enabled_for("ruby") and c.enabled_for("python") and c.enabled_for("")
+    assert not c.enabled_for("markdown") and not c.enabled_for("gitcommit")
+
+    result = load_settings({"completion": {"languages": {"markdown": True, "yaml": False}}})
+    assert result.errors == []
+    c = result.settings.completion
+    assert c.enabled_for("markdown") and not c.enabled_for("yaml")
+    assert not c.enabled_for("plaintext")  # a default the user did not name stays
+
+    only = load_settings({"completion": {"languages": {"*": False, "python": True}}}).settings
+    assert only.completion.enabled_for("python") and not only.completion.enabled_for("go")
+
+    off = load_settings({"completion": {"enabled": False}}).settings.completion
+    assert not off.enabled_for("python")  # the master switch wins
+
+
+def test_a_bad_language_entry_is_reported_and_the_rest_kept() -> None:
+    result = load_settings({"completion": {"languages": {"git-commit": "yes", "go": False}}})
+    assert result.errors == [
+        "qwenLsp.completion.languages['git-commit']: expected true or false, got 'yes'"
+    ]
+    c = result.settings.completion
+    assert not c.enabled_for("go") and not c.enabled_for("git-commit")
+
+    wrong = load_settings({"completion": {"languages": ["python"]}})
+    assert wrong.errors == ["qwenLsp.completion.languages: expected an object, got ['python']"]
+    assert wrong.settings.completion.languages == Settings().completion.languages
+
+    # An empty Lua table arrives as a list: the defaults.
+    assert load_settings({"completion": {"languages": []}}).errors == []
+
+
+def test_a_reload_starts_the_languages_from_the_defaults() -> None:
+    """Editors send the whole section again: a language the user no longer names goes
+    back to its default instead of keeping the earlier value."""
+    first = load_settings({"completion": {"languages": {"markdown": True}}}).settings
+    again = load_settings({"completion": {"languages": {"ruby": False}}}, base=first).settings
+    assert not again.completion.enabled_for("markdown") and not again.completion.enabled_for("ruby")
+    kept = load_settings({"completion": {"maxTokens": 9}}, base=first).settings
+    assert kept.completion.enabled_for("markdown")  # not sent: the earlier value stays

@@ -99,6 +99,22 @@ def language_of(path: str) -> str:
     return LANGUAGE_BY_EXT.get(os.path.splitext(path)[1].lower(), "")
 
 
+# Editor language ids that are not the usual code-fence tag.
+_FENCE_ALIASES = {"shellscript": "bash", "sh": "bash", "zsh": "bash", "text": "", "plaintext": ""}
+_FENCE_TAG = re.compile(r"[a-z0-9][a-z0-9_+#.-]{0,31}")
+
+
+def fence_language(path: str, language_id: str = "") -> str:
+    """The tag of the code fences around the file's code: from its extension, else from the
+    editor's language id (a Dockerfile, a `.vue` file), when that is a plain tag."""
+    known = language_of(path)
+    if known or not language_id:
+        return known
+    tag = language_id.lower()
+    tag = _FENCE_ALIASES.get(tag, tag)
+    return tag if _FENCE_TAG.fullmatch(tag) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One piece of the prompt.
@@ -172,6 +188,7 @@ class PromptInputs:
     path: str  # path shown to the model (relative to the workspace when possible)
     repo_name: str = ""
     context: Sequence[ContextBlock] = field(default_factory=tuple)
+    language_id: str = ""  # the editor's language id of the document, when known
 
 
 def render_chat_frame(
@@ -220,7 +237,7 @@ def render_chat_frame(
 def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
     head, tail = frame
     window = inputs.window
-    lang = language_of(inputs.path)
+    lang = fence_language(inputs.path, inputs.language_id)
     segments = [Segment("head", head, ALL_SPECIALS)]
     if inputs.context:
         segments.append(Segment("context-intro", "Code from other files of the repository:\n\n"))

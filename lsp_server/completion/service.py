@@ -48,6 +48,7 @@ class CompletionRequest:
     character: int  # 0-based, code points
     display_path: str = ""  # the path shown to the model (relative to the workspace)
     repo_name: str = ""
+    language_id: str = ""  # the editor's language id (VS Code) or filetype (Neovim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,7 @@ class Completer:
             path=request.display_path or os.path.basename(request.path),
             repo_name=request.repo_name,
             context=tuple(blocks),
+            language_id=request.language_id,
         )
         return build_prompt(self.format, inputs, self._frame)
 

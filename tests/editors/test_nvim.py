@@ -380,6 +380,41 @@ def test_setup_settings_reach_the_server(tmp_path: pathlib.Path, qwen2_model: pa
     assert generated and max(generated) <= 3, generated
 
 
+def test_every_filetype_but_prose_by_default(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """The plugin attaches to every file buffer; the server completes Ruby (no grammar
+    here), not Markdown (a default) nor YAML (turned off in setup{}), and a buffer
+    whose language is off costs no request."""
+    scenario = r"""
+    vim.cmd.edit("notes.md")
+    T.client()
+    T.wait_model()
+    T.feed("iThe area of a circle is ")
+    T.sleep(600)
+    T.result.markdown = { ghost = T.ghost() or vim.NIL, requests = T.stats().requests }
+    vim.cmd("stopinsert")
+    vim.cmd.edit("greeter.rb")
+    T.client()
+    T.feed("iclass Greeter<CR>def greet(name)<CR>puts ")
+    T.result.ruby = T.suggestion("a suggestion in Ruby")
+    vim.cmd("stopinsert")
+    vim.cmd.edit("deploy.yaml")
+    T.client()
+    T.feed("iname: ")
+    T.sleep(600)
+    T.result.yaml = { ghost = T.ghost() or vim.NIL, requests = T.stats().requests }
+    T.result.recent = T.stats().recent
+    """
+    opts = {"server": server(tmp_path), **settings(qwen2_model, languages={"yaml": False})}
+    r = run_nvim(tmp_path, scenario, opts)
+    assert r["markdown"] == {"ghost": None, "requests": 0}
+    assert r["ruby"].strip()
+    assert r["yaml"]["ghost"] is None
+    # Only Ruby's requests reached the model (Neovim may ask again for the same position).
+    assert {pathlib.Path(c["path"]).name for c in r["recent"]} == {"greeter.rb"}
+
+
 def test_toggle_dismiss_cycle_and_key_fallback(
     tmp_path: pathlib.Path, qwen2_model: pathlib.Path
 ) -> None:

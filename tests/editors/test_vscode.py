@@ -72,6 +72,8 @@ def server_schema() -> dict[str, dict[str, Any]]:
                 entry["type"] = "string"
             elif typing.get_origin(typ) is list and typing.get_args(typ) == (str,):
                 entry.update(type="array", items={"type": "string"})
+            elif typing.get_origin(typ) is dict and typing.get_args(typ) == (str, bool):
+                entry.update(type="object", additionalProperties={"type": "boolean"})
             else:
                 raise AssertionError(f"no JSON schema for {typ!r}: extend this test")
             wire = server_settings.to_camel(section.name)
@@ -88,7 +90,15 @@ def test_manifest_declares_exactly_the_server_settings() -> None:
     for key, want in expected.items():
         got = {
             k: properties[key][k]
-            for k in ("type", "default", "enum", "minimum", "maximum", "items")
+            for k in (
+                "type",
+                "default",
+                "enum",
+                "minimum",
+                "maximum",
+                "items",
+                "additionalProperties",
+            )
             if k in properties[key]
         }
         assert got == want, key
@@ -102,28 +112,18 @@ def test_manifest_declares_exactly_the_server_settings() -> None:
     assert client_documented == CLIENT_ONLY, "client-only keys in docs/configuration.md"
 
 
-def test_manifest_activates_on_the_indexed_languages() -> None:
+def test_manifest_serves_every_language_and_starts_lazily() -> None:
+    """Every saved file and untitled buffer is synced, whatever its language (the server
+    applies `completion.languages`); the extension starts the server for the first
+    document it would complete rather than with VS Code."""
     manifest = json.loads(MANIFEST.read_text())
-    languages = {e.removeprefix("onLanguage:") for e in manifest["activationEvents"]}
+    assert manifest["activationEvents"] == ["onStartupFinished"]
     server_ts = (EXTENSION / "src" / "server.ts").read_text()
-    selector = set(re.findall(r"'([a-z]+)'", server_ts.split("LANGUAGES = [")[1].split("]")[0]))
-    assert (
-        languages
-        == selector
-        == {
-            "python",
-            "javascript",
-            "javascriptreact",
-            "typescript",
-            "typescriptreact",
-            "go",
-            "rust",
-            "java",
-            "c",
-            "cpp",
-            "lua",
-        }
-    )
+    assert "export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }];" in server_ts
+    assert "documentSelector: DOCUMENTS," in server_ts
+    assert "language:" not in server_ts  # no language filter left in the client
+    extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
+    assert "onDidOpenTextDocument" in extension_ts and "completesLanguage(" in extension_ts
     commands = {c["command"] for c in manifest["contributes"]["commands"]}
     extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
     assert commands == {"qwenLsp.restart", "qwenLsp.toggle", "qwenLsp.showStats"}
@@ -170,6 +170,7 @@ def test_extension_settings_drive_the_real_server(
         "qwenLsp.engine.warmup": False,
         "qwenLsp.engine.prefetch": False,
         "qwenLsp.server.command": ["not-sent-to-the-server"],
+        "qwenLsp.completion.languages": {"yaml": False},  # merged over the default map
     }
     env = {
         **os.environ,
@@ -208,6 +209,19 @@ def test_extension_settings_drive_the_real_server(
     assert 1 <= recent["generatedTokens"] <= max_tokens  # the setting reached the engine
     assert re.fullmatch(r"qwen-lsp: ready · \d+ ms", data["status"]["text"])
     assert "index off" in data["status"]["detail"] and data["status"]["level"] == "info"
+
+    # Any language reaches the server; prose stays off, and the user's map is merged.
+    languages = options["completion"]["languages"]
+    assert languages["yaml"] is False and languages["markdown"] is False and languages["*"]
+    assert data["startsFor"] == {
+        "python": True,
+        "ruby": True,
+        "markdown": False,
+        "plaintext": False,
+        "yaml": False,
+    }
+    assert len(data["rubyItems"]) == 1 and data["rubyItems"][0]["insertText"].strip()
+    assert data["markdownItems"] == []
 
     # completion.enabled: false through didChangeConfiguration, as VS Code sends it
     assert data["disabledItems"] == []

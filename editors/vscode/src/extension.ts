@@ -1,7 +1,7 @@
 /** Entry point: wires the server, the status item and the commands together. */
 import * as vscode from 'vscode';
-import { QwenServer } from './server';
-import { SECTION } from './settings';
+import { DOCUMENTS, QwenServer } from './server';
+import { completesLanguage, SECTION } from './settings';
 import { StatsDocument, StatusItem } from './status';
 
 // Kept for deactivate, which VS Code awaits: the server gets to shut down cleanly.
@@ -36,7 +36,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     log, // last: disposed after everything that may still write to it
   );
-  await server.start();
+  // The server (and the model, gigabytes of memory) starts with the first document it would
+  // complete, not with every window: a window holding only notes loads nothing.
+  const wanted = (document: vscode.TextDocument): boolean =>
+    vscode.languages.match(DOCUMENTS, document) > 0 &&
+    completesLanguage(document.languageId, vscode.workspace.getConfiguration(SECTION).get('completion'));
+  if (vscode.workspace.textDocuments.some(wanted)) {
+    await server.start();
+    return;
+  }
+  const waiting = vscode.workspace.onDidOpenTextDocument((document) => {
+    if (wanted(document) && !server.running && !server.starting) {
+      waiting.dispose();
+      void server.start();
+    }
+  });
+  context.subscriptions.push(waiting);
 }
 
 export async function deactivate(): Promise<void> {

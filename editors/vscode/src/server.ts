@@ -12,20 +12,11 @@ import { findExecutable, INSTALL_HINT, serverLaunch } from './launch';
 import { initializationOptions, SECTION } from './settings';
 import { STATS_METHOD, type Stats } from './stats';
 
-/** The languages the server indexes (lsp_server's tree-sitter grammars). */
-export const LANGUAGES = [
-  'python',
-  'javascript',
-  'javascriptreact',
-  'typescript',
-  'typescriptreact',
-  'go',
-  'rust',
-  'java',
-  'c',
-  'cpp',
-  'lua',
-];
+/**
+ * The documents the client syncs: every saved file and every new, never saved buffer, in any
+ * language. The server decides which languages it completes (`completion.languages`).
+ */
+export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }];
 
 // The server is restarted after a crash, but not in a loop: after this many crashes
 // within the window it stays down and the user gets one message.
@@ -114,11 +105,7 @@ export class QwenServer implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      // Saved files and new, never saved ones (the server completes both).
-      documentSelector: LANGUAGES.flatMap((language) => [
-        { scheme: 'file', language },
-        { scheme: 'untitled', language },
-      ]),
+      documentSelector: DOCUMENTS,
       outputChannel: this.log,
       // Read at each (re)start, so a restart picks up the current settings.
       initializationOptions: () => {

@@ -29,3 +29,17 @@ export function initializationOptions(get: (section: string) => unknown): Server
   }
   return options;
 }
+
+/**
+ * Whether documents of `languageId` get completions: the server's `completion.languages`
+ * rule (lsp_server/settings.py), on the `completion` section as `getConfiguration` gives it
+ * (VS Code has already merged the user's map over the default one). The extension starts
+ * the server for the first such document, so opening a Markdown note loads no model.
+ */
+export function completesLanguage(languageId: string, completion: unknown): boolean {
+  const languages =
+    completion !== null && typeof completion === 'object' ? (completion as Record<string, unknown>).languages : undefined;
+  const map = languages !== null && typeof languages === 'object' ? (languages as Record<string, unknown>) : {};
+  const value = map[languageId] ?? map['*'] ?? true;
+  return value !== false;
+}

@@ -1,6 +1,6 @@
 /** What the user sees of the server's state: the language-status item and the stats document. */
 import * as vscode from 'vscode';
-import { LANGUAGES, type QwenServer } from './server';
+import { DOCUMENTS, type QwenServer } from './server';
 import { describe } from './stats';
 
 // Often enough to follow a model load; rare enough to stay out of the server's way.
@@ -14,7 +14,7 @@ const SEVERITY = {
 
 /** The language-status item: model state, index state and the last completion's time. */
 export class StatusItem implements vscode.Disposable {
-  private readonly item = vscode.languages.createLanguageStatusItem('qwenLsp.status', LANGUAGES);
+  private readonly item = vscode.languages.createLanguageStatusItem('qwenLsp.status', DOCUMENTS);
   private readonly subscription: vscode.Disposable;
   private timer: NodeJS.Timeout | undefined;
 

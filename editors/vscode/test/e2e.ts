@@ -30,7 +30,7 @@ import {
   WorkDoneProgressCreateRequest,
 } from 'vscode-languageserver-protocol/node';
 import { expandHome, findExecutable, serverLaunch } from '../src/launch';
-import { initializationOptions, SECTION } from '../src/settings';
+import { completesLanguage, initializationOptions, SECTION } from '../src/settings';
 import { describe, STATS_METHOD, type Stats } from '../src/stats';
 
 const SOURCE = 'import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\ndef circumference(radius):\n    return ';
@@ -45,9 +45,17 @@ function configuration(manifestPath: string, user: Record<string, unknown>): Rec
   const flat = { ...Object.fromEntries(Object.entries(properties).map(([k, p]) => [k, p.default])), ...user };
   for (const [key, value] of Object.entries(flat)) {
     const [, section, name] = key.split('.');
-    (tree[section] ??= {})[name] = value;
+    const fallback = properties[key]?.default;
+    // VS Code merges an object setting over its default; other values replace it.
+    const merged =
+      isObject(value) && isObject(fallback) && key in user ? { ...fallback, ...value } : value;
+    (tree[section] ??= {})[name] = merged;
   }
   return tree;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 async function main(): Promise<void> {
@@ -109,6 +117,26 @@ async function main(): Promise<void> {
   const items = await inline();
   const afterCompletion = await stats();
 
+  // Any language reaches the server; the defaults keep prose out.
+  const other = async (name: string, languageId: string, text: string) => {
+    const otherUri = pathToFileURL(path.join(workspace, name)).href;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: otherUri, languageId, version: 1, text },
+    });
+    const otherLines = text.split('\n');
+    const result = await connection.sendRequest(InlineCompletionRequest.type, {
+      textDocument: { uri: otherUri },
+      position: { line: otherLines.length - 1, character: otherLines[otherLines.length - 1].length },
+      context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+    });
+    return Array.isArray(result) ? result : (result?.items ?? []);
+  };
+  const rubyItems = await other('greeter.rb', 'ruby', 'class Greeter\n  def greet(name)\n    puts ');
+  const markdownItems = await other('notes.md', 'markdown', '# Notes\n\nThe area of a circle is ');
+  const startsFor = Object.fromEntries(
+    ['python', 'ruby', 'markdown', 'plaintext', 'yaml'].map((id) => [id, completesLanguage(id, config.completion)]),
+  );
+
   // What `synchronize.configurationSection` sends when the user turns completions off.
   config = { ...config, completion: { ...config.completion, enabled: false } };
   await connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: config } });
@@ -130,6 +158,9 @@ async function main(): Promise<void> {
         false,
       ),
       disabledItems: Array.isArray(disabled) ? disabled : (disabled?.items ?? []),
+      rubyItems,
+      markdownItems,
+      startsFor,
       messages,
       pulls,
       missingProgram: findExecutable('qwen-lsp-no-such-program') ?? null,
