@@ -39,7 +39,7 @@ from tree_sitter import Point, Tree
 
 from context import symbols as sym
 from context.imports import ExportSummary, ImportResolver
-from context.languages import language_for_path, query, refine_language
+from context.languages import has_grammar, language_for_path, query, refine_language
 from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
@@ -105,7 +105,7 @@ class _Entry:
 @dataclass(slots=True)
 class _OpenDocument:
     source: bytes
-    tree: Tree
+    tree: Tree | None  # None for a language read as text
     language: str
     symbols: FileSymbols
     names: tuple[str, ...]
@@ -585,16 +585,22 @@ class WorkspaceIndex:
             if doc is not None and doc.source == source:
                 return doc.symbols
             language = refine_language(language, source)
-            if doc is not None and doc.language == language:
+            tree: Tree | None = None
+            raw = sym.EMPTY
+            if not has_grammar(language):
+                # Read as text: nothing to parse; the text serves the similar windows.
+                language, raw = sym.extract_source(source, language)
+            elif doc is not None and doc.language == language and doc.tree is not None:
                 doc.tree.edit(**_edit_between(doc.source, source))
                 tree = sym.parse(source, language, doc.tree)
             else:
                 tree = sym.parse(source, language)
-            try:
-                raw = sym.extract(tree, source, language)
-            except Exception:  # a rule bug must not break the editor's request
-                log.exception("cannot extract symbols from %s", path)
-                raw = sym.EMPTY
+            if tree is not None:
+                try:
+                    raw = sym.extract(tree, source, language)
+                except Exception:  # a rule bug must not break the editor's request
+                    log.exception("cannot extract symbols from %s", path)
+                    raw = sym.EMPTY
             symbols = sym.to_file_symbols(path, language, raw)
             indexed = doc.indexed if doc is not None else self.is_indexable(path)
             new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw), indexed)
@@ -1110,7 +1116,7 @@ class _Pipeline:
 
     def _start(self) -> None:
         # Compile the queries first: forked workers inherit them.
-        for language in {t[1] for t, _ in self.queue}:
+        for language in {t[1] for t, _ in self.queue if has_grammar(t[1])}:
             try:
                 query(language)
             except Exception:  # the worker will log it

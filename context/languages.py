@@ -371,6 +371,14 @@ _WORDS = _word_table()
 _JS_WORDS = _word_table(b"$")
 _JS_IMPORT_HINT = (b"require(", b"import(")
 
+
+def _no_grammar() -> Any:
+    raise LookupError("languages read as text have no grammar")
+
+
+# What the word scan (a file's referenced identifiers) uses for a language read as text.
+TEXT_SPEC = LanguageSpec("text", (), _no_grammar, "", frozenset(), _WORDS)
+
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
     for spec in (
@@ -439,6 +447,50 @@ EXTENSIONS: dict[str, str] = {
     ext: spec.name for spec in LANGUAGES.values() for ext in spec.extensions
 }
 
+# Languages read without a grammar. Their files are indexed as text: no definitions or
+# imports, but their code is context like any other (windows similar to the code at the
+# cursor, recently edited and viewed regions), as neighbouring tabs are for Copilot.
+# Programming languages only: prose, markup and data files are not source.
+TEXT_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "ruby": (".rb", ".rake", ".gemspec"),
+    "php": (".php",),
+    "csharp": (".cs",),
+    "kotlin": (".kt", ".kts"),
+    "swift": (".swift",),
+    "scala": (".scala", ".sc"),
+    "groovy": (".groovy", ".gradle"),
+    "dart": (".dart",),
+    "objective-c": (".m", ".mm"),
+    "elixir": (".ex", ".exs"),
+    "erlang": (".erl", ".hrl"),
+    "haskell": (".hs",),
+    "ocaml": (".ml", ".mli"),
+    "fsharp": (".fs", ".fsi", ".fsx"),
+    "clojure": (".clj", ".cljs", ".cljc"),
+    "elm": (".elm",),
+    "julia": (".jl",),
+    "r": (".r",),
+    "perl": (".pl", ".pm"),
+    "shell": (".sh", ".bash", ".zsh"),
+    "powershell": (".ps1", ".psm1"),
+    "sql": (".sql",),
+    "zig": (".zig",),
+    "nim": (".nim",),
+    "crystal": (".cr",),
+    "solidity": (".sol",),
+    "vue": (".vue",),
+    "svelte": (".svelte",),
+}
+TEXT_EXTENSIONS: dict[str, str] = {
+    ext: name for name, extensions in TEXT_LANGUAGES.items() for ext in extensions
+}
+
+
+def has_grammar(language: str) -> bool:
+    """Whether files of ``language`` are parsed (else they are indexed as text)."""
+    return language in LANGUAGES
+
+
 # `.h` is shared by C and C++; these markers in a header's first 8 KB mean C++.
 _CPP_HEADER_MARKERS = re.compile(
     rb"^\s*(?:class\s+\w+\s*[:{]|namespace\s+\w*\s*\{|template\s*<|public:|private:|"
@@ -448,7 +500,8 @@ _CPP_HEADER_MARKERS = re.compile(
 
 
 def language_for_path(path: str) -> str | None:
-    """The language of a file by its extension, or None when the index does not support it.
+    """The language of a file by its extension (one with a grammar, else one read as
+    text), or None when the index does not take such files.
 
     Minified bundles (``*.min.js``) are generated code and are not indexed.
     """
@@ -458,6 +511,8 @@ def language_for_path(path: str) -> str | None:
         return None
     ext = base[dot:].lower()
     lang = EXTENSIONS.get(ext)
+    if lang is None:
+        return TEXT_EXTENSIONS.get(ext)
     if lang == "javascript" and base.endswith((".min.js", ".min.mjs", ".bundle.js")):
         return None
     return lang

@@ -21,7 +21,15 @@ from typing import Any
 
 from tree_sitter import Node, QueryCursor, Tree
 
-from context.languages import LANGUAGES, LanguageSpec, parser, query, refine_language
+from context.languages import (
+    LANGUAGES,
+    TEXT_SPEC,
+    LanguageSpec,
+    has_grammar,
+    parser,
+    query,
+    refine_language,
+)
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
@@ -73,7 +81,10 @@ def extract_source(
     language: str,
     references: bool = True,
 ) -> tuple[str, RawSymbols]:
-    """Parse and extract one file; returns the (possibly refined) language and its symbols."""
+    """Parse and extract one file; returns the (possibly refined) language and its symbols
+    (none for a language read as text)."""
+    if not has_grammar(language):
+        return language, ((), (), _references(source, TEXT_SPEC) if references else b"")
     language = refine_language(language, source)
     tree = parse(source, language)
     return language, extract(tree, source, language, references)
@@ -250,7 +261,7 @@ def _references(source: bytes, spec: LanguageSpec) -> bytes:
 
 def references_of(source: bytes, language: str) -> frozenset[str]:
     """The identifiers used in a file (what ``FileSymbols.references`` holds)."""
-    return decode_references(_references(source, LANGUAGES[language]))
+    return decode_references(_references(source, LANGUAGES.get(language, TEXT_SPEC)))
 
 
 def to_file_symbols(

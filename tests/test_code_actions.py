@@ -235,6 +235,11 @@ def test_a_fix_may_leave_errors_it_did_not_add() -> None:
     plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1)], [])[0]
     answer = "some notes\nwith a typo: the ("
     assert finish(rewrite_request(text, plan, "/w/notes.txt"), answer, "stop").new_text == answer
+    # Nor is a language the index reads as text, which has no grammar (Ruby).
+    ruby = "def total(lines)\n  lines.sum(&:amount\nend\n"
+    plan = plan_actions(ruby, "ruby", 1, 1, [Diagnostic("missing )", 1, 1)], [])[0]
+    answer = "def total(lines)\n  lines.sum(&:amount)\nend"
+    assert finish(rewrite_request(ruby, plan, "/w/total.rb"), answer, "stop").new_text
 
 
 # --- through the engine -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from context.languages import language_for_path
+from context.languages import has_grammar, language_for_path
 from context.symbols import parse
 from lsp_server.actions.plan import ActionPlan, region_digest
 from lsp_server.completion.prompt import (
@@ -232,7 +232,7 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
         return RewriteResult(None, "Qwen suggested no change", Figures())
     new_region = "\n".join([""] * lead + [code] + [""] * trail)
     language = language_for_path(request.path)
-    if language is not None:
+    if language is not None and has_grammar(language):  # (no check for text languages)
         if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
             old_scope = "\n".join(lines)
             new_scope = "\n".join(
