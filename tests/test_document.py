@@ -14,6 +14,7 @@ import pytest
 from lsprotocol.types import PositionEncodingKind
 
 from lsp_server.completion.document import (
+    CHARS_PER_LINE,
     CursorWindow,
     PositionError,
     codepoints_to_utf16,
@@ -159,6 +160,39 @@ def test_typing_at_the_cursor_only_grows_the_prefix() -> None:
 # ---- UTF-16 columns ------------------------------------------------------------------------
 
 MIXED = 'a😀中b🎉é"'  # astral (2 UTF-16 units), CJK (1), Latin-1 (1)
+
+
+def test_a_minified_line_is_cut_to_the_windows_character_budget() -> None:
+    """One line of megabytes (a bundle, a JSON dump) must not become the prompt: the
+    windows hold at most `CHARS_PER_LINE` characters per window line, and the cut moves
+    in steps so that typing at the cursor keeps the start of the prompt."""
+    line = "".join(f'{{"id":{i},"name":"item {i}"}},' for i in range(100_000))  # 2.6 MB
+    cursor = len(line) // 2
+    w = window(line, 0, cursor, p=120, s=40)
+    assert len(w.prefix) <= 120 * CHARS_PER_LINE and len(w.suffix) <= 40 * CHARS_PER_LINE
+    assert line[:cursor].endswith(w.prefix) and line[cursor:].startswith(w.suffix)
+    assert len(w.prefix) >= 120 * CHARS_PER_LINE * 3 // 4  # cut in quarter steps
+    assert (w.prefix_start_line, w.suffix_end_line) == (0, 1)
+    assert w.line_prefix == line[:cursor]  # the whole line for the post-processing
+    starts = set()
+    for typed in range(1, 200):
+        text = line[:cursor] + "x" * typed + line[cursor:]
+        after = window(text, 0, cursor + typed)
+        assert after.suffix == w.suffix
+        starts.add(len(text[: cursor + typed]) - len(after.prefix))
+    assert len(starts) == 1  # 200 keystrokes, one prompt start
+
+
+def test_long_lines_are_cut_at_a_line_start() -> None:
+    lines = [f"row_{i} = '{'x' * 400}'" for i in range(300)]
+    text = "\n".join(lines)
+    w = window(text, 299, len(lines[299]), p=120)
+    assert len(w.prefix) <= 120 * CHARS_PER_LINE
+    first = w.prefix.split("\n")[0]
+    assert first in lines and w.prefix_start_line == lines.index(first)
+    # Ordinary code is never cut: 120 lines of 60 characters are all there.
+    code = "\n".join(f"value_{i} = compute_something({i}, other_argument)" for i in range(300))
+    assert window(code, 299, 5, p=120).prefix_start_line == 299 - 120 - (299 - 120) % 30
 
 
 @pytest.mark.parametrize(

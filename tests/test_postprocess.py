@@ -382,6 +382,21 @@ def test_a_huge_line_after_the_cursor_costs_linear_time() -> None:
     assert time.perf_counter() - started < 2
 
 
+def test_a_minified_line_leaves_the_closers_alone_without_scanning_it() -> None:
+    """Whether the cursor is in a string needs its whole line: on a line of megabytes
+    that scan cost more than the suggestion, so closers are then left as they are."""
+    import time
+
+    from lsp_server.completion.postprocess import MAX_QUOTE_SCAN, _closers_replaced
+
+    short = 'x = {"a": [1, 2'
+    assert _closers_replaced("3]", "]}", short) == 1  # ordinary lines: replaced
+    long = 'x = {"a": [' + '"s", ' * (MAX_QUOTE_SCAN // 5) + "1, 2"
+    started = time.perf_counter()
+    assert _closers_replaced("3]", "]}", long) == 0
+    assert time.perf_counter() - started < 0.01
+
+
 def test_a_space_before_code_that_follows_is_kept() -> None:
     text, suggestion = complete('s = "hello ▮world"\n', "big ")
     assert suggestion is not None and apply(text, suggestion) == 's = "hello big world"\n'

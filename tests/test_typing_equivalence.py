@@ -190,3 +190,39 @@ def test_warmup_yields_to_a_user_request(qwen35_model, tmp_path):
         assert waited < 1.5, f"the user request waited {waited:.2f} s behind the warm-up"
     finally:
         runtime.close()
+
+
+def test_typing_in_a_minified_line_evaluates_only_the_tail(tmp_path, tiny_model):
+    """A long line has no line ends to checkpoint at: checkpoints every few hundred
+    tokens inside it keep a keystroke from evaluating the whole line again, and the
+    suggestions still equal a fresh engine's."""
+    import json
+
+    line = "const data = " + json.dumps([{"id": i, "name": f"item {i}"} for i in range(300)])
+    settings = make_settings()
+    settings.context.enabled = False
+    with LlamaEngine(
+        EngineConfig(
+            model_path=str(tiny_model), n_ctx=16384, n_threads=1, checkpoint_bytes=64 << 20
+        )
+    ) as engine:
+        completer = Completer(engine, settings, stats=Stats())
+        evaluated = []
+        for typed in ("", ";", "; c", "; con", "; cons"):
+            text = line + typed
+            request = CompletionRequest(path="/w/data.js", text=text, line=0, character=len(text))
+            result = completer.complete(request)
+            if result.outcome == "cache":
+                continue
+            assert result.prompt_tokens is not None and result.schedule is not None
+            got = result.suggestion.text if result.suggestion else None
+            want = fresh_suggestion(
+                tiny_model, completer, request, result.prompt_tokens, result.schedule
+            )
+            assert got == want
+            evaluated.append((result.figures.prompt_tokens, result.figures.evaluated_tokens))
+    prompt = evaluated[0][0]
+    assert prompt > 2000  # the line is long in tokens
+    if engine.hybrid:
+        later = [e for _, e in evaluated[1:]]
+        assert later and max(later) <= engine.config.checkpoint_interval + 64, evaluated

@@ -60,6 +60,39 @@ def _stride(lines: int) -> int:
     return max(1, lines // 4)
 
 
+# The windows hold at most this many characters per line of `prefix_lines` and
+# `suffix_lines` on average: one line of a minified bundle or a JSON dump can hold
+# megabytes, which must not become a prompt of tens of thousands of tokens (and a
+# prefill of minutes) at every keystroke.
+CHARS_PER_LINE = 100
+
+
+def _capped_prefix(prefix: str, cap: int) -> tuple[str, int]:
+    """The end of ``prefix`` within ``cap`` characters, and how many line breaks were cut.
+
+    The cut moves in steps of a quarter of the cap (as the first line moves in strides),
+    and to the next line start when there is one within the step: typing at the cursor
+    then leaves the start of the prompt as it was, and whole lines are kept when the
+    lines are not all long."""
+    if len(prefix) <= cap:
+        return prefix, 0
+    stride = max(1, cap // 4)
+    cut = -(-(len(prefix) - cap) // stride) * stride
+    line_start = prefix.find("\n", cut, cut + stride)
+    if line_start != -1:
+        cut = line_start + 1
+    return prefix[cut:], prefix.count("\n", 0, cut)
+
+
+def _capped_suffix(suffix: str, cap: int) -> str:
+    """The start of ``suffix`` within ``cap`` characters, ending at a line end when one is
+    in the last quarter."""
+    if len(suffix) <= cap:
+        return suffix
+    line_end = suffix.rfind("\n", cap - max(1, cap // 4), cap)
+    return suffix[: line_end if line_end > 0 else cap]
+
+
 def cursor_window(
     text: str, line: int, character: int, *, prefix_lines: int, suffix_lines: int
 ) -> CursorWindow:
@@ -88,6 +121,12 @@ def cursor_window(
     line_prefix, line_suffix = current[:character], current[character:]
     prefix = "".join(part + "\n" for part in before) + line_prefix
     suffix = line_suffix + "".join("\n" + part for part in after)
+    prefix, cut_lines = _capped_prefix(prefix, prefix_lines * CHARS_PER_LINE)
+    start += cut_lines
+    capped = _capped_suffix(suffix, max(1, suffix_lines) * CHARS_PER_LINE)
+    if len(capped) < len(suffix):
+        suffix = capped
+        end = line + 1 + suffix.count("\n")
     next_nonempty = next((ln for ln in lines[line + 1 :] if ln.strip()), "")
     return CursorWindow(
         prefix=prefix,

@@ -227,6 +227,11 @@ class Completer:
                         checkpoints.append(pos)
                         last = pos
                 checkpoints.extend(line_ends[-LINE_CHECKPOINTS_AT_END:])
+                # A long last line (minified code, data) gets checkpoints every `interval`
+                # tokens from its start, so typing in it does not evaluate it all again.
+                line_start = line_ends[-1] if line_ends else start
+                inside = range(line_start + interval, len(tokens) - 1, interval)
+                checkpoints.extend(inside[-LINE_CHECKPOINTS_AT_END:])
             if segment.checkpoint:
                 checkpoints.append(len(tokens))
         return _Tokenized(tokens, sorted(set(checkpoints)))

@@ -274,6 +274,47 @@ def test_a_half_typed_name_does_not_pull_definitions(workspace):
     assert helper and all("used near the cursor" not in c.reason for c in helper)
 
 
+def test_only_names_near_the_cursor_of_a_long_line_count(workspace):
+    """On a minified line only the characters around the cursor are "near" (a regex over
+    the whole of a megabyte line cost 0.2 s per keystroke)."""
+    from context.retrieve import NEAR_CHARS
+
+    index = _index(workspace)
+    line, _ = _cursor(APP, 'label = "done"')
+    lines = APP.split("\n")
+    filler = "x + " * (NEAR_CHARS // 2)
+    lines[line] = f"        y = unused_helper() + {filler}1 + {filler}z"
+    text = "\n".join(lines)
+    candidates = collect_candidates(
+        index,
+        None,
+        None,
+        path=workspace["app"],
+        text=text,
+        line=line,
+        character=len(lines[line]),
+        prefix_lines=4,
+        suffix_lines=2,
+    )
+    helper = [c.reason for c in candidates if "`unused_helper`" in c.reason]
+    assert helper and all("used near the cursor" not in r for r in helper), helper
+    near = lines[line][: len(lines[line]) - len(filler) - 5] + " + unused_helper()"
+    lines[line] = near
+    candidates = collect_candidates(
+        index,
+        None,
+        None,
+        path=workspace["app"],
+        text="\n".join(lines),
+        line=line,
+        character=len(near),
+        prefix_lines=4,
+        suffix_lines=2,
+    )
+    helper = [c.reason for c in candidates if "`unused_helper`" in c.reason]
+    assert any("used near the cursor" in r for r in helper), helper
+
+
 def test_an_edit_in_another_file_is_seen_by_the_next_retrieval(workspace):
     index = _index(workspace)
     first = _gather(index, None, None, workspace)
