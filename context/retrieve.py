@@ -607,11 +607,7 @@ class _Request:
             if i == self.line:
                 text = _without_word_at(text, self.character)
             if len(text) > NEAR_CHARS:
-                # Cut at the boundaries of words, never in the middle of one.
-                start = max(0, self.character - NEAR_CHARS)
-                start = _word_start(text, start)
-                end = _word_end(text, min(len(text), self.character + NEAR_CHARS // 4))
-                text = text[start:end]
+                text = _near_part(text, self.character)
             distance = abs(self.line - i)
             for word in _BARE.findall(text):
                 if word not in near or distance < near[word]:
@@ -811,18 +807,25 @@ def _closeness(distance: int) -> float:
     return max(0, 30 - distance) * 0.01
 
 
-def _word_start(text: str, i: int) -> int:
-    """``i``, or the end of the identifier it falls inside (a cut there keeps no part of it)."""
-    while 0 < i < len(text) and (text[i - 1].isalnum() or text[i - 1] in "_$"):
-        i += 1
-    return i
+# Where a cut of a long line may start or end: never inside a name or a `a.b` chain.
+_CUT = re.compile(r"[\s;,(){}\[\]]")
+_LAST_CUT = re.compile(r".*[\s;,(){}\[\]]", re.S)
 
 
-def _word_end(text: str, i: int) -> int:
-    """``i``, or the start of the identifier it falls inside."""
-    while 0 < i < len(text) and (text[i].isalnum() or text[i] in "_$"):
-        i -= 1
-    return i
+def _near_part(text: str, character: int) -> str:
+    """The part of a long line that counts as near ``character``: about ``NEAR_CHARS``
+    before it and a quarter of that after, with ends that move in steps of a quarter
+    (typing does not shift them at each keystroke) and fall between tokens."""
+    step = NEAR_CHARS // 4
+    start = max(0, (character - NEAR_CHARS) // step * step)
+    end = min(len(text), (character // step + 2) * step)
+    if start:
+        cut = _CUT.search(text, start, end)
+        start = cut.end() if cut else end
+    if end < len(text):
+        last = _LAST_CUT.match(text, start, end)
+        end = last.end() - 1 if last else start
+    return text[start:end]
 
 
 def _without_word_at(text: str, character: int) -> str:

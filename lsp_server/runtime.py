@@ -285,8 +285,9 @@ class Runtime:
     def completion_request(
         self, path: str, text: str, line: int, character: int
     ) -> CompletionRequest:
-        self._positions[path] = (line, character)
-        self._active = path
+        if self.completes(path):  # (a note typed in must not become what is re-warmed)
+            self._positions[path] = (line, character)
+            self._active = path
         root = self.root_of(path)
         return CompletionRequest(
             path=path,
@@ -449,6 +450,8 @@ class Runtime:
 
     def document_closed(self, path: str) -> None:
         self._language_ids.pop(path, None)
+        if self._active == path:
+            self._active = ""  # closed: nothing to keep warm for it
         if self.context is not None:
             self.context.close_document(path)
 

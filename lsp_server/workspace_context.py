@@ -126,6 +126,13 @@ class WorkspaceContext:
         def provide(query: ContextQuery, count_tokens: Callable[[str], int]) -> list[ContextBlock]:
             settings = self.settings()
             c = settings.context
+            prefix_lines = settings.completion.prefix_lines
+            suffix_lines = settings.completion.suffix_lines
+            if 0 <= query.window_start <= query.line < query.window_end:
+                # What the prompt really shows (its windows move in steps and are cut on
+                # long lines): what it leaves out can come as context.
+                prefix_lines = query.line - query.window_start
+                suffix_lines = query.window_end - 1 - query.line
             packed = gather_context(
                 self.index,
                 self.recent if c.recent else None,
@@ -140,8 +147,8 @@ class WorkspaceContext:
                 definitions=c.definitions,
                 recent_edits=c.recent,
                 similar_windows=c.similar,
-                prefix_lines=settings.completion.prefix_lines,
-                suffix_lines=settings.completion.suffix_lines,
+                prefix_lines=prefix_lines,
+                suffix_lines=suffix_lines,
             )
             return self._sticky(query, packed, count_tokens)
 

@@ -382,19 +382,22 @@ def test_a_huge_line_after_the_cursor_costs_linear_time() -> None:
     assert time.perf_counter() - started < 2
 
 
-def test_a_minified_line_leaves_the_closers_alone_without_scanning_it() -> None:
+def test_a_minified_line_replaces_closers_without_scanning_it() -> None:
     """Whether the cursor is in a string needs its whole line: on a line of megabytes
-    that scan cost more than the suggestion, so closers are then left as they are."""
+    that scan cost more than the suggestion, so the cursor is then taken to be outside
+    strings, and an auto-paired closer is still not doubled."""
     import time
 
     from lsp_server.completion.postprocess import MAX_QUOTE_SCAN, _closers_replaced
 
     short = 'x = {"a": [1, 2'
-    assert _closers_replaced("3]", "]}", short) == 1  # ordinary lines: replaced
+    assert _closers_replaced("3]", "]}", short) == 1
     long = 'x = {"a": [' + '"s", ' * (MAX_QUOTE_SCAN // 5) + "1, 2"
     started = time.perf_counter()
-    assert _closers_replaced("3]", "]}", long) == 0
+    assert _closers_replaced("3]", "]}", long) == 1
     assert time.perf_counter() - started < 0.01
+    text, suggestion = complete("var a=[" + "1," * MAX_QUOTE_SCAN + "];f(▮);\n", "x)")
+    assert suggestion is not None and apply(text, suggestion).endswith("];f(x);\n")
 
 
 def test_a_space_before_code_that_follows_is_kept() -> None:

@@ -132,3 +132,31 @@ def test_the_size_limit_holds_for_unsaved_text(tmp_path):
     assert context.index.definitions_named("grown") == []
     assert context.index.definitions_named("edited") == []
     assert [d.name for d in context.index.definitions_named("on_disk")] == ["on_disk"]
+
+
+def test_lines_the_prompt_cuts_can_come_as_context(tmp_path, qwen2_model):
+    """The prompt's window holds at most 100 characters per line on average: with long
+    lines above the cursor it shows fewer than `prefixLines` lines, and retrieval must
+    know which, or the imports cut from the window are in neither."""
+    from lsp_server.completion.service import Completer, CompletionRequest
+    from lsp_server.engine.llama import EngineConfig, LlamaEngine
+
+    (tmp_path / "util.py").write_text("def slugify(value):\n    return value.lower()\n")
+    long_line = "    MESSAGES.append(('" + "a long translated message " * 5 + "', 'context'))"
+    lines = ["from util import slugify", "", "", "MESSAGES = []", "", "", "def build():"]
+    lines += [long_line] * 100 + ["    return slugify("]
+    text = "\n".join(lines)
+    (tmp_path / "app.py").write_text(text)
+    settings = Settings()
+    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context.build()
+    app = str((tmp_path / "app.py").resolve())
+    context.update_document(app, text)
+    with LlamaEngine(EngineConfig(model_path=str(qwen2_model), n_ctx=8192, n_threads=1)) as e:
+        completer = Completer(e, settings, context=context.provider())
+        request = CompletionRequest(app, text, len(lines) - 1, len(lines[-1]))
+        window = completer.window(request)
+        assert "from util import" not in window.prefix  # cut from the prompt's window
+        prompt = completer.build(request, window).text
+    assert "from util import slugify" in prompt  # so it comes as context
+    assert "def slugify(value):" in prompt

@@ -67,7 +67,7 @@ def _stride(lines: int) -> int:
 CHARS_PER_LINE = 100
 
 
-def _capped_prefix(prefix: str, cap: int) -> tuple[str, int]:
+def capped_prefix(prefix: str, cap: int) -> tuple[str, int]:
     """The end of ``prefix`` within ``cap`` characters, and how many line breaks were cut.
 
     The cut moves in steps of a quarter of the cap (as the first line moves in strides),
@@ -121,7 +121,7 @@ def cursor_window(
     line_prefix, line_suffix = current[:character], current[character:]
     prefix = "".join(part + "\n" for part in before) + line_prefix
     suffix = line_suffix + "".join("\n" + part for part in after)
-    prefix, cut_lines = _capped_prefix(prefix, prefix_lines * CHARS_PER_LINE)
+    prefix, cut_lines = capped_prefix(prefix, prefix_lines * CHARS_PER_LINE)
     start += cut_lines
     capped = _capped_suffix(suffix, max(1, suffix_lines) * CHARS_PER_LINE)
     if len(capped) < len(suffix):

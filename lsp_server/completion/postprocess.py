@@ -132,7 +132,7 @@ def _without_overlap(text: str, rest: str) -> str:
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 # Whether the cursor is inside a string needs a scan of its line from the start: on a
 # line longer than this (a minified bundle, a JSON dump) it would cost more than the
-# suggestion (0.15 s for 3 MB), so closers are then not replaced.
+# suggestion (0.15 s for 3 MB), so the cursor is then taken to be outside strings.
 MAX_QUOTE_SCAN = 100_000
 _QUOTES = "\"'`"
 
@@ -207,9 +207,9 @@ def _closers_replaced(first_line: str, tail: str, prefix: str = "") -> int:
         run += 1
     if not run:
         return 0  # (most completions: no scan of the line and the suggestion)
-    if len(prefix) > MAX_QUOTE_SCAN:
-        return 0  # minified code or data: the closers after the cursor are left alone
-    closes = _outside_closers(head, _open_quote(prefix))
+    # On a huge line (minified code, data) the cursor is taken to be outside any string.
+    quote = _open_quote(prefix) if len(prefix) <= MAX_QUOTE_SCAN else None
+    closes = _outside_closers(head, quote)
     for k in range(run, 0, -1):
         core = tail[:k].strip()
         if core and set(core) <= CLOSERS | {" "} and head.endswith(core):

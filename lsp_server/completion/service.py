@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from cachetools import LRUCache
 
-from lsp_server.completion.document import CursorWindow, cursor_window
+from lsp_server.completion.document import (
+    CHARS_PER_LINE,
+    CursorWindow,
+    capped_prefix,
+    cursor_window,
+)
 from lsp_server.completion.postprocess import StopRule, Suggestion, choose_mode, finish
 from lsp_server.completion.prompt import (
     ContextBlock,
@@ -59,6 +64,10 @@ class ContextQuery:
     character: int
     budget_tokens: int
     format: PromptFormat
+    # The lines the prompt shows of this document (first, last exclusive): retrieval
+    # leaves them out. -1: the settings' prefix and suffix windows.
+    window_start: int = -1
+    window_end: int = -1
 
 
 ContextProvider = Callable[[ContextQuery, Callable[[str], int]], Sequence[ContextBlock]]
@@ -164,7 +173,9 @@ class Completer:
         if prefix + suffix <= room:
             return window
         suffix_room = min(suffix, room // 4)
-        kept_prefix = _keep(window.prefix, room - suffix_room, self.count_tokens, tail=True)
+        kept_prefix = _stable_tail(
+            window.prefix, room - suffix_room, self.count_tokens, c.prefix_lines * CHARS_PER_LINE
+        )
         kept_suffix = _keep(window.suffix, suffix_room, self.count_tokens, tail=False)
         log.debug("cursor window cut to fit the context of %d tokens", self.engine.n_ctx)
         return dataclasses.replace(
@@ -192,7 +203,14 @@ class Completer:
             budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
             if budget > 0:
                 query = ContextQuery(
-                    request.path, request.text, request.line, request.character, budget, self.format
+                    request.path,
+                    request.text,
+                    request.line,
+                    request.character,
+                    budget,
+                    self.format,
+                    window.prefix_start_line,
+                    window.suffix_end_line,
                 )
                 try:
                     blocks = self.context(query, self.count_tokens)
@@ -394,6 +412,23 @@ def _typed_since(old: str, new: str, dropped_lines: int) -> str | None:
             return None
     kept = old[start:]
     return new[len(kept) :] if new.startswith(kept) else None
+
+
+def _stable_tail(text: str, budget: int, count: Callable[[str], int], cap: int) -> str:
+    """The end of ``text`` within ``budget`` tokens, cut where typing at its end does not
+    move the cut: the largest of ``cap``, ``cap / 2``, ``cap / 4`` ... characters that
+    fits, each cut in quarter steps (``capped_prefix``). A cut that moved with the
+    length (a fifth at a time) changed the prompt's start at nearly every keystroke."""
+    if count(text) <= budget:
+        return text
+    while cap >= len(text) and cap > 1:
+        cap //= 2
+    while cap >= 64:
+        kept, _ = capped_prefix(text, cap)
+        if count(kept) <= budget:
+            return kept
+        cap //= 2
+    return _keep(text, budget, count, tail=True)
 
 
 def _keep(text: str, budget: int, count: Callable[[str], int], *, tail: bool) -> str:

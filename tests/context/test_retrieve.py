@@ -373,3 +373,17 @@ def test_sources_can_be_switched_off(workspace):
         similar_windows=False,
     )
     assert nothing.snippets == () and nothing.text == ""
+
+
+def test_the_near_part_of_a_long_line_moves_in_steps_and_cuts_between_tokens():
+    from context.retrieve import NEAR_CHARS, _near_part
+
+    line = "a.b(" + "foo.helperFn + x; " * 400 + "zz"
+    step = NEAR_CHARS // 4
+    parts = {_near_part(line, c) for c in range(8 * step, 9 * step)}
+    assert len(parts) == 1  # a quarter of NEAR_CHARS typed: the same part
+    (part,) = parts
+    assert part.lstrip().startswith(("foo.", "+ x", "x;"))  # never `helperFn` cut from `foo.`
+    assert part.endswith(";")
+    assert _near_part(line, 8 * step) != _near_part(line, 9 * step)
+    assert _near_part(line, 100).startswith("a.b(")  # near the line's start: from there

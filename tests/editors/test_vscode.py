@@ -124,6 +124,9 @@ def test_manifest_serves_every_language_and_starts_lazily() -> None:
     assert "language:" not in server_ts  # no language filter left in the client
     extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
     assert "onDidOpenTextDocument" in extension_ts and "completesLanguage(" in extension_ts
+    # Turning a language on while its documents are open starts a waiting server.
+    assert "affectsConfiguration(`${SECTION}.completion`)" in extension_ts
+    assert "server.waiting = true" in extension_ts
     commands = {c["command"] for c in manifest["contributes"]["commands"]}
     extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
     assert commands == {"qwenLsp.restart", "qwenLsp.toggle", "qwenLsp.showStats"}
@@ -222,6 +225,13 @@ def test_extension_settings_drive_the_real_server(
     }
     assert len(data["rubyItems"]) == 1 and data["rubyItems"][0]["insertText"].strip()
     assert data["markdownItems"] == []
+    assert data["notBoolean"] == [False, True]  # as the server: such entries are not used
+    # The status item in a Markdown note says completions are off there, and before the
+    # server starts (no document to complete yet) it is idle, not "stopped".
+    assert data["offStatus"]["text"] == "qwen-lsp: off for markdown"
+    assert data["offStatus"]["level"] == "info"
+    assert data["waitingStatus"]["text"] == "qwen-lsp: idle"
+    assert data["waitingStatus"]["level"] == "info"
 
     # completion.enabled: false through didChangeConfiguration, as VS Code sends it
     assert data["disabledItems"] == []
@@ -238,6 +248,38 @@ def test_extension_settings_drive_the_real_server(
         "args": ["--log-file", os.path.join(home, "q.log")],
     }
     assert data["windowsHome"] is False  # ~\ expanded on Windows too
+
+
+@needs_node
+def test_activation_starts_the_server_for_the_first_document_it_completes(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The extension's own `activate`, against a fake `vscode` API and language client
+    (editors/vscode/test/activation.ts): a window of notes starts no server (the model
+    would take gigabytes for nothing) and says so; a Ruby file, or Markdown turned on,
+    starts it once; the status item follows the active file's language."""
+    out = tmp_path / "out"
+    build = tsc("--outDir", str(out))
+    assert build.returncode == 0, build.stdout + build.stderr
+    run = subprocess.run(
+        [NODE or "node", str(out / "test" / "activation.js")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    data = json.loads(run.stdout)
+    info = 0  # LanguageStatusSeverity.Information
+    assert data["notes"]["starts"] == 0
+    assert data["notes"]["status"] == {"text": "qwen-lsp: idle", "severity": info}
+    assert data["notes"]["selector"] == [{"scheme": "file"}, {"scheme": "untitled"}]
+    assert data["otherScheme"] == 0  # an output panel is not a document to complete
+    assert data["afterRuby"] == 1  # started once, for the Ruby file
+    assert data["markdownTurnedOn"] == 1
+    assert data["codeAtStart"] == 1
+    assert data["inNotes"] == {"text": "qwen-lsp: off for markdown", "severity": info}
+    assert data["inCode"] == {"text": "qwen-lsp: ready", "severity": info}
 
 
 @needs_node

@@ -45,13 +45,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     await server.start();
     return;
   }
-  const waiting = vscode.workspace.onDidOpenTextDocument((document) => {
-    if (wanted(document) && !server.running && !server.starting) {
-      waiting.dispose();
+  server.waiting = true;
+  await status.refresh();
+  const startFor = (documents: readonly vscode.TextDocument[]): void => {
+    if (server.waiting && documents.some(wanted)) {
       void server.start();
     }
-  });
-  context.subscriptions.push(waiting);
+  };
+  context.subscriptions.push(
+    vscode.workspace.onDidOpenTextDocument((document) => startFor([document])),
+    // A language turned on while its documents are open: start for them.
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(`${SECTION}.completion`)) {
+        startFor(vscode.workspace.textDocuments);
+      }
+    }),
+  );
 }
 
 export async function deactivate(): Promise<void> {

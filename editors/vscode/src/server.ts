@@ -31,6 +31,8 @@ export class QwenServer implements vscode.Disposable {
   readonly onDidChange = this.changed.event;
   /** The session switch of `qwenLsp.toggle`: while off, no inline request reaches the server. */
   inlineEnabled = true;
+  /** Not started yet, by design: no open document is one the server would complete. */
+  waiting = false;
 
   constructor(private readonly log: vscode.LogOutputChannel) {}
 
@@ -43,6 +45,7 @@ export class QwenServer implements vscode.Disposable {
   }
 
   async start(): Promise<void> {
+    this.waiting = false;
     const launch = serverLaunch(vscode.workspace.getConfiguration(SECTION).get('server.command'));
     if ('error' in launch) {
       this.fail(launch.error);

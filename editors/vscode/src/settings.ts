@@ -40,6 +40,11 @@ export function completesLanguage(languageId: string, completion: unknown): bool
   const languages =
     completion !== null && typeof completion === 'object' ? (completion as Record<string, unknown>).languages : undefined;
   const map = languages !== null && typeof languages === 'object' ? (languages as Record<string, unknown>) : {};
-  const value = map[languageId] ?? map['*'] ?? true;
-  return value !== false;
+  // As the server: an entry that is not a boolean is not used.
+  const own = map[languageId];
+  if (typeof own === 'boolean') {
+    return own;
+  }
+  const rest = map['*'];
+  return typeof rest === 'boolean' ? rest : true;
 }

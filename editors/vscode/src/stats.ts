@@ -40,8 +40,27 @@ const MODEL_TEXT: Record<Stats['model'], string> = {
   disabled: 'no model',
 };
 
-/** The status item for `stats`; `paused` is the session toggle (`qwenLsp.toggle`). */
-export function describe(stats: Stats, paused: boolean): StatusView {
+/** The status item while the server waits for the first document it would complete. */
+export const WAITING: StatusView = {
+  text: 'qwen-lsp: idle',
+  detail: 'starts with the first file it completes (qwenLsp.completion.languages)',
+  level: 'info',
+  busy: false,
+};
+
+/**
+ * The status item for `stats`; `paused` is the session toggle (`qwenLsp.toggle`), `offFor`
+ * the language of the active document when completions are off for it.
+ */
+export function describe(stats: Stats, paused: boolean, offFor?: string): StatusView {
+  if (offFor !== undefined && stats.model !== 'failed') {
+    return {
+      text: `qwen-lsp: off for ${offFor}`,
+      detail: 'qwenLsp.completion.languages turns it on',
+      level: 'info',
+      busy: stats.model === 'loading' || stats.index === 'building',
+    };
+  }
   const last = [...stats.recent].reverse().find((r) => r.kind === 'completion' && r.outcome !== 'cancelled');
   let text = `qwen-lsp: ${MODEL_TEXT[stats.model] ?? stats.model}`;
   if (paused) {

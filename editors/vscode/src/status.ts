@@ -1,7 +1,8 @@
 /** What the user sees of the server's state: the language-status item and the stats document. */
 import * as vscode from 'vscode';
 import { DOCUMENTS, type QwenServer } from './server';
-import { describe } from './stats';
+import { completesLanguage, SECTION } from './settings';
+import { describe, type StatusView, WAITING } from './stats';
 
 // Often enough to follow a model load; rare enough to stay out of the server's way.
 const REFRESH_MS = 3000;
@@ -21,7 +22,11 @@ export class StatusItem implements vscode.Disposable {
   constructor(private readonly server: QwenServer) {
     this.item.name = 'qwen-lsp';
     this.item.command = { title: 'Stats', command: 'qwenLsp.showStats' };
-    this.subscription = server.onDidChange(() => this.follow());
+    this.subscription = vscode.Disposable.from(
+      server.onDidChange(() => this.follow()),
+      // The item says when completions are off for the language of the active file.
+      vscode.window.onDidChangeActiveTextEditor(() => void this.refresh()),
+    );
     this.follow();
   }
 
@@ -43,6 +48,10 @@ export class StatusItem implements vscode.Disposable {
 
   async refresh(): Promise<void> {
     const stats = await this.server.stats();
+    if (stats === undefined && this.server.waiting) {
+      this.show(WAITING);
+      return;
+    }
     if (stats === undefined) {
       this.item.text = this.server.starting ? 'qwen-lsp: starting' : 'qwen-lsp: stopped';
       this.item.detail = this.server.starting ? '' : 'qwen-lsp: Restart Server starts it again';
@@ -50,7 +59,14 @@ export class StatusItem implements vscode.Disposable {
       this.item.busy = this.server.starting;
       return;
     }
-    const view = describe(stats, !this.server.inlineEnabled);
+    const document = vscode.window.activeTextEditor?.document;
+    const off =
+      document !== undefined &&
+      !completesLanguage(document.languageId, vscode.workspace.getConfiguration(SECTION).get('completion'));
+    this.show(describe(stats, !this.server.inlineEnabled, off ? document.languageId : undefined));
+  }
+
+  private show(view: StatusView): void {
     this.item.text = view.text;
     this.item.detail = view.detail;
     this.item.severity = SEVERITY[view.level];

@@ -31,7 +31,7 @@ import {
 } from 'vscode-languageserver-protocol/node';
 import { expandHome, findExecutable, serverLaunch } from '../src/launch';
 import { completesLanguage, initializationOptions, SECTION } from '../src/settings';
-import { describe, STATS_METHOD, type Stats } from '../src/stats';
+import { describe, STATS_METHOD, type Stats, WAITING } from '../src/stats';
 
 const SOURCE = 'import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\ndef circumference(radius):\n    return ';
 
@@ -161,6 +161,12 @@ async function main(): Promise<void> {
       rubyItems,
       markdownItems,
       startsFor,
+      notBoolean: [
+        completesLanguage('ruby', { languages: { ruby: 'no', '*': false } }),
+        completesLanguage('ruby', { languages: { ruby: null } }),
+      ],
+      offStatus: describe(afterCompletion, false, 'markdown'),
+      waitingStatus: WAITING,
       messages,
       pulls,
       missingProgram: findExecutable('qwen-lsp-no-such-program') ?? null,
