@@ -82,6 +82,59 @@ def test_incremental_edits_land_on_the_lines_the_editor_means() -> None:
             assert doc.source == text
 
 
+def test_random_edits_with_breaks_across_their_ends_and_past_the_end() -> None:
+    """Edits that make or split line breaks across their ends (a CR before the edit and
+    an LF typed after it), lines past the end, astral characters in UTF-16 columns: the
+    server's copy stays equal to the editor's."""
+    workspace = Workspace(None, types.TextDocumentSyncKind.Incremental)
+    use_lsp_lines(workspace)
+    rng = random.Random(11)
+    pieces = ["ab", "x", " ", "\n", "\r", "\r\n", "\x0c", "é", "😀"]
+    for doc_number in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(25)))
+        uri = f"file:///tmp/fuzz{doc_number}.py"
+        workspace.put_text_document(
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+        doc = workspace.get_text_document(uri)
+        for _ in range(40):
+            lines = reference_lines(text) or [""]
+            sl = rng.randrange(len(lines) + 2)  # now and then past the last line
+            el = rng.randrange(sl, sl + 3)
+            body = len(lines[sl].rstrip("\r\n")) if sl < len(lines) else 0
+            sc = rng.randrange(body + 3)
+            ec = rng.randrange(body + 3) if el == sl else rng.randrange(6)
+            if el == sl and ec < sc:
+                sc, ec = ec, sc
+            new = "".join(rng.choice(pieces) for _ in range(rng.randrange(4)))
+            doc.apply_change(
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(sl, sc), types.Position(el, ec)), text=new
+                )
+            )
+            text = apply_reference_utf16(text, (sl, sc, el, ec, new))
+            assert doc.source == text, (doc_number, repr(text))
+
+
+def apply_reference_utf16(text: str, change: tuple[int, int, int, int, str]) -> str:
+    """``apply_reference`` with columns in UTF-16 code units (what the editor sends)."""
+    lines = reference_lines(text)
+    sl, sc, el, ec, new = change
+
+    def offset(line: int, col: int) -> int:
+        if line >= len(lines):
+            return len(text)
+        body = lines[line].rstrip("\r\n")
+        units, index = 0, 0
+        while index < len(body) and units < col:
+            units += 2 if ord(body[index]) > 0xFFFF else 1
+            index += 1
+        return sum(len(x) for x in lines[:line]) + index
+
+    start = offset(sl, sc)
+    return text[:start] + new + text[max(start, offset(el, ec)) :]
+
+
 def test_columns_past_the_end_are_the_end_of_the_line_in_utf16() -> None:
     """LSP clamps a column past the end of a line to its end. pygls's codec moved it one
     character back on a last line without a line break (and so cut that character)."""
