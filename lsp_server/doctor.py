@@ -392,7 +392,10 @@ def check_grammars(modules: dict[str, tuple[str, ...]] | None = None) -> Check:
             continue
         loaded.append(short)
     if not missing and not broken:
-        return Check("tree-sitter grammars", "ok", ", ".join(loaded))
+        from context.languages import TEXT_LANGUAGES
+
+        text = ", ".join(TEXT_LANGUAGES)
+        return Check("tree-sitter grammars", "ok", f"{', '.join(loaded)}; read as text: {text}")
     problems = []
     fixes = []
     if missing:

@@ -231,7 +231,8 @@ def test_grammar_check_names_missing_packages() -> None:
 
 def test_grammars_installed_here_load() -> None:
     pytest.importorskip("tree_sitter_python")
-    assert check_grammars({"tree_sitter_python": ("language",)}).status == "ok"
+    ok = check_grammars({"tree_sitter_python": ("language",)})
+    assert ok.status == "ok" and ok.detail.startswith("python; read as text: ruby, php")
 
 
 def test_model_checks(home: Path, qwen35: Path, qwen2: Path) -> None:
