@@ -8,6 +8,7 @@ Inference and indexing never run on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -40,6 +41,7 @@ from lsp_server.convert import (
 )
 from lsp_server.engine.llama import Cancelled, EngineError, Figures
 from lsp_server.mirror import use_lsp_lines, with_lf_line_breaks
+from lsp_server.notebooks import notebook_view
 from lsp_server.parent import watch_parent
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
@@ -94,6 +96,15 @@ class QwenLanguageServer(LanguageServer):
             "qwen-lsp",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            # Notebooks (Jupyter in VS Code): their cells, to complete a cell with the
+            # code of the others (lsp_server.notebooks).
+            notebook_document_sync=types.NotebookDocumentSyncOptions(
+                notebook_selector=[
+                    types.NotebookDocumentFilterWithCells(
+                        notebook="*", cells=[types.NotebookCellLanguage(language="*")]
+                    )
+                ]
+            ),
             protocol_cls=QwenProtocol,
         )
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
@@ -444,6 +455,33 @@ def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> 
     ls._debounce[uri] = loop.call_later(0.15, run)
 
 
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+def notebook_did_open(ls: QwenLanguageServer, params: types.DidOpenNotebookDocumentParams) -> None:
+    for cell in params.cell_text_documents:  # (pygls keeps the notebook and its cells)
+        ls.runtime.document_opened(_path_of(cell.uri), cell.text, cell.language_id)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+def notebook_did_change(
+    ls: QwenLanguageServer, params: types.DidChangeNotebookDocumentParams
+) -> None:
+    structure = params.change.cells.structure if params.change.cells else None
+    if structure is None:
+        return
+    for cell in structure.did_open or ():
+        ls.runtime.document_opened(_path_of(cell.uri), cell.text, cell.language_id)
+    for closed in structure.did_close or ():
+        ls.runtime.document_closed(_path_of(closed.uri))
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+def notebook_did_close(
+    ls: QwenLanguageServer, params: types.DidCloseNotebookDocumentParams
+) -> None:
+    for cell in params.cell_text_documents:
+        ls.runtime.document_closed(_path_of(cell.uri))
+
+
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(
     ls: QwenLanguageServer, params: types.DidChangeWatchedFilesParams
@@ -467,7 +505,9 @@ def _open_text(ls: QwenLanguageServer, uri: str) -> str | None:
 
 def _request(
     ls: QwenLanguageServer, uri: str, position: types.Position
-) -> tuple[CompletionRequest, str]:
+) -> tuple[CompletionRequest, str, int]:
+    """The request at ``position``, the text of its line, and how many lines of the text
+    completed come before the document's first (a notebook cell: the cells above)."""
     text = _open_text(ls, uri)
     if text is None:
         raise JsonRpcInvalidParams(f"the document is not open: {uri}")
@@ -479,14 +519,38 @@ def _request(
     line_text = lines[position.line].removesuffix("\r")
     character = column_to_codepoints(line_text, position.character, ls.encoding())
     path = _path_of(uri)
-    request = ls.runtime.completion_request(path, text, position.line, character)
-    return request, line_text
+    view = notebook_view(ls.workspace, uri)
+    if view is None:
+        return ls.runtime.completion_request(path, text, position.line, character), line_text, 0
+    request = ls.runtime.completion_request(
+        path, view.text, view.first_line + position.line, character
+    )
+    notebook_path = _path_of(view.notebook_uri)
+    if os.path.isabs(notebook_path):  # shown to the model as the notebook's own path
+        root = ls.runtime.root_of(notebook_path)
+        request = dataclasses.replace(
+            request,
+            display_path=ls.runtime.display_path(notebook_path),
+            repo_name=os.path.basename(root) if root else "",
+        )
+    return request, line_text, view.first_line
 
 
 async def _complete(
     ls: QwenLanguageServer, uri: str, position: types.Position
 ) -> tuple[CompletionResult | None, str]:
-    request, line_text = _request(ls, uri, position)
+    request, line_text, first_line = _request(ls, uri, position)
+    result, line_text = await _run_completion(ls, uri, request, line_text)
+    if result is not None and result.suggestion is not None and first_line:
+        # Back to the cell's own lines.
+        moved = dataclasses.replace(result.suggestion, line=result.suggestion.line - first_line)
+        result = dataclasses.replace(result, suggestion=moved)
+    return result, line_text
+
+
+async def _run_completion(
+    ls: QwenLanguageServer, uri: str, request: CompletionRequest, line_text: str
+) -> tuple[CompletionResult | None, str]:
     if not ls.runtime.completes(request.path):
         return None, line_text  # off for this language (completion.languages)
     if not ls.runtime.ready:

@@ -732,3 +732,85 @@ async def test_a_50_mb_document_is_answered_and_the_server_keeps_going(
     small = open_doc(client, ws / "small.py", SOURCE)
     assert await inline(client, small, end_of(SOURCE)) is not None
     assert (await stats(client))["model"] == "ready"
+
+
+CELLS = (
+    (
+        types.NotebookCellKind.Code,
+        "python",
+        "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2",
+    ),
+    (types.NotebookCellKind.Markup, "markdown", "# Circles\n\nThe area of a circle is "),
+    (types.NotebookCellKind.Code, "python", "values = [area(r) for r in range(5)]\nprint("),
+)
+
+
+async def test_a_notebook_cell_is_completed_with_the_cells_above(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """VS Code syncs a Jupyter notebook as one document of cells: a cell is completed as
+    part of the notebook's code (the cells of its language joined, Markdown left out),
+    and the suggestion lands on the cell's own line. A Markdown cell is not completed."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
+    capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
+        synchronization=types.NotebookDocumentSyncClientCapabilities()
+    )
+    init = options(qwen2_model)
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities,
+            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+            initialization_options=init,
+        )
+    )
+    assert result.capabilities.notebook_document_sync is not None
+    assert (await wait_model(client))["model"] == "ready"
+    notebook = ws / "analysis.ipynb"
+    notebook.write_text("{}")
+    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=notebook.as_uri(),
+                notebook_type="jupyter-notebook",
+                version=1,
+                cells=[
+                    types.NotebookCell(kind=kind, document=uri)
+                    for (kind, _, _), uri in zip(CELLS, cell_uris, strict=True)
+                ],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                for (_, language, text), uri in zip(CELLS, cell_uris, strict=True)
+            ],
+        )
+    )
+    last = CELLS[2][2]
+    got = await inline(client, cell_uris[2], end_of(last))
+    assert got is not None and len(got.items) == 1
+    item = got.items[0]
+    assert item.range is not None and item.range.start == end_of(last)  # the cell's line
+
+    # The same as the engine gives for the notebook's code as one document.
+    virtual = CELLS[0][2] + "\n\n" + last
+    settings = load_settings(init).settings
+    with LlamaEngine(EngineConfig(model_path=str(qwen2_model), n_ctx=4096, n_threads=1)) as e:
+        pos = end_of(virtual)
+        want = Completer(e, settings).complete(
+            CompletionRequest(
+                path=cell_uris[2],
+                text=virtual,
+                line=pos.line,
+                character=pos.character,
+                display_path="analysis.ipynb",
+                repo_name="ws",
+                language_id="python",
+            )
+        )
+    assert want.suggestion is not None and item.insert_text == want.suggestion.text
+
+    markdown = CELLS[1][2]
+    off = await inline(client, cell_uris[1], end_of(markdown))
+    assert off is None or not off.items

@@ -119,7 +119,10 @@ def test_manifest_serves_every_language_and_starts_lazily() -> None:
     manifest = json.loads(MANIFEST.read_text())
     assert manifest["activationEvents"] == ["onStartupFinished"]
     server_ts = (EXTENSION / "src" / "server.ts").read_text()
-    assert "export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }];" in server_ts
+    assert (
+        "export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }, "
+        "{ scheme: 'vscode-notebook-cell' }];" in server_ts
+    )
     assert "documentSelector: DOCUMENTS," in server_ts
     assert "language:" not in server_ts  # no language filter left in the client
     extension_ts = (EXTENSION / "src" / "extension.ts").read_text()
@@ -193,6 +196,9 @@ def test_extension_settings_drive_the_real_server(
     data = json.loads(run.stdout)
 
     assert data["inlineCompletionProvider"] is not None  # else VS Code never asks
+    # Notebooks are synced whole (VS Code's client then sends their cells together).
+    (selector,) = data["notebookDocumentSync"]["notebookSelector"]
+    assert selector == {"notebook": "*", "cells": [{"language": "*"}]}
     options = data["initializationOptions"]
     # The server's sections only: no client-only keys.
     assert set(options) == {"model", "completion", "context", "engine", "codeActions"}
@@ -273,7 +279,11 @@ def test_activation_starts_the_server_for_the_first_document_it_completes(
     info = 0  # LanguageStatusSeverity.Information
     assert data["notes"]["starts"] == 0
     assert data["notes"]["status"] == {"text": "qwen-lsp: idle", "severity": info}
-    assert data["notes"]["selector"] == [{"scheme": "file"}, {"scheme": "untitled"}]
+    assert data["notes"]["selector"] == [
+        {"scheme": "file"},
+        {"scheme": "untitled"},
+        {"scheme": "vscode-notebook-cell"},
+    ]
     assert data["otherScheme"] == 0  # an output panel is not a document to complete
     assert data["afterRuby"] == 1  # started once, for the Ruby file
     assert data["markdownTurnedOn"] == 1

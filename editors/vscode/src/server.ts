@@ -14,9 +14,11 @@ import { STATS_METHOD, type Stats } from './stats';
 
 /**
  * The documents the client syncs: every saved file and every new, never saved buffer, in any
- * language. The server decides which languages it completes (`completion.languages`).
+ * language, and the cells of notebooks (synced as notebooks: the server completes a cell with
+ * the code of the cells above). The server decides which languages it completes
+ * (`completion.languages`).
  */
-export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }];
+export const DOCUMENTS = [{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-notebook-cell' }];
 
 // The server is restarted after a crash, but not in a loop: after this many crashes
 // within the window it stays down and the user gets one message.

@@ -91,6 +91,7 @@ async function main(): Promise<void> {
       workspace: { configuration: true, didChangeConfiguration: { dynamicRegistration: true } },
       window: { workDoneProgress: true },
       textDocument: { inlineCompletion: { dynamicRegistration: true } },
+      notebookDocument: { synchronization: { dynamicRegistration: true } },
     },
     initializationOptions: options,
   });
@@ -148,6 +149,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       inlineCompletionProvider: init.capabilities.inlineCompletionProvider ?? null,
+      notebookDocumentSync: init.capabilities.notebookDocumentSync ?? null,
       initializationOptions: options,
       items: Array.isArray(items) ? items : (items?.items ?? []),
       stats: afterCompletion,
