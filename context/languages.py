@@ -486,6 +486,29 @@ TEXT_EXTENSIONS: dict[str, str] = {
 }
 
 
+# Editor language ids (VS Code's, Neovim's filetypes) of the parsed languages, for
+# documents whose path says nothing: untitled buffers, notebook cells.
+_EDITOR_LANGUAGES = {
+    "python": "python",
+    "javascript": "javascript",
+    "javascriptreact": "javascript",
+    "typescript": "typescript",
+    "typescriptreact": "tsx",
+    "go": "go",
+    "rust": "rust",
+    "java": "java",
+    "c": "c",
+    "cpp": "cpp",
+    "lua": "lua",
+}
+
+
+def language_of_document(path: str, language_id: str = "") -> str | None:
+    """The language of a document: by its path's extension, else by the editor's
+    language id (an untitled buffer, a notebook cell)."""
+    return language_for_path(path) or _EDITOR_LANGUAGES.get(language_id)
+
+
 def has_grammar(language: str) -> bool:
     """Whether files of ``language`` are parsed (else they are indexed as text)."""
     return language in LANGUAGES

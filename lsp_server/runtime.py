@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from context.languages import language_for_path
+from context.languages import language_of_document
 from context.symbols import file_symbols
 from context.types import Definition
 from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
@@ -377,7 +377,7 @@ class Runtime:
         """The actions offered at a range (no model). Editors ask at every cursor move: the
         definitions come from the index's parse of the open document when it is of this
         very text, else from a parse of it."""
-        language = language_for_path(path)
+        language = language_of_document(path, self._language_ids.get(path, ""))
         definitions: Sequence[Definition] = ()
         if language is not None and len(text) <= self.settings.context.max_file_size:
             source = text.encode("utf-8", "surrogatepass")
@@ -412,6 +412,10 @@ class Runtime:
         self._language_ids[path] = language_id
         if self.context is not None:
             self.context.note_view(path, 0)
+
+    def language_id(self, path: str) -> str:
+        """The editor's language id of an open document ("" when not known)."""
+        return self._language_ids.get(path, "")
 
     def completes(self, path: str) -> bool:
         """Whether the document at ``path`` gets completions (``completion.languages``, by
@@ -450,6 +454,7 @@ class Runtime:
 
     def document_closed(self, path: str) -> None:
         self._language_ids.pop(path, None)
+        self._positions.pop(path, None)
         if self._active == path:
             self._active = ""  # closed: nothing to keep warm for it
         if self.context is not None:

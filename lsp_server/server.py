@@ -520,20 +520,33 @@ def _request(
     character = column_to_codepoints(line_text, position.character, ls.encoding())
     path = _path_of(uri)
     view = notebook_view(ls.workspace, uri)
-    if view is None:
-        return ls.runtime.completion_request(path, text, position.line, character), line_text, 0
+    if view is None:  # (a cell the view leaves out, a Markdown one, is completed alone)
+        request = ls.runtime.completion_request(path, text, position.line, character)
+        display = _display_path(ls, uri, path)
+        return dataclasses.replace(request, display_path=display), line_text, 0
     request = ls.runtime.completion_request(
         path, view.text, view.first_line + position.line, character
     )
     notebook_path = _path_of(view.notebook_uri)
-    if os.path.isabs(notebook_path):  # shown to the model as the notebook's own path
-        root = ls.runtime.root_of(notebook_path)
-        request = dataclasses.replace(
-            request,
-            display_path=ls.runtime.display_path(notebook_path),
-            repo_name=os.path.basename(root) if root else "",
-        )
+    root = ls.runtime.root_of(notebook_path) if os.path.isabs(notebook_path) else None
+    request = dataclasses.replace(
+        request,
+        display_path=_display_path(ls, uri, path),
+        repo_name=os.path.basename(root) if root else "",
+    )
     return request, line_text, view.first_line
+
+
+def _display_path(ls: QwenLanguageServer, uri: str, path: str) -> str:
+    """The path the model is shown: relative to the workspace, and for a notebook cell
+    the notebook's (never the cell's URI)."""
+    notebook = ls.workspace.get_notebook_document(cell_uri=uri)
+    if notebook is None:
+        return ls.runtime.display_path(path)
+    notebook_path = _path_of(notebook.uri)
+    if os.path.isabs(notebook_path):
+        return ls.runtime.display_path(notebook_path)
+    return unquote(notebook.uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
 
 
 async def _complete(
@@ -678,7 +691,9 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
         return None, "the document is not open: nothing was changed"
     version = ls.workspace.get_text_document(uri).version
     path = _path_of(uri)
-    request = RewriteRequest(plan, path, ls.runtime.display_path(path), text)
+    request = RewriteRequest(
+        plan, path, _display_path(ls, uri, path), text, ls.runtime.language_id(path)
+    )
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
     message = "cancelled"
     try:

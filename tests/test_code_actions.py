@@ -365,12 +365,14 @@ async def start(
         await asyncio.sleep(0.05)
 
 
-def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
+def open_doc(
+    client: LanguageClient, path: pathlib.Path, text: str, language_id: str = "python"
+) -> str:
     path.write_text(text)
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
-                uri=path.as_uri(), language_id="python", version=1, text=text
+                uri=path.as_uri(), language_id=language_id, version=1, text=text
             )
         )
     )
@@ -557,7 +559,7 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     ws.mkdir()
     await start(client, ws, qwen2_model)
     text = "a = 1\nb = 2\n"
-    uri = open_doc(client, ws / "x.md", text)
+    uri = open_doc(client, ws / "x.md", text, "markdown")
     actions = await actions_at(client, uri, (1, 0), diagnostics=[diagnostic(1, "typo")])
     assert actions and isinstance(actions[0], types.CodeAction)
     (fix,) = actions
@@ -575,6 +577,41 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     with engine:
         expected = rewriter.run(RewriteRequest(plan, str((ws / "x.md").resolve()), "x.md", text))
     assert expected.new_text and text_edit.new_text == expected.new_text
+
+
+async def test_a_buffer_without_a_path_is_checked_in_its_editors_language(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """An untitled buffer or a notebook cell has no extension to tell its language: the
+    editor's language id does, so a Python buffer gets the Python actions, and a rewrite
+    that does not parse is refused there as in a .py file. Before, such buffers had no
+    syntax check: any answer replaced the lines."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+
+    def open_untitled(uri: str, text: str) -> None:
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+
+    open_untitled("untitled:Untitled-1", "def area(r):\n    return math.pi * r ** 2\n")
+    actions = await actions_at(client, "untitled:Untitled-1", (1, 4))
+    titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+    assert any("docstring" in t for t in titles) and any("annotations" in t for t in titles)
+
+    # And a rewrite there is checked as Python: refused when it does not parse.
+    text = "def area(r):\n    return 3.14 * r * r\n"
+    fix = plan_actions(text, "python", 1, 1, [Diagnostic("typo", 1, 1)], [])[0]
+    broken = "def area(r:\n    return 3.14 * r * r"
+    cell = "vscode-notebook-cell:/w/a.ipynb#W0sZmlsZQ%3D%3D"
+    for language_id, refused in (("python", True), ("", False)):
+        request = RewriteRequest(fix, cell, "a.ipynb", text, language_id)
+        assert (finish(request, broken, "stop").new_text is None) == refused
 
 
 async def test_a_cancelled_action_answers_at_once_and_never_runs(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from context.languages import has_grammar, language_for_path
+from context.languages import has_grammar, language_of_document
 from context.symbols import parse
 from lsp_server.actions.plan import ActionPlan, region_digest
 from lsp_server.completion.prompt import (
@@ -26,7 +26,7 @@ from lsp_server.completion.prompt import (
     ContextBlock,
     Prompt,
     Segment,
-    language_of,
+    fence_language,
     render_chat_frame,
     text_for_server,
 )
@@ -59,6 +59,7 @@ class RewriteRequest:
     path: str  # as the index knows it (absolute), or the URI of an unsaved buffer
     display_path: str  # shown to the model (relative to the workspace)
     text: str  # the document now
+    language_id: str = ""  # the editor's, for a path with no extension (a notebook cell)
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Rewriter:
         lines = _lines(request.text)
         end = min(plan.end_line, len(lines) - 1)
         region = "\n".join(lines[plan.start_line : end + 1])
-        lang = language_of(request.path)
+        lang = fence_language(request.path, request.language_id)
         head, tail = self._frame
         max_tokens = self.settings.code_actions.max_tokens
         room = self.engine.n_ctx - max_tokens - RESERVE_TOKENS - 2 * self.count_tokens(region)
@@ -231,7 +232,7 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
     if code.rstrip() == old.rstrip():
         return RewriteResult(None, "Qwen suggested no change", Figures())
     new_region = "\n".join([""] * lead + [code] + [""] * trail)
-    language = language_for_path(request.path)
+    language = language_of_document(request.path, request.language_id)
     if language is not None and has_grammar(language):  # (no check for text languages)
         if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
             old_scope = "\n".join(lines)
