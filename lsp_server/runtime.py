@@ -296,7 +296,7 @@ class Runtime:
             character=character,
             display_path=self.display_path(path),
             repo_name=os.path.basename(root) if root else "",
-            language_id=self._language_ids.get(path, ""),
+            language_id=self.language_id(path),
         )
 
     def root_of(self, path: str) -> str | None:
@@ -377,7 +377,7 @@ class Runtime:
         """The actions offered at a range (no model). Editors ask at every cursor move: the
         definitions come from the index's parse of the open document when it is of this
         very text, else from a parse of it."""
-        language = language_of_document(path, self._language_ids.get(path, ""))
+        language = language_of_document(path, self.language_id(path))
         definitions: Sequence[Definition] = ()
         if language is not None and len(text) <= self.settings.context.max_file_size:
             source = text.encode("utf-8", "surrogatepass")
@@ -420,7 +420,7 @@ class Runtime:
     def completes(self, path: str) -> bool:
         """Whether the document at ``path`` gets completions (``completion.languages``, by
         the language id it was opened with; a path never opened counts as "*")."""
-        return self.settings.completion.enabled_for(self._language_ids.get(path, ""))
+        return self.settings.completion.enabled_for(self.language_id(path))
 
     def document_changed(self, path: str, text: str, warm: bool) -> None:
         """Runs on a worker thread after a pause in typing."""

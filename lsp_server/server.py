@@ -519,22 +519,21 @@ def _request(
     line_text = lines[position.line].removesuffix("\r")
     character = column_to_codepoints(line_text, position.character, ls.encoding())
     path = _path_of(uri)
-    view = notebook_view(ls.workspace, uri)
-    if view is None:  # (a cell the view leaves out, a Markdown one, is completed alone)
-        request = ls.runtime.completion_request(path, text, position.line, character)
-        display = _display_path(ls, uri, path)
-        return dataclasses.replace(request, display_path=display), line_text, 0
+    view = notebook_view(ls.workspace, uri)  # (None for a cell it leaves out: completed alone)
+    first_line = view.first_line if view is not None else 0
     request = ls.runtime.completion_request(
-        path, view.text, view.first_line + position.line, character
+        path, view.text if view is not None else text, first_line + position.line, character
     )
-    notebook_path = _path_of(view.notebook_uri)
-    root = ls.runtime.root_of(notebook_path) if os.path.isabs(notebook_path) else None
-    request = dataclasses.replace(
-        request,
-        display_path=_display_path(ls, uri, path),
-        repo_name=os.path.basename(root) if root else "",
-    )
-    return request, line_text, view.first_line
+    notebook = ls.workspace.get_notebook_document(cell_uri=uri)
+    if notebook is not None:  # the model is shown the notebook, never a cell's URI
+        notebook_path = _path_of(notebook.uri)
+        root = ls.runtime.root_of(notebook_path) if os.path.isabs(notebook_path) else None
+        request = dataclasses.replace(
+            request,
+            display_path=_notebook_display_path(ls, notebook),
+            repo_name=os.path.basename(root) if root else "",
+        )
+    return request, line_text, first_line
 
 
 def _display_path(ls: QwenLanguageServer, uri: str, path: str) -> str:
@@ -543,6 +542,10 @@ def _display_path(ls: QwenLanguageServer, uri: str, path: str) -> str:
     notebook = ls.workspace.get_notebook_document(cell_uri=uri)
     if notebook is None:
         return ls.runtime.display_path(path)
+    return _notebook_display_path(ls, notebook)
+
+
+def _notebook_display_path(ls: QwenLanguageServer, notebook: types.NotebookDocument) -> str:
     notebook_path = _path_of(notebook.uri)
     if os.path.isabs(notebook_path):
         return ls.runtime.display_path(notebook_path)

@@ -170,13 +170,6 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ValueError(f"{key}: expected a list, got {value!r}")
         return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = get_args(typ)
-        if isinstance(value, list) and not value:
-            return {}  # an empty Lua table arrives as []
-        if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected an object, got {value!r}")
-        return {k: _convert(v, item, f"{key}[{k!r}]") for k, v in value.items()}
     raise TypeError(f"unsupported settings type {typ!r}")
 
 
@@ -210,21 +203,20 @@ def _load_map(obj: Any, name: str, value: Any, typ: Any, key: str, errors: list[
     """A map setting: the user's entries over the defaults (as VS Code merges objects), so
     ``{"markdown": true}`` turns one language on and leaves the others as they were; an
     invalid entry is reported and keeps its default."""
-    factory = next(f for f in dataclasses.fields(obj) if f.name == name).default_factory
-    default: dict[str, Any] = factory()  # type: ignore[misc,operator]
-    if isinstance(value, dict):
-        merged = dict(default)
-        for k, v in value.items():
-            try:
-                merged.update(_convert({k: v}, typ, key))
-            except ValueError as exc:
-                errors.append(str(exc))
-        setattr(obj, name, merged)
+    if isinstance(value, list) and not value:
+        value = {}  # an empty Lua table arrives as []
+    if not isinstance(value, dict):
+        errors.append(f"{key}: expected an object, got {value!r}")
         return
-    try:
-        setattr(obj, name, {**default, **_convert(value, typ, key)})
-    except ValueError as exc:
-        errors.append(str(exc))
+    factory = next(f for f in dataclasses.fields(obj) if f.name == name).default_factory
+    merged: dict[str, Any] = factory()  # type: ignore[misc,operator]
+    _, item = get_args(typ)
+    for k, v in value.items():
+        try:
+            merged[k] = _convert(v, item, f"{key}[{k!r}]")
+        except ValueError as exc:
+            errors.append(str(exc))
+    setattr(obj, name, merged)
 
 
 def _wire_key(key: str) -> str:

@@ -17,19 +17,9 @@ import sys
 import time
 from typing import Any
 
-from lsp_server.commands import parse_location, read_source
+from lsp_server.commands import parse_location, read_source, whole_number
 
 log = logging.getLogger(__name__)
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--workspace", metavar="DIR", required=True, help="the workspace root")
     p.add_argument(
         "--budget",
-        type=_positive,
+        type=whole_number(0),
         default=context.budget_tokens,
         metavar="N",
         help=f"token budget of the context (default {context.budget_tokens})",
@@ -61,8 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--format", choices=["fim", "chat"], default="fim", help="block format (default fim)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--prefix-lines", type=_positive, default=completion.prefix_lines, metavar="N")
-    p.add_argument("--suffix-lines", type=_positive, default=completion.suffix_lines, metavar="N")
+    p.add_argument(
+        "--prefix-lines", type=whole_number(0), default=completion.prefix_lines, metavar="N"
+    )
+    p.add_argument(
+        "--suffix-lines", type=whole_number(0), default=completion.suffix_lines, metavar="N"
+    )
     p.add_argument("--no-definitions", action="store_true", help="leave out definitions")
     p.add_argument("--no-recent", action="store_true", help="leave out recent activity")
     p.add_argument("--no-similar", action="store_true", help="leave out similar windows")

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from lsp_server.commands import whole_number
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `index` subcommand."""
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-cache", action="store_true", help="do not read or write a persisted index")
     p.add_argument(
         "--max-file-size",
-        type=_positive,
+        type=whole_number(1),
         default=1_000_000,
         metavar="BYTES",
         help="skip larger files (default 1000000)",
@@ -137,13 +139,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("  index: not persisted (the cache folder cannot be used: see the warning above)")
     return 0
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
