@@ -67,6 +67,12 @@ async def wait_model(client: LanguageClient, timeout: float = 30) -> dict[str, A
         await asyncio.sleep(0.05)
 
 
+async def wait_index(client: LanguageClient, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def start(
     client: LanguageClient, spec: str, workspace: pathlib.Path, init: dict[str, Any]
 ) -> None:
@@ -250,9 +256,7 @@ async def test_the_context_reaches_a_serving_engine(
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
     assert (await wait_model(client))["model"] == "ready"
-    deadline = time.monotonic() + 30
-    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_index(client)
     text = "from shapes import circle_area\n\n\ndef report(r):\n    return circle_area("
     uri = open_doc(client, ws / "main.py", text)
     await asyncio.sleep(0.3)
@@ -613,9 +617,7 @@ async def test_completion_prompt_holds_a_definition_from_another_file(
     assert (await wait_model(client))["model"] == "ready"
     text = "from geometry.shapes import circle_area, Circle\n\n\ndef report(c: Circle) -> str:\n    return str(circle_area("
     uri = open_doc(client, ws / "main.py", text)
-    deadline = time.monotonic() + 30
-    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_index(client)
     await asyncio.sleep(0.3)  # the debounced re-index of the opened document
     await inline(client, uri, end_of(text))
     data = await stats(client)
@@ -637,9 +639,7 @@ async def test_an_ignored_file_open_in_the_editor_never_reaches_the_prompt(
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
     assert (await wait_model(client))["model"] == "ready"
-    deadline = time.monotonic() + 30
-    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_index(client)
     open_doc(client, ws / "local_settings.py", 'SECRET_KEY = "sk-not-for-prompts"\n')
     open_doc(client, ws / "helpers.py", "def helper():\n    return 'shown'\n")
     text = "def main():\n    return "
@@ -662,9 +662,7 @@ async def test_files_changed_on_disk_reach_the_context(
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
     assert (await wait_model(client))["model"] == "ready"
-    deadline = time.monotonic() + 30
-    while (await stats(client))["index"] != "ready" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_index(client)
     # Changed outside the editor: a new definition, then the watcher's notification.
     shapes.write_text(
         "def circle_area(r):\n    return 3.14 * r * r\n\n\ndef square_area(s):\n    return s * s\n"

@@ -36,7 +36,8 @@ def test_lone_carriage_returns_become_line_feeds_in_place() -> None:
 
 
 def apply_reference(text: str, change: tuple[int, int, int, int, str]) -> str:
-    """An incremental change applied by offsets computed on LSP lines (ASCII text)."""
+    """An incremental change applied by offsets computed on LSP lines, columns in UTF-16
+    code units as the editor sends them (a column past the end of a line is its end)."""
     lines = reference_lines(text)
     sl, sc, el, ec, new = change
 
@@ -44,9 +45,14 @@ def apply_reference(text: str, change: tuple[int, int, int, int, str]) -> str:
         if line >= len(lines):
             return len(text)
         body = lines[line].rstrip("\r\n")
-        return sum(len(x) for x in lines[:line]) + min(col, len(body))
+        units, index = 0, 0
+        while index < len(body) and units < col:
+            units += 2 if ord(body[index]) > 0xFFFF else 1
+            index += 1
+        return sum(len(x) for x in lines[:line]) + index
 
-    return text[: offset(sl, sc)] + new + text[offset(el, ec) :]
+    start = offset(sl, sc)
+    return text[:start] + new + text[max(start, offset(el, ec)) :]
 
 
 def test_incremental_edits_land_on_the_lines_the_editor_means() -> None:
@@ -112,27 +118,8 @@ def test_random_edits_with_breaks_across_their_ends_and_past_the_end() -> None:
                     range=types.Range(types.Position(sl, sc), types.Position(el, ec)), text=new
                 )
             )
-            text = apply_reference_utf16(text, (sl, sc, el, ec, new))
+            text = apply_reference(text, (sl, sc, el, ec, new))
             assert doc.source == text, (doc_number, repr(text))
-
-
-def apply_reference_utf16(text: str, change: tuple[int, int, int, int, str]) -> str:
-    """``apply_reference`` with columns in UTF-16 code units (what the editor sends)."""
-    lines = reference_lines(text)
-    sl, sc, el, ec, new = change
-
-    def offset(line: int, col: int) -> int:
-        if line >= len(lines):
-            return len(text)
-        body = lines[line].rstrip("\r\n")
-        units, index = 0, 0
-        while index < len(body) and units < col:
-            units += 2 if ord(body[index]) > 0xFFFF else 1
-            index += 1
-        return sum(len(x) for x in lines[:line]) + index
-
-    start = offset(sl, sc)
-    return text[:start] + new + text[max(start, offset(el, ec)) :]
 
 
 def test_columns_past_the_end_are_the_end_of_the_line_in_utf16() -> None:

@@ -194,6 +194,18 @@ class _Fake(http.server.BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
 
+    def _stream_tokens(self, token: bytes, count: int, every_s: float) -> None:
+        """``count`` tokens (``token``: one event), one every ``every_s`` seconds, then the connection closes."""
+        self._stream_headers()
+        try:
+            for _ in range(count):
+                self.wfile.write(b"data: " + token + b"\n\n")
+                self.wfile.flush()
+                time.sleep(every_s)
+        except OSError:
+            pass
+        self.close_connection = True
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
         mode = self.server.mode  # type: ignore[attr-defined]
@@ -255,25 +267,9 @@ class _Fake(http.server.BaseHTTPRequestHandler):
                     break
             self.close_connection = True
         elif mode == "fast":  # a token every 10 ms, for 3 s
-            self._stream_headers()
-            try:
-                for _ in range(300):
-                    self.wfile.write(b"data: " + chunk("t") + b"\n\n")
-                    self.wfile.flush()
-                    time.sleep(0.01)
-            except OSError:
-                pass
-            self.close_connection = True
+            self._stream_tokens(chunk("t"), 300, 0.01)
         elif mode == "trickle":  # a token every 0.4 s
-            self._stream_headers()
-            try:
-                for _ in range(50):
-                    self.wfile.write(b"data: " + chunk("t") + b"\n\n")
-                    self.wfile.flush()
-                    time.sleep(0.4)
-            except OSError:
-                pass
-            self.close_connection = True
+            self._stream_tokens(chunk("t"), 50, 0.4)
 
 
 @pytest.fixture

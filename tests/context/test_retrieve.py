@@ -253,23 +253,27 @@ def test_typing_that_keeps_the_choice_keeps_every_byte(workspace):
     assert len(seen) == 1
 
 
-def test_a_half_typed_name_does_not_pull_definitions(workspace):
-    index = _index(workspace)
-    line, _ = _cursor(APP, 'label = "done"')
-    lines = APP.split("\n")
-    lines[line] = "        x = unused_hel"
-    text = "\n".join(lines)
-    candidates = collect_candidates(
+def _candidates_at_line_end(index, workspace, lines: list[str], line: int):
+    """The candidates for the cursor at the end of ``lines[line]`` of the app file."""
+    return collect_candidates(
         index,
         None,
         None,
         path=workspace["app"],
-        text=text,
+        text="\n".join(lines),
         line=line,
         character=len(lines[line]),
         prefix_lines=4,
         suffix_lines=2,
     )
+
+
+def test_a_half_typed_name_does_not_pull_definitions(workspace):
+    index = _index(workspace)
+    line, _ = _cursor(APP, 'label = "done"')
+    lines = APP.split("\n")
+    lines[line] = "        x = unused_hel"
+    candidates = _candidates_at_line_end(index, workspace, lines, line)
     helper = [c for c in candidates if "unused_helper" in c.reason]
     assert helper and all("used near the cursor" not in c.reason for c in helper)
 
@@ -284,33 +288,12 @@ def test_only_names_near_the_cursor_of_a_long_line_count(workspace):
     lines = APP.split("\n")
     filler = "x + " * (NEAR_CHARS // 2)
     lines[line] = f"        y = unused_helper() + {filler}1 + {filler}z"
-    text = "\n".join(lines)
-    candidates = collect_candidates(
-        index,
-        None,
-        None,
-        path=workspace["app"],
-        text=text,
-        line=line,
-        character=len(lines[line]),
-        prefix_lines=4,
-        suffix_lines=2,
-    )
+    candidates = _candidates_at_line_end(index, workspace, lines, line)
     helper = [c.reason for c in candidates if "`unused_helper`" in c.reason]
     assert helper and all("used near the cursor" not in r for r in helper), helper
     near = lines[line][: len(lines[line]) - len(filler) - 5] + " + unused_helper()"
     lines[line] = near
-    candidates = collect_candidates(
-        index,
-        None,
-        None,
-        path=workspace["app"],
-        text="\n".join(lines),
-        line=line,
-        character=len(near),
-        prefix_lines=4,
-        suffix_lines=2,
-    )
+    candidates = _candidates_at_line_end(index, workspace, lines, line)
     helper = [c.reason for c in candidates if "`unused_helper`" in c.reason]
     assert any("used near the cursor" in r for r in helper), helper
 
