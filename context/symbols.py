@@ -30,6 +30,7 @@ from context.languages import (
     query,
     refine_language,
 )
+from context.skeleton import included_ranges, skipped_spans
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
@@ -86,8 +87,28 @@ def extract_source(
     if not has_grammar(language):
         return language, ((), (), _references(source, TEXT_SPEC) if references else b"")
     language = refine_language(language, source)
-    tree = parse(source, language)
+    tree = parse_skeleton(source) if language == "python" else parse(source, language)
     return language, extract(tree, source, language, references)
+
+
+def parse_skeleton(source: bytes) -> Tree:
+    """Parse Python ``source`` for ``extract`` only: the middles of function bodies, which
+    cannot change what it finds, are skipped (``context.skeleton``). The tree is not
+    fit for anything else (an editor's incremental parse, references in bodies). A file
+    whose cut parse shows a syntax error is parsed whole, so that a cut the lexical pass
+    got wrong costs time, never contents."""
+    spans = skipped_spans(source)
+    if not spans:
+        return parse(source, "python")
+    p = parser("python")
+    p.included_ranges = included_ranges(source, spans)
+    try:
+        tree = p.parse(source)
+    finally:
+        p.included_ranges = []
+    if tree.root_node.has_error:
+        return parse(source, "python")
+    return tree
 
 
 def extract(tree: Tree, source: bytes, language: str, references: bool = True) -> RawSymbols:
