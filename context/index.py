@@ -80,12 +80,13 @@ class IndexStats:
     files: int
     definitions: int
     languages: dict[str, int]
-    parsed: int
+    parsed: int  # read and parsed with a grammar
     reused: int
     seconds: float
     removed: int = 0
     skipped: int = 0  # binary or oversize files met by the walk
     cancelled: bool = False
+    read_as_text: int = 0  # read for a language without a grammar (no parse)
 
 
 @dataclass(slots=True)
@@ -323,21 +324,23 @@ class WorkspaceIndex:
             if not cancelled:
                 self._project_files = set(state.project_files)
         self._persist(changes)
-        if removed or changes.parsed or changes.skipped or project_changed:
+        if removed or changes.parsed or changes.read_as_text or changes.skipped or project_changed:
             self._resolver.reset(project_files_changed=project_changed)
             with self._lock:
                 self._forward = None
         stats = self.stats()
         stats.parsed = changes.parsed
+        stats.read_as_text = changes.read_as_text
         stats.reused = pipeline.reused + changes.same
         stats.removed = len(removed)
         stats.skipped = changes.skipped + pipeline.still_skipped
         stats.cancelled = cancelled
         stats.seconds = time.perf_counter() - started
         log.info(
-            "indexed %d files (%d parsed, %d reused, %d removed) in %.2fs",
+            "indexed %d files (%d parsed, %d read as text, %d reused, %d removed) in %.2fs",
             stats.files,
             stats.parsed,
+            stats.read_as_text,
             stats.reused,
             stats.removed,
             stats.seconds,
@@ -419,7 +422,10 @@ class WorkspaceIndex:
                         r.size, r.mtime_ns, b"", _SKIPPED, (), 0, sym.encode(sym.EMPTY), root
                     )
                 else:
-                    changes.parsed += 1
+                    if has_grammar(r.language):
+                        changes.parsed += 1
+                    else:
+                        changes.read_as_text += 1
                     entry = _Entry(
                         r.size, r.mtime_ns, r.hash, r.language, r.names, r.definitions, r.blob, root
                     )
@@ -1037,6 +1043,7 @@ class _Changes:
 
     roots: dict[str, _RootChanges] = field(default_factory=dict)
     parsed: int = 0
+    read_as_text: int = 0
     same: int = 0
     skipped: int = 0
 

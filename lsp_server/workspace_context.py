@@ -57,7 +57,8 @@ class WorkspaceContext:
             )
         summary = (
             f"{stats.files} files, {stats.definitions} definitions "
-            f"({stats.parsed} parsed, {stats.reused} reused) in {stats.seconds + time.perf_counter() - start:.1f} s"
+            f"({stats.parsed} parsed, {stats.read_as_text} read as text, {stats.reused} reused) "
+            f"in {stats.seconds + time.perf_counter() - start:.1f} s"
         )
         log.info("workspace indexed: %s", summary)
         return summary

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="build or refresh the workspace index of DIR",
         description="Index every source file under DIR (reusing the persisted index for "
         "unchanged files), then print what the index holds: files, definitions, languages, "
-        "files parsed and reused, seconds.",
+        "files parsed, read as text and reused, seconds.",
     )
     p.add_argument("directory", metavar="DIR", nargs="+", help="workspace root(s)")
     p.add_argument(
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             "definitions": stats.definitions,
             "languages": stats.languages,
             "parsed": stats.parsed,
+            "read_as_text": stats.read_as_text,
             "reused": stats.reused,
             "removed": stats.removed,
             "skipped": stats.skipped,
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{stats.files} files, {stats.definitions} definitions in {stats.seconds:.2f} s")
     print(
-        f"  parsed {stats.parsed}, reused {stats.reused}, removed {stats.removed}, "
+        f"  parsed {stats.parsed}, read as text {stats.read_as_text}, reused {stats.reused}, "
+        f"removed {stats.removed}, "
         f"skipped {stats.skipped} (binary or too big)"
     )
     print(f"  languages: {languages}")

@@ -27,17 +27,18 @@ def test_index_command_json_and_warm_rerun(tmp_path: Path) -> None:
     (ws / "pkg").mkdir(parents=True)
     (ws / "pkg" / "a.py").write_text("def a():\n    pass\n\nclass B:\n    def m(self): pass\n")
     (ws / "web.ts").write_text("export function w(): void {}\n")
+    (ws / "deploy.rb").write_text("def deploy\n  run\nend\n")  # read as text
     cache = tmp_path / "cache"
     first = run_index(str(ws), "--cache-dir", str(cache), "--json")
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    assert report["files"] == 2
+    assert report["files"] == 3
     assert report["definitions"] == 4
-    assert report["languages"] == {"python": 1, "typescript": 1}
-    assert (report["parsed"], report["reused"]) == (2, 0)
+    assert report["languages"] == {"python": 1, "ruby": 1, "typescript": 1}
+    assert (report["parsed"], report["read_as_text"], report["reused"]) == (2, 1, 0)
     assert report["size_bytes"] > 0 and os.path.exists(report["databases"][0])
     second = json.loads(run_index(str(ws), "--cache-dir", str(cache), "--json").stdout)
-    assert (second["parsed"], second["reused"]) == (0, 2)
+    assert (second["parsed"], second["read_as_text"], second["reused"]) == (0, 0, 3)
 
 
 def test_index_command_text_output_and_errors(tmp_path: Path) -> None:
@@ -46,6 +47,7 @@ def test_index_command_text_output_and_errors(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 files, 1 definitions" in done.stdout
     assert "languages: go 1" in done.stdout
+    assert "parsed 1, read as text 0, reused 0" in done.stdout
     assert "not persisted" in done.stdout
     missing = run_index(str(tmp_path / "nope"))
     assert missing.returncode == 2

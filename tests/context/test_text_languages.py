@@ -76,14 +76,14 @@ def test_text_files_are_indexed_without_definitions_and_persisted(tmp_path: Path
         files = {os.path.relpath(f, root) for f in index.files()}
         assert files == {"app/models/invoice.rb", "app/models/quote.rb", "script/deploy.sh"}
         assert stats.languages == {"ruby": 2, "shell": 1}
-        assert stats.definitions == 0 and stats.parsed == 3
+        assert stats.definitions == 0 and (stats.parsed, stats.read_as_text) == (0, 3)
         symbols = index.file(os.path.join(root, "app/models/invoice.rb"))
         assert symbols is not None and symbols.language == "ruby"
         assert symbols.definitions == () and symbols.imports == ()
         assert "total_with_tax" in symbols.references  # its words, for ranking
     with WorkspaceIndex([root], cache_dir=cache) as again:
         warm = again.build()
-        assert (warm.parsed, warm.reused, warm.files) == (0, 3, 3)  # nothing read again
+        assert (warm.parsed, warm.read_as_text, warm.reused, warm.files) == (0, 0, 3, 3)
 
 
 def test_unsaved_text_of_a_text_language_is_what_the_index_reads(tmp_path: Path) -> None:
