@@ -80,6 +80,9 @@ class WorkspaceView(Protocol):
     def root_of(self, path: str) -> str | None: ...
     def project_files(self) -> list[str]: ...
 
+    @property
+    def roots(self) -> Sequence[str]: ...
+
 
 class ImportResolver:
     """Resolves imports against a ``WorkspaceView``; caches parsed project files."""
@@ -301,8 +304,10 @@ class ImportResolver:
     def _py_bases(self, from_path: str, top: str) -> list[str]:
         bases = [self._py_source_root(os.path.dirname(from_path))]
         bases.extend(self._py_top_level().get(top, ()))
-        root = self.view.root_of(from_path)
-        if root:
+        own = self.view.root_of(from_path)
+        # A document in no workspace folder (an untitled buffer): modules at the top of
+        # any folder.
+        for root in (own,) if own else self.view.roots:
             bases.extend((root, os.path.join(root, "src")))
         return list(dict.fromkeys(bases))
 

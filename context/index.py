@@ -572,17 +572,20 @@ class WorkspaceIndex:
 
     # --- open documents -------------------------------------------------------------
 
-    def update_document(self, path: str, text: str) -> FileSymbols | None:
+    def update_document(
+        self, path: str, text: str, language: str | None = None
+    ) -> FileSymbols | None:
         """Re-index an open document from its unsaved text, incrementally.
 
         The previous tree of the document is edited (common prefix and suffix of the old
         and new bytes) and re-parsed, so a keystroke costs a fraction of a full parse.
-        Returns None for a file in no supported language. Documents outside the roots or
-        ignored are parsed (their own symbols are available through ``file``) but do not
-        enter the name map.
+        Returns None for a file in no supported language; ``language`` is the one to use
+        when the path tells none (an untitled buffer, a notebook's cells). Documents outside
+        the roots or ignored are parsed (their own symbols are available through ``file``)
+        but do not enter the name map.
         """
         path = os.path.realpath(path)
-        language = language_for_path(path)
+        language = language_for_path(path) or language
         if language is None:
             return None
         source = text.encode("utf-8", "surrogatepass")

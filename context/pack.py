@@ -100,8 +100,12 @@ def _relative(path: str, roots: tuple[str, ...]) -> str:
 
 
 def block_header(path: str, root: str | Sequence[str] | None, fmt: Format, source: str) -> str:
-    """The first line of a file block, newline included."""
+    """The first line of a file block, newline included. A path in no workspace folder
+    (only the current document's can be: an untitled buffer, a file opened from
+    elsewhere) is shown by its name, as the prompt's own file is."""
     rel = relative_path(path, root)
+    if os.path.isabs(rel):
+        rel = os.path.basename(rel)
     if fmt == "fim":
         return f"{FILE_SEP}{rel}\n"
     return f"# File: {rel} ({TIER_LABELS.get(source, TIER_LABELS['definition'])})\n"

@@ -887,8 +887,9 @@ def _common_prefix(a: str, b: str) -> int:
 
 
 def _normalise(path: str) -> str:
-    # The index keys files by realpath; a symlinked workspace must still match.
-    return os.path.realpath(path) if os.path.isabs(path) else os.path.abspath(path)
+    # The index keys files by realpath (documents that are no file too: an untitled
+    # buffer's or a notebook cell's URI); a symlinked workspace must still match.
+    return os.path.realpath(path)
 
 
 # File texts split into lines, reused while the text is unchanged: the same few

@@ -480,6 +480,7 @@ def notebook_did_close(
 ) -> None:
     for cell in params.cell_text_documents:
         ls.runtime.document_closed(_path_of(cell.uri))
+    ls.runtime.document_closed(_path_of(params.notebook_document.uri))  # its joined cells
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -532,6 +533,9 @@ def _request(
             request,
             display_path=_notebook_display_path(ls, notebook),
             repo_name=os.path.basename(root) if root else "",
+            # Retrieval reads the joined cells as the notebook file's text: its imports
+            # resolve from the notebook's folder.
+            context_path=notebook_path if os.path.isabs(notebook_path) else "",
         )
     return request, line_text, first_line
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from context.index import WorkspaceIndex
+from context.languages import language_of_document
 from context.pack import FILE_SEP, pack
 from context.recent import RecentActivity
 from context.retrieve import gather_context
@@ -134,6 +135,8 @@ class WorkspaceContext:
                 # long lines): what it leaves out can come as context.
                 prefix_lines = query.line - query.window_start
                 suffix_lines = query.window_end - 1 - query.line
+            if not self.index.is_indexable(query.path):
+                self._follow_unindexed(query)
             packed = gather_context(
                 self.index,
                 self.recent if c.recent else None,
@@ -154,6 +157,20 @@ class WorkspaceContext:
             return self._sticky(query, packed, count_tokens)
 
         return provide
+
+    def _follow_unindexed(self, query: ContextQuery) -> None:
+        """Give the index the text of a document it does not follow (an untitled buffer,
+        a notebook's cells joined, a file outside the workspace or ignored), as the prompt
+        shows it: its imports then bring their definitions from the workspace, and its
+        own definitions far from the cursor can come as context. Only its symbols are
+        kept, until it is closed; it never enters the name map or recent activity."""
+        language = language_of_document(query.path, query.language_id)
+        if language is None:
+            return
+        if _over(query.text, self.settings().context.max_file_size):
+            self.index.close_document(query.path)
+            return
+        self.index.update_document(query.path, query.text, language)
 
     def _sticky(
         self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]

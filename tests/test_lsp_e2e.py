@@ -812,3 +812,60 @@ async def test_a_notebook_cell_is_completed_with_the_cells_above(
     markdown = CELLS[1][2]
     off = await inline(client, cell_uris[1], end_of(markdown))
     assert off is None or not off.items
+
+
+async def test_a_notebook_cells_imports_bring_their_definitions(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """The joined cells are read as the notebook file's text: a module imported in the
+    first cell resolves from the notebook's folder, and the definition a cell below uses
+    through it (an attribute, which no lookup by name can find) is in its context."""
+    ws = tmp_path / "ws"
+    (ws / "nb").mkdir(parents=True)
+    (ws / "nb" / "helpers.py").write_text(
+        "def scale(values, k):\n    return [v * k for v in values]\n"
+    )
+    capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
+    capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
+        synchronization=types.NotebookDocumentSyncClientCapabilities()
+    )
+    init = options(qwen2_model)
+    init["context"] = {"enabled": True, "similar": False, "recent": False}
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities,
+            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+            initialization_options=init,
+        )
+    )
+    client.initialized(types.InitializedParams())
+    assert (await wait_model(client))["model"] == "ready"
+    await wait_index(client)
+    notebook = ws / "nb" / "analysis.ipynb"
+    notebook.write_text("{}")
+    cells = (
+        (types.NotebookCellKind.Code, "python", "import helpers as hp\n"),
+        (types.NotebookCellKind.Markup, "markdown", "# Scaling"),
+        (types.NotebookCellKind.Code, "python", "doubled = hp.scale("),
+    )
+    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=notebook.as_uri(),
+                notebook_type="jupyter-notebook",
+                version=1,
+                cells=[
+                    types.NotebookCell(kind=kind, document=uri)
+                    for (kind, _, _), uri in zip(cells, cell_uris, strict=True)
+                ],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                for (_, language, text), uri in zip(cells, cell_uris, strict=True)
+            ],
+        )
+    )
+    await inline(client, cell_uris[2], end_of(cells[2][2]))
+    used = (await stats(client))["recent"][-1]["context"]
+    assert any(src.startswith("nb/helpers.py:1-") for src in used), used

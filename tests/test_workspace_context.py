@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 from lsp_server.completion.service import ContextQuery
@@ -160,3 +161,35 @@ def test_lines_the_prompt_cuts_can_come_as_context(tmp_path, qwen2_model):
         prompt = completer.build(request, window).text
     assert "from util import slugify" in prompt  # so it comes as context
     assert "def slugify(value):" in prompt
+
+
+FAR = "\n".join(f"step_{i} = {i}" for i in range(30))
+
+
+def test_a_document_the_index_does_not_follow_gets_its_imports_and_own_definitions(tmp_path):
+    """An untitled buffer, a notebook's cells or a file outside the workspace is not
+    indexed, yet its imports must bring their definitions (a name imported under an alias
+    cannot be found by name) and its own definitions far above the cursor can come as
+    context, as for a file of the workspace."""
+    context, _, _ = setup(tmp_path)
+    provide = context.provider()
+    text = (
+        "import shapes as sh\nfrom shapes import circle_length as length\n\n\n"
+        "def far_helper(c):\n    return 42\n\n\n"
+        + FAR
+        + "\n\n\ndef f(c):\n    return sh.circle_area(c) + length(c) + far_helper("
+    )
+    last, end = text.count("\n"), len(text.rsplit("\n", 1)[-1])
+    for path in ("untitled:Untitled-1", "vscode-notebook-cell:/w/nb.ipynb#W2sZmlsZQ%3D%3D"):
+        q = ContextQuery(path, text, last, end, 2000, "chat", language_id="python")
+        shown = "\n".join(b.text for b in provide(q, count))
+        assert "def circle_length(c):" in shown, path  # through the aliased import
+        assert "def circle_area(c):" in shown, path  # through the module, resolved
+        assert "def far_helper(c):" in shown, path  # its own, far above the window
+        assert os.getcwd() not in shown  # its blocks are named as the prompt names it
+        assert context.index.definitions_named("far_helper") == []  # never in the name map
+        context.close_document(path)
+        assert context.index.file(os.path.realpath(path)) is None
+    # No language known: nothing is parsed, and nothing fails.
+    q = ContextQuery("untitled:Untitled-2", text, last, end, 2000, "chat")
+    assert "def far_helper" not in "\n".join(b.text for b in provide(q, count))

@@ -142,6 +142,7 @@ class Rewriter:
             0,
             min(self.settings.context.budget_tokens, budget),
             "chat",
+            language_id=request.language_id,
         )
         try:
             return self.context(query, self.count_tokens)

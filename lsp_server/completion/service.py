@@ -54,6 +54,9 @@ class CompletionRequest:
     display_path: str = ""  # the path shown to the model (relative to the workspace)
     repo_name: str = ""
     language_id: str = ""  # the editor's language id (VS Code) or filetype (Neovim)
+    # The document retrieval takes the text for, when not `path`: a notebook cell's
+    # notebook file (the text is the notebook's cells joined).
+    context_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class ContextQuery:
     # leaves them out. -1: the settings' prefix and suffix windows.
     window_start: int = -1
     window_end: int = -1
+    language_id: str = ""  # the editor's language id: a document whose path tells none
 
 
 ContextProvider = Callable[[ContextQuery, Callable[[str], int]], Sequence[ContextBlock]]
@@ -203,7 +207,7 @@ class Completer:
             budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
             if budget > 0:
                 query = ContextQuery(
-                    request.path,
+                    request.context_path or request.path,
                     request.text,
                     request.line,
                     request.character,
@@ -211,6 +215,7 @@ class Completer:
                     self.format,
                     window.prefix_start_line,
                     window.suffix_end_line,
+                    request.language_id,
                 )
                 try:
                     blocks = self.context(query, self.count_tokens)
