@@ -33,6 +33,7 @@ from lsp_server.convert import (
     APPLY_ACTION_COMMAND,
     action_data,
     code_action_of,
+    codepoints_to_column,
     column_to_codepoints,
     completion_items,
     diagnostic_of,
@@ -459,6 +460,37 @@ def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> 
 def notebook_did_open(ls: QwenLanguageServer, params: types.DidOpenNotebookDocumentParams) -> None:
     for cell in params.cell_text_documents:  # (pygls keeps the notebook and its cells)
         ls.runtime.document_opened(_path_of(cell.uri), cell.text, cell.language_id)
+    # As for a file opened, warm the engine where typing will most likely start: the end
+    # of the last code cell (most notebooks grow at the bottom).
+    code = [
+        cell.document
+        for cell in params.notebook_document.cells
+        if cell.kind == types.NotebookCellKind.Code
+    ]
+    if code:
+        _schedule_notebook_warm(ls, code[-1])
+
+
+def _schedule_notebook_warm(ls: QwenLanguageServer, cell_uri: str) -> None:
+    """Warm the engine with the prompt a completion at the end of the cell ``cell_uri``
+    would build (the notebook's cells joined), once the editor has settled."""
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        text = _open_text(ls, cell_uri)
+        if text is None or not ls.runtime.ready:
+            return
+        lines = text.split("\n")
+        last = lines[-1]
+        end = types.Position(len(lines) - 1, codepoints_to_column(last, len(last), ls.encoding()))
+        try:
+            request, _, _ = _request(ls, cell_uri, end)
+        except JsonRpcInvalidParams:
+            return
+        if ls.runtime.completes(request.path):
+            loop.run_in_executor(ls.runtime.documents, ls.runtime.warm, cell_uri, request)
+
+    loop.call_later(0.15, run)
 
 
 @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)

@@ -814,6 +814,61 @@ async def test_a_notebook_cell_is_completed_with_the_cells_above(
     assert off is None or not off.items
 
 
+async def test_a_notebook_opened_is_warmed_at_the_end_of_its_last_code_cell(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """As a file opened is, a notebook opened is warmed where typing most likely starts:
+    the end of its last code cell, with the cells joined. The first completion there
+    then evaluates only its last line."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
+    capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
+        synchronization=types.NotebookDocumentSyncClientCapabilities()
+    )
+    init = options(qwen2_model)
+    init["engine"] = {"warmup": True, "prefetch": False}
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities,
+            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+            initialization_options=init,
+        )
+    )
+    assert (await wait_model(client))["model"] == "ready"
+    notebook = ws / "analysis.ipynb"
+    notebook.write_text("{}")
+    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=notebook.as_uri(),
+                notebook_type="jupyter-notebook",
+                version=1,
+                cells=[
+                    types.NotebookCell(kind=kind, document=uri)
+                    for (kind, _, _), uri in zip(CELLS, cell_uris, strict=True)
+                ],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                for (_, language, text), uri in zip(CELLS, cell_uris, strict=True)
+            ],
+        )
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        warmed = [e for e in (await stats(client))["recent"] if e["kind"] == "warmup"]
+        if warmed:
+            break
+        await asyncio.sleep(0.05)
+    assert [e["path"] for e in warmed] == [cell_uris[2]]
+    prompt = warmed[0]["evaluatedTokens"]
+    await inline(client, cell_uris[2], end_of(CELLS[2][2]))
+    done = [e for e in (await stats(client))["recent"] if e["kind"] == "completion"][-1]
+    assert done["reusedTokens"] >= prompt and done["evaluatedTokens"] < prompt / 2, (done, prompt)
+
+
 async def test_a_notebook_cells_imports_bring_their_definitions(
     client: LanguageClient, qwen2_model, tmp_path
 ):
