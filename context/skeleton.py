@@ -11,21 +11,22 @@ its clauses; and the inside of a multi-line docstring. ``included_ranges`` turns
 into the ranges a tree-sitter parser is told to read: positions in the tree stay those
 of the whole file, and each function still ends where its last statement ends.
 
-The pass is conservative: it cuts only at line starts between two statements of the
-same block (brackets balanced, no triple-quoted string open across a cut, no backslash
-continuation into one, lines indented with spaces only) and leaves alone what it does not
-model (tabs, form feeds, carriage returns). Where a cut still leaves a syntax error, the
-caller parses the file again whole (``context.symbols.parse_skeleton``): a wrong guess
-costs time, not contents. On every file of this machine's standard library and
-site-packages that Python and tree-sitter both accept, the definitions and imports are
-the same as from the whole parse (tests/context/test_skeleton.py checks a sample).
+The pass guesses from a few bytes at a time (indentation, bracket and quote counts),
+and a guess can be fooled: a triple quote in a comment, a ``def`` line inside a string.
+So the guess is checked once the cut file is parsed (``consistent``): each cut must fall
+between whole statements of one block in the tree, and the bytes cut, read with their
+strings and comments, must be whole statements (no string left open, brackets balanced,
+no import, no continuation into the next line). Where a check fails, or the cut parse
+shows a syntax error, the caller parses the file again whole
+(``context.symbols.parse_skeleton``): a wrong guess costs time, not contents. Files with
+tabs, form feeds or carriage returns are parsed whole.
 """
 
 from __future__ import annotations
 
 import re
 
-from tree_sitter import Point, Range
+from tree_sitter import Point, Range, Tree
 
 # Indentation the pass does not model (tabs, form feeds) or line ends it does not (CR):
 # files with any are parsed whole.
@@ -54,8 +55,15 @@ _ASYNC = re.compile(rb"async +")
 
 _body_end: dict[int, re.Pattern[bytes]] = {}
 
+# A span to skip: (start, end, inside a docstring).
+Span = tuple[int, int, bool]
+
 # A signature longer than this is left alone (it bounds the pass on unbalanced text).
 MAX_SIGNATURE_LINES = 64
+# Clauses nested deeper than this are not cut into (CPython allows 100 levels).
+MAX_NESTING = 50
+# The block-end searches scan at most this many times the file's size.
+SCAN_BUDGET = 4
 # A block shorter than this many bytes is parsed whole, and no span shorter than
 # MIN_SKIPPED is cut: the pass would cost more than it saves.
 MIN_BODY = 300
@@ -191,7 +199,13 @@ def _last_statement(text: bytes, start: int, end: int, inner: int) -> int:
 
 
 def _cut_block(
-    text: bytes, start: int, end: int, inner: int, out: list[tuple[int, int]], string_tail: bool
+    text: bytes,
+    start: int,
+    end: int,
+    inner: int,
+    out: list[Span],
+    string_tail: bool,
+    depth: int = 0,
 ) -> bool:
     """Cut the block of lines ``[start, end)`` (statements indented ``inner``) down to its
     last statement and its imports, then cut inside each clause of that last statement.
@@ -201,7 +215,7 @@ def _cut_block(
     last = _last_statement(text, start, end, inner)
     if last < start or _odd_quotes(text, last, end):
         return False  # no statement, or the block's end is inside a string
-    spans: list[tuple[int, int]] = []
+    spans: list[Span] = []
     if last - start >= MIN_SKIPPED:
         if not (_balanced(text, start, last) or _balanced(text, last, end)) or (
             not string_tail and _STRING_START.match(text, last + inner)
@@ -213,14 +227,14 @@ def _cut_block(
         piece = start
         for stmt, stmt_end in kept:
             if stmt > piece:
-                spans.append((piece, stmt))
+                spans.append((piece, stmt, False))
             piece = stmt_end
         if piece < last:
-            spans.append((piece, last))
+            spans.append((piece, last, False))
         # Every cut must fall outside strings and backslash continuations: each part
         # between two cuts holds whole triple-quoted strings only.
         edge = start
-        for cut_start, cut_end in spans:
+        for cut_start, cut_end, _ in spans:
             if (
                 _odd_quotes(text, edge, cut_start)
                 or _odd_quotes(text, cut_start, cut_end)
@@ -229,8 +243,8 @@ def _cut_block(
             ):
                 return False
             edge = cut_end
-    if end - last >= MIN_BODY:
-        _cut_clauses(text, last, end, inner, spans)
+    if end - last >= MIN_BODY and depth < MAX_NESTING:
+        _cut_clauses(text, last, end, inner, spans, depth + 1)
     out.extend(spans)
     return bool(spans)
 
@@ -241,7 +255,9 @@ def _odd_quotes(text: bytes, start: int, end: int) -> bool:
     return bool(count(b'"""', start, end) % 2 or count(b"'''", start, end) % 2)
 
 
-def _cut_clauses(text: bytes, line: int, end: int, indent: int, out: list[tuple[int, int]]) -> None:
+def _cut_clauses(
+    text: bytes, line: int, end: int, indent: int, out: list[Span], depth: int
+) -> None:
     """Cut inside the blocks of the compound statement at ``line`` (indented ``indent``,
     ending at ``end``): each clause (``if``, ``elif``, ``else``, ...) keeps its header and
     its own last statement."""
@@ -255,17 +271,23 @@ def _cut_clauses(text: bytes, line: int, end: int, indent: int, out: list[tuple[
             assert body is not None  # the pattern matches the empty string
             inner, first = len(body.group(1)), body.start(1)
             if inner > indent and first < block_end:
-                _cut_block(text, first, block_end, inner, out, True)
+                _cut_block(text, first, block_end, inner, out, True, depth)
         line = block_end
 
 
-def skipped_spans(data: bytes) -> list[tuple[int, int]]:
-    """Byte spans ``(start, end)`` of ``data`` (Python source) that a parse for the index
-    may skip. Both ends are line starts; the spans are sorted and disjoint."""
+def skipped_spans(data: bytes) -> list[Span]:
+    """Byte spans ``(start, end, in_string)`` of ``data`` (Python source) that a parse for
+    the index may skip; ``in_string`` for those inside a docstring. Both ends are line
+    starts; the spans are sorted and disjoint. What they are is a guess, checked against
+    the parse by ``consistent``."""
     if any(c in data for c in _UNMODELLED):
         return []
     text = b"\n" + data  # offsets in ``text`` are one more than in ``data``
-    out: list[tuple[int, int]] = []
+    out: list[Span] = []
+    # Bytes the block-end searches may scan, in all: nested functions inside a body that
+    # is not cut are visited on their own, and a pathological nest must not make the
+    # pass superlinear.
+    budget = SCAN_BUDGET * len(text) + (1 << 20)
     find, rfind = text.find, text.rfind
     search_def = _DEF_WORD.search
     pos = 0
@@ -282,6 +304,9 @@ def skipped_spans(data: bytes) -> list[tuple[int, int]]:
             continue
         indent = len(lead) - len(code)
         end = _block_end(text, indent, pos)
+        budget -= end - pos
+        if budget < 0:
+            break
         if text[end + indent : end + indent + 1] in _CLOSERS:
             # A signature whose closing bracket is on a line of its own (black's style):
             # the body starts after it.
@@ -303,7 +328,7 @@ def skipped_spans(data: bytes) -> list[tuple[int, int]]:
         if inner <= indent or first >= end:
             continue
         quote = body.group(2)
-        spans: list[tuple[int, int]] = []
+        spans: list[Span] = []
         if quote is None:
             start = first
         elif len(quote) == 3:  # a docstring: its first and last lines are kept
@@ -321,7 +346,7 @@ def skipped_spans(data: bytes) -> list[tuple[int, int]]:
             inside = find(b"\n", body.end()) + 1
             closing_line = rfind(b"\n", 0, close) + 1
             if closing_line > inside:
-                spans.append((inside, closing_line))
+                spans.append((inside, closing_line, True))
                 pos = closing_line
         else:  # a one-quote docstring: kept when it is the whole of its line
             line_end = find(b"\n", first)
@@ -341,20 +366,20 @@ def skipped_spans(data: bytes) -> list[tuple[int, int]]:
             pos = end - 1
         out.extend(spans)
     prev = 0
-    for start, end in out:  # cheap, and what included_ranges relies on
+    for start, end, _ in out:  # cheap, and what included_ranges relies on
         if start < prev or end <= start:
             return []
         prev = end
-    return [(start - 1, end - 1) for start, end in out]
+    return [(start - 1, end - 1, in_string) for start, end, in_string in out]
 
 
-def included_ranges(data: bytes, spans: list[tuple[int, int]]) -> list[Range]:
+def included_ranges(data: bytes, spans: list[Span]) -> list[Range]:
     """The ranges of ``data`` outside ``spans`` (from ``skipped_spans``), for a tree-sitter
     parser's ``included_ranges``."""
     out: list[Range] = []
     count = data.count
     prev = row = 0
-    for start, end in spans:
+    for start, end, _ in spans:
         start_row = row + count(b"\n", prev, start)
         if start > prev:
             out.append(Range(Point(row, 0), Point(start_row, 0), prev, start))
@@ -364,3 +389,84 @@ def included_ranges(data: bytes, spans: list[tuple[int, int]]) -> list[Range]:
     last_column = len(data) - (data.rfind(b"\n") + 1)
     out.append(Range(Point(row, 0), Point(last_row, last_column), prev, len(data)))
     return out
+
+
+# Strings and comments, removed to check what a cut removes; an unclosed triple quote is
+# kept (group `open`) so that the check sees it. One-quote strings cannot start a triple
+# quote (`"(?!"")`) nor span lines (but for an escaped newline).
+_STRINGS_AND_COMMENTS = re.compile(
+    rb"#[^\n]*"
+    rb'|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
+    rb"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
+    rb'|"(?!"")[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+    rb"|'(?!'')[^'\\\n]*(?:\\.[^'\\\n]*)*'"
+    rb"|(?P<open>\"\"\"|''')",
+    re.S,
+)
+# A cut that starts with a string statement may have removed a docstring.
+_STRING_FIRST = re.compile(rb"(?: *(?:#[^\n]*)?\n)* *[rRuUbBfF]{0,2}['\"]")
+# The nodes a cut between statements may fall in: a block, or a compound statement
+# whose block the cut starts.
+_BETWEEN_STATEMENTS = frozenset(
+    {
+        "block",
+        "function_definition",
+        "class_definition",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "match_statement",
+        "case_clause",
+    }
+)
+_IN_STRING = frozenset({"string", "string_content"})
+
+
+def consistent(tree: Tree, data: bytes, spans: list[Span]) -> bool:
+    """Whether the tree parsed without ``spans`` is the whole file's tree less whole
+    statements (and docstring lines): then what ``extract`` finds in it is what it would
+    find in the whole file.
+
+    Each cut is checked in the tree and in the bytes. In the tree it must fall between
+    statements of one block (or inside the docstring it was made in): nothing spans it,
+    so the bytes before it read the same in the file and in the tree, and the file is
+    outside any string or bracket there. In the bytes, no string may be left open by
+    what is cut (only a triple-quoted one can span lines: where a cut holds a triple
+    quote, its strings and comments are read) nor continued into the next line by a
+    backslash, and the cut may not start with a string statement (a docstring). A
+    bracket it leaves open is closed after it: in kept bytes, where the tree would show
+    a syntax error, or in a later cut, with only statements around an import word kept
+    between (the word then in a string or comment, in the file and in the tree alike);
+    ``skipped_spans`` keeps every import word. By induction over the cuts, in
+    order, the file and the tree then agree on every byte kept. ``skipped_spans`` only
+    guesses; this is what makes a wrong guess cost a second parse instead of wrong
+    contents."""
+    root = tree.root_node
+    find = data.find
+    for start, end, in_string in spans:
+        node = root.descendant_for_byte_range(max(start - 1, 0), end)
+        if node is None:
+            return False
+        triple = find(b'"""', start, end) >= 0 or find(b"'''", start, end) >= 0
+        if in_string:
+            if node.type not in _IN_STRING or triple:
+                return False
+            continue
+        if (
+            node.type not in _BETWEEN_STATEMENTS
+            or data[end - 2 : end] == b"\\\n"
+            or _STRING_FIRST.match(data, start)
+        ):
+            return False
+        if triple:
+            rest = _STRINGS_AND_COMMENTS.sub(rb"\g<open>", data[start:end])
+            if b'"""' in rest or b"'''" in rest:
+                return False
+    return True

@@ -30,7 +30,7 @@ from context.languages import (
     query,
     refine_language,
 )
-from context.skeleton import included_ranges, skipped_spans
+from context.skeleton import consistent, included_ranges, skipped_spans
 from context.types import Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
@@ -95,9 +95,13 @@ def parse_skeleton(source: bytes) -> Tree:
     """Parse Python ``source`` for ``extract`` only: the middles of function bodies, which
     cannot change what it finds, are skipped (``context.skeleton``). The tree is not
     fit for anything else (an editor's incremental parse, references in bodies). A file
-    whose cut parse shows a syntax error is parsed whole, so that a cut the lexical pass
-    got wrong costs time, never contents."""
-    spans = skipped_spans(source)
+    whose cut parse shows a syntax error, or cuts that ``consistent`` finds were not
+    between whole statements, is parsed whole: a cut the lexical pass got wrong costs
+    time, never contents."""
+    try:
+        spans = skipped_spans(source)
+    except RecursionError:  # (bounded, but never let the pass cost the file)
+        spans = []
     if not spans:
         return parse(source, "python")
     p = parser("python")
@@ -106,7 +110,7 @@ def parse_skeleton(source: bytes) -> Tree:
         tree = p.parse(source)
     finally:
         p.included_ranges = []
-    if tree.root_node.has_error:
+    if tree.root_node.has_error or not consistent(tree, source, spans):
         return parse(source, "python")
     return tree
 

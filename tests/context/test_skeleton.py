@@ -8,6 +8,7 @@ import os
 import random
 import sysconfig
 import textwrap
+import time
 
 import pytest
 
@@ -267,7 +268,7 @@ def test_cut_parse_extracts_the_same(source: str, cuts: bool) -> None:
     assert _extract(data, cut=True) == whole
     # The spans are sorted, disjoint, and start and end on line starts.
     prev = 0
-    for start, end in spans:
+    for start, end, _ in spans:
         assert prev <= start < end <= len(data)
         assert start == 0 or data[start - 1 : start] == b"\n"
         assert data[end - 1 : end] == b"\n"
@@ -277,7 +278,7 @@ def test_cut_parse_extracts_the_same(source: str, cuts: bool) -> None:
 def test_what_is_cut_is_inside_function_bodies() -> None:
     data = CASES[0][1].encode()
     spans = skipped_spans(data)
-    cut = b"".join(data[a:b] for a, b in spans)
+    cut = b"".join(data[a:b] for a, b, _ in spans)
     assert len(cut) > len(data) // 2
     for kept in (
         b"def first",
@@ -303,12 +304,92 @@ def test_a_wrong_cut_falls_back_to_the_whole_parse(monkeypatch: pytest.MonkeyPat
     whole = _extract(data, cut=False)
     # A cut in the middle of a line leaves a syntax error: the file is parsed again whole.
     middle = data.index(b"value_3 = ")
-    monkeypatch.setattr(symbols, "skipped_spans", lambda _: [(middle, middle + 40)])
+    monkeypatch.setattr(symbols, "skipped_spans", lambda _: [(middle, middle + 40, False)])
     tree = parse_skeleton(data)
     assert not tree.root_node.has_error
     assert extract(tree, data, "python", references=False) == whole
     # extract_source, which the index's workers call, takes the same path.
     assert symbols.extract_source(data, "python", references=False)[1] == whole
+
+
+# Found by an adversarial review of the lexical pass: triple quotes and brackets inside
+# comments, one-quote strings or the other kind of string, escaped quotes, `def` lines
+# inside strings. Each made the cut parse extract something else than the whole parse
+# until the cuts were checked against the tree and lexed (``consistent``).
+F = "    x = 0" + " + 0" * 75 + "\n"
+F8 = "    " + F
+REVIEWED = {
+    "a kept import line opens a string": (
+        'def f():\n    import os; s = \'"""\' + """\n    """\n    # """\n'
+        + F
+        + '    return s\nX = 1  # """\n'
+    ),
+    "escaped quotes in triple strings": (
+        "def f():\n    s = '''a\\'''\n    import os\n    '''\n    t = '''b\\''' c'''\n"
+        + F
+        + "    return s\nY = 1  # '''\n"
+    ),
+    "a bracket in a comment ends an import early": (
+        "def f():\n    from m import (a,  # )\n    b)\n" + F + "    y = (\n    c)\n"
+    ),
+    "an import after a one-line if, a bracket in a string": (
+        'def f():\n    if x: from m import (a,  # import\n    b)\n    print(")")\n'
+        + F
+        + "    y = (\n    c)\n"
+    ),
+    "an import inside a string": (
+        'def f():\n    t = \'"""\'\n    s = """\n    import os\n    """\n    u = \'"""\'\n'
+        + F
+        + "    return s\n"
+    ),
+    "a def inside a string at module level": (
+        'X = ("""\ndef fake():\n    0, """,\n    # """\n    0'
+        + ", 0" * 100
+        + ',\n    1)\nY = 1  # """)\n'
+    ),
+    "a body ending inside a string at column 0": (
+        'def f():\n    t = \'"""\'\n' + F + '    s = """\n    c\n"""\nY = 1  # """\n'
+    ),
+    "a def inside a string before a method": (
+        "class T:\n    SRC = '''\ndef fake():\n    pass'''\n    def real(self):\n"
+        '        """Doc."""\n' + F8 + "        return 1\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", list(REVIEWED.values()), ids=list(REVIEWED))
+def test_reviewed_traps_extract_the_same(source: str) -> None:
+    data = source.encode()
+    assert _is_python(data) and not parse(data, "python").root_node.has_error
+    assert _extract(data, cut=True) == _extract(data, cut=False)
+
+
+def test_a_cut_without_syntax_error_but_not_between_statements_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cut from inside one string to inside another parses cleanly, and reads the code
+    between them as a string: the checks refuse it."""
+    data = (
+        'def f():\n    a = """\n    x\n    """\n    import os\n    b = """\n    y\n    """\n' + F
+    ).encode()
+    start = data.index(b"    x\n")
+    end = data.index(b"    y\n")
+    monkeypatch.setattr(symbols, "skipped_spans", lambda _: [(start, end, False)])
+    tree = parse_skeleton(data)
+    assert extract(tree, data, "python", references=False) == _extract(data, cut=False)
+    assert extract(tree, data, "python", references=False)[1]  # `import os` is there
+
+
+def test_deep_nesting_and_nests_of_defs_stay_cheap() -> None:
+    # Valid Python inside a string: 520 nested defs (the pass recursed once per level).
+    nest = "".join(" " * i + "def f():\n" for i in range(520))
+    data = ('X = """\n' + nest + (" " * 520 + "x = compute(x)\n") * 25 + '"""\n').encode()
+    assert _extract(data, cut=True) == _extract(data, cut=False)
+    # 2,000 nested defs one space apart (the block-end searches were cubic: 33 s).
+    nest = "".join(" " * i + "def f():\n" for i in range(2000)) + " " * 2000 + "pass\n"
+    started = time.process_time()
+    skipped_spans(nest.encode())
+    assert time.process_time() - started < 5
 
 
 # Statements inserted at random line starts, indented like the line they precede:
@@ -396,5 +477,5 @@ def test_standard_library_extracts_the_same() -> None:
             continue
         assert _extract(data, cut=True) == extract(tree, data, "python", False), path
         total += len(data)
-        skipped += sum(b - a for a, b in skipped_spans(data))
+        skipped += sum(b - a for a, b, _ in skipped_spans(data))
     assert skipped > total * 0.3  # the cut is in effect, on real code
