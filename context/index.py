@@ -23,6 +23,7 @@ the server thread calls ``update_document`` and the lookups.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import gc
 import hashlib
 import logging
@@ -31,7 +32,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,21 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cycle collector while the persisted index loads and the walk lists the
+    files (bounded work, not the parse): tens of thousands of small objects, none in a
+    cycle, would trigger full collections that walk everything the process holds (up to
+    half of a warm restart's time, at random)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class _LRU(OrderedDict[str, Any]):
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -253,7 +269,9 @@ class WorkspaceIndex:
         self._entries: dict[str, _Entry] = {}
         self._open: dict[str, _OpenDocument] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
-        self._by_name: dict[str, set[str]] = {}
+        # name -> files defining it, built from `_names_of` at the first lookup (a
+        # restart on an unchanged workspace then reads no name; see `_name_map`).
+        self._by_name: dict[str, set[str]] | None = None
         self._by_basename: dict[str, set[str]] = {}
         self._dirs: dict[str, int] = {}  # folder (and ancestors up to the root) -> file count
         self._by_dir: dict[str, set[str]] = {}  # folder -> files directly in it
@@ -286,30 +304,32 @@ class WorkspaceIndex:
         cancel: threading.Event | None,
     ) -> IndexStats:
         started = time.perf_counter()
-        for root in self.roots:
-            self._load(root)
-        state = _BuildState()
-        # Parsing starts while the walk goes on, and results are merged as they come:
-        # the walk and the merge then overlap with the workers' parsing.
-        pipeline = _Pipeline(self, progress, cancel)
-        for root in self.roots:
-            nested = [r for r in self.roots if r != root and is_inside(r, root)]
-            for entry in walk(
-                root,
-                rules=self._rules[root],
-                max_file_size=self.max_file_size,
-                skip_roots=nested,
-                project_files=state.project_files,
-                cancelled=cancel,
-            ):
-                state.walked[entry.path] = entry
-                e = self._entries.get(entry.path)
-                if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
-                    pipeline.reuse(entry.path, skipped=e.language == _SKIPPED)
-                else:
-                    pipeline.add(
-                        (entry.path, entry.language, e.hash if e is not None else None), entry.size
-                    )
+        with _collector_paused():
+            for root in self.roots:
+                self._load(root)
+            state = _BuildState()
+            # Parsing starts while the walk goes on, and results are merged as they come:
+            # the walk and the merge then overlap with the workers' parsing.
+            pipeline = _Pipeline(self, progress, cancel)
+            for root in self.roots:
+                nested = [r for r in self.roots if r != root and is_inside(r, root)]
+                for entry in walk(
+                    root,
+                    rules=self._rules[root],
+                    max_file_size=self.max_file_size,
+                    skip_roots=nested,
+                    project_files=state.project_files,
+                    cancelled=cancel,
+                ):
+                    state.walked[entry.path] = entry
+                    e = self._entries.get(entry.path)
+                    if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
+                        pipeline.reuse(entry.path, skipped=e.language == _SKIPPED)
+                    else:
+                        pipeline.add(
+                            (entry.path, entry.language, e.hash if e is not None else None),
+                            entry.size,
+                        )
         pipeline.finish()
         changes = pipeline.changes
         cancelled = bool(cancel is not None and cancel.is_set())
@@ -550,6 +570,10 @@ class WorkspaceIndex:
             names = entry.names if entry is not None and entry.language != _SKIPPED else ()
         old = self._names_of.pop(path, ())
         by_name = self._by_name
+        if by_name is None:  # not built yet: built from `_names_of` when first asked
+            if names:
+                self._names_of[path] = names
+            return
         cached = self._defs_cache
         for name in old:
             paths = by_name.get(name)
@@ -830,11 +854,35 @@ class WorkspaceIndex:
         with self._lock:
             return sorted(p for p, e in self._entries.items() if e.language != _SKIPPED)
 
+    def _name_map(self) -> dict[str, set[str]]:
+        """Name -> files defining it (call with the lock held). Built at the first lookup:
+        a restart on an unchanged workspace need not read its 40,000 names before the
+        first completion asks for one (``WorkspaceContext.build`` asks right away, in the
+        background)."""
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for path, names in self._names_of.items():
+                for name in names:
+                    paths = by_name.get(name)
+                    if paths is None:
+                        by_name[name] = {path}
+                    else:
+                        paths.add(path)
+            self._by_name = by_name
+        return by_name
+
+    def prepare_lookups(self) -> None:
+        """Build the name map now (idle time after a build) rather than at the first
+        lookup."""
+        with self._lock:
+            self._name_map()
+
     def definitions_named(self, name: str) -> list[Definition]:
         """Every definition called ``name`` in the workspace (open documents' versions)."""
         with self._lock:
             cached = self._defs_cache.get_fresh(name)
-            paths = sorted(self._by_name.get(name, ()))
+            paths = sorted(self._name_map().get(name, ()))
         if cached is not None:
             return list(cached)
         out: list[Definition] = []
@@ -871,7 +919,7 @@ class WorkspaceIndex:
                 if d[0] == name
             )
         with self._lock:
-            if sorted(self._by_name.get(name, ())) == paths:
+            if sorted(self._name_map().get(name, ())) == paths:
                 self._defs_cache.put(name, tuple(out))
         return out
 

@@ -528,7 +528,11 @@ def language_for_path(path: str) -> str | None:
 
     Minified bundles (``*.min.js``) are generated code and are not indexed.
     """
-    base = os.path.basename(path)
+    return language_for_name(os.path.basename(path))
+
+
+def language_for_name(base: str) -> str | None:
+    """``language_for_path`` of a file name (no folder): what the walk asks per entry."""
     dot = base.rfind(".")
     if dot <= 0:
         return None

@@ -23,6 +23,7 @@ are resolved again, so the walk costs one ``scandir`` per folder and one ``stat`
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import stat
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import pathspec
 
-from context.languages import language_for_path
+from context.languages import language_for_name
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +347,9 @@ def is_inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+_NAME = operator.attrgetter("name")
+
+
 def walk(
     root: str,
     *,
@@ -377,22 +381,32 @@ def walk(
         folder, chain, ruled = stack.pop()
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = list(it)
         except OSError as exc:
             log.debug("cannot list %s: %s", folder, exc)
             continue
-        names = {e.name for e in entries} if folder != root else set()
-        if "pyvenv.cfg" in names:
+        entries.sort(key=_NAME)
+        names = [e.name for e in entries]
+        if folder != root and "pyvenv.cfg" in names:
             continue  # a virtual environment, whatever its name
         # Only open .gitignore where the listing shows one.
-        ruled = rules.note_folder(folder, ".gitignore" in names or folder == root) or ruled
+        ruled = rules.note_folder(folder, folder == root or ".gitignore" in names) or ruled
         subfolders: list[tuple[str, list[str], bool]] = []
         for entry in entries:
             name = entry.name
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                continue
+            language = None
+            if not is_dir:
+                # Most files are no source (data, docs, translations): decided by name.
+                language = language_for_name(name)
+                if language is None and (project_files is None or name not in PROJECT_FILES):
+                    continue
             path = folder + sep + name
             try:
                 is_link = entry.is_symlink()
-                is_dir = entry.is_dir()  # follows links
             except OSError:
                 continue
             if is_link:
@@ -426,7 +440,6 @@ def walk(
                 continue
             if project_files is not None and name in PROJECT_FILES:
                 project_files.append(real)
-            language = language_for_path(name)
             if language is None or real in seen_files:
                 continue
             if ruled and rules.is_ignored(path, False, chain):

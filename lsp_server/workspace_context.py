@@ -52,6 +52,7 @@ class WorkspaceContext:
         """Index every file (reusing the persisted index), then the similarity windows."""
         stats = self.index.build(progress, cancel)
         start = time.perf_counter()
+        self.index.prepare_lookups()  # (not left to the first completion)
         if self.settings().context.similar:
             self.similar.update_many(
                 self.index.files(), self.index.text, cancel=(cancel.is_set if cancel else None)
