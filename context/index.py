@@ -939,7 +939,7 @@ class WorkspaceIndex:
         with self._lock:
             forward = self._forward
             files = [p for p, e in self._entries.items() if e.language != _SKIPPED]
-            files.extend(p for p in self._open if p not in self._entries)
+            files.extend(p for p, d in self._open.items() if d.indexed and p not in self._entries)
         if forward is None:
             forward = {}
         missing = [p for p in files if p not in forward]
@@ -1040,11 +1040,14 @@ class WorkspaceIndex:
     # --- the view used by import resolution -------------------------------------------
 
     def has_file(self, path: str) -> bool:
-        """Whether ``path`` is an indexed file (or an open document)."""
+        """Whether ``path`` is an indexed file (or an open document the index follows: an
+        ignored file or one outside the workspace, open in the editor, is none, lest its
+        content reach another file's context through an import)."""
         entry = self._entries.get(path)
         if entry is not None:
             return entry.language != _SKIPPED
-        return path in self._open
+        doc = self._open.get(path)
+        return doc is not None and doc.indexed
 
     def has_dir(self, path: str) -> bool:
         """Whether some indexed file lies under the folder ``path``."""

@@ -99,13 +99,21 @@ def _relative(path: str, roots: tuple[str, ...]) -> str:
     return rel.replace(os.sep, "/")
 
 
+def document_name(path: str) -> str:
+    """The name shown for a document in no workspace folder: its file name, without the
+    scheme and fragment of a URI that is no file (``untitled:Untitled-1`` is
+    ``Untitled-1``; a notebook cell's URI names its notebook)."""
+    name = os.path.basename(path).split("#", 1)[0]
+    return name.rsplit(":", 1)[-1] or name
+
+
 def block_header(path: str, root: str | Sequence[str] | None, fmt: Format, source: str) -> str:
     """The first line of a file block, newline included. A path in no workspace folder
     (only the current document's can be: an untitled buffer, a file opened from
     elsewhere) is shown by its name, as the prompt's own file is."""
     rel = relative_path(path, root)
     if os.path.isabs(rel):
-        rel = os.path.basename(rel)
+        rel = document_name(rel)
     if fmt == "fim":
         return f"{FILE_SEP}{rel}\n"
     return f"# File: {rel} ({TIER_LABELS.get(source, TIER_LABELS['definition'])})\n"

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from context.languages import language_of_document
+from context.pack import document_name
 from context.symbols import file_symbols
 from context.types import Definition
 from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
@@ -403,7 +404,7 @@ class Runtime:
 
     def display_path(self, path: str) -> str:
         root = self.root_of(path)
-        display = os.path.relpath(path, root) if root else os.path.basename(path)
+        display = os.path.relpath(path, root) if root else document_name(path)
         return display.replace(os.sep, "/")
 
     # ---- documents and the index --------------------------------------------------------

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,10 @@ from lsp_server.completion.service import ContextProvider, ContextQuery
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Documents the index does not follow (untitled buffers, notebooks, files outside the
+# workspace) kept parsed at once; the least recently completed is forgotten.
+MAX_FOLLOWED = 8
 
 Progress = Callable[[int, int, str], None]
 
@@ -44,6 +49,8 @@ class WorkspaceContext:
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
         self._sessions: dict[str, _Session] = {}  # per document: the context kept
+        # Documents the index does not follow, given to it by `_follow_unindexed`.
+        self._followed: OrderedDict[str, None] = OrderedDict()
         self._stopping = threading.Event()
         self.repacks = 0  # a kept context dropped (benchmarks read these)
         self.appends = 0  # blocks appended to a kept context
@@ -87,6 +94,7 @@ class WorkspaceContext:
     def close_document(self, path: str) -> None:
         self.index.close_document(path)
         self._sessions.pop(path, None)
+        self._followed.pop(path, None)
 
     # Recent activity is noted only in files the index accepts (inside a root, not
     # ignored or excluded, a supported language, not over the size limit): the model's
@@ -166,12 +174,20 @@ class WorkspaceContext:
         own definitions far from the cursor can come as context. Only its symbols are
         kept, until it is closed; it never enters the name map or recent activity."""
         language = language_of_document(query.path, query.language_id)
-        if language is None:
-            return
-        if _over(query.text, self.settings().context.max_file_size):
+        if language is None or _over(query.text, self.settings().context.max_file_size):
+            # (Nor the text of another language's cells, or of what it was before.)
             self.index.close_document(query.path)
             return
         self.index.update_document(query.path, query.text, language)
+        # A few at most: a job queued before its document closed would open it again,
+        # for good (the least recent one is forgotten).
+        followed = self._followed
+        followed[query.path] = None
+        followed.move_to_end(query.path)
+        while len(followed) > MAX_FOLLOWED:
+            oldest, _ = followed.popitem(last=False)
+            self.index.close_document(oldest)
+            self._sessions.pop(oldest, None)
 
     def _sticky(
         self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]
@@ -186,7 +202,8 @@ class WorkspaceContext:
         another definition, or a shown snippet going stale, repacks from scratch.
         """
         region, span = self._region(query)
-        key: tuple[object, ...] = (region, query.format, query.budget_tokens)
+        # (The language too: a notebook's cells of several languages share its path.)
+        key: tuple[object, ...] = (region, query.format, query.budget_tokens, query.language_id)
         session = self._sessions.get(query.path)
         if session is not None and session.key != key and session.key[1:] == key[1:]:
             # Half-typed code can hide the enclosing definition from the parser for a
@@ -236,7 +253,7 @@ class WorkspaceContext:
     def _region(self, query: ContextQuery) -> tuple[tuple[str, ...], tuple[int, int]]:
         """The definition the cursor is in, by name (stable when lines move above it),
         and its line span."""
-        symbols = self.index.file(query.path)
+        symbols = self.index.file(os.path.realpath(query.path))  # (as the index keys it)
         inner = None
         for d in symbols.definitions if symbols else ():
             if d.start_line <= query.line <= d.end_line and d.kind in FUNCTION_KINDS:

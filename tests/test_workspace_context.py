@@ -7,7 +7,7 @@ import pathlib
 
 from lsp_server.completion.service import ContextQuery
 from lsp_server.settings import Settings
-from lsp_server.workspace_context import WorkspaceContext
+from lsp_server.workspace_context import MAX_FOLLOWED, WorkspaceContext
 
 SHAPES = (
     "class Circle:\n    def __init__(self, r):\n        self.r = r\n\n\n"
@@ -180,16 +180,70 @@ def test_a_document_the_index_does_not_follow_gets_its_imports_and_own_definitio
         + "\n\n\ndef f(c):\n    return sh.circle_area(c) + length(c) + far_helper("
     )
     last, end = text.count("\n"), len(text.rsplit("\n", 1)[-1])
-    for path in ("untitled:Untitled-1", "vscode-notebook-cell:/w/nb.ipynb#W2sZmlsZQ%3D%3D"):
+    for path, name in (
+        ("untitled:Untitled-1", "Untitled-1"),
+        ("vscode-notebook-cell:/w/nb.ipynb#W2sZmlsZQ%3D%3D", "nb.ipynb"),
+    ):
         q = ContextQuery(path, text, last, end, 2000, "chat", language_id="python")
         shown = "\n".join(b.text for b in provide(q, count))
         assert "def circle_length(c):" in shown, path  # through the aliased import
         assert "def circle_area(c):" in shown, path  # through the module, resolved
         assert "def far_helper(c):" in shown, path  # its own, far above the window
         assert os.getcwd() not in shown  # its blocks are named as the prompt names it
+        assert f"# File: {name} (elsewhere in this file)" in shown
         assert context.index.definitions_named("far_helper") == []  # never in the name map
         context.close_document(path)
         assert context.index.file(os.path.realpath(path)) is None
     # No language known: nothing is parsed, and nothing fails.
     q = ContextQuery("untitled:Untitled-2", text, last, end, 2000, "chat")
     assert "def far_helper" not in "\n".join(b.text for b in provide(q, count))
+
+
+def test_a_followed_document_never_reaches_another_files_context(tmp_path):
+    """A gitignored file (or one outside the workspace) completed in the editor is parsed
+    for its own context, but an import of it from a workspace file must not resolve to
+    it: its content would reach that file's prompt."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".gitignore").write_text("secrets.py\n")
+    secret = "API_KEY = 'sk-live-1'\n\n\ndef get_key():\n    return 'sk-live-2'\n"
+    (ws / "secrets.py").write_text(secret)
+    outside = tmp_path / "private.py"
+    outside.write_text("def token():\n    return 'sk-live-3'\n")
+    app_text = "from secrets import get_key\nfrom private import token\n\n\ndef main():\n    k = get_key() + token()\n"
+    (ws / "app.py").write_text(app_text)
+    context = WorkspaceContext([str(ws)], lambda: Settings(), cache_dir="")
+    context.build()
+    provide = context.provider()
+    app = str((ws / "app.py").resolve())
+    context.update_document(app, app_text)
+    for path, text in ((ws / "secrets.py", secret), (outside, outside.read_text())):
+        q = ContextQuery(str(path.resolve()), text, 1, 0, 2000, "chat", language_id="python")
+        provide(q, count)  # a completion in it: the index now holds its text
+    q = ContextQuery(app, app_text, 5, 10, 2000, "chat", language_id="python")
+    shown = "\n".join(b.text for b in provide(q, count))
+    assert "sk-live" not in shown, shown
+
+
+def test_a_notebooks_languages_keep_apart_and_few_documents_are_followed(tmp_path):
+    """A notebook's cells of another language share its path: the context kept for its
+    Python cells is not what its SQL cell gets. And documents the index does not follow
+    are kept parsed a few at a time (a job queued before one closed reopens it)."""
+    context, _, _ = setup(tmp_path)
+    provide = context.provider()
+    notebook = str(tmp_path / "nb.ipynb")
+    code = "from shapes import circle_area\n\n\nx = circle_area("
+    python = provide(ContextQuery(notebook, code, 3, 16, 2000, "chat", language_id="python"), count)
+    assert any("def circle_area" in b.text for b in python)
+    sql = provide(
+        ContextQuery(notebook, "SELECT *\nFROM t", 1, 6, 2000, "chat", language_id="sql"), count
+    )
+    assert not any("def circle_area" in b.text for b in sql)
+    assert context.index.file(notebook) is None  # no language: the Python text is dropped
+    for i in range(12):
+        provide(
+            ContextQuery(f"untitled:Untitled-{i}", code, 3, 16, 2000, "chat", language_id="python"),
+            count,
+        )
+    held = [i for i in range(12) if context.index.file(os.path.realpath(f"untitled:Untitled-{i}"))]
+    assert held == list(range(12 - MAX_FOLLOWED, 12))
