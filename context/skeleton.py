@@ -29,8 +29,10 @@ import re
 from tree_sitter import Point, Range, Tree
 
 # Indentation the pass does not model (tabs, form feeds) or line ends it does not (CR):
-# files with any are parsed whole.
+# files with any are parsed whole. So are files with a line of only a backslash, which
+# tree-sitter reads as the end of a block where CPython does not.
 _UNMODELLED = (b"\t", b"\r", b"\f")
+_BACKSLASH_LINE = re.compile(rb"\n *\\\n")
 _DEF_WORD = re.compile(rb"def ")
 # The import keyword (also found in names, strings and comments: checked where found),
 # and an import statement at its line's start.
@@ -283,6 +285,8 @@ def skipped_spans(data: bytes) -> list[Span]:
     if any(c in data for c in _UNMODELLED):
         return []
     text = b"\n" + data  # offsets in ``text`` are one more than in ``data``
+    if b"\\\n" in data and _BACKSLASH_LINE.search(text):
+        return []
     out: list[Span] = []
     # Bytes the block-end searches may scan, in all: nested functions inside a body that
     # is not cut are visited on their own, and a pathological nest must not make the
@@ -391,16 +395,18 @@ def included_ranges(data: bytes, spans: list[Span]) -> list[Range]:
     return out
 
 
-# Strings and comments, removed to check what a cut removes; an unclosed triple quote is
-# kept (group `open`) so that the check sees it. One-quote strings cannot start a triple
-# quote (`"(?!"")`) nor span lines (but for an escaped newline).
+# Strings and comments, removed to check what a cut removes; an unclosed triple quote,
+# or the rest of a line after an unclosed one-quote string, is kept (group `open`) so
+# that the check sees it (and no failed match is tried again along the line). One-quote
+# strings cannot start a triple quote (`"(?!"")`) nor span lines (but for an escaped
+# newline).
 _STRINGS_AND_COMMENTS = re.compile(
     rb"#[^\n]*"
     rb'|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
     rb"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
     rb'|"(?!"")[^"\\\n]*(?:\\.[^"\\\n]*)*"'
     rb"|'(?!'')[^'\\\n]*(?:\\.[^'\\\n]*)*'"
-    rb"|(?P<open>\"\"\"|''')",
+    rb"|(?P<open>\"\"\"|'''|[\"'][^\n]*)",
     re.S,
 )
 # A cut that starts with a string statement may have removed a docstring.
@@ -427,6 +433,48 @@ _BETWEEN_STATEMENTS = frozenset(
     }
 )
 _IN_STRING = frozenset({"string", "string_content"})
+# An f-string opener: since Python 3.12 a replacement field may hold any quotes and span
+# lines (PEP 701), which no regex here reads. `_PREFIXED_QUOTE` finds the quotes that
+# follow an f within two bytes, fast (it starts at the quote); `_FSTRING` then says
+# whether that is an f-string opener.
+_FSTRING = re.compile(rb"(?<![\w])(?:[fF][rRbB]?|[rRbB][fF])['\"]")
+_PREFIXED_QUOTE = re.compile(rb"['\"](?:(?<=[fF].)|(?<=[fF][rRbB].)|(?<=[rRbB][fF].))", re.S)
+_PREFIX_BYTES = frozenset(bytes([c]) for c in b"rRbBfF")
+_QUOTES = frozenset((b'"', b"'"))
+
+
+def _plain_fstrings(data: bytes, start: int, end: int) -> bool:
+    """Whether every f-string opened in ``data[start:end]`` (read from a clean start)
+    closes there as it would before Python 3.12: on its line for one quote, and with no
+    quote of its own kind in a replacement field (the braces before its next such quote
+    balance). Since 3.12 a field may hold any quotes and span lines (PEP 701); the checks
+    read strings as before, so a cut holding such an f-string is refused. Strings are
+    read in order, so that a quote inside a string or a comment (`"f"`, `"%f"`) is no
+    opener; the reading is exact up to the first f-string of 3.12's kind, where it
+    stops."""
+    if _PREFIXED_QUOTE.search(data, start, end) is None:
+        return True
+    find = data.find
+    for token in _STRINGS_AND_COMMENTS.finditer(data, start, end):
+        at = token.start()
+        if data[at : at + 1] not in _QUOTES:
+            continue  # a comment
+        opener = at - 2 if data[at - 2 : at - 1] in _PREFIX_BYTES else at - 1
+        if opener < start or not _FSTRING.match(data, opener):
+            continue
+        delimiter = data[at : at + 3]
+        if delimiter not in (b'"""', b"'''"):
+            delimiter = data[at : at + 1]
+            line_end = find(b"\n", at, end)
+            close = find(delimiter, at + 1, line_end if line_end >= 0 else end)
+        else:
+            close = find(delimiter, at + 3, end)
+        if close < 0 or data[close - 1 : close] == b"\\":
+            return False
+        body = data[at + len(delimiter) : close]
+        if body.count(b"{") != body.count(b"}"):
+            return False
+    return True
 
 
 def consistent(tree: Tree, data: bytes, spans: list[Span]) -> bool:
@@ -458,15 +506,23 @@ def consistent(tree: Tree, data: bytes, spans: list[Span]) -> bool:
         if in_string:
             if node.type not in _IN_STRING or triple:
                 return False
+            if find(b"{", start, end) >= 0 or find(b"}", start, end) >= 0:
+                string = node if node.type == "string" else node.parent
+                if string is None or _FSTRING.match(data, string.start_byte):
+                    return False  # an f-string's fields may hold quotes: not read here
             continue
         if (
             node.type not in _BETWEEN_STATEMENTS
             or data[end - 2 : end] == b"\\\n"
             or _STRING_FIRST.match(data, start)
+            or _STRING_FIRST.match(data, end)  # (it could become the docstring)
         ):
+            return False
+        # An f-string's field needs a brace: most cuts have none, and skip the search.
+        if find(b"{", start, end) >= 0 and not _plain_fstrings(data, start, end):
             return False
         if triple:
             rest = _STRINGS_AND_COMMENTS.sub(rb"\g<open>", data[start:end])
-            if b'"""' in rest or b"'''" in rest:
+            if b'"' in rest or b"'" in rest:
                 return False
     return True

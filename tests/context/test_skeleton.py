@@ -364,6 +364,79 @@ def test_reviewed_traps_extract_the_same(source: str) -> None:
     assert _extract(data, cut=True) == _extract(data, cut=False)
 
 
+# A second review, of the checked version: a string kept after a cut becomes the first
+# statement (the docstring); a line of only a backslash (tree-sitter ends the block
+# there, CPython does not); and Python 3.12 f-strings, whose fields may hold any quotes
+# and span lines (PEP 701).
+F20 = "    x = 1\n" * 20
+G32 = "    x = 1\n" * 32
+REVIEWED_AGAIN = {
+    "a kept string becomes the docstring": "def f():\n"
+    + F20
+    + '    "import"\n'
+    + F20
+    + "    return x\n",
+    "a string then a comment on imports": (
+        "def f():\n" + F20 + '    "note"\n    # import later\n' + F20 + "    return x\n"
+    ),
+    "a backslash line in a cut": 'def f():\n    \\\n    "doc"\n' + G32 + "    return x\n",
+    "a backslash line kept after a cut": (
+        "class C:\n    def f(self):\n"
+        + "        x = 1\n" * 20
+        + "        \\\n\n    def g(self):\n        pass\n"
+    ),
+}
+# Valid from Python 3.12 on (this suite may run on 3.10): tree-sitter parses them.
+REVIEWED_312 = {
+    "nested quotes in an f-string hide a triple quote": (
+        "def f():\n"
+        + F20
+        + '    y = f"{"#"}" + \'"""\' + """\n'
+        + F20
+        + "    import os\n"
+        + F20
+        + '    """ # """\n'
+        + F20
+        + "    return y\n"
+    ),
+    "an f-string field over two lines": (
+        "def f():\n"
+        + F20
+        + '    y = f"{\n'
+        + "    x:'}'; import os # \"\n"
+        + F20
+        + "    return y\n"
+    ),
+    "an f-string field over two lines, the import real": (
+        "def f():\n"
+        + F20
+        + '    y = f"{\n'
+        + "    x:'}\"'; '; import os; q = ' # '\n"
+        + F20
+        + "    return y\n"
+    ),
+    "an f-string docstring cut in a field": (
+        'def f():\n    f"""doc\n    {x +\n    y + """\n    import os\n    z = 1 + """}"""\n'
+        + G32
+        + "    return y\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", list(REVIEWED_AGAIN.values()), ids=list(REVIEWED_AGAIN))
+def test_reviewed_again_traps_extract_the_same(source: str) -> None:
+    data = source.encode()
+    assert _is_python(data) and not parse(data, "python").root_node.has_error
+    assert _extract(data, cut=True) == _extract(data, cut=False)
+
+
+@pytest.mark.parametrize("source", list(REVIEWED_312.values()), ids=list(REVIEWED_312))
+def test_python_312_f_strings_extract_the_same(source: str) -> None:
+    data = source.encode()
+    assert not parse(data, "python").root_node.has_error
+    assert _extract(data, cut=True) == _extract(data, cut=False)
+
+
 def test_a_cut_without_syntax_error_but_not_between_statements_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -385,6 +458,14 @@ def test_deep_nesting_and_nests_of_defs_stay_cheap() -> None:
     nest = "".join(" " * i + "def f():\n" for i in range(520))
     data = ('X = """\n' + nest + (" " * 520 + "x = compute(x)\n") * 25 + '"""\n').encode()
     assert _extract(data, cut=True) == _extract(data, cut=False)
+    # A cut holding a triple quote and an unclosed line of escaped quotes (its lexing was
+    # quadratic: 64 s for 129 KB).
+    filler = "".join(f"    value_{i} = compute(value_{i - 1}, {i})\n" for i in range(1, 8))
+    line = '    "' + '\\"' * 64000 + "\n"
+    data = ("def f():\n" + filler + '    z = """ """\n' + line + filler + "    return 1\n").encode()
+    started = time.process_time()
+    parse_skeleton(data)
+    assert time.process_time() - started < 5
     # 2,000 nested defs one space apart (the block-end searches were cubic: 33 s).
     nest = "".join(" " * i + "def f():\n" for i in range(2000)) + " " * 2000 + "pass\n"
     started = time.process_time()
