@@ -210,6 +210,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _add_names(by_name: dict[str, set[str]], path: str, names: Iterable[str]) -> None:
+    """Record in the name map that ``path`` defines ``names``."""
+    for name in names:
+        paths = by_name.get(name)
+        if paths is None:
+            by_name[name] = {path}
+        else:
+            paths.add(path)
+
+
 class _LRU(OrderedDict[str, Any]):
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -585,13 +595,9 @@ class WorkspaceIndex:
                 cached.pop(name, None)
         if names:
             self._names_of[path] = names
-            for name in names:
-                paths = by_name.get(name)
-                if paths is None:
-                    by_name[name] = {path}
-                else:
-                    paths.add(path)
-                if cached:
+            _add_names(by_name, path, names)
+            if cached:
+                for name in names:
                     cached.pop(name, None)
 
     # --- open documents -------------------------------------------------------------
@@ -863,12 +869,7 @@ class WorkspaceIndex:
         if by_name is None:
             by_name = {}
             for path, names in self._names_of.items():
-                for name in names:
-                    paths = by_name.get(name)
-                    if paths is None:
-                        by_name[name] = {path}
-                    else:
-                        paths.add(path)
+                _add_names(by_name, path, names)
             self._by_name = by_name
         return by_name
 

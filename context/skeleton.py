@@ -410,7 +410,7 @@ _STRINGS_AND_COMMENTS = re.compile(
     re.S,
 )
 # A cut that starts with a string statement may have removed a docstring.
-_STRING_FIRST = re.compile(rb"(?: *(?:#[^\n]*)?\n)* *[rRuUbBfF]{0,2}['\"]")
+_STRING_FIRST = re.compile(rb"(?: *(?:#[^\n]*)?\n)* *" + _STRING_START.pattern)
 # The nodes a cut between statements may fall in: a block, or a compound statement
 # whose block the cut starts.
 _BETWEEN_STATEMENTS = frozenset(

@@ -24,6 +24,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
+from context.pack import document_name
 from lsp_server import __version__
 from lsp_server.actions.rewrite import RewriteRequest, RewriteResult
 from lsp_server.completion.document import PositionError
@@ -585,7 +586,7 @@ def _notebook_display_path(ls: QwenLanguageServer, notebook: types.NotebookDocum
     notebook_path = _path_of(notebook.uri)
     if os.path.isabs(notebook_path):
         return ls.runtime.display_path(notebook_path)
-    return unquote(notebook.uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+    return document_name(unquote(notebook.uri.rstrip("/")))
 
 
 async def _complete(

@@ -10,6 +10,7 @@ import os
 import pathlib
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -743,31 +744,31 @@ CELLS = (
 )
 
 
-async def test_a_notebook_cell_is_completed_with_the_cells_above(
-    client: LanguageClient, qwen2_model, tmp_path
-):
-    """VS Code syncs a Jupyter notebook as one document of cells: a cell is completed as
-    part of the notebook's code (the cells of its language joined, Markdown left out),
-    and the suggestion lands on the cell's own line. A Markdown cell is not completed."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
+async def start_with_notebooks(
+    client: LanguageClient, ws: pathlib.Path, init: dict[str, Any]
+) -> types.InitializeResult:
+    """Initialize as a client that syncs notebooks (VS Code's Jupyter support does)."""
     capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
     capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
         synchronization=types.NotebookDocumentSyncClientCapabilities()
     )
-    init = options(qwen2_model)
-    result = await client.initialize_session(
+    return await client.initialize_session(
         types.InitializeParams(
             capabilities=capabilities,
             workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
             initialization_options=init,
         )
     )
-    assert result.capabilities.notebook_document_sync is not None
-    assert (await wait_model(client))["model"] == "ready"
-    notebook = ws / "analysis.ipynb"
+
+
+def open_notebook(
+    client: LanguageClient,
+    notebook: pathlib.Path,
+    cells: Sequence[tuple[types.NotebookCellKind, str, str]],
+) -> list[str]:
+    """Open ``notebook`` with ``cells`` (kind, language, text); the cells' URIs."""
     notebook.write_text("{}")
-    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
+    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(len(cells))]
     client.notebook_document_did_open(
         types.DidOpenNotebookDocumentParams(
             notebook_document=types.NotebookDocument(
@@ -776,15 +777,32 @@ async def test_a_notebook_cell_is_completed_with_the_cells_above(
                 version=1,
                 cells=[
                     types.NotebookCell(kind=kind, document=uri)
-                    for (kind, _, _), uri in zip(CELLS, cell_uris, strict=True)
+                    for (kind, _, _), uri in zip(cells, cell_uris, strict=True)
                 ],
             ),
             cell_text_documents=[
                 types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
-                for (_, language, text), uri in zip(CELLS, cell_uris, strict=True)
+                for (_, language, text), uri in zip(cells, cell_uris, strict=True)
             ],
         )
     )
+    return cell_uris
+
+
+async def test_a_notebook_cell_is_completed_with_the_cells_above(
+    client: LanguageClient, qwen2_model, tmp_path
+):
+    """VS Code syncs a Jupyter notebook as one document of cells: a cell is completed as
+    part of the notebook's code (the cells of its language joined, Markdown left out),
+    and the suggestion lands on the cell's own line. A Markdown cell is not completed."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    init = options(qwen2_model)
+    result = await start_with_notebooks(client, ws, init)
+    assert result.capabilities.notebook_document_sync is not None
+    assert (await wait_model(client))["model"] == "ready"
+    notebook = ws / "analysis.ipynb"
+    cell_uris = open_notebook(client, notebook, CELLS)
     last = CELLS[2][2]
     got = await inline(client, cell_uris[2], end_of(last))
     assert got is not None and len(got.items) == 1
@@ -822,40 +840,12 @@ async def test_a_notebook_opened_is_warmed_at_the_end_of_its_last_code_cell(
     then evaluates only its last line."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
-    capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
-        synchronization=types.NotebookDocumentSyncClientCapabilities()
-    )
     init = options(qwen2_model)
     init["engine"] = {"warmup": True, "prefetch": False}
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities,
-            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
-            initialization_options=init,
-        )
-    )
+    await start_with_notebooks(client, ws, init)
     assert (await wait_model(client))["model"] == "ready"
     notebook = ws / "analysis.ipynb"
-    notebook.write_text("{}")
-    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
-    client.notebook_document_did_open(
-        types.DidOpenNotebookDocumentParams(
-            notebook_document=types.NotebookDocument(
-                uri=notebook.as_uri(),
-                notebook_type="jupyter-notebook",
-                version=1,
-                cells=[
-                    types.NotebookCell(kind=kind, document=uri)
-                    for (kind, _, _), uri in zip(CELLS, cell_uris, strict=True)
-                ],
-            ),
-            cell_text_documents=[
-                types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
-                for (_, language, text), uri in zip(CELLS, cell_uris, strict=True)
-            ],
-        )
-    )
+    cell_uris = open_notebook(client, notebook, CELLS)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         warmed = [e for e in (await stats(client))["recent"] if e["kind"] == "warmup"]
@@ -880,47 +870,19 @@ async def test_a_notebook_cells_imports_bring_their_definitions(
     (ws / "nb" / "helpers.py").write_text(
         "def scale(values, k):\n    return [v * k for v in values]\n"
     )
-    capabilities = client_capabilities(client.client_spec)  # type: ignore[attr-defined]
-    capabilities.notebook_document = types.NotebookDocumentClientCapabilities(
-        synchronization=types.NotebookDocumentSyncClientCapabilities()
-    )
     init = options(qwen2_model)
     init["context"] = {"enabled": True, "similar": False, "recent": False}
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities,
-            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
-            initialization_options=init,
-        )
-    )
+    await start_with_notebooks(client, ws, init)
     client.initialized(types.InitializedParams())
     assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     notebook = ws / "nb" / "analysis.ipynb"
-    notebook.write_text("{}")
     cells = (
         (types.NotebookCellKind.Code, "python", "import helpers as hp\n"),
         (types.NotebookCellKind.Markup, "markdown", "# Scaling"),
         (types.NotebookCellKind.Code, "python", "doubled = hp.scale("),
     )
-    cell_uris = [f"vscode-notebook-cell:{notebook}#W{i}sZmlsZQ%3D%3D" for i in range(3)]
-    client.notebook_document_did_open(
-        types.DidOpenNotebookDocumentParams(
-            notebook_document=types.NotebookDocument(
-                uri=notebook.as_uri(),
-                notebook_type="jupyter-notebook",
-                version=1,
-                cells=[
-                    types.NotebookCell(kind=kind, document=uri)
-                    for (kind, _, _), uri in zip(cells, cell_uris, strict=True)
-                ],
-            ),
-            cell_text_documents=[
-                types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
-                for (_, language, text), uri in zip(cells, cell_uris, strict=True)
-            ],
-        )
-    )
+    cell_uris = open_notebook(client, notebook, cells)
     await inline(client, cell_uris[2], end_of(cells[2][2]))
     used = (await stats(client))["recent"][-1]["context"]
     assert any(src.startswith("nb/helpers.py:1-") for src in used), used
