@@ -28,7 +28,8 @@ import _sources  # noqa: E402
 
 from lsp_server.completion.service import Completer, CompletionRequest  # noqa: E402
 from lsp_server.engine import llama as engine_module  # noqa: E402
-from lsp_server.engine.llama import EngineConfig, LlamaEngine  # noqa: E402
+from lsp_server.engine.llama import LlamaEngine  # noqa: E402
+from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import Settings  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
 

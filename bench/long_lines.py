@@ -31,7 +31,8 @@ import _sources  # noqa: E402
 import llama_cpp  # noqa: E402
 
 from lsp_server.completion.service import Completer, CompletionRequest  # noqa: E402
-from lsp_server.engine.llama import EngineConfig, LlamaEngine  # noqa: E402
+from lsp_server.engine.llama import LlamaEngine  # noqa: E402
+from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import Settings  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
 
@@ -87,7 +88,9 @@ def run_file(name: str, text: str, model: pathlib.Path, keystrokes: int) -> dict
         result = completer.complete(request)
         ms = (time.perf_counter() - t) * 1000
         f = result.figures
-        prompts.append(result.prompt_tokens or completer.tokenize(completer.build(request)).tokens)
+        prompts.append(
+            result.prompt_tokens or engine.tokenize_prompt(completer.build(request)).tokens
+        )
         rows.append(
             {
                 "prompt": len(prompts[-1]),

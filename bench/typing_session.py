@@ -29,7 +29,8 @@ import _sources  # noqa: E402
 import llama_cpp  # noqa: E402
 
 from lsp_server.completion.service import Completer, CompletionRequest  # noqa: E402
-from lsp_server.engine.llama import EngineConfig, LlamaEngine  # noqa: E402
+from lsp_server.engine.llama import LlamaEngine  # noqa: E402
+from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import Settings  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
 from lsp_server.workspace_context import WorkspaceContext  # noqa: E402
@@ -164,7 +165,7 @@ def run_budget(
         t = time.perf_counter()
         result = completer.complete(request)
         ms = (time.perf_counter() - t) * 1000
-        prompt = result.prompt_tokens or completer.tokenize(completer.build(request)).tokens
+        prompt = result.prompt_tokens or engine.tokenize_prompt(completer.build(request)).tokens
         prompts.append(prompt)
         f = result.figures
         rows.append(

@@ -22,8 +22,8 @@ COMMAND_MODULES = (
     "lsp_server.commands.complete",
     "lsp_server.commands.context",
     "lsp_server.commands.index",
-    "lsp_server.doctor",
-    "lsp_server.pull",
+    "lsp_server.commands.doctor",
+    "lsp_server.commands.pull",
 )
 
 
@@ -69,7 +69,7 @@ def _expected_request_errors(record: logging.LogRecord) -> bool:
 
     if str(record.msg).startswith("Unable to deserialize message"):
         # A message that does not match the protocol: the server answers it with an
-        # error and logs one line (lsp_server.server.QwenProtocol); the traceback is
+        # error and logs one line (lsp_server.protocol.server.QwenProtocol); the traceback is
         # pygls's own, for DEBUG.
         return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
     error = record.exc_info[1] if record.exc_info else None
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command:
         return int(args.func(args))
-    from lsp_server.server import serve
+    from lsp_server.protocol.server import serve
 
     try:
         return serve(tcp=args.tcp)

@@ -21,15 +21,15 @@ from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.llama import (
+from lsp_server.engine.remote import RemoteConfig, RemoteEngine, ServerUnreachable
+from lsp_server.engine.types import (
     Cancelled,
     CancelToken,
+    Engine,
     EngineConfig,
     EngineError,
-    LlamaEngine,
     file_identity,
 )
-from lsp_server.engine.remote import RemoteConfig, RemoteEngine, ServerUnreachable
 from lsp_server.engine.worker import EngineWorker, Job, Priority
 from lsp_server.settings import Settings
 
@@ -69,7 +69,7 @@ class Runtime:
         self.worker: EngineWorker[Any] = EngineWorker()
         # Edits reach the index in the order they were made: one thread applies them.
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
-        self.engine: LlamaEngine | RemoteEngine | None = None
+        self.engine: Engine | None = None
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
         self.model_state = "idle"  # idle | loading | ready | failed | disabled
@@ -106,7 +106,7 @@ class Runtime:
         return job.future
 
     def _load(self) -> None:
-        from lsp_server.models import explicit_model_path, resolve_model
+        from lsp_server.engine.models import explicit_model_path, resolve_model
 
         self._close_engine()
         if self.settings.model.backend == "openai":
@@ -121,6 +121,8 @@ class Runtime:
             self.notify(self.model_message, "warning")
             return
         try:
+            from lsp_server.engine.llama import LlamaEngine  # loads llama.cpp
+
             engine = LlamaEngine(engine_config(self.settings, str(resolution.path)))
         except EngineError as exc:
             self.model_state = "failed"
@@ -176,7 +178,7 @@ class Runtime:
         )
         log.info("%s", self.model_message)
 
-    def _use(self, engine: LlamaEngine | RemoteEngine) -> None:
+    def _use(self, engine: Engine) -> None:
         self.engine = engine
         completer = Completer(
             engine, self.settings, context=self._context_provider(), stats=self.stats
@@ -185,8 +187,6 @@ class Runtime:
         self.rewriter = Rewriter(
             engine,
             self.settings,
-            lambda prompt: completer.tokenize(prompt).tokens,
-            completer.count_tokens,
             context=self._context_provider(),
             stats=self.stats,
         )
@@ -522,20 +522,9 @@ class Runtime:
             "index": self.index_state,
             "indexMessage": self.index_message,
         }
-        engine = self.engine
-        if isinstance(engine, RemoteEngine):
+        if self.engine is not None:
+            extra.update(self.engine.describe())
             extra["promptFormat"] = self.completer.format if self.completer else None
-            extra["backend"] = {"url": engine.config.url, "model": engine.model}
-        elif engine is not None:
-            extra["checkpoints"] = {
-                "count": len(engine.checkpoints),
-                "bytes": engine.checkpoints.bytes_used,
-                "maxBytes": engine.checkpoints.max_bytes,
-                "hits": engine.checkpoints.hits,
-                "misses": engine.checkpoints.misses,
-            }
-            extra["promptFormat"] = self.completer.format if self.completer else None
-            extra["hybrid"] = engine.hybrid
         return self.stats.snapshot(extra)
 
     @property

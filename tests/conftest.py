@@ -43,7 +43,8 @@ def tiny_model(request: pytest.FixtureRequest, models_dir: pathlib.Path) -> path
 @pytest.fixture
 def engine_factory() -> Iterator[object]:
     """Make engines over a model path; all are closed at the end of the test."""
-    from lsp_server.engine.llama import EngineConfig, LlamaEngine
+    from lsp_server.engine.llama import LlamaEngine
+    from lsp_server.engine.types import EngineConfig
 
     made: list[LlamaEngine] = []
 

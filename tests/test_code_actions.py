@@ -19,8 +19,8 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from context.symbols import file_symbols
 from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions, region_digest
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, _lines, finish, syntax_errors
-from lsp_server.completion.service import Completer
-from lsp_server.engine.llama import EngineConfig, LlamaEngine
+from lsp_server.engine.llama import LlamaEngine
+from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import load_settings
 
 PY = (
@@ -248,13 +248,7 @@ def test_a_fix_may_leave_errors_it_did_not_add() -> None:
 def rewriter_for(model: pathlib.Path) -> tuple[LlamaEngine, Rewriter]:
     settings = load_settings({"codeActions": {"maxTokens": 24}, "context": {"enabled": False}})
     engine = LlamaEngine(EngineConfig(model_path=str(model), n_ctx=4096, n_threads=1))
-    completer = Completer(engine, settings.settings)
-    rewriter = Rewriter(
-        engine,
-        settings.settings,
-        lambda prompt: completer.tokenize(prompt).tokens,
-        completer.count_tokens,
-    )
+    rewriter = Rewriter(engine, settings.settings)
     return engine, rewriter
 
 
@@ -271,7 +265,9 @@ def test_the_engine_writes_the_rewrite_and_stale_plans_are_refused(
         assert "with a typo: teh" in prompt.text and plan.instruction in prompt.text
         assert prompt.text.endswith("```\n")  # the answer starts inside the fence
         # What the engine generates for that prompt, checked by the same rules.
-        generation = engine.generate(rewriter.tokenize(prompt), max_tokens=24, stop=("```",))
+        generation = engine.generate(
+            engine.tokenize_prompt(prompt).tokens, max_tokens=24, stop=("```",)
+        )
         expected = finish(req, generation.text, generation.stop_reason)
         result = rewriter.run(req)
         assert (result.new_text, result.message) == (expected.new_text, expected.message)
@@ -683,7 +679,7 @@ def test_jobs_queued_before_a_model_reload_do_not_touch_the_freed_engine(qwen2_m
     """A settings change reloads the model while an action or a completion waits: they
     were bound to the old engine, which the reload frees. They stop (no crash)."""
     from lsp_server.completion.stats import Stats
-    from lsp_server.engine.llama import Cancelled
+    from lsp_server.engine.types import Cancelled
     from lsp_server.runtime import Runtime
 
     settings = load_settings(

@@ -15,8 +15,8 @@ import gguf
 import numpy as np
 import pytest
 
-from lsp_server import doctor
-from lsp_server.doctor import (
+from lsp_server.commands import doctor
+from lsp_server.commands.doctor import (
     Check,
     Report,
     check_gpu_offload,
@@ -31,7 +31,7 @@ from lsp_server.doctor import (
     report_json,
     run_checks,
 )
-from lsp_server.gguf_info import read_gguf_info
+from lsp_server.engine.gguf_info import read_gguf_info
 from lsp_server.testing.tiny_gguf import build_qwen2, build_qwen35
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ def test_model_checks(home: Path, qwen35: Path, qwen2: Path) -> None:
 
 
 def test_model_found_in_the_default_folder(home: Path, qwen35: Path) -> None:
-    from lsp_server.models import default_models_dir
+    from lsp_server.engine.models import default_models_dir
 
     default_models_dir().mkdir(parents=True)
     shutil.copy(qwen35, default_models_dir() / qwen35.name)
@@ -261,7 +261,7 @@ def test_model_found_in_the_default_folder(home: Path, qwen35: Path) -> None:
 
 
 def test_unusable_candidates_are_warned_about(home: Path, qwen35: Path) -> None:
-    from lsp_server.models import default_models_dir
+    from lsp_server.engine.models import default_models_dir
 
     folder = default_models_dir()
     folder.mkdir(parents=True)

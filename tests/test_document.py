@@ -21,7 +21,7 @@ from lsp_server.completion.document import (
     cursor_window,
     utf16_to_codepoints,
 )
-from lsp_server.convert import codepoints_to_column, column_to_codepoints
+from lsp_server.protocol.convert import codepoints_to_column, column_to_codepoints
 
 CODE = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("hi")\n\n   \n}\n'
 
@@ -216,7 +216,7 @@ def test_utf16_round_trip() -> None:
     assert codepoints_to_utf16("ascii", 99) == 5
 
 
-# ---- lsp_server.convert: every negotiated encoding ------------------------------------------
+# ---- lsp_server.protocol.convert: every negotiated encoding ------------------------------------------
 
 ENCODINGS = [
     PositionEncodingKind.Utf8,
@@ -261,6 +261,6 @@ def test_column_values_per_encoding() -> None:
 
 def test_the_server_passes_an_encoding_convert_understands() -> None:
     # A client that sends no general.positionEncodings gets pygls' default (the enum).
-    from lsp_server.server import server
+    from lsp_server.protocol.server import server
 
     assert column_to_codepoints("éxy", 2, server.encoding()) == 2  # UTF-16 column 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lsp_server.engine.checkpoints import CheckpointCache
-from lsp_server.engine.llama import Cancelled, CancelToken, ModelLoadError
+from lsp_server.engine.types import Cancelled, CancelToken, ModelLoadError
 
 CODE = (
     "import os\n\n\n"
@@ -198,7 +198,8 @@ def test_truncated_model_fails_clearly(tmp_path, engine_factory, qwen2_model):
 
 _BIG_BATCH = """
 import sys
-from lsp_server.engine.llama import EngineConfig, LlamaEngine
+from lsp_server.engine.llama import LlamaEngine
+from lsp_server.engine.types import EngineConfig
 config = EngineConfig(model_path=sys.argv[1], n_ctx=32768, n_batch=32768, n_threads=1)
 with LlamaEngine(config) as engine:
     prompt = engine.tokenize("def f(x):\\n    return x\\n" * 400)

@@ -19,7 +19,8 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from lsp_server.completion.service import Completer, CompletionRequest
-from lsp_server.engine.llama import EngineConfig, LlamaEngine
+from lsp_server.engine.llama import LlamaEngine
+from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import load_settings
 
 SERVER = ClientServerConfig(

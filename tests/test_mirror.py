@@ -8,7 +8,12 @@ import re
 from lsprotocol import types
 from pygls.workspace import Workspace
 
-from lsp_server.mirror import LspTextDocument, lsp_lines, use_lsp_lines, with_lf_line_breaks
+from lsp_server.protocol.mirror import (
+    LspTextDocument,
+    lsp_lines,
+    use_lsp_lines,
+    with_lf_line_breaks,
+)
 
 ODD = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 

@@ -19,9 +19,10 @@ import gguf
 import numpy as np
 import pytest
 
-from lsp_server import cli, pull
-from lsp_server.gguf_info import FIM_TOKEN_TEXTS, GgufError, read_gguf_info
-from lsp_server.models import (
+from lsp_server import cli
+from lsp_server.commands import pull
+from lsp_server.engine.gguf_info import FIM_TOKEN_TEXTS, GgufError, read_gguf_info
+from lsp_server.engine.models import (
     DEFAULT_QUANT,
     DEFAULT_REPO,
     default_models_dir,

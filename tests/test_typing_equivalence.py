@@ -14,7 +14,8 @@ import pytest
 from lsp_server.completion.postprocess import StopRule, choose_mode, finish
 from lsp_server.completion.service import Completer, CompletionRequest
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.llama import Cancelled, EngineConfig, LlamaEngine
+from lsp_server.engine.llama import LlamaEngine
+from lsp_server.engine.types import Cancelled, EngineConfig
 from lsp_server.engine.worker import Priority
 from lsp_server.runtime import Runtime
 from lsp_server.settings import Settings
@@ -73,7 +74,7 @@ def fresh_suggestion(
         window = completer.window(request)
         mode = choose_mode(window, completer.settings.completion.multiline)
         prompt = completer.build(request, window)
-        assert completer.tokenize(prompt).tokens == tokens
+        assert completer.engine.tokenize_prompt(prompt).tokens == tokens
         generation = engine.generate(
             tokens,
             max_tokens=completer.settings.completion.max_tokens,

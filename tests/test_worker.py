@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.engine.llama import Cancelled, CancelToken
+from lsp_server.engine.types import Cancelled, CancelToken
 from lsp_server.engine.worker import EngineWorker, Priority
 
 WAIT = 5.0  # seconds; generous, but a hang fails instead of blocking the suite

@@ -140,7 +140,8 @@ def test_lines_the_prompt_cuts_can_come_as_context(tmp_path, qwen2_model):
     lines above the cursor it shows fewer than `prefixLines` lines, and retrieval must
     know which, or the imports cut from the window are in neither."""
     from lsp_server.completion.service import Completer, CompletionRequest
-    from lsp_server.engine.llama import EngineConfig, LlamaEngine
+    from lsp_server.engine.llama import LlamaEngine
+    from lsp_server.engine.types import EngineConfig
 
     (tmp_path / "util.py").write_text("def slugify(value):\n    return value.lower()\n")
     long_line = "    MESSAGES.append(('" + "a long translated message " * 5 + "', 'context'))"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tree_sitter import Node
@@ -28,12 +28,10 @@ from lsp_server.completion.prompt import (
     Segment,
     fence_language,
     render_chat_frame,
-    text_for_server,
 )
 from lsp_server.completion.service import ContextProvider, ContextQuery
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.llama import NEVER, CancelToken, Figures, LlamaEngine
-from lsp_server.engine.remote import RemoteEngine
+from lsp_server.engine.types import NEVER, CancelToken, Engine, Figures
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,18 +75,15 @@ class Rewriter:
 
     def __init__(
         self,
-        engine: LlamaEngine | RemoteEngine,
+        engine: Engine,
         settings: Settings,
-        tokenize: Callable[[Prompt], Sequence[int]],
-        count_tokens: Callable[[str], int],
         *,
         context: ContextProvider | None = None,
         stats: Stats | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self.tokenize = tokenize
-        self.count_tokens = count_tokens
+        self.count_tokens = engine.count_tokens
         self.context = context
         self.stats = stats or Stats()
         info = engine.info
@@ -164,20 +159,12 @@ class Rewriter:
                 Figures(),
             )
         prompt = self.build(request)
-        if isinstance(self.engine, RemoteEngine):
-            generation = self.engine.generate_text(
-                text_for_server(prompt),
-                max_tokens=self.settings.code_actions.max_tokens,
-                rule=_closing_fence,
-                cancel=cancel,
-            )
-        else:
-            generation = self.engine.generate(
-                self.tokenize(prompt),
-                max_tokens=self.settings.code_actions.max_tokens,
-                rule=_closing_fence,
-                cancel=cancel,
-            )
+        generation = self.engine.run(
+            prompt,
+            max_tokens=self.settings.code_actions.max_tokens,
+            rule=_closing_fence,
+            cancel=cancel,
+        )
         result = finish(request, generation.text, generation.stop_reason)
         result.figures = generation.figures
         result.total_ms = (time.perf_counter() - started) * 1000

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from lsp_server.completion.document import PositionError
     from lsp_server.completion.stats import Stats
-    from lsp_server.engine.llama import EngineError
+    from lsp_server.engine.types import EngineError
     from lsp_server.runtime import Runtime
 
     path, line, col = args.location

@@ -1,6 +1,6 @@
 """Build the completion prompt as an ordered list of segments.
 
-Order is the whole point (shared/DESIGN.md §2): parts that change least come first, so
+Order is the whole point (docs/engine.md): parts that change least come first, so
 that while the user types the prompt only grows at its end and the engine evaluates
 just the new tokens. Each segment says which special tokens its text may contain:
 template text is parsed for control tokens, the user's code never is (a file that
@@ -22,18 +22,15 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Literal
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lsp_server.completion.document import CursorWindow
+from lsp_server.engine.types import ALL_SPECIALS, Prompt, PromptFormat, Segment
 
 log = logging.getLogger(__name__)
 
-PromptFormat = Literal["fim", "chat"]
-ALL_SPECIALS = ("*",)
 
 FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE = "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"
 FILE_SEP, REPO_NAME = "<|file_sep|>", "<|repo_name|>"
@@ -113,64 +110,6 @@ def fence_language(path: str, language_id: str = "") -> str:
     tag = language_id.lower()
     tag = _FENCE_ALIASES.get(tag, tag)
     return tag if _FENCE_TAG.fullmatch(tag) else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One piece of the prompt.
-
-    `specials` lists the control-token strings parsed in `text` (``ALL_SPECIALS`` for
-    template text, empty for user content). `checkpoint` asks the engine to keep the
-    model state at the segment's end; `line_checkpoints` at line ends inside it too.
-    """
-
-    name: str
-    text: str
-    specials: tuple[str, ...] = ()
-    checkpoint: bool = False
-    line_checkpoints: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    format: PromptFormat
-    segments: tuple[Segment, ...]
-    stop: tuple[str, ...] = ()  # text that ends the suggestion when the model writes it
-
-    @property
-    def text(self) -> str:
-        return "".join(s.text for s in self.segments)
-
-    def stable_length(self) -> int:
-        """How many segments precede the cursor-dependent part (what warm-up evaluates)."""
-        for index, segment in enumerate(self.segments):
-            if segment.name in ("prefix", "fim-prefix-head"):
-                return index
-        return len(self.segments)
-
-
-# A control token of Qwen's vocabularies, as text (`<|im_end|>`, `<|fim_middle|>`, …).
-_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
-
-
-def text_for_server(prompt: Prompt) -> str:
-    """The prompt as text for a serving engine, which parses every control-token string
-    in it as the token: in the user's code and the workspace's (not in template text, or
-    where a segment allows it) each is broken with a zero-width space, so a file holding
-    `<|im_end|>` cannot end the prompt or start a turn of its own (the local engine never
-    parses those segments for control tokens)."""
-    parts = []
-    for segment in prompt.segments:
-        if segment.specials == ALL_SPECIALS:
-            parts.append(segment.text)
-            continue
-        parts.append(_CONTROL.sub(partial(_break_token, set(segment.specials)), segment.text))
-    return "".join(parts)
-
-
-def _break_token(allowed: set[str], match: re.Match[str]) -> str:
-    token = match.group(0)
-    return token if token in allowed else "<\u200b" + token[1:]
 
 
 @dataclass(frozen=True, slots=True)

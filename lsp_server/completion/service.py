@@ -1,8 +1,9 @@
 """One completion, from document and position to suggestion: plain code, no LSP types.
 
-The flow (shared/DESIGN.md §6): cursor window → multi-file context (a provider) →
-prompt segments → tokens (cached per segment) → the engine (prefix reuse, checkpoints,
-greedy decode) → post-processing → `CompletionResult`. Runs on the engine thread.
+The flow (docs/architecture.md): cursor window → multi-file context (a provider) →
+prompt segments → the engine (`Engine.run`: tokens cached per segment, prefix reuse,
+checkpoints, greedy decode) → post-processing → `CompletionResult`. Runs on the engine
+thread.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from cachetools import LRUCache
 
 from lsp_server.completion.document import (
@@ -32,16 +32,13 @@ from lsp_server.completion.prompt import (
     PromptInputs,
     build_prompt,
     render_chat_frame,
-    text_for_server,
 )
 from lsp_server.completion.stats import Stats, figures_line
-from lsp_server.engine.llama import NEVER, Cancelled, CancelToken, Figures, LlamaEngine, ModelInfo
-from lsp_server.engine.remote import RemoteEngine
+from lsp_server.engine.types import NEVER, Cancelled, CancelToken, Engine, Figures, ModelInfo
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LINE_CHECKPOINTS_AT_END = 2  # the last line ends of the prefix always get a checkpoint
 WINDOW_RESERVE = 512  # tokens kept free of the cursor window: the template, the instructions
 
 
@@ -103,36 +100,24 @@ def resolve_format(setting: str, info: ModelInfo) -> PromptFormat:
     return "fim" if info.has_fim_tokens and info.fim_trained else "chat"
 
 
-@dataclass
-class _Tokenized:
-    tokens: list[int]
-    checkpoints: list[int]
-
-
 class Completer:
     """Builds prompts and runs them through one engine; call only from its owner thread."""
 
     def __init__(
         self,
-        engine: LlamaEngine | RemoteEngine,
+        engine: Engine,
         settings: Settings,
         *,
         context: ContextProvider | None = None,
         stats: Stats | None = None,
     ) -> None:
         self.engine = engine
-        # A serving engine takes the prompt as text and keeps its own cache: no tokens,
-        # no checkpoints here.
-        self.remote = engine if isinstance(engine, RemoteEngine) else None
         self.settings = settings
         self.context = context
         self.stats = stats or Stats()
         self.format: PromptFormat = resolve_format(settings.completion.prompt_format, engine.info)
         info = engine.info
         self._frame = render_chat_frame(info.chat_template, info.bos, info.eos)
-        self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(
-            1024
-        )
         self._suggestions: LRUCache[bytes, tuple[Suggestion | None, str]] = LRUCache(256)
         # path -> (stable key, prefix, first line of the prefix window, suggestion shown)
         self._last: dict[str, tuple[bytes, str, int, Suggestion]] = {}
@@ -146,21 +131,7 @@ class Completer:
     # ---- building ---------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
-        if self.remote is not None:
-            return self.remote.count_tokens(text)
-        return len(self._tokens_of(text, ()))
-
-    def _local(self) -> LlamaEngine:
-        assert isinstance(self.engine, LlamaEngine)
-        return self.engine
-
-    def _tokens_of(self, text: str, specials: tuple[str, ...]) -> tuple[int, ...]:
-        key = (text, specials)
-        cached = self._segment_tokens.get(key)
-        if cached is None:
-            cached = tuple(self._local().tokenize_with(text, specials))
-            self._segment_tokens[key] = cached
-        return cached
+        return self.engine.count_tokens(text)
 
     def window(self, request: CompletionRequest) -> CursorWindow:
         """The cursor window, cut down when its lines would not fit the context."""
@@ -231,34 +202,6 @@ class Completer:
         )
         return build_prompt(self.format, inputs, self._frame)
 
-    def tokenize(self, prompt: Prompt) -> _Tokenized:
-        """Tokens of `prompt` and the positions to checkpoint at."""
-        engine = self._local()
-        tokens: list[int] = []
-        checkpoints: list[int] = []
-        interval = engine.config.checkpoint_interval
-        for segment in prompt.segments:
-            seg = self._tokens_of(segment.text, segment.specials)
-            start = len(tokens)
-            tokens.extend(seg)
-            if segment.line_checkpoints:
-                ids = np.asarray(seg, dtype=np.int64)
-                line_ends = [start + int(i) + 1 for i in np.flatnonzero(engine.newline_tokens[ids])]
-                last = start
-                for pos in line_ends:
-                    if pos - last >= interval:
-                        checkpoints.append(pos)
-                        last = pos
-                checkpoints.extend(line_ends[-LINE_CHECKPOINTS_AT_END:])
-                # A long last line (minified code, data) gets checkpoints every `interval`
-                # tokens from its start, so typing in it does not evaluate it all again.
-                line_start = line_ends[-1] if line_ends else start
-                inside = range(line_start + interval, len(tokens) - 1, interval)
-                checkpoints.extend(inside[-LINE_CHECKPOINTS_AT_END:])
-            if segment.checkpoint:
-                checkpoints.append(len(tokens))
-        return _Tokenized(tokens, sorted(set(checkpoints)))
-
     # ---- running ----------------------------------------------------------------------
 
     def complete(self, request: CompletionRequest, cancel: CancelToken = NEVER) -> CompletionResult:
@@ -293,26 +236,13 @@ class Completer:
             )
             return result
         rule = StopRule(mode, window.next_nonempty_line)
-        tokenized: _Tokenized | None = None
         try:
-            if self.remote is not None:
-                generation = self.remote.generate_text(
-                    text_for_server(prompt),
-                    max_tokens=self.settings.completion.max_tokens,
-                    stop=prompt.stop,
-                    rule=rule.check,
-                    cancel=cancel,
-                )
-            else:
-                tokenized = self.tokenize(prompt)
-                generation = self._local().generate(
-                    tokenized.tokens,
-                    checkpoints=tokenized.checkpoints,
-                    max_tokens=self.settings.completion.max_tokens,
-                    stop=prompt.stop,
-                    rule=rule.check,
-                    cancel=cancel,
-                )
+            generation = self.engine.run(
+                prompt,
+                max_tokens=self.settings.completion.max_tokens,
+                rule=rule.check,
+                cancel=cancel,
+            )
         except Cancelled as exc:
             self.stats.record(
                 exc.figures or Figures(),
@@ -330,7 +260,7 @@ class Completer:
             self.format,
             outcome,
             raw=generation.text,
-            prompt_tokens=tokenized.tokens if tokenized else None,
+            prompt_tokens=generation.prompt_tokens or None,
             schedule=generation.schedule,
             context_sources=[src for block in self.last_context for src in block.sources],
         )
@@ -362,14 +292,9 @@ class Completer:
 
         The next request at or after that position then costs only its last line.
         """
-        if self.remote is not None:
-            return Figures()  # a serving engine caches prompts its own way
-        tokenized = self.tokenize(self.build(request))
-        points = [p for p in tokenized.checkpoints if p < len(tokenized.tokens)]
-        if not points:
-            return Figures()
-        end = points[-1]
-        figures = self._local().prepare(tokenized.tokens[:end], points, cancel, save_end=True)
+        figures = self.engine.warm(self.build(request), cancel)
+        if not figures.evaluated_tokens and not figures.reused_tokens:
+            return figures
         self.stats.record(
             figures, kind="warmup", path=request.path, total_ms=figures.prefill_ms, outcome="ok"
         )

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
-from lsp_server.engine.llama import Figures
+from lsp_server.engine.types import Figures
 
 RECENT = 50
 

@@ -2,7 +2,7 @@
 
 Why the low-level `llama_cpp` API and not `Llama`: `Llama.generate` re-evaluates the
 whole prompt whenever a hybrid model (Qwen3.6: Gated DeltaNet + attention) cannot trim
-its cache, which is on every keystroke (shared/DESIGN.md §2). Here we keep the tokens
+its cache, which is on every keystroke (docs/engine.md). Here we keep the tokens
 that are in the context, find the longest common prefix with the next prompt and:
 - pure attention: trim the KV cache after it and evaluate the rest;
 - hybrid/recurrent: restore the newest checkpoint at or before it (partial state,
@@ -21,13 +21,28 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 import numpy as np
+from cachetools import LRUCache
 
 from lsp_server.engine.checkpoints import CheckpointCache
+from lsp_server.engine.types import (
+    NEVER,
+    Cancelled,
+    CancelToken,
+    EngineConfig,
+    EngineError,
+    Figures,
+    Generation,
+    ModelInfo,
+    ModelLoadError,
+    Prompt,
+    file_identity,
+    text_end,
+)
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -36,108 +51,6 @@ PARTIAL = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
 
 FIM_TOKEN_TEXTS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 FIM_NAME_HINTS = ("coder", "fim", "starcoder", "codellama", "codestral", "codegemma")
-
-
-class EngineError(RuntimeError):
-    """The engine failed; the message is for the user."""
-
-
-class ModelLoadError(EngineError):
-    """The model file could not be loaded."""
-
-
-class Cancelled(Exception):
-    """The request was cancelled, superseded or preempted.
-
-    `figures` holds what it cost until then (tokens evaluated before the cancel stay
-    in the context and are reused by the next request).
-    """
-
-    figures: Figures | None = None
-
-
-class CancelToken:
-    """Checked between batches and tokens; set from any thread."""
-
-    def __init__(self, deadline: float | None = None) -> None:
-        self._cancelled = False
-        self.reason = ""
-        self.deadline = deadline
-
-    def cancel(self, reason: str = "cancelled") -> None:
-        if not self._cancelled:
-            self.reason = reason
-            self._cancelled = True
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def check(self) -> None:
-        if self._cancelled:
-            raise Cancelled(self.reason)
-
-
-NEVER = CancelToken()
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    model_path: str
-    n_ctx: int = 32768
-    n_gpu_layers: int = -1
-    flash_attention: str = "auto"  # auto | on | off
-    kv_cache_type: str = "f16"  # f16 | q8_0
-    n_threads: int = 0  # 0 = all physical cores
-    n_batch: int = 512
-    checkpoint_bytes: int = 2048 << 20
-    slots: int = 2  # sequences kept side by side (switching files and back costs nothing)
-    checkpoint_interval: int = 256  # min tokens between line checkpoints in a segment
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    path: str
-    architecture: str
-    name: str
-    n_ctx_train: int
-    n_ctx: int
-    n_vocab: int
-    hybrid: bool  # recurrent layers: needs checkpoints to roll back
-    has_fim_tokens: bool
-    fim_trained: bool  # the metadata suggests a FIM-trained (coder) model
-    chat_template: str | None
-    bos: str
-    eos: str
-    gpu_offload: bool
-    size_bytes: int
-
-
-@dataclass(slots=True)
-class Figures:
-    """What one request cost; reported in the log, qwenLsp/stats and `complete --json`."""
-
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    evaluated_tokens: int = 0
-    generated_tokens: int = 0
-    prefill_ms: float = 0.0
-    generate_ms: float = 0.0
-    checkpoint_hits: int = 0
-    checkpoint_misses: int = 0
-    checkpoints_saved: int = 0
-    restore_ms: float = 0.0
-    save_ms: float = 0.0
-
-
-@dataclass(slots=True)
-class Generation:
-    text: str
-    tokens: list[int]
-    stop_reason: str  # eos | stop | rule | length | time
-    figures: Figures = field(default_factory=Figures)
-    # Where the prompt's evaluation was split into batches (see `prepare`).
-    schedule: list[int] = field(default_factory=list)
 
 
 # llama.cpp's log goes to Python logging (and so to stderr / the LSP log, never stdout).
@@ -184,6 +97,15 @@ def _init_backend() -> None:
 # The largest micro-batch llama.cpp evaluates at once (its own default is 512; larger ones
 # speed up prompt evaluation on big GPUs).
 MAX_UBATCH = 2048
+LINE_CHECKPOINTS_AT_END = 2  # the last line ends of a prefix segment always get a checkpoint
+
+
+@dataclass(slots=True)
+class Tokenized:
+    """A prompt as tokens, and the positions after which to keep the model's state."""
+
+    tokens: list[int]
+    checkpoints: list[int]
 
 
 def _check_gguf(path: str) -> None:
@@ -201,15 +123,6 @@ def _check_gguf(path: str) -> None:
         raise ModelLoadError(f"cannot read the model file {path}: {exc.strerror}") from exc
     if magic != b"GGUF":
         raise ModelLoadError(f"not a GGUF model file (bad header): {path}")
-
-
-def file_identity(path: str) -> tuple[int, ...] | None:
-    """What changes when a file is replaced or rewritten (None when it is gone)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class LlamaEngine:
@@ -291,6 +204,10 @@ class LlamaEngine:
         self._seq = 0  # the sequence the current request uses
         self._used = list(range(len(self._seqs)))  # least recently used first
         self._stop_ids, self.newline_tokens = self._scan_vocab()
+        # Segment texts repeat from one keystroke to the next: tokenize each once.
+        self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(
+            1024
+        )
         log.info(
             "model loaded: %s (%s, %s, n_ctx %d of %d trained, %s)",
             os.path.basename(config.model_path),
@@ -420,6 +337,85 @@ class LlamaEngine:
                 continue
             out.extend(self.tokenize(part, special=part in specials))
         return out
+
+    def _tokens_of(self, text: str, specials: tuple[str, ...]) -> tuple[int, ...]:
+        key = (text, specials)
+        cached = self._segment_tokens.get(key)
+        if cached is None:
+            cached = tuple(self.tokenize_with(text, specials))
+            self._segment_tokens[key] = cached
+        return cached
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokens_of(text, ()))
+
+    def tokenize_prompt(self, prompt: Prompt) -> Tokenized:
+        """Tokens of `prompt` and the positions to checkpoint at: the end of each segment
+        that asks for it, and line ends inside segments that ask for those."""
+        tokens: list[int] = []
+        checkpoints: list[int] = []
+        interval = self.config.checkpoint_interval
+        for segment in prompt.segments:
+            seg = self._tokens_of(segment.text, segment.specials)
+            start = len(tokens)
+            tokens.extend(seg)
+            if segment.line_checkpoints:
+                ids = np.asarray(seg, dtype=np.int64)
+                line_ends = [start + int(i) + 1 for i in np.flatnonzero(self.newline_tokens[ids])]
+                last = start
+                for pos in line_ends:
+                    if pos - last >= interval:
+                        checkpoints.append(pos)
+                        last = pos
+                checkpoints.extend(line_ends[-LINE_CHECKPOINTS_AT_END:])
+                # A long last line (minified code, data) gets checkpoints every `interval`
+                # tokens from its start, so typing in it does not evaluate it all again.
+                line_start = line_ends[-1] if line_ends else start
+                inside = range(line_start + interval, len(tokens) - 1, interval)
+                checkpoints.extend(inside[-LINE_CHECKPOINTS_AT_END:])
+            if segment.checkpoint:
+                checkpoints.append(len(tokens))
+        return Tokenized(tokens, sorted(set(checkpoints)))
+
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        rule: Callable[[str], int | None] | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> Generation:
+        tokenized = self.tokenize_prompt(prompt)
+        generation = self.generate(
+            tokenized.tokens,
+            checkpoints=tokenized.checkpoints,
+            max_tokens=max_tokens,
+            stop=prompt.stop,
+            rule=rule,
+            cancel=cancel,
+        )
+        generation.prompt_tokens = tokenized.tokens
+        return generation
+
+    def warm(self, prompt: Prompt, cancel: CancelToken = NEVER) -> Figures:
+        tokenized = self.tokenize_prompt(prompt)
+        points = [p for p in tokenized.checkpoints if p < len(tokenized.tokens)]
+        if not points:
+            return Figures()
+        end = points[-1]
+        return self.prepare(tokenized.tokens[:end], points, cancel, save_end=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "checkpoints": {
+                "count": len(self.checkpoints),
+                "bytes": self.checkpoints.bytes_used,
+                "maxBytes": self.checkpoints.max_bytes,
+                "hits": self.checkpoints.hits,
+                "misses": self.checkpoints.misses,
+            },
+            "hybrid": self.hybrid,
+        }
 
     def piece(self, token: int) -> bytes:
         cached = self._piece_cache.get(token)
@@ -720,23 +716,3 @@ def _lcp(a: np.ndarray, b: np.ndarray) -> int:
     common = min(len(a), len(b))
     mismatch = np.flatnonzero(a[:common] != b[:common])
     return int(mismatch[0]) if len(mismatch) else common
-
-
-def text_end(
-    text: str, stop: Sequence[str], rule: Callable[[str], int | None] | None
-) -> tuple[str, str] | None:
-    """Where generated `text` ends, by the rules every engine applies: before a `stop`
-    string, or where `rule(text)` says. (text kept, stop reason), None to go on."""
-    cut = _find_stop(text, stop)
-    if cut is not None:
-        return text[:cut], "stop"
-    if rule is not None:
-        keep = rule(text)
-        if keep is not None:
-            return text[:keep], "rule"
-    return None
-
-
-def _find_stop(text: str, stops: Sequence[str]) -> int | None:
-    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(cuts) if cuts else None

@@ -24,10 +24,12 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from context.tokens import estimate_tokens
-from lsp_server.engine.llama import (
+from lsp_server.engine.types import (
+    ALL_SPECIALS,
     NEVER,
     Cancelled,
     CancelToken,
@@ -36,6 +38,7 @@ from lsp_server.engine.llama import (
     Generation,
     ModelInfo,
     ModelLoadError,
+    Prompt,
     text_end,
 )
 
@@ -142,6 +145,28 @@ class RemoteEngine:
 
     def model_file_changed(self) -> bool:
         return False
+
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        rule: Callable[[str], int | None] | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> Generation:
+        return self.generate_text(
+            text_for_server(prompt),
+            max_tokens=max_tokens,
+            stop=prompt.stop,
+            rule=rule,
+            cancel=cancel,
+        )
+
+    def warm(self, prompt: Prompt, cancel: CancelToken = NEVER) -> Figures:
+        return Figures()  # a serving engine caches prompts its own way
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": {"url": self.config.url, "model": self.model}}
 
     def close(self) -> None:
         """Close the connections kept alive."""
@@ -435,6 +460,30 @@ class _Stream:
                     pass
         if conn is not None:
             conn.close()
+
+
+# A control token of Qwen's vocabularies, as text (`<|im_end|>`, `<|fim_middle|>`, …).
+_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+def text_for_server(prompt: Prompt) -> str:
+    """The prompt as text for a serving engine, which parses every control-token string
+    in it as the token: in the user's code and the workspace's (not in template text, or
+    where a segment allows it) each is broken with a zero-width space, so a file holding
+    `<|im_end|>` cannot end the prompt or start a turn of its own (the local engine never
+    parses those segments for control tokens)."""
+    parts = []
+    for segment in prompt.segments:
+        if segment.specials == ALL_SPECIALS:
+            parts.append(segment.text)
+            continue
+        parts.append(_CONTROL.sub(partial(_break_token, set(segment.specials)), segment.text))
+    return "".join(parts)
+
+
+def _break_token(allowed: set[str], match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token in allowed else "<\u200b" + token[1:]
 
 
 def _first_choice(data: bytes) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
-from lsp_server.engine.llama import Cancelled, CancelToken
+from lsp_server.engine.types import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
 

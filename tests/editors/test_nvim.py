@@ -664,18 +664,15 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
     # Exactly what the engine writes for that plan: lines 0-2 replaced, nothing else.
     from lsp_server.actions.plan import Diagnostic, plan_actions
     from lsp_server.actions.rewrite import Rewriter, RewriteRequest
-    from lsp_server.completion.service import Completer
-    from lsp_server.engine.llama import EngineConfig, LlamaEngine
+    from lsp_server.engine.llama import LlamaEngine
+    from lsp_server.engine.types import EngineConfig
     from lsp_server.settings import load_settings
 
     text = "a = 1\nb = 2\n"
     plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1, "linter")], [])[0]
     tree = load_settings({"codeActions": {"maxTokens": 24}, "context": {"enabled": False}})
     with LlamaEngine(EngineConfig(model_path=str(qwen2_model), n_ctx=4096, n_threads=1)) as engine:
-        completer = Completer(engine, tree.settings)
-        rewriter = Rewriter(
-            engine, tree.settings, lambda p: completer.tokenize(p).tokens, completer.count_tokens
-        )
+        rewriter = Rewriter(engine, tree.settings)
         path = str((tmp_path / "ws" / "x.md").resolve())
         expected = rewriter.run(RewriteRequest(plan, path, "x.md", text))
     assert expected.new_text is not None

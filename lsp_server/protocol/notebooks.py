@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.workspace import Workspace
 
-from lsp_server.mirror import with_lf_line_breaks
+from lsp_server.protocol.mirror import with_lf_line_breaks
 
 
 @dataclass(frozen=True, slots=True)

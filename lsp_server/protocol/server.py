@@ -30,7 +30,9 @@ from lsp_server.actions.rewrite import RewriteRequest, RewriteResult
 from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.convert import (
+from lsp_server.engine.types import Cancelled, EngineError, Figures
+from lsp_server.parent import watch_parent
+from lsp_server.protocol.convert import (
     APPLY_ACTION_COMMAND,
     action_data,
     code_action_of,
@@ -41,10 +43,8 @@ from lsp_server.convert import (
     inline_items,
     lines_edit,
 )
-from lsp_server.engine.llama import Cancelled, EngineError, Figures
-from lsp_server.mirror import use_lsp_lines, with_lf_line_breaks
-from lsp_server.notebooks import notebook_view
-from lsp_server.parent import watch_parent
+from lsp_server.protocol.mirror import use_lsp_lines, with_lf_line_breaks
+from lsp_server.protocol.notebooks import notebook_view
 from lsp_server.runtime import Runtime
 from lsp_server.settings import SECTION, Settings, load_settings
 
@@ -99,7 +99,7 @@ class QwenLanguageServer(LanguageServer):
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             # Notebooks (Jupyter in VS Code): their cells, to complete a cell with the
-            # code of the others (lsp_server.notebooks).
+            # code of the others (lsp_server.protocol.notebooks).
             notebook_document_sync=types.NotebookDocumentSyncOptions(
                 notebook_selector=[
                     types.NotebookDocumentFilterWithCells(
@@ -206,7 +206,7 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
 @server.feature(types.INITIALIZE)
 def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     ls.loop = asyncio.get_running_loop()
-    use_lsp_lines(ls.workspace)  # lines end at \n, \r\n, \r only (lsp_server/mirror.py)
+    use_lsp_lines(ls.workspace)  # lines end at \n, \r\n, \r only (lsp_server/protocol/mirror.py)
     result = load_settings(params.initialization_options)
     ls.runtime.settings = ls.runtime.init_settings = result.settings
     ls.runtime.pending_errors.extend(result.errors)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lsp_server.gguf_info import GgufError, read_gguf_info, split_parts
-from lsp_server.models import (
+from lsp_server.engine.gguf_info import GgufError, read_gguf_info, split_parts
+from lsp_server.engine.models import (
     DEFAULT_QUANT,
     DEFAULT_REPO,
     QUANTS,

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lsp_server.gguf_info import GgufInfo, split_parts
-from lsp_server.models import ModelResolution, how_to_get_model, resolve_model
+from lsp_server.engine.gguf_info import GgufInfo, split_parts
+from lsp_server.engine.models import ModelResolution, how_to_get_model, resolve_model
 from lsp_server.settings import ModelSettings
 
 if TYPE_CHECKING:  # the engine modules import llama_cpp, which doctor may find broken
@@ -410,8 +410,8 @@ def check_grammars(modules: dict[str, tuple[str, ...]] | None = None) -> Check:
 
 def check_serving_engine(config: RemoteConfig) -> Check:
     """backend "openai": the serving engine answers, serves the model, takes the key."""
-    from lsp_server.engine.llama import EngineError
     from lsp_server.engine.remote import RemoteEngine
+    from lsp_server.engine.types import EngineError
 
     if not config.url.strip():
         return Check(

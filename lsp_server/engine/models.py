@@ -17,7 +17,13 @@ from pathlib import Path
 
 import platformdirs
 
-from lsp_server.gguf_info import GgufError, GgufInfo, read_gguf_info, split_index, split_parts
+from lsp_server.engine.gguf_info import (
+    GgufError,
+    GgufInfo,
+    read_gguf_info,
+    split_index,
+    split_parts,
+)
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 
-from lsp_server.convert import column_to_codepoints
+from lsp_server.protocol.convert import column_to_codepoints
 
 # Characters `str.splitlines` breaks at and LSP does not.
 _EXTRA_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
