@@ -8,10 +8,9 @@ import dataclasses
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from context.languages import language_of_document
 from context.pack import document_name
@@ -21,39 +20,12 @@ from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.remote import RemoteConfig, RemoteEngine, ServerUnreachable
-from lsp_server.engine.types import (
-    Cancelled,
-    CancelToken,
-    Engine,
-    EngineConfig,
-    EngineError,
-    file_identity,
-)
-from lsp_server.engine.worker import EngineWorker, Job, Priority
+from lsp_server.engine.host import ModelHost, Notify
+from lsp_server.engine.types import Engine, EngineError
+from lsp_server.engine.worker import Job, Priority
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
-
-REMOTE_RETRY_S = 5.0  # how often a completion request may retry an unusable serving engine
-
-Notify = Callable[[str, str], None]
-R = TypeVar("R")
-
-
-def engine_config(settings: Settings, model_path: str) -> EngineConfig:
-    m = settings.model
-    return EngineConfig(
-        model_path=model_path,
-        n_ctx=m.context_size,
-        n_gpu_layers=m.n_gpu_layers,
-        flash_attention=m.flash_attention,
-        kv_cache_type=m.kv_cache_type,
-        n_threads=m.threads,
-        n_batch=m.batch_size,
-        checkpoint_bytes=settings.engine.checkpoint_memory_mb << 20,
-        slots=settings.engine.slots,
-    )
 
 
 class Runtime:
@@ -66,21 +38,20 @@ class Runtime:
         self.notify: Notify = notify or (lambda message, level: log.warning("%s", message))
         self.roots: list[str] = []
         self.pending_errors: list[str] = []
-        self.worker: EngineWorker[Any] = EngineWorker()
+        self.host = ModelHost(
+            lambda: self.settings,
+            self.notify,
+            on_load=self._use,
+            on_unload=self._drop_engine_users,
+        )
         # Edits reach the index in the order they were made: one thread applies them.
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
-        self.engine: Engine | None = None
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
-        self.model_state = "idle"  # idle | loading | ready | failed | disabled
-        self.model_message = ""
         self.context: Any = None  # the workspace context (index, recent activity), if any
         self.index_state = "off"  # off | building | ready | cancelled | failed
         self.index_message = ""
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
-        self._failed_file: tuple[str, tuple[int, ...] | None] = ("", None)  # the last load's
-        self._remote_failed_at = 0.0  # when the serving engine could not be used
-        self._remote_error = ""  # what was said about it
         self._index_cancel = threading.Event()  # of the build under way (if any)
         self._index_done = threading.Event()
         self._index_done.set()
@@ -92,183 +63,28 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return (
-            self.model_state == "ready"
-            and self.completer is not None
-            and self.settings.completion.enabled
-        )
+        return self.host.ready and self.completer is not None and self.settings.completion.enabled
 
     def load_model(self) -> Future[None]:
         """(Re)load the model on the engine thread; failures are shown once, never raised."""
-        self.model_state = "loading"
-        self.worker.cancel_all()
-        job = self.worker.submit(lambda token: self._load(), priority=Priority.USER, key="model")
-        return job.future
+        return self.host.load()
 
-    def _load(self) -> None:
-        from lsp_server.engine.models import explicit_model_path, resolve_model
-
-        self._close_engine()
-        if self.settings.model.backend == "openai":
-            self._connect()
-            return
-        resolution = resolve_model(self.settings.model.path)
-        watched = str(resolution.path or explicit_model_path(self.settings.model.path) or "")
-        self._failed_file = (watched, file_identity(watched) if watched else None)
-        if resolution.path is None:
-            self.model_state = "disabled"
-            self.model_message = "completions are off: " + resolution.message
-            self.notify(self.model_message, "warning")
-            return
-        try:
-            from lsp_server.engine.llama import LlamaEngine  # loads llama.cpp
-
-            engine = LlamaEngine(engine_config(self.settings, str(resolution.path)))
-        except EngineError as exc:
-            self.model_state = "failed"
-            self.model_message = f"completions are off: {exc}"
-            self.notify(self.model_message, "error")
-            return
-        except Exception as exc:  # llama.cpp can fail in ways we do not foresee
-            log.exception("model load failed")
-            self.model_state = "failed"
-            self.model_message = f"completions are off: the model could not be loaded ({exc})"
-            self.notify(self.model_message, "error")
-            return
-        self._use(engine)
-        info = engine.info
-        self.model_message = (
-            f"{os.path.basename(info.path)} ready ({info.architecture}, {self.completer_format()} prompts, "
-            f"{'GPU' if info.gpu_offload else 'CPU'})"
-        )
-        log.info("%s", self.model_message)
-
-    def _connect(self) -> None:
-        """backend "openai": the serving engine at model.url instead of a local model."""
-        m = self.settings.model
-        config = RemoteConfig(
-            url=m.url,
-            model=m.name,
-            api_key=m.api_key or os.environ.get("QWEN_LSP_API_KEY", ""),
-            n_ctx=m.context_size,
-        )
-        try:
-            if not m.url.strip():
-                raise EngineError(
-                    'model.backend is "openai" but model.url is not set '
-                    "(the serving engine's API, e.g. http://127.0.0.1:8080/v1)"
-                )
-            engine = RemoteEngine(config)
-        except Exception as exc:  # EngineError: said plainly; anything else: a bug, still said
-            if not isinstance(exc, EngineError):
-                log.exception("cannot use the serving engine")
-            self._remote_failed_at = time.monotonic()
-            message = f"completions are off: {exc}"
-            self.model_state = "failed"
-            self.model_message = message
-            if message != self._remote_error:  # a retry failing the same way is not said again
-                self._remote_error = message
-                self.notify(message, "error")
-            return
-        self._remote_error = ""
-        self._use(engine)
-        self.model_message = (
-            f"{engine.model} at {m.url} ready ({self.completer_format()} prompts, "
-            f"{engine.n_ctx} tokens of context)"
-        )
-        log.info("%s", self.model_message)
-
-    def _use(self, engine: Engine) -> None:
-        self.engine = engine
-        completer = Completer(
+    def _use(self, engine: Engine) -> str:
+        """Build the completer and the code actions on a new engine (engine thread)."""
+        self.completer = Completer(
             engine, self.settings, context=self._context_provider(), stats=self.stats
         )
-        self.completer = completer
         self.rewriter = Rewriter(
-            engine,
-            self.settings,
-            context=self._context_provider(),
-            stats=self.stats,
+            engine, self.settings, context=self._context_provider(), stats=self.stats
         )
-        self.model_state = "ready"
+        return self.completer.format
 
-    def completer_format(self) -> str:
-        return self.completer.format if self.completer is not None else ""
-
-    def _on_model(
-        self, user: Completer | Rewriter, call: Callable[[CancelToken], R]
-    ) -> Callable[[CancelToken], R]:
-        """A job for the engine thread bound to the engine loaded now: after a reload
-        (queued ahead of it) that engine is freed, so the job stops before touching it."""
-
-        def run(token: CancelToken) -> R:
-            if user is not self.completer and user is not self.rewriter:
-                raise Cancelled("the model was reloaded")
-            engine = self.engine
-            if engine is not None and engine.model_file_changed():
-                self._model_file_changed()
-                raise Cancelled("the model file changed on disk")
-            return call(token)
-
-        return run
-
-    def engine_failed(self, error: Exception) -> None:
-        """A request failed in the engine. A serving engine that can no longer be reached
-        (stopped, restarted, the network gone) is said once, and the state says so (the
-        editors' status shows it); requests then try it again every few seconds."""
-        if not isinstance(error, ServerUnreachable):
-            return
-        message = f"completions are off: {error}"
-        self._remote_failed_at = time.monotonic()
-        self.model_state = "failed"
-        self.model_message = message
-        if message != self._remote_error:
-            self._remote_error = message
-            self.notify(message, "error")
-
-    def retry_failed_model(self) -> bool:
-        """After a failed load of a known file, load again once it has changed (a download
-        that finished, a file copied over a truncated one, a missing file that appeared);
-        with a serving engine, try it again every few seconds (started after the editor,
-        or back after a restart). Cheap: one stat. True when a load was started."""
-        if self.model_state == "failed" and self.settings.model.backend == "openai":
-            # A serving engine started after the editor, or back after a restart.
-            if time.monotonic() - self._remote_failed_at < REMOTE_RETRY_S:
-                return False
-            self._remote_failed_at = time.monotonic()
-            log.info("trying the serving engine again")
-            self.load_model()
-            return True
-        path, identity = self._failed_file
-        if self.model_state not in ("failed", "disabled") or not path:
-            return False
-        now = file_identity(path)
-        if now is None or now == identity:
-            return False
-        log.info("the model file changed since it failed to load: loading it again")
-        self._failed_file = (path, now)
-        self.load_model()
-        return True
-
-    def _model_file_changed(self) -> None:
-        """The model file was replaced or rewritten (a new download, a copy over it): the
-        loaded weights are mapped from it, so they are dropped unread and the file loaded
-        again, here on the engine thread, before any other job runs."""
-        path = self.engine.info.path if self.engine is not None else ""
-        log.warning("the model file changed on disk: reloading %s", path)
-        self.notify(f"the model file changed on disk: reloading {os.path.basename(path)}", "info")
-        self.model_state = "loading"
-        self._load()
+    def _drop_engine_users(self) -> None:
+        self.completer = None
+        self.rewriter = None
 
     def _context_provider(self) -> Any:
         return self.context.provider() if self.context is not None else None
-
-    def _close_engine(self) -> None:
-        self.completer = None
-        self.rewriter = None
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
 
     def apply_settings(self, before: Settings) -> bool:
         """Apply new settings; True when the model must be reloaded for them."""
@@ -311,8 +127,9 @@ class Runtime:
         if completer is None:
             raise EngineError("the model is not loaded")
 
-        return self.worker.submit(
-            self._on_model(completer, lambda token: completer.complete(request, token)),
+        return self.host.submit(
+            completer.engine,
+            lambda token: completer.complete(request, token),
             priority=Priority.USER,
             key=key,
             timeout_s=self.settings.completion.time_budget_ms / 1000,
@@ -340,8 +157,9 @@ class Runtime:
             request, text="\n".join(new_lines), line=new_line, character=new_char
         )
 
-        self.worker.submit(
-            self._on_model(completer, lambda token: completer.complete(accepted, token)),
+        self.host.submit(
+            completer.engine,
+            lambda token: completer.complete(accepted, token),
             priority=Priority.PREFETCH,
             key=f"prefetch:{key}",
         )
@@ -351,8 +169,9 @@ class Runtime:
         if not (self.settings.engine.warmup and completer):
             return
 
-        self.worker.submit(
-            self._on_model(completer, lambda token: completer.warm(request, token)),
+        self.host.submit(
+            completer.engine,
+            lambda token: completer.warm(request, token),
             priority=Priority.WARMUP,
             key=f"warm:{key}",
         )
@@ -361,11 +180,7 @@ class Runtime:
 
     @property
     def code_actions_ready(self) -> bool:
-        return (
-            self.model_state == "ready"
-            and self.rewriter is not None
-            and self.settings.code_actions.enabled
-        )
+        return self.host.ready and self.rewriter is not None and self.settings.code_actions.enabled
 
     def plan_code_actions(
         self,
@@ -395,8 +210,9 @@ class Runtime:
         if rewriter is None:
             raise EngineError("the model is not loaded")
 
-        return self.worker.submit(
-            self._on_model(rewriter, lambda token: rewriter.run(request, token)),
+        return self.host.submit(
+            rewriter.engine,
+            lambda token: rewriter.run(request, token),
             priority=Priority.USER,
             key=f"action:{key}",
             timeout_s=self.settings.code_actions.time_budget_ms / 1000,
@@ -517,13 +333,13 @@ class Runtime:
 
     def stats_snapshot(self) -> dict[str, Any]:
         extra: dict[str, Any] = {
-            "model": self.model_state,
-            "modelMessage": self.model_message,
+            "model": self.host.state.value,
+            "modelMessage": self.host.message,
             "index": self.index_state,
             "indexMessage": self.index_message,
         }
-        if self.engine is not None:
-            extra.update(self.engine.describe())
+        if self.host.engine is not None:
+            extra.update(self.host.describe())
             extra["promptFormat"] = self.completer.format if self.completer else None
         return self.stats.snapshot(extra)
 
@@ -537,13 +353,7 @@ class Runtime:
             return
         self._closed = True
         self.stop_indexing()
-        self.worker.cancel_all()
-        job = self.worker.submit(lambda token: self._close_engine(), priority=Priority.USER)
-        try:
-            job.future.result(timeout=10)
-        except Exception:
-            log.warning("the engine did not close cleanly")
-        self.worker.shutdown()
+        self.host.close()
         # The documents thread finishes the file it is on (a batch of file changes stops
         # there) before the index's store is closed under it.
         if self.context is not None:

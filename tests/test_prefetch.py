@@ -34,7 +34,7 @@ def complete(runtime: Runtime, text: str) -> object:
 
 def wait_idle(runtime: Runtime) -> None:
     deadline = time.monotonic() + 30
-    while runtime.worker.busy() and time.monotonic() < deadline:
+    while runtime.host.worker.busy() and time.monotonic() < deadline:
         time.sleep(0.01)
 
 

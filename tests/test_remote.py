@@ -16,6 +16,7 @@ import pytest
 from lsp_server.completion.postprocess import choose_mode, finish
 from lsp_server.completion.prompt import render_chat_frame
 from lsp_server.completion.service import Completer, CompletionRequest
+from lsp_server.engine.host import ModelState
 from lsp_server.engine.remote import RemoteConfig, RemoteEngine
 from lsp_server.engine.types import Cancelled, CancelToken, EngineError, ModelLoadError
 from lsp_server.settings import Settings
@@ -348,11 +349,11 @@ def test_a_serving_engine_started_after_the_editor_is_picked_up(
     again every few seconds (a failure said once), and the engine is used once it is up."""
     import socket
 
-    import lsp_server.runtime as runtime_module
+    import lsp_server.engine.host as host_module
     from lsp_server.completion.stats import Stats
     from lsp_server.runtime import Runtime
 
-    monkeypatch.setattr(runtime_module, "REMOTE_RETRY_S", 0.05)
+    monkeypatch.setattr(host_module, "RETRY_S", 0.05)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -363,21 +364,23 @@ def test_a_serving_engine_started_after_the_editor_is_picked_up(
     runtime = Runtime(settings, Stats(), notify=lambda message, level: said.append(message))
     try:
         runtime.load_model().result(30)
-        assert runtime.model_state == "failed" and "connection refused" in runtime.model_message
+        assert (
+            runtime.host.state is ModelState.FAILED and "connection refused" in runtime.host.message
+        )
         for _ in range(3):  # still down: tried again, not said again
             time.sleep(0.06)
-            assert runtime.retry_failed_model()
-            runtime.worker.submit(lambda token: None).future.result(30)
-        assert runtime.model_state == "failed" and len(said) == 1, said
+            assert runtime.host.retry()
+            runtime.host.worker.submit(lambda token: None).future.result(30)
+        assert runtime.host.state is ModelState.FAILED and len(said) == 1, said
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Fake)
         server.mode = "ok"  # type: ignore[attr-defined]
         server.paths = []  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             time.sleep(0.06)
-            assert runtime.retry_failed_model()
-            runtime.worker.submit(lambda token: None).future.result(30)
-            assert runtime.model_state == "ready" and runtime.ready, runtime.model_message
+            assert runtime.host.retry()
+            runtime.host.worker.submit(lambda token: None).future.result(30)
+            assert runtime.host.state is ModelState.READY and runtime.ready, runtime.host.message
         finally:
             server.shutdown()
     finally:
@@ -389,11 +392,11 @@ def test_a_serving_engine_that_goes_away_is_said_once_and_taken_back(
 ) -> None:
     import socket
 
-    import lsp_server.runtime as runtime_module
+    import lsp_server.engine.host as host_module
     from lsp_server.completion.stats import Stats
     from lsp_server.runtime import Runtime
 
-    monkeypatch.setattr(runtime_module, "REMOTE_RETRY_S", 0.05)
+    monkeypatch.setattr(host_module, "RETRY_S", 0.05)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -412,12 +415,12 @@ def test_a_serving_engine_that_goes_away_is_said_once_and_taken_back(
         assert runtime.ready
         server.shutdown()
         server.server_close()  # gone: nothing listens on the port any more
-        runtime.engine.close()  # type: ignore[union-attr]  (no kept connection either)
+        runtime.host.engine.close()  # type: ignore[union-attr]  (no kept connection either)
         for _ in range(2):
             with pytest.raises(EngineError) as failed:
                 runtime.submit_completion("a", request).future.result(30)
-            runtime.engine_failed(failed.value)
-        assert runtime.model_state == "failed" and not runtime.ready
+            runtime.host.engine_failed(failed.value)
+        assert runtime.host.state is ModelState.FAILED and not runtime.ready
         assert len([m for m in said if "cannot reach" in m]) == 1, said
         back = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Fake)
         back.mode = "garbage"  # type: ignore[attr-defined]
@@ -425,8 +428,8 @@ def test_a_serving_engine_that_goes_away_is_said_once_and_taken_back(
         threading.Thread(target=back.serve_forever, daemon=True).start()
         try:
             time.sleep(0.06)
-            assert runtime.retry_failed_model()
-            runtime.worker.submit(lambda token: None).future.result(30)
+            assert runtime.host.retry()
+            runtime.host.worker.submit(lambda token: None).future.result(30)
             assert runtime.ready
             assert runtime.submit_completion("a", request).future.result(30).outcome == "ok"
         finally:

@@ -7,6 +7,7 @@ import pathlib
 from typing import Any
 
 from lsp_server.completion.stats import Stats
+from lsp_server.engine.host import ModelState
 from lsp_server.runtime import Runtime
 from lsp_server.settings import Settings
 
@@ -31,6 +32,12 @@ class _Context:
     def close(self) -> None: ...
 
 
+class _Engine:
+    """A loaded model, as far as `ready` and closing go."""
+
+    def close(self) -> None: ...
+
+
 def test_a_note_never_becomes_the_document_kept_warm(tmp_path: pathlib.Path) -> None:
     code, note = tmp_path / "a.py", tmp_path / "notes.md"
     code.write_text("def area(r):\n    return 3.14 * r * r\n")
@@ -38,8 +45,9 @@ def test_a_note_never_becomes_the_document_kept_warm(tmp_path: pathlib.Path) -> 
     runtime = Runtime(Settings(), Stats())
     warmed: list[str] = []
     try:
-        runtime.model_state = "ready"
-        runtime.completer = object()  # type: ignore[assignment]  # a loaded model, for `ready`
+        runtime.host.state = ModelState.READY
+        runtime.host.engine = _Engine()  # type: ignore[assignment]  # a loaded model, for `ready`
+        runtime.completer = object()  # type: ignore[assignment]
         runtime.warm = lambda key, request: warmed.append(pathlib.Path(request.path).name)  # type: ignore[method-assign]
         runtime.context = _Context()  # type: ignore[assignment]
         runtime.document_opened(str(code), code.read_text(), "python")

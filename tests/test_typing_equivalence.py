@@ -172,7 +172,7 @@ def test_warmup_yields_to_a_user_request(qwen35_model, tmp_path):
         # A big file: warming it up takes seconds on these CPUs.
         body = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(2000))
         big = str(tmp_path / "big.py")
-        warm = runtime.worker.submit(
+        warm = runtime.host.worker.submit(
             lambda token: runtime.completer.warm(
                 runtime.completion_request(big, body, 6000, 0), token
             ),

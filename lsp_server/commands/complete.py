@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             runtime.build_index(None, None)
         runtime.load_model().result()
         if not runtime.ready:
-            print(f"qwen-lsp complete: {runtime.model_message}", file=sys.stderr)
+            print(f"qwen-lsp complete: {runtime.host.message}", file=sys.stderr)
             return 1
         request = runtime.completion_request(os.path.realpath(path), text, line - 1, col - 1)
         try:

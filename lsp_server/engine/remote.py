@@ -34,6 +34,7 @@ from lsp_server.engine.types import (
     Cancelled,
     CancelToken,
     EngineError,
+    EngineUnreachable,
     Figures,
     Generation,
     ModelInfo,
@@ -58,7 +59,7 @@ MAX_CHARS_PER_TOKEN = 32
 END_GRACE_S = 0.5  # after a finish reason, how long the end of the body may take
 
 
-class ServerUnreachable(ModelLoadError):
+class ServerUnreachable(EngineUnreachable):
     """The serving engine cannot be reached (not running, the network gone)."""
 
 

@@ -24,6 +24,11 @@ class ModelLoadError(EngineError):
     """The model file could not be loaded."""
 
 
+class EngineUnreachable(ModelLoadError):
+    """An engine in another process cannot be reached now (not running, the network
+    gone): worth another try in a few seconds."""
+
+
 class Cancelled(Exception):
     """The request was cancelled, superseded or preempted.
 

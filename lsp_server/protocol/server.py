@@ -324,7 +324,7 @@ async def _load_model(ls: QwenLanguageServer) -> None:
     finally:
         if token:
             ls.work_done_progress.end(
-                token, types.WorkDoneProgressEnd(message=ls.runtime.model_message)
+                token, types.WorkDoneProgressEnd(message=ls.runtime.host.message)
             )
 
 
@@ -607,7 +607,7 @@ async def _run_completion(
     if not ls.runtime.completes(request.path):
         return None, line_text  # off for this language (completion.languages)
     if not ls.runtime.ready:
-        ls.runtime.retry_failed_model()
+        ls.runtime.host.retry()
         return None, line_text
     job = ls.runtime.submit_completion(uri, request)
     try:
@@ -623,7 +623,7 @@ async def _run_completion(
         ls.runtime.stats.record(
             Figures(), kind="completion", path=request.path, total_ms=0.0, outcome="error"
         )
-        ls.runtime.engine_failed(exc)
+        ls.runtime.host.engine_failed(exc)
         return None, line_text
     ls.runtime.after_completion(uri, request, result)
     return result, line_text
@@ -716,7 +716,7 @@ def _actions_off(ls: QwenLanguageServer) -> str:
     if not ls.runtime.settings.code_actions.enabled:
         return "code actions are off (qwenLsp.codeActions.enabled is false)"
     if not ls.runtime.code_actions_ready:
-        return "code actions wait for the model: " + (ls.runtime.model_message or "not loaded")
+        return "code actions wait for the model: " + (ls.runtime.host.message or "not loaded")
     return ""
 
 
