@@ -1,5 +1,19 @@
-"""What the server runs on, as plain Python: settings, the engine thread, the completer,
-the workspace index. The LSP handlers in `server.py` call into this; tests can too.
+"""What the server runs on, as plain Python: the wiring of the settings, the model host
+(the engine thread), the completer and the code actions, the open documents and the
+workspace index. The LSP handlers in `protocol/server.py` call into this; tests and the
+`complete` command can too.
+
+Threads, and what each owns:
+- the event loop (pygls): `settings`, `init_settings`, `roots`, `pending_errors`,
+  `context` (set once by `attach_workspace`); it writes `open_documents` on open, close
+  and each completion request, and submits jobs;
+- the engine thread (`host.worker`): the engine, and `completer` and `rewriter` (built on
+  it when a model loads: `_use`) run only there; the event loop only takes the reference
+  to bind a job to it, and hands them new settings (`apply_settings`);
+- the documents thread (`documents`): applies edits and file changes to the index in
+  order and warms the engine from `open_documents` (under its lock);
+- the index thread (`protocol/server.py`'s `_in_thread`): `build_index`, `index_state`
+  and `index_message`.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
+from lsp_server.documents import OpenDocuments, after_accepting
 from lsp_server.engine.host import ModelHost, Notify
 from lsp_server.engine.types import Engine, EngineError
 from lsp_server.engine.worker import Job, Priority
@@ -29,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """Owns the engine worker and everything a request needs."""
+    """Wires the model host, the completer, the code actions, the open documents and
+    the workspace context together (see the module docstring for who owns what)."""
 
     def __init__(self, settings: Settings, stats: Stats, notify: Notify | None = None) -> None:
         self.settings = settings
@@ -51,12 +67,10 @@ class Runtime:
         self.context: Any = None  # the workspace context (index, recent activity), if any
         self.index_state = "off"  # off | building | ready | cancelled | failed
         self.index_message = ""
-        self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
         self._index_cancel = threading.Event()  # of the build under way (if any)
         self._index_done = threading.Event()
         self._index_done.set()
-        self._active = ""  # the document of the last completion request
-        self._language_ids: dict[str, str] = {}  # open document -> the editor's language id
+        self.open_documents = OpenDocuments()
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -103,8 +117,7 @@ class Runtime:
         self, path: str, text: str, line: int, character: int
     ) -> CompletionRequest:
         if self.completes(path):  # (a note typed in must not become what is re-warmed)
-            self._positions[path] = (line, character)
-            self._active = path
+            self.open_documents.cursor_at(path, line, character)
         root = self.root_of(path)
         return CompletionRequest(
             path=path,
@@ -146,16 +159,8 @@ class Runtime:
             or result.outcome == "cache"
         ):
             return
-        lines = request.text.split("\n")
-        line = lines[suggestion.line]
-        inserted = line[: suggestion.character] + suggestion.text + line[suggestion.end_character :]
-        new_lines = lines[: suggestion.line] + inserted.split("\n") + lines[suggestion.line + 1 :]
-        last = suggestion.text.split("\n")
-        new_line = suggestion.line + len(last) - 1
-        new_char = (suggestion.character if len(last) == 1 else 0) + len(last[-1])
-        accepted = dataclasses.replace(
-            request, text="\n".join(new_lines), line=new_line, character=new_char
-        )
+        text, line, character = after_accepting(request.text, suggestion)
+        accepted = dataclasses.replace(request, text=text, line=line, character=character)
 
         self.host.submit(
             completer.engine,
@@ -226,13 +231,13 @@ class Runtime:
     # ---- documents and the index --------------------------------------------------------
 
     def document_opened(self, path: str, text: str, language_id: str = "") -> None:
-        self._language_ids[path] = language_id
+        self.open_documents.opened(path, language_id)
         if self.context is not None:
             self.context.note_view(path, 0)
 
     def language_id(self, path: str) -> str:
         """The editor's language id of an open document ("" when not known)."""
-        return self._language_ids.get(path, "")
+        return self.open_documents.language_id(path)
 
     def completes(self, path: str) -> bool:
         """Whether the document at ``path`` gets completions (``completion.languages``, by
@@ -248,21 +253,19 @@ class Runtime:
                 log.exception("re-indexing %s failed", path)
         if warm:
             self._warm_at_last_position(path, text)
-        elif path != self._active:
+        elif path != self.open_documents.active:
             self._rewarm_active()
 
     def _warm_at_last_position(self, path: str, text: str) -> None:
         if not (self.ready and self.completes(path)):
             return
-        line, character = self._positions.get(path, (0, 0))
-        lines = text.split("\n")
-        line = min(line, len(lines) - 1)
-        request = self.completion_request(path, text, line, min(character, len(lines[line])))
+        line, character = self.open_documents.warm_position(path, text)
+        request = self.completion_request(path, text, line, character)
         self.warm(path, request)
 
     def _rewarm_active(self) -> None:
         """Another file changed, so may the active document's context: re-warm it while idle."""
-        active = self._active
+        active = self.open_documents.active
         if not active or self.context is None:
             return
         text = self.context.index.text(active)
@@ -270,10 +273,7 @@ class Runtime:
             self._warm_at_last_position(active, text)
 
     def document_closed(self, path: str) -> None:
-        self._language_ids.pop(path, None)
-        self._positions.pop(path, None)
-        if self._active == path:
-            self._active = ""  # closed: nothing to keep warm for it
+        self.open_documents.closed(path)
         if self.context is not None:
             self.context.close_document(path)
 
