@@ -40,12 +40,9 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
         handlers=handlers,
         force=True,
     )
-    # pygls logs the body of every message it sends at INFO: completions (the user's code)
-    # and stats polls would fill the editor's log. Only --log-level DEBUG shows them.
-    logging.getLogger("pygls").setLevel(
-        logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
-    )
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(_expected_request_errors)
+    from lsp_server.protocol.logs import quiet_pygls
+
+    quiet_pygls(debug=level.upper() == "DEBUG")
 
 
 _API_KEY = re.compile(r"""((?:'|")?api_?key(?:'|")?\s*[:=]\s*(?:'|")?)[^'",}\s)]+""", re.I)
@@ -58,28 +55,6 @@ def _redact_keys(record: logging.LogRecord) -> bool:
     if "key" in message.lower() and _API_KEY.search(message):
         record.msg, record.args = _API_KEY.sub(r"\1***", message), None
     return True
-
-
-def _expected_request_errors(record: logging.LogRecord) -> bool:
-    """pygls logs a traceback at ERROR for every request answered with an error, even
-    the ones the server means (a position past the end of the document, a cancelled
-    request): the client gets the error in its answer. Kept, without the traceback,
-    only at --log-level DEBUG."""
-    from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
-
-    if str(record.msg).startswith("Unable to deserialize message"):
-        # A message that does not match the protocol: the server answers it with an
-        # error and logs one line (lsp_server.protocol.server.QwenProtocol); the traceback is
-        # pygls's own, for DEBUG.
-        return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
-    error = record.exc_info[1] if record.exc_info else None
-    if not isinstance(error, (JsonRpcInvalidParams, JsonRpcRequestCancelled)):
-        return True
-    record.exc_info = None
-    record.exc_text = None
-    record.msg = f"{record.msg}: {error}"
-    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-    return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
 
 
 def parse_tcp(value: str) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """The tiny GGUF models the other tests run on, and the llama.cpp behaviour the engine relies on.
 
-The checkpoint tests pin down DESIGN.md §2 on the hybrid model: a partial (recurrent-only)
+The checkpoint tests pin down docs/engine.md ("restore, then trim") on the hybrid model: a partial (recurrent-only)
 snapshot restored before trimming makes ``llama_memory_seq_rm`` succeed, and decoding after it
 gives the logits of a fresh evaluation.
 """
@@ -261,7 +261,7 @@ def test_larger_dimensions_and_padded_vocabulary(tmp_path: pathlib.Path) -> None
         model.close()
 
 
-# --- checkpoints (DESIGN.md §2) ----------------------------------------------------------------
+# --- checkpoints (docs/engine.md) ----------------------------------------------------------------
 
 
 class Session:

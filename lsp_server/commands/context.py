@@ -67,14 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _token_counter(model: str | None) -> Any:
-    from context.tokens import CachedTokenCounter, estimate_tokens, llama_token_counter
+    from context.tokens import CachedTokenCounter, estimate_tokens
 
     if not model:
         return estimate_tokens
-    import llama_cpp
+    from lsp_server.engine.llama import vocabulary_token_counter  # loads llama.cpp
 
-    llama = llama_cpp.Llama(model_path=model, vocab_only=True, verbose=False)
-    return CachedTokenCounter(llama_token_counter(llama))
+    return CachedTokenCounter(vocabulary_token_counter(model))
 
 
 def run(args: argparse.Namespace) -> int:

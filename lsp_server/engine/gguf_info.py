@@ -35,7 +35,7 @@ GGUF_MAGIC = b"GGUF"
 
 # Architectures whose memory has a recurrent part (state-space, DeltaNet, RWKV...):
 # llama.cpp cannot trim their cache back to an arbitrary position, so the engine has
-# to checkpoint (see DESIGN.md §2). This mirrors llama.cpp's `llm_arch_is_recurrent`
+# to checkpoint (docs/engine.md). This mirrors llama.cpp's `llm_arch_is_recurrent`
 # and `llm_arch_is_hybrid`; newer architectures are also caught by their metadata
 # keys (`{arch}.ssm.*`, `{arch}.wkv.*`, `{arch}.full_attention_interval`).
 HYBRID_ARCHITECTURES: frozenset[str] = frozenset(
@@ -75,7 +75,7 @@ _FIM_CORE = FIM_TOKEN_TEXTS[:3]
 
 # Words in a model's name or tags that suggest it was trained for fill-in-the-middle.
 # Having the tokens is not enough: Qwen3.6 has them in its vocabulary but is an
-# instruct model (DESIGN.md §1).
+# instruct model (docs/engine.md).
 FIM_NAME_HINTS: tuple[str, ...] = (
     "coder",
     "fim",

@@ -711,6 +711,15 @@ class LlamaEngine:
         )
 
 
+def vocabulary_token_counter(model_path: str) -> Callable[[str], int]:
+    """Count tokens as the model at `model_path` does, with only its vocabulary loaded
+    (no weights: about a second even for the 27B model): `qwen-lsp context --model`."""
+    from context.tokens import llama_token_counter
+
+    llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+    return llama_token_counter(llama)
+
+
 def _lcp(a: np.ndarray, b: np.ndarray) -> int:
     """Length of the longest common prefix of two token arrays."""
     common = min(len(a), len(b))

@@ -7,7 +7,7 @@ they do with the real model) and random weights for two llama.cpp architectures:
 * ``qwen2``: pure attention, like Qwen2.5-Coder; its KV cache can be trimmed anywhere.
 * ``qwen35``: the hybrid of Qwen3.5/3.6 (Gated DeltaNet layers, full attention every fourth
   layer); llama.cpp reports ``llama_model_is_hybrid`` for it and refuses to trim its memory in
-  the middle of a sequence (DESIGN.md §2).
+  the middle of a sequence (docs/engine.md).
 
 The outputs are meaningless text, but greedy decoding is deterministic, so a test can compare a
 cached or checkpointed run with a fresh one token for token. ``build_qwen35`` also takes real

@@ -1,6 +1,6 @@
 """The VS Code extension (editors/vscode): its settings, its build and its client side.
 
-VS Code itself cannot run here, so the extension is checked the way DESIGN.md §5 says: its
+VS Code itself cannot run here, so the extension is checked apart from it: its
 manifest against the server's settings tree, a type check, the real server driven from node
 with the protocol libraries VS Code's client uses and the extension's own settings module,
 and packaging. The node tests need `npm ci --prefix editors/vscode` first (nothing is
