@@ -40,12 +40,17 @@ from tree_sitter import Point, Tree
 
 from context import symbols as sym
 from context.imports import ExportSummary, ImportResolver
-from context.languages import has_grammar, language_for_path, query, refine_language
+from context.languages import (
+    PROJECT_FILES,
+    has_grammar,
+    language_for_path,
+    query,
+    refine_language,
+)
 from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
     DEFAULT_MAX_FILE_SIZE,
-    PROJECT_FILES,
     IgnoreRules,
     WalkEntry,
     is_inside,

@@ -46,7 +46,14 @@ from context.pack import Format, pack
 from context.recent import RecentActivity
 from context.similar import SimilarWindows
 from context.tokens import TokenCounter, estimate_tokens
-from context.types import Definition, FileSymbols, Import, PackedContext, Snippet
+from context.types import (
+    CALLABLE_KINDS,
+    Definition,
+    FileSymbols,
+    Import,
+    PackedContext,
+    Snippet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,6 @@ MAX_RECENT_LINES = 60
 SIMILAR_QUERY_LINES = 40
 
 CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "type"})
-FUNCTION_KINDS = frozenset({"function", "method"})
 _LOOKUP_KINDS = frozenset(
     {"function", "method", "class", "interface", "struct", "enum", "type", "constant", "trait"}
 )
@@ -431,7 +437,7 @@ class _Request:
             called = set(_IDENT.findall("\n".join(self.lines[start : end + 1])))
             for name in sorted(called):
                 for d in own.get(name, ())[:MAX_DEFINITIONS_PER_NAME]:
-                    if d == enclosing_fn or d.kind not in FUNCTION_KINDS | CLASS_KINDS:
+                    if d == enclosing_fn or d.kind not in CALLABLE_KINDS | CLASS_KINDS:
                         continue
                     self.offer_definition(
                         d, SAME_FILE_CALLEE, f"`{name}`, called by `{enclosing_fn.name}`"
@@ -590,7 +596,7 @@ class _Request:
         for d in fs.definitions:
             if not d.start_line <= self.line <= d.end_line:
                 continue
-            if d.kind in FUNCTION_KINDS and (fn is None or d.start_line >= fn.start_line):
+            if d.kind in CALLABLE_KINDS and (fn is None or d.start_line >= fn.start_line):
                 fn = d
             elif d.kind in CLASS_KINDS and (cls is None or d.start_line >= cls.start_line):
                 cls = d

@@ -1,7 +1,7 @@
 """Python files parsed for the index without the middles of their function bodies.
 
 From inside a Python function the index keeps its docstring, its imports (at any depth)
-and where it ends (``context.languages.PYTHON_QUERY``); nothing else. Yet parsing those
+and where it ends (``context.lang.python.QUERY``); nothing else. Yet parsing those
 bodies is most of what a cold index of a Python tree costs: three quarters of Django's
 bytes are function bodies. ``skipped_spans`` finds, in one lexical pass over the bytes,
 the parts of function bodies that cannot change what the index extracts: after the

@@ -27,6 +27,14 @@ DefinitionKind = Literal[
     "impl",
 ]
 
+# Kinds whose body runs when called: what "the function at the cursor" can be.
+CALLABLE_KINDS: frozenset[str] = frozenset({"function", "method"})
+# Kinds whose members are definitions of their own, with the container as their
+# ``parent`` (a function inside one becomes a method).
+CONTAINER_KINDS: frozenset[str] = frozenset(
+    {"class", "interface", "struct", "enum", "trait", "impl"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Definition:

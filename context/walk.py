@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pathspec
 
-from context.languages import language_for_name
+from context.languages import PROJECT_FILES, language_for_name
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +101,6 @@ SKIP_DIRS = frozenset(
     }
 )
 
-# Files the import resolver reads (module paths, path aliases, crate names).
-PROJECT_FILES = frozenset(
-    {
-        "go.mod",
-        "go.work",
-        "tsconfig.json",
-        "jsconfig.json",
-        "package.json",
-        "Cargo.toml",
-    }
-)
 
 DEFAULT_MAX_FILE_SIZE = 1_000_000
 

@@ -256,7 +256,7 @@ class WorkspaceContext:
         symbols = self.index.file(os.path.realpath(query.path))  # (as the index keys it)
         inner = None
         for d in symbols.definitions if symbols else ():
-            if d.start_line <= query.line <= d.end_line and d.kind in FUNCTION_KINDS:
+            if d.start_line <= query.line <= d.end_line and d.kind in REGION_KINDS:
                 if inner is None or d.start_line >= inner.start_line:
                     inner = d
         if inner is not None:
@@ -284,7 +284,9 @@ class WorkspaceContext:
 # Tiers whose new snippets are appended to a kept context; new similar windows are not
 # (they change with every line typed and would re-evaluate the prompt's tail each time).
 APPENDABLE = frozenset({"definition", "recent", "current"})
-FUNCTION_KINDS = frozenset({"function", "method", "class", "impl", "struct", "interface", "trait"})
+# Definitions that name the region the cursor is in (the innermost one holding it): the
+# context packed for a region is kept while the cursor stays in it.
+REGION_KINDS = frozenset({"function", "method", "class", "impl", "struct", "interface", "trait"})
 REGION_LINES = 60
 REGION_SLACK = 10  # lines past a definition's end still count as in it (code being typed)
 

@@ -18,7 +18,6 @@ Two formats:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from context.languages import fence_tag
 from lsp_server.completion.document import CursorWindow
 from lsp_server.engine.types import ALL_SPECIALS, Prompt, PromptFormat, Segment
 
@@ -51,49 +51,11 @@ CHATML_TEMPLATE = (
 
 _USER_MARK = "\x00qwen-lsp-user\x00"
 
-LANGUAGE_BY_EXT = {
-    ".py": "python",
-    ".pyi": "python",
-    ".ts": "typescript",
-    ".tsx": "tsx",
-    ".js": "javascript",
-    ".jsx": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".cxx": "cpp",
-    ".hpp": "cpp",
-    ".hh": "cpp",
-    ".lua": "lua",
-    ".rb": "ruby",
-    ".php": "php",
-    ".cs": "csharp",
-    ".kt": "kotlin",
-    ".swift": "swift",
-    ".sh": "bash",
-    ".md": "markdown",
-    ".json": "json",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".toml": "toml",
-    ".html": "html",
-    ".css": "css",
-    ".sql": "sql",
-    ".zig": "zig",
-    ".scala": "scala",
-    ".ex": "elixir",
-    ".hs": "haskell",
-}
-
 
 def language_of(path: str) -> str:
-    return LANGUAGE_BY_EXT.get(os.path.splitext(path)[1].lower(), "")
+    """The code-fence tag of a file by its extension, from the language table
+    (``context/lang/``); "" when it is not there."""
+    return fence_tag(path)
 
 
 # Editor language ids that are not the usual code-fence tag.

@@ -1,0 +1,153 @@
+"""One file per language: what the index knows about it, and nothing elsewhere.
+
+Each module of this package declares ``SPECS``, a tuple of ``LanguageSpec``: the file
+extensions and editor language ids of a language, its tree-sitter grammar and
+extraction query, its keywords, the ``Rules`` that read a definition or an import
+(``context.rules``) and the ``Resolver`` that finds the files an import refers to.
+``context.languages`` finds the modules of this package by itself and builds the one
+table every other module reads, so adding a language is adding a file here (the guide:
+"How to add a language" in docs/context.md).
+
+This module holds the contract a language file fills in: ``LanguageSpec``, the
+``Resolver`` base class and the ``ResolveHost`` a resolver asks for what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from context.rules import Rules
+from context.types import Import
+
+if TYPE_CHECKING:
+    from context.imports import WorkspaceView
+
+
+def word_table(extra: bytes = b"") -> bytes:
+    """A ``bytes.translate`` table mapping every byte that cannot be part of an identifier
+    (letters, digits, ``_`` and ``extra``) to a space."""
+    keep = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_" + extra)
+    return bytes(c if c in keep else 32 for c in range(256))
+
+
+WORDS = word_table()
+
+
+def words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text`` (keyword lists)."""
+    return frozenset(text.split())
+
+
+class ResolveHost(Protocol):
+    """What a ``Resolver`` may use: the index's view of the workspace and the shared
+    steps of resolution (``context.imports.ImportResolver`` provides them)."""
+
+    @property
+    def view(self) -> WorkspaceView: ...
+
+    def follow(self, path: str, name: str, language: str) -> list[str]:
+        """The file that defines ``name`` exported by ``path``, following re-exports."""
+        ...
+
+    def with_names(self, target: str, imp: Import, language: str) -> list[str]:
+        """The files defining each name ``imp`` imports from ``target`` (``target`` itself
+        for a whole-module import)."""
+        ...
+
+    def by_suffix(self, rel: str, near: str) -> str | None:
+        """The indexed file whose path ends with ``rel``, nearest to ``near``."""
+        ...
+
+    def read_text(self, path: str) -> str | None:
+        """A small project file (``go.mod``, ``Cargo.toml``), or None."""
+        ...
+
+    def read_jsonc(self, path: str) -> dict[str, object] | None:
+        """A JSON object from a file that may hold comments and trailing commas."""
+        ...
+
+
+class Resolver:
+    """Finds the workspace files an import of one language refers to.
+
+    One instance per index (and per class: languages that share a resolver class, such
+    as JavaScript and TypeScript, share its caches). What it derives from project files
+    is cached until ``reset``; results are memoised by ``ImportResolver``.
+    """
+
+    # Whether resolution depends on the importing file itself rather than its folder
+    # (Rust: `mod foo;` is found next to the module's own file).
+    per_file = False
+
+    def __init__(self, host: ResolveHost) -> None:
+        self.host = host
+        self.view = host.view
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        """The files ``imp`` (found in ``from_path``) refers to, best first."""
+        return []
+
+    def reset(self, project_files_changed: bool) -> None:
+        """Forget what was derived from the file set (and from project files, if they
+        changed)."""
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    """What the index needs to know about one language.
+
+    A language without ``grammar`` is read as text: its files are indexed for their
+    words and windows (no definitions or imports). One with ``indexed`` false is only
+    known by name (prose, markup and data: prompts name their code fences).
+    """
+
+    name: str
+    extensions: tuple[str, ...]
+    # Returns the grammar capsule from its tree-sitter wheel (imported only when called).
+    grammar: Callable[[], Any] | None = None
+    # The extraction query; its captures are described in docs/context.md and
+    # ``context.symbols``.
+    query: str = ""
+    keywords: frozenset[str] = frozenset()
+    # bytes.translate table mapping every byte that cannot be part of an identifier to a
+    # space: translate + split finds the words faster than a regex.
+    word_table: bytes = WORDS
+    # Where imports hide below the scanned levels (function-local imports, require()):
+    # literal words found with bytes.find (much faster than a regex); the node at a hit,
+    # or one of its parents, is the import when its type is in ``import_node_types``.
+    import_hints: tuple[bytes, ...] = ()
+    import_node_types: frozenset[str] = frozenset()
+    # Only indented candidates can be missed by the scan (Python).
+    hint_indented_only: bool = False
+    rules: type[Rules] = Rules
+    resolver: type[Resolver] | None = None
+    # Project files the resolver reads (module paths, path aliases, crate names): the
+    # walk reports them and their changes.
+    project_files: tuple[str, ...] = ()
+    # Editor language ids (VS Code's, Neovim's filetypes) that mean this language, for
+    # documents whose path says nothing: untitled buffers, notebook cells.
+    editor_ids: tuple[str, ...] = ()
+    # File name endings of generated code (minified bundles): not indexed.
+    generated: tuple[str, ...] = ()
+    # The tag of a markdown code fence around its code ("" = ``name``).
+    fence: str = ""
+    # The language a file's content shows, for an extension two languages share (a
+    # ``.h`` header written in C++).
+    refine: Callable[[bytes], str] | None = None
+    # Files read from disk are parsed without the middles of function bodies
+    # (``context.skeleton``, Python only).
+    skeleton_parse: bool = False
+    indexed: bool = True
+
+    keyword_bytes: frozenset[bytes] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyword_bytes", frozenset(k.encode() for k in self.keywords))
+        if not self.fence:
+            object.__setattr__(self, "fence", self.name)
+
+    @property
+    def has_grammar(self) -> bool:
+        return self.grammar is not None

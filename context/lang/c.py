@@ -1,0 +1,152 @@
+"""C: definitions, ``#include`` and its resolution.
+
+Resolution: ``#include "x.h"`` relative to the including file and its folders up to the
+root, then ``include/`` and ``src/`` of the root, then any indexed file whose path ends
+with it (``<x.h>`` skips the including file's folders). ``static`` functions are not
+exported. A ``.h`` header whose first 8 KB use C++ is parsed as C++.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from tree_sitter import Node
+
+from context.lang import LanguageSpec, Resolver, words
+from context.rules import Enclosing, RawImport, RuleContext, Rules
+from context.types import CONTAINER_KINDS, Import
+
+
+def _grammar() -> Any:
+    import tree_sitter_c
+
+    return tree_sitter_c.language()
+
+
+# Function names can hide behind pointer and reference declarators.
+_C_FUNC_DECLARATOR = r"""[
+    (function_declarator declarator: (_) @name)
+    (pointer_declarator declarator: (function_declarator declarator: (_) @name))
+    (pointer_declarator declarator: (pointer_declarator
+      declarator: (function_declarator declarator: (_) @name)))
+  ]"""
+
+QUERY = rf"""
+(function_definition declarator: {_C_FUNC_DECLARATOR} body: (_) @body) @def.function
+(declaration declarator: {_C_FUNC_DECLARATOR}) @def.function
+(struct_specifier name: (type_identifier) @name body: (field_declaration_list) @body) @def.struct
+(union_specifier name: (type_identifier) @name body: (field_declaration_list) @body) @def.struct
+(enum_specifier name: (type_identifier) @name body: (enumerator_list) @body) @def.enum
+(type_definition declarator: (type_identifier) @name) @def.type
+(preproc_def name: (identifier) @name) @def.constant
+(preproc_function_def name: (identifier) @name) @def.function
+(preproc_include) @import
+(comment) @comment
+"""
+
+# Blocks scanned like the top level (shared with C++).
+SCOPES_QUERY = r"""
+(preproc_if) @scope
+(preproc_ifdef) @scope
+(preproc_else) @scope
+(preproc_elif) @scope
+(linkage_specification body: (declaration_list) @scope)
+"""
+QUERY += SCOPES_QUERY
+
+KEYWORDS_TEXT = """auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch
+typedef union unsigned void volatile while define include ifdef ifndef endif elif undef pragma
+NULL"""
+
+_STATIC_RE = re.compile(rb"\bstatic\b")
+
+# `.h` is shared by C and C++; these markers in a header's first 8 KB mean C++.
+_CPP_HEADER_MARKERS = re.compile(
+    rb"^\s*(?:class\s+\w+\s*[:{]|namespace\s+\w*\s*\{|template\s*<|public:|private:|"
+    rb"protected:|using\s+namespace\b|#include\s*<(?:vector|string|memory|map|iostream)>)",
+    re.MULTILINE,
+)
+
+
+def _refine(source: bytes) -> str:
+    return "cpp" if _CPP_HEADER_MARKERS.search(source, 0, 8192) else "c"
+
+
+class CRules(Rules):
+    @classmethod
+    def exported(
+        cls,
+        ctx: RuleContext,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: Enclosing | None,
+        outer: Node | None,
+    ) -> bool:
+        if enclosing is not None and enclosing[1] in CONTAINER_KINDS:
+            return True
+        return not _STATIC_RE.search(ctx.source, node.start_byte, name_node.start_byte)
+
+    @classmethod
+    def imports(cls, ctx: RuleContext, node: Node) -> Iterable[RawImport]:
+        path = node.child_by_field_name("path")
+        if path is None:
+            return
+        text = ctx.text(path)
+        if path.type == "string_literal":
+            text = text[1:-1]
+        yield (text, (), "", node.start_point.row, (), "include")
+
+
+class CResolver(Resolver):
+    """``#include`` resolution, for C and C++ alike."""
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        spec = imp.module
+        system = spec.startswith("<")
+        rel = spec.strip("<>").replace("/", os.sep)
+        if not rel or os.path.isabs(rel):
+            return []
+        has = self.view.has_file
+        root = self.view.root_of(from_path) or os.path.dirname(from_path)
+        candidates: list[str] = []
+        if not system:
+            folder = os.path.dirname(from_path)
+            while True:
+                candidates.append(os.path.join(folder, rel))
+                if folder == root or os.path.dirname(folder) == folder:
+                    break
+                folder = os.path.dirname(folder)
+        candidates.extend(
+            (
+                os.path.join(root, "include", rel),
+                os.path.join(root, "src", rel),
+                os.path.join(root, rel),
+            )
+        )
+        for candidate in candidates:
+            candidate = os.path.normpath(candidate)
+            if has(candidate):
+                return [candidate]
+        found = self.host.by_suffix(rel, from_path)
+        return [found] if found else []
+
+
+SPECS = (
+    LanguageSpec(
+        "c",
+        (".c", ".h"),
+        _grammar,
+        QUERY,
+        words(KEYWORDS_TEXT),
+        rules=CRules,
+        resolver=CResolver,
+        editor_ids=("c",),
+        refine=_refine,
+    ),
+)

@@ -1,0 +1,173 @@
+"""Go: definitions, imports and import resolution.
+
+Resolution: the module path from each ``go.mod`` in the workspace; an import path maps
+to a package folder, i.e. all its ``.go`` files except ``_test.go``. A name is exported
+when it starts with a capital letter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from tree_sitter import Node
+
+from context.lang import LanguageSpec, ResolveHost, Resolver, words
+from context.rules import Enclosing, RawImport, RuleContext, Rules, string_content
+from context.types import Import
+
+
+def _grammar() -> Any:
+    import tree_sitter_go
+
+    return tree_sitter_go.language()
+
+
+QUERY = r"""
+(function_declaration name: (identifier) @name body: (block)? @body) @def.function
+(method_declaration
+  receiver: (parameter_list (parameter_declaration type: [
+    (type_identifier) @parent
+    (pointer_type (type_identifier) @parent)
+    (generic_type type: (type_identifier) @parent)
+    (pointer_type (generic_type type: (type_identifier) @parent))]))
+  name: (field_identifier) @name body: (block)? @body) @def.method
+(type_declaration (type_spec name: (type_identifier) @name type: (_) @value) @def.type)
+(type_declaration (type_alias name: (type_identifier) @name) @def.type)
+(source_file (const_declaration (const_spec name: (identifier) @name) @def.constant))
+(source_file (var_declaration (var_spec name: (identifier) @name) @def.variable))
+(import_declaration) @import
+(comment) @comment
+"""
+
+KEYWORDS = words(
+    """break case chan const continue default defer else fallthrough for func go goto
+if import interface map package range return select struct switch type var nil true false iota
+int string bool error byte rune"""
+)
+
+
+class GoRules(Rules):
+    @classmethod
+    def refine_kind(
+        cls,
+        ctx: RuleContext,
+        kind: str,
+        name: str,
+        caps: dict[str, list[Node]],
+    ) -> str | None:
+        if kind == "type":
+            value = caps.get("value")
+            if value:
+                if value[0].type == "struct_type":
+                    return "struct"
+                if value[0].type == "interface_type":
+                    return "interface"
+        return kind
+
+    @classmethod
+    def signature_end(
+        cls,
+        ctx: RuleContext,
+        node: Node,
+        kind: str,
+        caps: dict[str, list[Node]],
+        start: int,
+        end: int,
+    ) -> int:
+        if kind in ("struct", "interface"):
+            return int(caps["value"][0].start_point.row)
+        return super().signature_end(ctx, node, kind, caps, start, end)
+
+    @classmethod
+    def exported(
+        cls,
+        ctx: RuleContext,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: Enclosing | None,
+        outer: Node | None,
+    ) -> bool:
+        return name[:1].isupper()
+
+    @classmethod
+    def imports(cls, ctx: RuleContext, node: Node) -> Iterable[RawImport]:
+        specs: list[Node] = []
+        for child in node.named_children:
+            if child.type == "import_spec":
+                specs.append(child)
+            elif child.type == "import_spec_list":
+                specs.extend(c for c in child.named_children if c.type == "import_spec")
+        for spec in specs:
+            path = spec.child_by_field_name("path")
+            name = spec.child_by_field_name("name")
+            if path is None:
+                continue
+            yield (
+                string_content(ctx, path),
+                (),
+                ctx.text(name) if name is not None else "",
+                spec.start_point.row,
+                (),
+                "",
+            )
+
+
+class GoResolver(Resolver):
+    def __init__(self, host: ResolveHost) -> None:
+        super().__init__(host)
+        self._go_modules: list[tuple[str, str]] | None = None
+
+    def reset(self, project_files_changed: bool) -> None:
+        if project_files_changed:
+            self._go_modules = None
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        path = imp.module
+        for module, folder in self._go_module_table():
+            if path == module or path.startswith(module + "/"):
+                target = (
+                    os.path.join(folder, *path[len(module) :].strip("/").split("/"))
+                    if path != module
+                    else folder
+                )
+                return sorted(
+                    f
+                    for f in self.view.files_in_dir(target)
+                    if f.endswith(".go") and not f.endswith("_test.go")
+                )
+        return []
+
+    def _go_module_table(self) -> list[tuple[str, str]]:
+        table = self._go_modules
+        if table is None:
+            table = []
+            for path in self.view.project_files():
+                if os.path.basename(path) != "go.mod":
+                    continue
+                text = self.host.read_text(path)
+                match = re.search(r"(?m)^\s*module\s+(\S+)", text) if text else None
+                if match:
+                    table.append((match.group(1).strip('"'), os.path.dirname(path)))
+            table.sort(key=lambda item: -len(item[0]))  # longest module path first
+            self._go_modules = table
+        return table
+
+
+SPECS = (
+    LanguageSpec(
+        "go",
+        (".go",),
+        _grammar,
+        QUERY,
+        KEYWORDS,
+        rules=GoRules,
+        resolver=GoResolver,
+        project_files=("go.mod", "go.work"),
+        editor_ids=("go",),
+    ),
+)

@@ -1,0 +1,330 @@
+"""Rust: definitions, imports (``use``, ``mod``, ``extern crate``) and import resolution.
+
+Resolution: ``mod foo;`` -> ``foo.rs`` / ``foo/mod.rs`` next to the module's file;
+``use crate::``/``self::``/``super::`` paths walked module by module; other crates of
+the workspace by their ``Cargo.toml`` package name. Items are exported when ``pub``
+(and the items of a trait or a trait's impl are as visible as the trait).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from tree_sitter import Node
+
+from context.lang import LanguageSpec, ResolveHost, Resolver, words
+from context.rules import Enclosing, RawImport, RuleContext, Rules, first_named
+from context.types import Import
+
+
+def _grammar() -> Any:
+    import tree_sitter_rust
+
+    return tree_sitter_rust.language()
+
+
+QUERY = r"""
+(function_item (visibility_modifier)? @vis name: (identifier) @name body: (block) @body)
+  @def.function
+(function_signature_item (visibility_modifier)? @vis name: (identifier) @name) @def.function
+(struct_item (visibility_modifier)? @vis name: (type_identifier) @name body: (_)? @body)
+  @def.struct
+(union_item (visibility_modifier)? @vis name: (type_identifier) @name body: (_)? @body)
+  @def.struct
+(enum_item (visibility_modifier)? @vis name: (type_identifier) @name body: (_) @body) @def.enum
+(trait_item (visibility_modifier)? @vis name: (type_identifier) @name
+  bounds: (trait_bounds)? @heritage body: (_) @body) @def.trait
+(impl_item trait: (_)? @heritage type: [
+    (type_identifier) @name
+    (generic_type type: (type_identifier) @name)
+    (scoped_type_identifier name: (type_identifier) @name)
+    (generic_type type: (scoped_type_identifier name: (type_identifier) @name))]
+  body: (_) @body) @def.impl
+(type_item (visibility_modifier)? @vis name: (type_identifier) @name) @def.type
+(const_item (visibility_modifier)? @vis name: (identifier) @name) @def.constant
+(static_item (visibility_modifier)? @vis name: (identifier) @name) @def.constant
+(mod_item (visibility_modifier)? @vis name: (identifier) @name body: (declaration_list) @body)
+  @def.module
+(macro_definition name: (identifier) @name) @def.function
+(use_declaration) @import
+(mod_item !body) @import
+(extern_crate_declaration) @import
+(line_comment) @comment
+(block_comment) @comment
+(attribute_item) @attr
+"""
+
+KEYWORDS = words(
+    """as async await break const continue crate dyn else enum extern false fn for
+if impl in let loop match mod move mut pub ref return self Self static struct super trait true
+type unsafe use where while"""
+)
+
+
+class RustRules(Rules):
+    @classmethod
+    def exported(
+        cls,
+        ctx: RuleContext,
+        node: Node,
+        name: str,
+        name_node: Node,
+        caps: dict[str, list[Node]],
+        enclosing: Enclosing | None,
+        outer: Node | None,
+    ) -> bool:
+        if "vis" in caps or node.type == "impl_item":
+            return True
+        # Items of a trait, and of a trait's impl, are as visible as the trait.
+        return enclosing is not None and (enclosing[1] == "trait" or bool(enclosing[4]))
+
+    @classmethod
+    def imports(cls, ctx: RuleContext, node: Node) -> Iterable[RawImport]:
+        line = node.start_point.row
+        if node.type == "mod_item":
+            mod_name = node.child_by_field_name("name")
+            if mod_name is not None:
+                yield (ctx.text(mod_name), (), "", line, (), "mod")
+            return
+        if node.type == "extern_crate_declaration":
+            crate = node.child_by_field_name("name")
+            rename = node.child_by_field_name("alias")
+            if crate is not None:
+                yield (ctx.text(crate), (), ctx.text(rename) if rename else "", line, (), "")
+            return
+        arg = node.child_by_field_name("argument")
+        if arg is None:
+            return
+        flat: list[tuple[str, str, str]] = []
+        _flatten_use(ctx, arg, "", flat)
+        grouped: dict[str, tuple[list[str], list[str]]] = {}
+        whole: list[tuple[str, str]] = []
+        for module, name, alias in flat:
+            if not module:
+                whole.append((name, alias))
+                continue
+            names, local = grouped.setdefault(module, ([], []))
+            names.append(name)
+            local.append(alias or name)
+        for module, alias in whole:
+            yield (module, (), alias if alias != module else "", line, (), "use")
+        for module, (names, local) in grouped.items():
+            yield (module, tuple(names), "", line, tuple(local) if local != names else (), "use")
+
+
+def _flatten_use(
+    ctx: RuleContext, node: Node, prefix: str, out: list[tuple[str, str, str]]
+) -> None:
+    ntype = node.type
+    join = lambda p, s: f"{p}::{s}" if p else s  # noqa: E731
+    if ntype == "scoped_identifier":
+        path = node.child_by_field_name("path")
+        name_node = node.child_by_field_name("name")
+        module = join(prefix, ctx.text(path)) if path is not None else prefix
+        out.append((module, ctx.text(name_node) if name_node is not None else "", ""))
+    elif ntype in ("identifier", "self", "crate", "super"):
+        out.append((prefix, ctx.text(node), ""))
+    elif ntype == "use_as_clause":
+        path = node.child_by_field_name("path")
+        alias = node.child_by_field_name("alias")
+        if path is None:
+            return
+        before = len(out)
+        _flatten_use(ctx, path, prefix, out)
+        if alias is not None and len(out) > before:
+            module, bound, _ = out[-1]
+            out[-1] = (module, bound, ctx.text(alias))
+    elif ntype == "use_list":
+        for child in node.named_children:
+            _flatten_use(ctx, child, prefix, out)
+    elif ntype == "scoped_use_list":
+        path = node.child_by_field_name("path")
+        lst = node.child_by_field_name("list")
+        inner = join(prefix, ctx.text(path)) if path is not None else prefix
+        if lst is not None:
+            _flatten_use(ctx, lst, inner, out)
+    elif ntype == "use_wildcard":
+        path = first_named(node)
+        out.append((join(prefix, ctx.text(path)) if path is not None else prefix, "*", ""))
+
+
+class RustResolver(Resolver):
+    # `mod foo;` is found next to the module's own file, not its folder.
+    per_file = True
+
+    def __init__(self, host: ResolveHost) -> None:
+        super().__init__(host)
+        self._crates: dict[str, str] | None = None
+
+    def reset(self, project_files_changed: bool) -> None:
+        if project_files_changed:
+            self._crates = None
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        if imp.kind == "mod":
+            folder = _rust_child_dir(from_path, self._rust_crate_src(from_path))
+            for candidate in (
+                os.path.join(folder, imp.module + ".rs"),
+                os.path.join(folder, imp.module, "mod.rs"),
+            ):
+                if self.view.has_file(candidate):
+                    return [candidate]
+            return []
+        segments = [s for s in imp.module.split("::") if s] if imp.module else []
+        if not segments:
+            return []
+        located = self._rust_path(from_path, segments)
+        if located is None:
+            return []
+        current, folder, consumed_all = located
+        if not imp.names:
+            return [current]
+        out: list[str] = []
+        for name in imp.names:
+            sub = (
+                self._rust_child(folder, name)
+                if consumed_all and name not in ("*", "self")
+                else None
+            )
+            out.append(sub[0] if sub else current)
+        return out
+
+    def _rust_crate_src(self, path: str) -> str | None:
+        """The ``src`` folder of the crate holding ``path``."""
+        root = self.view.root_of(path)
+        current = os.path.dirname(path)
+        configs = set(self.view.project_files())
+        while True:
+            if os.path.join(current, "Cargo.toml") in configs:
+                return os.path.join(current, "src")
+            if current == root or os.path.dirname(current) == current:
+                return None
+            current = os.path.dirname(current)
+
+    def _rust_crate_root(self, src: str) -> str | None:
+        for name in ("lib.rs", "main.rs"):
+            if self.view.has_file(os.path.join(src, name)):
+                return os.path.join(src, name)
+        return None
+
+    def _rust_child(self, folder: str, name: str) -> tuple[str, str] | None:
+        for candidate in (os.path.join(folder, name + ".rs"), os.path.join(folder, name, "mod.rs")):
+            if self.view.has_file(candidate):
+                return candidate, os.path.join(folder, name)
+        return None
+
+    def _rust_path(self, from_path: str, segments: list[str]) -> tuple[str, str, bool] | None:
+        """(file, its child-module folder, whether every segment was a module file)."""
+        src = self._rust_crate_src(from_path)
+        first = segments[0]
+        starts: list[tuple[str, str]] = []
+        if first == "crate":
+            crate_root = self._rust_crate_root(src) if src else None
+            if crate_root is None or src is None:
+                return None
+            starts.append((crate_root, src))
+            segments = segments[1:]
+        elif first in ("self", "super"):
+            current, folder = from_path, _rust_child_dir(from_path, src)
+            while segments and segments[0] in ("self", "super"):
+                if segments[0] == "super":
+                    current, folder = self._rust_parent(current, src)
+                segments = segments[1:]
+            starts.append((current, folder))
+        else:
+            crates = self._workspace_crates()
+            crate_src = crates.get(first)
+            if crate_src is not None:
+                crate_root = self._rust_crate_root(crate_src)
+                if crate_root:
+                    starts.append((crate_root, crate_src))
+                    segments = segments[1:]
+            if not starts:
+                # 2018 paths: a module in scope, relative to this module or the crate root.
+                starts.append((from_path, _rust_child_dir(from_path, src)))
+                crate_root = self._rust_crate_root(src) if src else None
+                if crate_root and src:
+                    starts.append((crate_root, src))
+                for current, folder in starts:
+                    if self._rust_child(folder, first) is not None:
+                        return self._rust_walk(current, folder, segments)
+                return None
+        current, folder = starts[0]
+        return self._rust_walk(current, folder, segments)
+
+    def _rust_walk(self, current: str, folder: str, segments: list[str]) -> tuple[str, str, bool]:
+        for seg in segments:
+            child = self._rust_child(folder, seg)
+            if child is None:
+                return current, folder, False  # an item or inline module of `current`
+            current, folder = child
+        return current, folder, True
+
+    def _rust_parent(self, path: str, src: str | None) -> tuple[str, str]:
+        base = os.path.basename(path)
+        own_dir = os.path.dirname(path)
+        if base in ("mod.rs", "lib.rs", "main.rs"):
+            parent_dir = os.path.dirname(own_dir)
+            if base != "mod.rs":  # the crate root has no parent
+                return path, own_dir
+        else:
+            parent_dir = own_dir
+        if src is not None and parent_dir == src:
+            root = self._rust_crate_root(src)
+            return (root or path), src
+        for candidate in (parent_dir + ".rs", os.path.join(parent_dir, "mod.rs")):
+            if self.view.has_file(candidate):
+                return candidate, parent_dir
+        return path, parent_dir
+
+    def _workspace_crates(self) -> dict[str, str]:
+        crates = self._crates
+        if crates is None:
+            crates = {}
+            for path in self.view.project_files():
+                if os.path.basename(path) != "Cargo.toml":
+                    continue
+                text = self.host.read_text(path)
+                if text is None:
+                    continue
+                section = re.search(r"(?ms)^\[package\](.*?)(?=^\[|\Z)", text)
+                name = (
+                    re.search(r'(?m)^\s*name\s*=\s*"([^"]+)"', section.group(1))
+                    if section
+                    else None
+                )
+                if name:
+                    crates[name.group(1).replace("-", "_")] = os.path.join(
+                        os.path.dirname(path), "src"
+                    )
+            self._crates = crates
+        return crates
+
+
+def _rust_child_dir(path: str, src: str | None) -> str:
+    """The folder where the submodules of the module in ``path`` live."""
+    base = os.path.basename(path)
+    folder = os.path.dirname(path)
+    if base in ("mod.rs", "lib.rs", "main.rs") or (
+        src is not None and folder == os.path.join(src, "bin")
+    ):
+        return folder
+    return os.path.join(folder, base[:-3] if base.endswith(".rs") else base)
+
+
+SPECS = (
+    LanguageSpec(
+        "rust",
+        (".rs",),
+        _grammar,
+        QUERY,
+        KEYWORDS,
+        rules=RustRules,
+        resolver=RustResolver,
+        project_files=("Cargo.toml",),
+        editor_ids=("rust",),
+    ),
+)
