@@ -2,9 +2,16 @@
 
 The same tree arrives as `initializationOptions`, through `workspace/configuration`
 (section ``qwenLsp``) and from the command line. Keys are camelCase on the wire and
-snake_case here. Unknown keys are ignored; an invalid value is reported (the caller
-shows it once) and replaced by its default, so a typo never takes the server down.
-Every key is documented in docs/configuration.md.
+snake_case here. Unknown keys are ignored; an invalid value is reported (one log line
+here, one message shown by the caller) and replaced by its default, so a typo never
+takes the server down. An integer's bounds sit next to its field (`Range`). Every key
+is documented in docs/configuration.md.
+
+Why not cattrs (which jedi-language-server uses): its structuring is lenient where this
+must be strict (it turns 5 into "5" and "false" into True unless every primitive hook is
+replaced), and on an invalid value it fails the whole class, where here only that value
+falls back to its default while the others apply. Both would need hooks and a walk of
+our own, which is all this module is.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +47,41 @@ DEFAULT_LANGUAGES: dict[str, bool] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The inclusive bounds of an integer setting, next to its field:
+    ``max_tokens: Annotated[int, Range(1, 4096)] = 128`` (no maximum when `high` is None).
+    A value outside them is reported and the default applies."""
+
+    low: int
+    high: int | None = None
+
+    def check(self, key: str, value: float) -> None:
+        """Raise ValueError, with a message for the user, when `value` is outside."""
+        if self.high is None and value < self.low:
+            raise ValueError(f"{key}: {value!r} must be at least {self.low}")
+        if self.high is not None and not self.low <= value <= self.high:
+            raise ValueError(f"{key}: {value!r} must be between {self.low} and {self.high}")
+
+
+def int_range(group: type, name: str) -> Range:
+    """The bounds of the integer setting `name` of a settings group (a class above)."""
+    for extra in get_args(get_type_hints(group, include_extras=True)[name])[1:]:
+        if isinstance(extra, Range):
+            return extra
+    raise LookupError(f"{group.__name__}.{name} has no Range")
+
+
 @dataclass(kw_only=True)
 class ModelSettings:
     backend: Backend = "local"  # local: in-process llama.cpp; openai: a serving engine
     path: str = ""
-    n_gpu_layers: int = -1
-    context_size: int = 32768
+    n_gpu_layers: Annotated[int, Range(-1)] = -1
+    context_size: Annotated[int, Range(256, 1 << 20)] = 32768
     flash_attention: FlashAttention = "auto"
     kv_cache_type: KvCacheType = "f16"
-    threads: int = 0
-    batch_size: int = 512
+    threads: Annotated[int, Range(0, 1024)] = 0
+    batch_size: Annotated[int, Range(16, 65536)] = 512
     # backend "openai": the serving engine's API base (…/v1), the model id it serves
     # ("" = the first it lists) and its key ("" = $QWEN_LSP_API_KEY, if set).
     url: str = ""
@@ -61,10 +93,10 @@ class ModelSettings:
 class CompletionSettings:
     enabled: bool = True
     prompt_format: PromptFormat = "auto"
-    max_tokens: int = 128
-    time_budget_ms: int = 2000
-    prefix_lines: int = 120
-    suffix_lines: int = 40
+    max_tokens: Annotated[int, Range(1, 4096)] = 128
+    time_budget_ms: Annotated[int, Range(50, 600_000)] = 2000
+    prefix_lines: Annotated[int, Range(1, 100_000)] = 120
+    suffix_lines: Annotated[int, Range(0, 100_000)] = 40
     multiline: Multiline = "auto"
     # language id (VS Code) or filetype (Neovim) -> completions on; "*" for the others
     languages: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_LANGUAGES))
@@ -79,8 +111,8 @@ class CompletionSettings:
 @dataclass(kw_only=True)
 class ContextSettings:
     enabled: bool = True
-    budget_tokens: int = 16384
-    max_file_size: int = 1_000_000
+    budget_tokens: Annotated[int, Range(0, 1 << 20)] = 16384
+    max_file_size: Annotated[int, Range(1, 1 << 31)] = 1_000_000
     exclude: list[str] = field(default_factory=list)
     definitions: bool = True
     recent: bool = True
@@ -89,8 +121,8 @@ class ContextSettings:
 
 @dataclass(kw_only=True)
 class EngineSettings:
-    checkpoint_memory_mb: int = 2048
-    slots: int = 2
+    checkpoint_memory_mb: Annotated[int, Range(0, 1 << 20)] = 2048
+    slots: Annotated[int, Range(1, 16)] = 2
     warmup: bool = True
     prefetch: bool = True
 
@@ -98,8 +130,8 @@ class EngineSettings:
 @dataclass(kw_only=True)
 class CodeActionSettings:
     enabled: bool = True
-    max_tokens: int = 1024
-    time_budget_ms: int = 60_000
+    max_tokens: Annotated[int, Range(16, 16384)] = 1024
+    time_budget_ms: Annotated[int, Range(1000, 3_600_000)] = 60_000
 
 
 @dataclass(kw_only=True)
@@ -109,25 +141,6 @@ class Settings:
     context: ContextSettings = field(default_factory=ContextSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     code_actions: CodeActionSettings = field(default_factory=CodeActionSettings)
-
-
-# Bounds for integers: (minimum, maximum or None).
-_INT_BOUNDS: dict[str, tuple[int, int | None]] = {
-    "model.n_gpu_layers": (-1, None),
-    "model.context_size": (256, 1 << 20),
-    "model.threads": (0, 1024),
-    "model.batch_size": (16, 65536),
-    "completion.max_tokens": (1, 4096),
-    "completion.time_budget_ms": (50, 600_000),
-    "completion.prefix_lines": (1, 100_000),
-    "completion.suffix_lines": (0, 100_000),
-    "context.budget_tokens": (0, 1 << 20),
-    "context.max_file_size": (1, 1 << 31),
-    "engine.checkpoint_memory_mb": (0, 1 << 20),
-    "engine.slots": (1, 16),
-    "code_actions.max_tokens": (16, 16384),
-    "code_actions.time_budget_ms": (1000, 3_600_000),
-}
 
 
 def to_camel(name: str) -> str:
@@ -143,6 +156,10 @@ class LoadResult:
 
 def _convert(value: Any, typ: Any, key: str) -> Any:
     """Return `value` as `typ` or raise ValueError with a message for the user."""
+    bounds: Range | None = None
+    if get_origin(typ) is Annotated:
+        typ, *extras = get_args(typ)
+        bounds = next((e for e in extras if isinstance(e, Range)), None)
     origin = get_origin(typ)
     if origin is Literal:
         choices = get_args(typ)
@@ -156,10 +173,8 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             raise ValueError(f"{key}: expected an integer, got {value!r}")
-        lo, hi = _INT_BOUNDS.get(key, (-(1 << 62), None))
-        if value < lo or (hi is not None and value > hi):
-            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-            raise ValueError(f"{key}: {value!r} must be {bound}")
+        if bounds is not None:
+            bounds.check(key, value)
         return int(value)
     if typ is str:
         if not isinstance(value, str):
@@ -177,7 +192,7 @@ def _load_into(obj: Any, raw: Any, prefix: str, errors: list[str]) -> None:
     if not isinstance(raw, dict):
         errors.append(f"{prefix or SECTION}: expected an object, got {raw!r}")
         return
-    hints = get_type_hints(type(obj))
+    hints = get_type_hints(type(obj), include_extras=True)
     by_wire = {to_camel(f.name): f.name for f in dataclasses.fields(obj)}
     for wire_key, value in raw.items():
         name = by_wire.get(wire_key) or (wire_key if wire_key in hints else None)

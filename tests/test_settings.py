@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from lsp_server.settings import SECTION, Settings, load_settings, to_camel, to_wire
+from lsp_server.settings import (
+    SECTION,
+    Settings,
+    int_range,
+    load_settings,
+    to_camel,
+    to_wire,
+)
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -166,6 +173,19 @@ def test_bounds_are_inclusive() -> None:
     }
     assert load_settings(raw).errors == []
     assert load_settings({"engine": {"slots": 1}}).errors == []
+
+
+def test_every_integer_setting_has_bounds_that_hold_its_default() -> None:
+    root = Settings()
+    for section in dataclasses.fields(root):
+        group = getattr(root, section.name)
+        for f in dataclasses.fields(group):
+            value = getattr(group, f.name)
+            if type(value) is int:
+                bounds = int_range(type(group), f.name)  # raises when it has none
+                bounds.check(f"{section.name}.{f.name}", value)
+    with pytest.raises(LookupError):
+        int_range(type(root.model), "path")
 
 
 def test_base_keeps_earlier_values() -> None:

@@ -64,7 +64,8 @@ def server_schema() -> dict[str, dict[str, Any]]:
             elif typ is bool:
                 entry["type"] = "boolean"
             elif typ is int:
-                low, high = server_settings._INT_BOUNDS[f"{section.name}.{field.name}"]
+                bounds = server_settings.int_range(type(group), field.name)
+                low, high = bounds.low, bounds.high
                 entry.update(type="integer", minimum=low)
                 if high is not None:
                     entry["maximum"] = high
