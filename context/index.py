@@ -2,9 +2,9 @@
 
 ``WorkspaceIndex.build`` walks the roots (``context.walk``), reuses persisted entries
 whose size and mtime (or, failing that, content hash) are unchanged, parses the rest
-(``context.symbols``; in worker processes when there are many, to use every core) and
-saves the changes as they arrive, a transaction per few hundred files and root
-(``context.store``; an interrupted build keeps what it saved). Open documents are
+(``context.symbols``; in worker processes when there are many, to use every core:
+``context.parse_pool``) and saves the changes as they arrive, a transaction per few
+hundred files and root (``context.store``; an interrupted build keeps what it saved). Open documents are
 re-parsed incrementally from their unsaved text (``update_document``) and shadow the
 disk version until closed.
 
@@ -22,12 +22,9 @@ the server thread calls ``update_document`` and the lookups.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import gc
-import hashlib
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -44,9 +41,9 @@ from context.languages import (
     PROJECT_FILES,
     has_grammar,
     language_for_path,
-    query,
     refine_language,
 )
+from context.parse_pool import ParsePool, ParseResult, index_file
 from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
@@ -59,23 +56,6 @@ from context.walk import (
 )
 
 log = logging.getLogger(__name__)
-
-# Below this many files to parse, worker processes cost more to start than they save.
-PARALLEL_THRESHOLD = 64
-# Work handed to a worker at a time: big enough to amortise the round trip, small
-# enough to balance the cores and report progress.
-BATCH_BYTES = 1 << 20
-BATCH_FILES = 64
-# Batches out per worker (one parsing, one waiting), and the smallest batch handed out
-# at the end of a build (see _Pipeline).
-IN_FLIGHT_PER_WORKER = 2
-MIN_BATCH_BYTES = 64 << 10
-# Merged results are written to the store in transactions of about this many files.
-SAVE_EVERY = 256
-# Parse pools replaced after a worker died, at most, in one build (each death isolates
-# the file that caused it); beyond, the files left are skipped, never parsed in-process.
-MAX_POOL_RESTARTS = 8
-BINARY_SNIFF_BYTES = 8192
 _SKIPPED = ""  # language of a persisted entry that is not indexed (binary, too big)
 
 
@@ -117,87 +97,6 @@ class _OpenDocument:
     symbols: FileSymbols
     names: tuple[str, ...]
     indexed: bool  # inside a root and not ignored: its names are in the name map
-
-
-@dataclass(slots=True)
-class _Result:
-    """A worker's answer for one file."""
-
-    path: str
-    status: str  # "parsed", "same" (content hash unchanged), "skipped", "missing"
-    size: int = 0
-    mtime_ns: int = 0
-    hash: bytes = b""
-    language: str = ""
-    blob: bytes = b""
-    names: tuple[str, ...] = ()
-    definitions: int = 0
-
-
-def content_hash(data: bytes) -> bytes:
-    """The content hash stored per file (blake2b, 128 bits)."""
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def index_file(
-    path: str,
-    language: str,
-    previous_hash: bytes | None,
-    max_file_size: int,
-) -> _Result:
-    """Read, hash and (unless the hash is unchanged) parse one file. Runs in workers."""
-    data, st = read_regular(path, max_file_size)
-    if st is None:
-        return _Result(path, "missing")
-    if data is None:  # too big, or not a regular file
-        return _Result(path, "skipped", st.st_size, st.st_mtime_ns)
-    size, mtime_ns = len(data), st.st_mtime_ns
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return _Result(path, "skipped", size, mtime_ns)
-    digest = content_hash(data)
-    if previous_hash is not None and digest == previous_hash:
-        return _Result(path, "same", size, mtime_ns, digest)
-    try:
-        language, raw = sym.extract_source(data, language, references=False)
-    except Exception:  # a grammar or rule bug must cost one file, not the index
-        log.exception("cannot extract symbols from %s", path)
-        language, raw = refine_language(language, data), sym.EMPTY
-    return _Result(
-        path,
-        "parsed",
-        size,
-        mtime_ns,
-        digest,
-        language,
-        sym.encode(raw),
-        sym.definition_names(raw),
-        len(raw[0]),
-    )
-
-
-def _index_batch(tasks: list[tuple[str, str, bytes | None]], max_file_size: int) -> list[_Result]:
-    return [index_file(path, language, prev, max_file_size) for path, language, prev in tasks]
-
-
-def _worker_init() -> None:
-    """A parse worker makes no garbage cycles worth collecting (parse, extract, return)
-    and lives for one build: no cycle collector, whose passes would walk everything
-    inherited from the parent and copy the pages they touch."""
-    gc.freeze()
-    gc.disable()
-
-
-def _pool_context() -> Any:
-    """Processes for parsing: fork from a single-threaded process (fastest), else a
-    fork server (forking a threaded process can deadlock in the child)."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["context.index"])
-        return ctx
-    return multiprocessing.get_context("spawn")
 
 
 @contextlib.contextmanager
@@ -325,7 +224,15 @@ class WorkspaceIndex:
             state = _BuildState()
             # Parsing starts while the walk goes on, and results are merged as they come:
             # the walk and the merge then overlap with the workers' parsing.
-            pipeline = _Pipeline(self, progress, cancel)
+            changes = _Changes()
+            pool = ParsePool(
+                lambda results: self._merge(results, changes),
+                lambda: self._save(changes),
+                workers=self.workers,
+                max_file_size=self.max_file_size,
+                progress=progress,
+                cancel=cancel,
+            )
             for root in self.roots:
                 nested = [r for r in self.roots if r != root and is_inside(r, root)]
                 for entry in walk(
@@ -339,14 +246,14 @@ class WorkspaceIndex:
                     state.walked[entry.path] = entry
                     e = self._entries.get(entry.path)
                     if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
-                        pipeline.reuse(entry.path, skipped=e.language == _SKIPPED)
+                        pool.reuse(entry.path, skipped=e.language == _SKIPPED)
                     else:
-                        pipeline.add(
+                        pool.add(
                             (entry.path, entry.language, e.hash if e is not None else None),
                             entry.size,
                         )
-        pipeline.finish()
-        changes = pipeline.changes
+        pool.finish()
+        self.workers = pool.workers  # (1 when no worker could start)
         cancelled = bool(cancel is not None and cancel.is_set())
         with self._lock:
             removed = [] if cancelled else [p for p in self._entries if p not in state.walked]
@@ -366,9 +273,9 @@ class WorkspaceIndex:
         stats = self.stats()
         stats.parsed = changes.parsed
         stats.read_as_text = changes.read_as_text
-        stats.reused = pipeline.reused + changes.same
+        stats.reused = pool.reused + changes.same
         stats.removed = len(removed)
-        stats.skipped = changes.skipped + pipeline.still_skipped
+        stats.skipped = changes.skipped + pool.still_skipped
         stats.cancelled = cancelled
         stats.seconds = time.perf_counter() - started
         log.info(
@@ -417,14 +324,14 @@ class WorkspaceIndex:
                 )
                 self._add_entry(row.path, entry)
 
-    def _apply(self, results: list[_Result]) -> _Changes:
+    def _apply(self, results: list[ParseResult]) -> _Changes:
         """Merge results into memory and persist them at once (update_file)."""
         changes = _Changes()
         self._merge(results, changes)
         self._persist(changes)
         return changes
 
-    def _merge(self, results: list[_Result], changes: _Changes) -> None:
+    def _merge(self, results: list[ParseResult], changes: _Changes) -> None:
         """Merge worker results into the in-memory maps, noting what to persist."""
         with self._lock:
             for r in results:
@@ -479,6 +386,15 @@ class WorkspaceIndex:
                         entry.blob,
                     )
                 )
+
+    def _save(self, changes: _Changes) -> None:
+        """Persist what a build merged so far and start a new batch of rows (the counts
+        go on)."""
+        self._persist(changes)
+        for change in changes.roots.values():
+            change.upserts.clear()
+            change.touches.clear()
+            change.deletes.clear()
 
     def _persist(self, changes: _Changes) -> None:
         """Write the changes of each root in one transaction."""
@@ -1109,281 +1025,6 @@ class _Changes:
 
     def of(self, root: str) -> _RootChanges:
         return self.roots.setdefault(root, _RootChanges())
-
-
-_Task = tuple[str, str, "bytes | None"]
-
-
-class _Pipeline:
-    """Feeds files to parse, in this thread when they are few, else to worker processes;
-    merges results into the index and saves them as they arrive.
-
-    Scheduling: at most ``IN_FLIGHT_PER_WORKER`` batches per worker are handed out, the
-    rest waits here. While the walk goes on, batches are ``BATCH_BYTES``; once it is over,
-    what is left is handed out biggest file first, in batches that shrink with what
-    remains (guided self-scheduling), so the workers finish together instead of one
-    parsing a last big batch while the other core idles.
-    """
-
-    def __init__(
-        self,
-        index: WorkspaceIndex,
-        progress: Callable[[int, int, str], None] | None,
-        cancel: threading.Event | None,
-    ) -> None:
-        self.index = index
-        self.progress = progress
-        self.cancel = cancel
-        self.changes = _Changes()
-        self.reused = 0
-        self.still_skipped = 0  # unchanged files that stay out (binary, too big)
-        self.done = 0
-        self.total = 0
-        self.queue: list[tuple[_Task, int]] = []  # to parse, not handed out; popped at the end
-        self.queued_bytes = 0
-        self.walked = False
-        self.unsaved = 0  # merged results not yet written to the store
-        self.executor: concurrent.futures.ProcessPoolExecutor | None = None
-        # In flight: the batch, and the pool it went to (a broken pool fails them all).
-        self.futures: dict[
-            concurrent.futures.Future[list[_Result]],
-            tuple[list[_Task], concurrent.futures.ProcessPoolExecutor],
-        ] = {}
-        # Files of a batch whose worker died, retried one per batch: the one that kills
-        # its worker again is skipped; the parser never runs in this process.
-        self.solo: list[_Task] = []
-        self.solo_future: concurrent.futures.Future[list[_Result]] | None = None
-        self.isolating = False
-        self.restarts = 0
-
-    def _cancelled(self) -> bool:
-        return self.cancel is not None and self.cancel.is_set()
-
-    def reuse(self, path: str, skipped: bool = False) -> None:
-        """An unchanged file: nothing to parse (one still skipped counts as skipped)."""
-        self.total += 1
-        self.done += 1
-        if skipped:
-            self.still_skipped += 1
-            return
-        self.reused += 1
-        if self.reused % 256 == 0:  # reusing is quick: report now and then
-            self._report(path)
-
-    def add(self, task: _Task, size: int) -> None:
-        self.total += 1
-        self.queue.append((task, size))
-        self.queued_bytes += size
-        if self.executor is None:
-            if len(self.queue) >= PARALLEL_THRESHOLD and self.index.workers > 1:
-                self._start()
-            return
-        self._collect(block=False)
-        self._pump()
-
-    def _start(self) -> None:
-        # Compile the queries first: forked workers inherit them.
-        for language in {t[1] for t, _ in self.queue if has_grammar(t[1])}:
-            try:
-                query(language)
-            except Exception:  # the worker will log it
-                pass
-        try:
-            self.executor = self._pool()
-        except (OSError, ValueError) as exc:
-            log.warning("cannot start parse workers (%s): parsing in this thread", exc)
-            self.index.workers = 1
-            return
-        self.queue.sort(key=lambda item: item[1])
-        self._pump()
-
-    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.index.workers, mp_context=_pool_context(), initializer=_worker_init
-        )
-
-    def _restart(self, broken: concurrent.futures.ProcessPoolExecutor) -> bool:
-        """A worker died: a new pool in place of ``broken`` (once). False when there
-        have been too many deaths to go on: what is left is then skipped."""
-        if broken is not self.executor:
-            return self.executor is not None
-        broken.shutdown(wait=False, cancel_futures=True)
-        self.restarts += 1
-        if self.restarts > MAX_POOL_RESTARTS:
-            log.error("parse workers died %d times: skipping the files left", self.restarts)
-            self.executor = None
-            return False
-        try:
-            self.executor = self._pool()
-        except (OSError, ValueError) as exc:
-            log.error("cannot restart parse workers (%s): skipping the files left", exc)
-            self.executor = None
-            return False
-        return True
-
-    def _skip(self, tasks: list[_Task], why: str) -> None:
-        """Record files as skipped, with their stat: unchanged, they are not tried again."""
-        results = []
-        for path, _, _ in tasks:
-            log.warning("not indexed: %s (%s)", path, why)
-            try:
-                st = os.stat(path)
-            except OSError:
-                results.append(_Result(path, "missing"))
-                continue
-            results.append(_Result(path, "skipped", st.st_size, st.st_mtime_ns))
-        self._merge(results)
-
-    def _pump(self) -> None:
-        """Hand batches to the workers while fewer than the allowed number are out.
-
-        After a worker died, the files of its batch are retried one at a time with
-        nothing else out, so a file that kills its worker again is known for sure."""
-        if self.executor is None or self.solo_future is not None:
-            return
-        most = self.index.workers * IN_FLIGHT_PER_WORKER
-        while (self.solo or self.queue) and len(self.futures) < most and not self._cancelled():
-            if self.solo:
-                if self.futures:
-                    return  # what is out finishes (or fails) first
-                batch = [self.solo.pop()]
-                self.isolating = True
-            else:
-                batch = self._next_batch()
-                if not batch:
-                    return
-            executor = self.executor
-            try:
-                future = executor.submit(_index_batch, batch, self.index.max_file_size)
-            except RuntimeError:  # the pool broke (a worker died) or was shut down
-                self.solo.extend(batch)
-                if not self._restart(executor):
-                    self._skip_left("the parse workers keep dying")
-                    return
-                continue
-            self.futures[future] = (batch, executor)
-            if self.isolating:
-                self.isolating = False
-                self.solo_future = future
-                return
-
-    def _next_batch(self) -> list[_Task]:
-        if self.walked:
-            # Shrinking batches: the remaining work split in 4 per worker.
-            share = self.queued_bytes // (4 * self.index.workers)
-            limit = max(MIN_BATCH_BYTES, min(BATCH_BYTES, share))
-        else:
-            limit = BATCH_BYTES
-            if self.queued_bytes < limit and len(self.queue) < BATCH_FILES:
-                return []  # wait for a full batch while the walk finds files
-        batch: list[_Task] = []
-        size = 0
-        while self.queue and size < limit and len(batch) < BATCH_FILES:
-            task, task_size = self.queue.pop()
-            batch.append(task)
-            size += task_size
-        self.queued_bytes -= size
-        return batch
-
-    def _skip_left(self, why: str) -> None:
-        left = self.solo + [task for task, _ in self.queue]
-        self.solo, self.queue, self.queued_bytes = [], [], 0
-        for future, (batch, _) in list(self.futures.items()):
-            future.cancel()
-            left.extend(batch)
-        self.futures.clear()
-        self._skip(left, why)
-
-    def _collect(self, block: bool) -> None:
-        """Merge finished batches (waiting for one when ``block``), refilling the workers
-        before merging so that they never wait for this thread."""
-        if not self.futures:
-            return
-        if block:
-            done, _ = concurrent.futures.wait(
-                self.futures, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-        else:
-            done = {f for f in self.futures if f.done()}
-            if not done:
-                return
-        finished = [(f, *self.futures.pop(f)) for f in done]
-        alone = self.solo_future
-        if alone in done:
-            self.solo_future = None
-        self._pump()
-        broken = False
-        for future, batch, executor in finished:
-            if future.cancelled():
-                continue
-            try:
-                results = future.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                if future is alone:  # it ran alone: this file killed its worker
-                    self._skip(batch, "the parser crashed on it")
-                else:
-                    log.warning("a parse worker died: retrying its %d files one by one", len(batch))
-                    self.solo.extend(batch)
-                if not broken and not self._restart(executor):
-                    self._skip_left("the parse workers keep dying")
-                    return
-                broken = True
-                continue
-            self._merge(results)
-        if broken:
-            self._pump()
-
-    def _merge(self, results: list[_Result]) -> None:
-        self.index._merge(results, self.changes)
-        self.done += len(results)
-        self.unsaved += len(results)
-        if self.unsaved >= SAVE_EVERY:
-            self._save()
-        if results:
-            self._report(results[-1].path)
-
-    def _save(self) -> None:
-        """Write what was merged so far (while the workers parse on): a cancelled or
-        interrupted build keeps it, and the end of the build has little left to write."""
-        self.index._persist(self.changes)
-        for change in self.changes.roots.values():
-            change.upserts.clear()
-            change.touches.clear()
-            change.deletes.clear()
-        self.unsaved = 0
-
-    def _report(self, path: str) -> None:
-        if self.progress is not None:
-            self.progress(self.done, self.total, path)
-
-    def finish(self) -> None:
-        """Parse what is left and wait for the workers (what is merged is saved by the
-        caller, with the deletions)."""
-        self.walked = True
-        if self.executor is None:
-            pending, self.queue = self.queue, []
-            for task, _ in pending:
-                if self._cancelled():
-                    break
-                self._merge([index_file(*task, self.index.max_file_size)])
-        else:
-            try:
-                self.queue.sort(key=lambda item: item[1])  # biggest popped first
-                self._pump()
-                while self.futures:
-                    self._collect(block=True)
-                    if self._cancelled():
-                        for future in self.futures:
-                            future.cancel()
-                        self._collect(block=False)
-                        break
-            finally:
-                if self.executor is not None:  # (a restart may have replaced it)
-                    self.executor.shutdown(wait=True, cancel_futures=True)
-                self.executor = None
-                self.queue = []
-        if self.progress is not None:
-            self.progress(self.done, self.total, "")
 
 
 def _point_at(data: bytes, offset: int) -> Point:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import context.index as index_module
+import context.parse_pool as pool_module
 import context.store as store_module
 from context.index import WorkspaceIndex
 
@@ -170,8 +170,8 @@ def test_parallel_build_matches_serial_build(
     with WorkspaceIndex([str(tmp_path)], cache_dir="", workers=1) as serial:
         expected = serial.build()
         expected_defs = {p: serial.file(p) for p in serial.files()}
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
-    monkeypatch.setattr(index_module, "BATCH_FILES", 7)
+    monkeypatch.setattr(pool_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(pool_module, "BATCH_FILES", 7)
     seen: list[tuple[int, int]] = []
     with WorkspaceIndex([str(tmp_path)], cache_dir=str(tmp_path / "c"), workers=2) as parallel:
         stats = parallel.build(progress=lambda done, total, path: seen.append((done, total)))
@@ -209,9 +209,9 @@ def test_parallel_build_saves_as_it_goes_and_a_cancel_keeps_it(
     import sqlite3
 
     write(tmp_path, {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(60)})
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
-    monkeypatch.setattr(index_module, "BATCH_FILES", 4)
-    monkeypatch.setattr(index_module, "SAVE_EVERY", 8)
+    monkeypatch.setattr(pool_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(pool_module, "BATCH_FILES", 4)
+    monkeypatch.setattr(pool_module, "SAVE_EVERY", 8)
     cancel = threading.Event()
     saved_while_building: list[int] = []
     cache = tmp_path / "c"
@@ -271,7 +271,7 @@ def _crash_on_marker(source: bytes, language: str, references: bool = True) -> A
     return _real_extract_source(source, language, references)
 
 
-_real_extract_source = index_module.sym.extract_source
+_real_extract_source = pool_module.sym.extract_source
 
 
 def test_a_file_that_kills_its_parse_worker_is_skipped_and_the_rest_indexed(
@@ -284,11 +284,11 @@ def test_a_file_that_kills_its_parse_worker_is_skipped_and_the_rest_indexed(
     files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)}
     files["pkg/bad.py"] = "# CRASH_THE_PARSER\ndef bad():\n    pass\n"
     write(tmp_path, files)
-    monkeypatch.setattr(index_module.sym, "extract_source", _crash_on_marker)
+    monkeypatch.setattr(pool_module.sym, "extract_source", _crash_on_marker)
     # Workers forked from this process inherit the crashing extractor.
-    monkeypatch.setattr(index_module, "_pool_context", lambda: multiprocessing.get_context("fork"))
-    monkeypatch.setattr(index_module, "PARALLEL_THRESHOLD", 2)
-    monkeypatch.setattr(index_module, "BATCH_FILES", 8)
+    monkeypatch.setattr(pool_module, "_pool_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(pool_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(pool_module, "BATCH_FILES", 8)
     cache = tmp_path / "c"
     with WorkspaceIndex([str(tmp_path)], cache_dir=str(cache), workers=2) as index:
         stats = index.build()

@@ -149,7 +149,8 @@ def test_invalid_utf8_does_not_crash_the_index(tmp_path: Path) -> None:
 
 _FIFO_CHECK = """
 import os, sys
-from context.index import WorkspaceIndex, index_file
+from context.index import WorkspaceIndex
+from context.parse_pool import index_file
 from context.walk import read_regular
 root = sys.argv[1]
 with WorkspaceIndex([root], cache_dir="") as index:
