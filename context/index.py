@@ -33,16 +33,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tree_sitter import Point, Tree
-
 from context import symbols as sym
 from context.imports import ExportSummary, ImportResolver
 from context.languages import (
     PROJECT_FILES,
     has_grammar,
     language_for_path,
-    refine_language,
 )
+from context.open_documents import OpenDocument, parse_document
 from context.parse_pool import ParsePool, ParseResult, index_file
 from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
@@ -87,16 +85,6 @@ class _Entry:
     definitions: int = 0
     blob: bytes | None = None  # marshalled symbols, when not (yet) in the store
     root: str = ""
-
-
-@dataclass(slots=True)
-class _OpenDocument:
-    source: bytes
-    tree: Tree | None  # None for a language read as text
-    language: str
-    symbols: FileSymbols
-    names: tuple[str, ...]
-    indexed: bool  # inside a root and not ignored: its names are in the name map
 
 
 @contextlib.contextmanager
@@ -181,7 +169,7 @@ class WorkspaceIndex:
         self._build_lock = threading.Lock()
         self._doc_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._open: dict[str, _OpenDocument] = {}
+        self._open: dict[str, OpenDocument] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
         # name -> files defining it, built from `_names_of` at the first lookup (a
         # restart on an unchanged workspace then reads no name; see `_name_map`).
@@ -544,34 +532,16 @@ class WorkspaceIndex:
             doc = self._open.get(path)
             if doc is not None and doc.source == source:
                 return doc.symbols
-            language = refine_language(language, source)
-            tree: Tree | None = None
-            raw = sym.EMPTY
-            if not has_grammar(language):
-                # Read as text: nothing to parse; the text serves the similar windows.
-                language, raw = sym.extract_source(source, language)
-            elif doc is not None and doc.language == language and doc.tree is not None:
-                doc.tree.edit(**_edit_between(doc.source, source))
-                tree = sym.parse(source, language, doc.tree)
-            else:
-                tree = sym.parse(source, language)
-            if tree is not None:
-                try:
-                    raw = sym.extract(tree, source, language)
-                except Exception:  # a rule bug must not break the editor's request
-                    log.exception("cannot extract symbols from %s", path)
-                    raw = sym.EMPTY
-            symbols = sym.to_file_symbols(path, language, raw)
             indexed = doc.indexed if doc is not None else self.is_indexable(path)
-            new = _OpenDocument(source, tree, language, symbols, sym.definition_names(raw), indexed)
+            new = parse_document(path, source, language, doc, indexed)
             with self._lock:
                 self._open[path] = new
                 self._refresh_names(path)
                 if self._forward is not None:
                     self._forward.pop(path, None)
-            if doc is None or doc.symbols.imports != symbols.imports or doc.names != new.names:
+            if doc is None or doc.symbols.imports != new.symbols.imports or doc.names != new.names:
                 self._resolver.forget()
-        return symbols
+        return new.symbols
 
     def close_document(self, path: str) -> None:
         """Forget an open document's unsaved text; the disk version is authoritative again."""
@@ -1025,63 +995,6 @@ class _Changes:
 
     def of(self, root: str) -> _RootChanges:
         return self.roots.setdefault(root, _RootChanges())
-
-
-def _point_at(data: bytes, offset: int) -> Point:
-    row = data.count(b"\n", 0, offset)
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    return Point(row, offset - line_start)
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the common prefix, compared block-wise in C then narrowed down."""
-    limit = min(len(a), len(b))
-    lo = 0
-    step = 4096
-    while lo + step <= limit and a[lo : lo + step] == b[lo : lo + step]:
-        lo += step
-    hi = min(lo + step, limit)
-    while lo < hi:  # binary search inside the first differing block
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    """Length of the common suffix, at most ``limit``."""
-    n = 0
-    step = 4096
-    la, lb = len(a), len(b)
-    while n + step <= limit and a[la - n - step : la - n] == b[lb - n - step : lb - n]:
-        n += step
-    hi = min(n + step, limit)
-    while n < hi:
-        mid = (n + hi + 1) // 2
-        if a[la - mid : la - n] == b[lb - mid : lb - n]:
-            n = mid
-        else:
-            hi = mid - 1
-    return n
-
-
-def _edit_between(old: bytes, new: bytes) -> dict[str, Any]:
-    """The single edit turning ``old`` into ``new``, as ``Tree.edit`` wants it."""
-    start = _common_prefix(old, new)
-    suffix = _common_suffix(old, new, min(len(old), len(new)) - start)
-    old_end = len(old) - suffix
-    new_end = len(new) - suffix
-    start_point = _point_at(old, start)
-    return {
-        "start_byte": start,
-        "old_end_byte": old_end,
-        "new_end_byte": new_end,
-        "start_point": start_point,
-        "old_end_point": _point_at(old, old_end),
-        "new_end_point": _point_at(new, new_end),
-    }
 
 
 def iter_definitions(index: WorkspaceIndex) -> Iterable[Definition]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from context.index import WorkspaceIndex, _edit_between
+from context.index import WorkspaceIndex
+from context.open_documents import edit_between
 from context.symbols import file_symbols
 
 MODULE = '''\
@@ -96,12 +97,12 @@ def test_incremental_parse_matches_a_full_parse_over_random_edits(ws) -> None:  
 def test_edit_computation_handles_multibyte_text() -> None:
     old = "αβγ\nδ = 1\n".encode()
     new = "αβγ\nδδ = 1\n".encode()
-    edit = _edit_between(old, new)
+    edit = edit_between(old, new)
     assert edit["start_byte"] == len("αβγ\nδ".encode())
     assert edit["old_end_byte"] == edit["start_byte"]
     assert edit["new_end_byte"] == edit["start_byte"] + len("δ".encode())
     assert (edit["start_point"].row, edit["start_point"].column) == (1, 2)
-    same = _edit_between(old, old)
+    same = edit_between(old, old)
     assert same["start_byte"] == same["old_end_byte"] == same["new_end_byte"]
 
 
