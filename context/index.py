@@ -28,19 +28,19 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from context import symbols as sym
+from context.file_table import LRU, SKIPPED, Entry, FileTable
 from context.imports import ExportSummary, ImportResolver
 from context.languages import (
     PROJECT_FILES,
     has_grammar,
     language_for_path,
 )
-from context.open_documents import OpenDocument, parse_document
+from context.open_documents import parse_document
 from context.parse_pool import ParsePool, ParseResult, index_file
 from context.store import IndexStore, StoredFile, database_path, storable
 from context.types import Definition, FileSymbols, Import
@@ -54,7 +54,6 @@ from context.walk import (
 )
 
 log = logging.getLogger(__name__)
-_SKIPPED = ""  # language of a persisted entry that is not indexed (binary, too big)
 
 
 @dataclass
@@ -73,20 +72,6 @@ class IndexStats:
     read_as_text: int = 0  # read for a language without a grammar (no parse)
 
 
-@dataclass(slots=True)
-class _Entry:
-    """What the index keeps in memory for one file on disk."""
-
-    size: int
-    mtime_ns: int
-    hash: bytes
-    language: str
-    names: tuple[str, ...]
-    definitions: int = 0
-    blob: bytes | None = None  # marshalled symbols, when not (yet) in the store
-    root: str = ""
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cycle collector while the persisted index loads and the walk lists the
@@ -100,34 +85,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def _add_names(by_name: dict[str, set[str]], path: str, names: Iterable[str]) -> None:
-    """Record in the name map that ``path`` defines ``names``."""
-    for name in names:
-        paths = by_name.get(name)
-        if paths is None:
-            by_name[name] = {path}
-        else:
-            paths.add(path)
-
-
-class _LRU(OrderedDict[str, Any]):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_fresh(self, key: str) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 @dataclass
@@ -168,22 +125,8 @@ class WorkspaceIndex:
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()
         self._doc_lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-        self._open: dict[str, OpenDocument] = {}
-        self._names_of: dict[str, tuple[str, ...]] = {}
-        # name -> files defining it, built from `_names_of` at the first lookup (a
-        # restart on an unchanged workspace then reads no name; see `_name_map`).
-        self._by_name: dict[str, set[str]] | None = None
-        self._by_basename: dict[str, set[str]] = {}
-        self._dirs: dict[str, int] = {}  # folder (and ancestors up to the root) -> file count
-        self._by_dir: dict[str, set[str]] = {}  # folder -> files directly in it
+        self._files = FileTable(self.root_of)  # (guarded by `_lock`)
         self._project_files: set[str] = set()
-        self._raw_cache = _LRU(4096)  # path -> RawSymbols of the disk version
-        self._file_cache = _LRU(1024)  # path -> FileSymbols of the disk version
-        self._defs_cache = _LRU(4096)  # name -> tuple[Definition, ...]
-        self._summary_cache = _LRU(16384)  # path -> ExportSummary of the disk version
-        self._text_cache = _LRU(64)  # path -> (size, mtime_ns, text)
-        self._forward: dict[str, frozenset[str]] | None = None
         self._resolver = ImportResolver(self)
         self._closed = False
 
@@ -232,9 +175,9 @@ class WorkspaceIndex:
                     cancelled=cancel,
                 ):
                     state.walked[entry.path] = entry
-                    e = self._entries.get(entry.path)
+                    e = self._files.entries.get(entry.path)
                     if e is not None and e.size == entry.size and e.mtime_ns == entry.mtime_ns:
-                        pool.reuse(entry.path, skipped=e.language == _SKIPPED)
+                        pool.reuse(entry.path, skipped=e.language == SKIPPED)
                     else:
                         pool.add(
                             (entry.path, entry.language, e.hash if e is not None else None),
@@ -244,11 +187,11 @@ class WorkspaceIndex:
         self.workers = pool.workers  # (1 when no worker could start)
         cancelled = bool(cancel is not None and cancel.is_set())
         with self._lock:
-            removed = [] if cancelled else [p for p in self._entries if p not in state.walked]
+            removed = [] if cancelled else [p for p in self._files.entries if p not in state.walked]
             for path in removed:
-                e = self._entries.get(path)
+                e = self._files.entries.get(path)
                 if e is not None:
-                    self._drop_entry(path)
+                    self._files.drop(path)
                     changes.of(e.root).deletes.append(path)
             project_changed = set(state.project_files) != self._project_files
             if not cancelled:
@@ -257,7 +200,7 @@ class WorkspaceIndex:
         if removed or changes.parsed or changes.read_as_text or changes.skipped or project_changed:
             self._resolver.reset(project_files_changed=project_changed)
             with self._lock:
-                self._forward = None
+                self._files.forward = None
         stats = self.stats()
         stats.parsed = changes.parsed
         stats.read_as_text = changes.read_as_text
@@ -298,9 +241,9 @@ class WorkspaceIndex:
             return
         with self._lock:
             for row in store.load():
-                if self.root_of(row.path) != root or row.path in self._entries:
+                if self.root_of(row.path) != root or row.path in self._files.entries:
                     continue
-                entry = _Entry(
+                entry = Entry(
                     row.size,
                     row.mtime_ns,
                     row.hash,
@@ -310,7 +253,7 @@ class WorkspaceIndex:
                     None,
                     root,
                 )
-                self._add_entry(row.path, entry)
+                self._files.add(row.path, entry)
 
     def _apply(self, results: list[ParseResult]) -> _Changes:
         """Merge results into memory and persist them at once (update_file)."""
@@ -325,13 +268,13 @@ class WorkspaceIndex:
             for r in results:
                 root = self.root_of(r.path) or ""
                 if r.status == "missing":
-                    if r.path in self._entries:
-                        self._drop_entry(r.path)
+                    if r.path in self._files.entries:
+                        self._files.drop(r.path)
                         changes.of(root).deletes.append(r.path)
                     continue
                 if r.status == "same":
                     changes.same += 1
-                    e = self._entries.get(r.path)
+                    e = self._files.entries.get(r.path)
                     if e is not None:
                         e.size, e.mtime_ns = r.size, r.mtime_ns
                         changes.of(root).touches.append(
@@ -348,18 +291,18 @@ class WorkspaceIndex:
                     continue
                 if r.status == "skipped":
                     changes.skipped += 1
-                    entry = _Entry(
-                        r.size, r.mtime_ns, b"", _SKIPPED, (), 0, sym.encode(sym.EMPTY), root
+                    entry = Entry(
+                        r.size, r.mtime_ns, b"", SKIPPED, (), 0, sym.encode(sym.EMPTY), root
                     )
                 else:
                     if has_grammar(r.language):
                         changes.parsed += 1
                     else:
                         changes.read_as_text += 1
-                    entry = _Entry(
+                    entry = Entry(
                         r.size, r.mtime_ns, r.hash, r.language, r.names, r.definitions, r.blob, root
                     )
-                self._replace_entry(r.path, entry)
+                self._files.replace(r.path, entry)
                 changes.of(root).upserts.append(
                     (
                         StoredFile(
@@ -404,110 +347,9 @@ class WorkspaceIndex:
                 log.info("the index of %s is saved again", root)
             with self._lock:  # saved: the symbols can be read back from the store
                 for row, _ in change.upserts:
-                    e = self._entries.get(row.path)
+                    e = self._files.entries.get(row.path)
                     if e is not None and e.hash == row.hash and storable(row.path):
                         e.blob = None
-
-    # --- in-memory maps (call with the lock held) -----------------------------------
-
-    def _add_entry(self, path: str, entry: _Entry) -> None:
-        self._entries[path] = entry
-        if entry.language == _SKIPPED:
-            return
-        base = os.path.basename(path)
-        paths = self._by_basename.get(base)
-        if paths is None:
-            self._by_basename[base] = {path}
-        else:
-            paths.add(path)
-        folder = os.path.dirname(path)
-        siblings = self._by_dir.get(folder)
-        if siblings is None:
-            self._by_dir[folder] = {path}
-            self._count_dir(folder, entry.root or self.root_of(path) or folder, +1)
-        else:
-            siblings.add(path)
-        self._refresh_names(path)
-
-    def _count_dir(self, folder: str, root: str, step: int) -> None:
-        """``_dirs[d]`` counts what makes ``d`` hold indexed files: 1 for files directly
-        in it, plus each child folder in ``_dirs``. Only a folder that appears or
-        disappears changes its parent's count, so most updates stop at once."""
-        while True:
-            count = self._dirs.get(folder, 0) + step
-            if count > 0:
-                self._dirs[folder] = count
-            else:
-                self._dirs.pop(folder, None)
-            appeared_or_vanished = count == (1 if step > 0 else 0)
-            if not appeared_or_vanished or folder == root or len(folder) <= len(root):
-                break
-            folder = os.path.dirname(folder)
-
-    def _drop_entry(self, path: str) -> None:
-        entry = self._entries.pop(path, None)
-        self._raw_cache.pop(path, None)
-        self._file_cache.pop(path, None)
-        self._summary_cache.pop(path, None)
-        self._text_cache.pop(path, None)
-        if entry is None or entry.language == _SKIPPED:
-            return
-        paths = self._by_basename.get(os.path.basename(path))
-        if paths is not None:
-            paths.discard(path)
-        folder = os.path.dirname(path)
-        siblings = self._by_dir.get(folder)
-        if siblings is not None:
-            siblings.discard(path)
-            if not siblings:
-                del self._by_dir[folder]
-                self._count_dir(folder, entry.root or self.root_of(path) or folder, -1)
-        self._refresh_names(path)
-
-    def _replace_entry(self, path: str, entry: _Entry) -> None:
-        old = self._entries.get(path)
-        if old is not None and old.language != _SKIPPED and entry.language != _SKIPPED:
-            self._entries[path] = entry
-            self._raw_cache.pop(path, None)
-            self._file_cache.pop(path, None)
-            self._summary_cache.pop(path, None)
-            self._refresh_names(path)
-        else:
-            if old is not None:
-                self._drop_entry(path)
-            self._add_entry(path, entry)
-        if self._forward is not None:
-            self._forward.pop(path, None)
-
-    def _refresh_names(self, path: str) -> None:
-        """Point the name map at the current version of ``path`` (open or on disk)."""
-        doc = self._open.get(path)
-        if doc is not None and doc.indexed:
-            names = doc.names
-        else:
-            entry = self._entries.get(path)
-            names = entry.names if entry is not None and entry.language != _SKIPPED else ()
-        old = self._names_of.pop(path, ())
-        by_name = self._by_name
-        if by_name is None:  # not built yet: built from `_names_of` when first asked
-            if names:
-                self._names_of[path] = names
-            return
-        cached = self._defs_cache
-        for name in old:
-            paths = by_name.get(name)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del by_name[name]
-            if cached:
-                cached.pop(name, None)
-        if names:
-            self._names_of[path] = names
-            _add_names(by_name, path, names)
-            if cached:
-                for name in names:
-                    cached.pop(name, None)
 
     # --- open documents -------------------------------------------------------------
 
@@ -529,16 +371,16 @@ class WorkspaceIndex:
             return None
         source = text.encode("utf-8", "surrogatepass")
         with self._doc_lock:
-            doc = self._open.get(path)
+            doc = self._files.open.get(path)
             if doc is not None and doc.source == source:
                 return doc.symbols
             indexed = doc.indexed if doc is not None else self.is_indexable(path)
             new = parse_document(path, source, language, doc, indexed)
             with self._lock:
-                self._open[path] = new
-                self._refresh_names(path)
-                if self._forward is not None:
-                    self._forward.pop(path, None)
+                self._files.open[path] = new
+                self._files.refresh_names(path)
+                if self._files.forward is not None:
+                    self._files.forward.pop(path, None)
             if doc is None or doc.symbols.imports != new.symbols.imports or doc.names != new.names:
                 self._resolver.forget()
         return new.symbols
@@ -547,12 +389,12 @@ class WorkspaceIndex:
         """Forget an open document's unsaved text; the disk version is authoritative again."""
         path = os.path.realpath(path)
         with self._doc_lock, self._lock:
-            doc = self._open.pop(path, None)
+            doc = self._files.open.pop(path, None)
             if doc is None:
                 return
-            self._refresh_names(path)
-            if self._forward is not None:
-                self._forward.pop(path, None)
+            self._files.refresh_names(path)
+            if self._files.forward is not None:
+                self._files.forward.pop(path, None)
         self._resolver.forget()
         if doc.indexed:
             self.update_file(path)
@@ -577,7 +419,7 @@ class WorkspaceIndex:
                     self._project_files.add(path)
                 else:
                     self._project_files.discard(path)
-                self._forward = None
+                self._files.forward = None
             self._resolver.reset(project_files_changed=True)
             return None
         if not os.path.isfile(path) or not self.is_indexable(path):
@@ -586,7 +428,7 @@ class WorkspaceIndex:
         language = language_for_path(path)
         assert language is not None
         with self._lock:
-            previous = self._entries.get(path)
+            previous = self._files.entries.get(path)
         try:
             st = os.stat(path)
         except OSError:
@@ -604,7 +446,7 @@ class WorkspaceIndex:
         if file_set_changed:
             self._resolver.reset(project_files_changed=False)
             with self._lock:
-                self._forward = None
+                self._files.forward = None
         elif result.status == "parsed":
             self._resolver.forget()
         if result.status in ("missing", "skipped"):
@@ -615,18 +457,18 @@ class WorkspaceIndex:
         """Drop a deleted file (or every file under a deleted folder)."""
         path = os.path.realpath(path)
         with self._lock:
-            if path in self._entries:
+            if path in self._files.entries:
                 doomed = [path]
             else:
                 prefix = path.rstrip(os.sep) + os.sep
-                doomed = [p for p in self._entries if p.startswith(prefix)]
+                doomed = [p for p in self._files.entries if p.startswith(prefix)]
             by_root: dict[str, list[str]] = {}
             for p in doomed:
-                entry = self._entries[p]
-                self._drop_entry(p)
+                entry = self._files.entries[p]
+                self._files.drop(p)
                 by_root.setdefault(entry.root, []).append(p)
             if doomed:
-                self._forward = None
+                self._files.forward = None
         for root, paths in by_root.items():
             store = self._store(root) if root else None
             if store is not None:
@@ -642,37 +484,37 @@ class WorkspaceIndex:
     def open_symbols(self, path: str, source: bytes) -> FileSymbols | None:
         """The symbols of the open document ``path`` if they were extracted from exactly
         ``source`` (the re-index runs a moment after each edit), else None."""
-        doc = self._open.get(path)
+        doc = self._files.open.get(path)
         return doc.symbols if doc is not None and doc.source == source else None
 
     def file(self, path: str) -> FileSymbols | None:
         """The symbols of a file: its open document's if open, else the indexed version."""
-        doc = self._open.get(path)
+        doc = self._files.open.get(path)
         if doc is not None:
             return doc.symbols
         return self._disk_symbols(path)
 
     def _disk_symbols(self, path: str) -> FileSymbols | None:
-        def build(entry: _Entry, raw: sym.RawSymbols) -> FileSymbols:
+        def build(entry: Entry, raw: sym.RawSymbols) -> FileSymbols:
             references = frozenset[str]()
             data, _ = read_regular(path, self.max_file_size)
             if data is not None:
                 references = sym.references_of(data, entry.language)
             return sym.to_file_symbols(path, entry.language, raw, references)
 
-        return self._from_raw(self._file_cache, path, build)  # type: ignore[no-any-return]
+        return self._from_raw(self._files.file_cache, path, build)  # type: ignore[no-any-return]
 
     def _from_raw(
-        self, cache: _LRU, path: str, build: Callable[[_Entry, sym.RawSymbols], Any]
+        self, cache: LRU, path: str, build: Callable[[Entry, sym.RawSymbols], Any]
     ) -> Any:
         """``build(entry, raw symbols)`` for an indexed file, kept in ``cache`` until the
         file's entry changes."""
         with self._lock:
             cached = cache.get_fresh(path)
-            entry = self._entries.get(path)
+            entry = self._files.entries.get(path)
         if cached is not None:
             return cached
-        if entry is None or entry.language == _SKIPPED:
+        if entry is None or entry.language == SKIPPED:
             return None
         raw = self._raw(path, entry)
         if raw is None:
@@ -681,15 +523,15 @@ class WorkspaceIndex:
         self._keep(cache, path, entry, value)
         return value
 
-    def _keep(self, cache: _LRU, path: str, entry: _Entry, value: Any) -> None:
+    def _keep(self, cache: LRU, path: str, entry: Entry, value: Any) -> None:
         """Cache ``value`` derived from ``entry``, unless the file changed meanwhile."""
         with self._lock:
-            if self._entries.get(path) is entry:
+            if self._files.entries.get(path) is entry:
                 cache.put(path, value)
 
-    def _raw(self, path: str, entry: _Entry) -> sym.RawSymbols | None:
+    def _raw(self, path: str, entry: Entry) -> sym.RawSymbols | None:
         with self._lock:
-            raw = self._raw_cache.get_fresh(path)
+            raw = self._files.raw_cache.get_fresh(path)
             blob = entry.blob
         if raw is not None:
             return raw  # type: ignore[no-any-return]
@@ -703,19 +545,19 @@ class WorkspaceIndex:
         except (ValueError, EOFError, TypeError):
             log.warning("corrupt index entry for %s", path)
             return None
-        self._keep(self._raw_cache, path, entry, raw)
+        self._keep(self._files.raw_cache, path, entry, raw)
         return raw
 
     def summary(self, path: str) -> ExportSummary | None:
         """Top-level names and imports of a file, without building its FileSymbols."""
-        doc = self._open.get(path)
+        doc = self._files.open.get(path)
         if doc is not None:
             return ExportSummary(
                 frozenset(d.name for d in doc.symbols.definitions if not d.parent),
                 doc.symbols.imports,
             )
         return self._from_raw(  # type: ignore[no-any-return]
-            self._summary_cache,
+            self._files.summary_cache,
             path,
             lambda entry, raw: ExportSummary(
                 frozenset(d[0] for d in raw[0] if not d[6]),
@@ -725,7 +567,7 @@ class WorkspaceIndex:
 
     def text(self, path: str) -> str | None:
         """The current text of a file: the open document's, else the disk's (cached)."""
-        doc = self._open.get(path)
+        doc = self._files.open.get(path)
         if doc is not None:
             return doc.source.decode("utf-8", "replace")
         try:
@@ -733,7 +575,7 @@ class WorkspaceIndex:
         except OSError:
             return None
         with self._lock:
-            cached = self._text_cache.get_fresh(path)
+            cached = self._files.text_cache.get_fresh(path)
         if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
             return cached[2]  # type: ignore[no-any-return]
         # Only a regular file the index would take in whole: never a FIFO (its open
@@ -743,49 +585,36 @@ class WorkspaceIndex:
             return None
         text = data.decode("utf-8", "replace")
         with self._lock:
-            self._text_cache.put(path, (fresh.st_size, fresh.st_mtime_ns, text))
+            self._files.text_cache.put(path, (fresh.st_size, fresh.st_mtime_ns, text))
         return text
 
     def files(self) -> list[str]:
         """Every indexed file (sorted)."""
         with self._lock:
-            return sorted(p for p, e in self._entries.items() if e.language != _SKIPPED)
-
-    def _name_map(self) -> dict[str, set[str]]:
-        """Name -> files defining it (call with the lock held). Built at the first lookup:
-        a restart on an unchanged workspace need not read its 40,000 names before the
-        first completion asks for one (``WorkspaceContext.build`` asks right away, in the
-        background)."""
-        by_name = self._by_name
-        if by_name is None:
-            by_name = {}
-            for path, names in self._names_of.items():
-                _add_names(by_name, path, names)
-            self._by_name = by_name
-        return by_name
+            return self._files.files()
 
     def prepare_lookups(self) -> None:
         """Build the name map now (idle time after a build) rather than at the first
         lookup."""
         with self._lock:
-            self._name_map()
+            self._files.name_map()
 
     def definitions_named(self, name: str) -> list[Definition]:
         """Every definition called ``name`` in the workspace (open documents' versions)."""
         with self._lock:
-            cached = self._defs_cache.get_fresh(name)
-            paths = sorted(self._name_map().get(name, ()))
+            cached = self._files.defs_cache.get_fresh(name)
+            paths = sorted(self._files.name_map().get(name, ()))
         if cached is not None:
             return list(cached)
         out: list[Definition] = []
         for path in paths:
-            doc = self._open.get(path)
+            doc = self._files.open.get(path)
             if doc is not None:
                 out.extend(d for d in doc.symbols.definitions if d.name == name)
                 continue
             with self._lock:
-                entry = self._entries.get(path)
-                symbols = self._file_cache.get_fresh(path)
+                entry = self._files.entries.get(path)
+                symbols = self._files.file_cache.get_fresh(path)
             if symbols is not None:
                 out.extend(d for d in symbols.definitions if d.name == name)
                 continue
@@ -811,8 +640,8 @@ class WorkspaceIndex:
                 if d[0] == name
             )
         with self._lock:
-            if sorted(self._name_map().get(name, ())) == paths:
-                self._defs_cache.put(name, tuple(out))
+            if sorted(self._files.name_map().get(name, ())) == paths:
+                self._files.defs_cache.put(name, tuple(out))
         return out
 
     def resolve_import(self, from_path: str, imp: Import) -> list[str]:
@@ -829,9 +658,11 @@ class WorkspaceIndex:
         workspace) and then kept up to date file by file.
         """
         with self._lock:
-            forward = self._forward
-            files = [p for p, e in self._entries.items() if e.language != _SKIPPED]
-            files.extend(p for p, d in self._open.items() if d.indexed and p not in self._entries)
+            forward = self._files.forward
+            files = [p for p, e in self._files.entries.items() if e.language != SKIPPED]
+            files.extend(
+                p for p, d in self._files.open.items() if d.indexed and p not in self._files.entries
+            )
         if forward is None:
             forward = {}
         missing = [p for p in files if p not in forward]
@@ -845,12 +676,12 @@ class WorkspaceIndex:
             targets.discard(p)
             forward[p] = frozenset(targets)
         with self._lock:
-            if self._forward is None:
-                self._forward = forward
+            if self._files.forward is None:
+                self._files.forward = forward
             else:
                 for p in missing:
                     if p in forward:
-                        self._forward.setdefault(p, forward[p])
+                        self._files.forward.setdefault(p, forward[p])
             return sorted(p for p, targets in forward.items() if path in targets)
 
     def root_of(self, path: str) -> str | None:
@@ -885,8 +716,8 @@ class WorkspaceIndex:
         languages: dict[str, int] = {}
         with self._lock:
             files = definitions = 0
-            for e in self._entries.values():
-                if e.language == _SKIPPED:
+            for e in self._files.entries.values():
+                if e.language == SKIPPED:
                     continue
                 files += 1
                 definitions += e.definitions
@@ -916,7 +747,7 @@ class WorkspaceIndex:
         self._closed = True
         with self._lock:
             stores = [s for s in self._stores.values() if s is not None]
-            self._open.clear()
+            self._files.open.clear()
         for store in stores:
             try:
                 store.close()
@@ -932,33 +763,27 @@ class WorkspaceIndex:
     # --- the view used by import resolution -------------------------------------------
 
     def has_file(self, path: str) -> bool:
-        """Whether ``path`` is an indexed file (or an open document the index follows: an
-        ignored file or one outside the workspace, open in the editor, is none, lest its
-        content reach another file's context through an import)."""
-        entry = self._entries.get(path)
-        if entry is not None:
-            return entry.language != _SKIPPED
-        doc = self._open.get(path)
-        return doc is not None and doc.indexed
+        """Whether ``path`` is an indexed file (or an open document the index follows)."""
+        return self._files.has_file(path)
 
     def has_dir(self, path: str) -> bool:
         """Whether some indexed file lies under the folder ``path``."""
-        return path in self._dirs
+        return path in self._files.dirs
 
     def files_in_dir(self, folder: str) -> list[str]:
         """Indexed files directly in ``folder``."""
         with self._lock:
-            return sorted(self._by_dir.get(folder, ()))
+            return sorted(self._files.by_dir.get(folder, ()))
 
     def files_named(self, basename: str) -> list[str]:
         """Indexed files with this base name."""
         with self._lock:
-            return sorted(self._by_basename.get(basename, ()))
+            return sorted(self._files.by_basename.get(basename, ()))
 
     def dirs_named(self, basename: str) -> list[str]:
         """Folders with this base name that hold indexed files."""
         with self._lock:
-            return sorted(d for d in self._dirs if os.path.basename(d) == basename)
+            return sorted(d for d in self._files.dirs if os.path.basename(d) == basename)
 
     def project_files(self) -> list[str]:
         """go.mod, tsconfig.json, package.json, Cargo.toml ... found by the last build."""
@@ -966,13 +791,7 @@ class WorkspaceIndex:
             return sorted(self._project_files)
 
     def _language_of(self, path: str) -> str | None:
-        doc = self._open.get(path)
-        if doc is not None:
-            return doc.language
-        entry = self._entries.get(path)
-        if entry is not None and entry.language != _SKIPPED:
-            return entry.language
-        return language_for_path(path)
+        return self._files.language_of(path) or language_for_path(path)
 
 
 @dataclass
