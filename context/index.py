@@ -42,7 +42,8 @@ from context.languages import (
 )
 from context.open_documents import parse_document
 from context.parse_pool import ParsePool, ParseResult, index_file
-from context.store import IndexStore, StoredFile, database_path, storable
+from context.persist import Changes, Persistence
+from context.store import StoredFile, storable
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
     DEFAULT_MAX_FILE_SIZE,
@@ -119,8 +120,7 @@ class WorkspaceIndex:
             cache_dir = os.path.join(platformdirs.user_cache_dir("qwen-lsp"), "index")
         self.cache_dir = cache_dir
         self._rules = {root: IgnoreRules(root, self.exclude) for root in self.roots}
-        self._stores: dict[str, IndexStore | None] = {}
-        self._save_failed: set[str] = set()  # roots whose last save failed (said once)
+        self._persistence = Persistence(cache_dir)
         self._loaded: set[str] = set()
         self._lock = threading.RLock()
         self._build_lock = threading.Lock()
@@ -155,7 +155,7 @@ class WorkspaceIndex:
             state = _BuildState()
             # Parsing starts while the walk goes on, and results are merged as they come:
             # the walk and the merge then overlap with the workers' parsing.
-            changes = _Changes()
+            changes = Changes()
             pool = ParsePool(
                 lambda results: self._merge(results, changes),
                 lambda: self._save(changes),
@@ -220,23 +220,12 @@ class WorkspaceIndex:
         )
         return stats
 
-    def _store(self, root: str) -> IndexStore | None:
-        if root not in self._stores:
-            store = None
-            if self.cache_dir:
-                try:
-                    store = IndexStore(database_path(self.cache_dir, root), root)
-                except Exception as exc:  # the index works without persistence
-                    log.warning("index cache unavailable in %s: %s", self.cache_dir, exc)
-            self._stores[root] = store
-        return self._stores[root]
-
     def _load(self, root: str) -> None:
         """Load the persisted entries of a root (once), without their symbols."""
         if root in self._loaded:
             return
         self._loaded.add(root)
-        store = self._store(root)
+        store = self._persistence.store(root)
         if store is None:
             return
         with self._lock:
@@ -255,14 +244,14 @@ class WorkspaceIndex:
                 )
                 self._files.add(row.path, entry)
 
-    def _apply(self, results: list[ParseResult]) -> _Changes:
+    def _apply(self, results: list[ParseResult]) -> Changes:
         """Merge results into memory and persist them at once (update_file)."""
-        changes = _Changes()
+        changes = Changes()
         self._merge(results, changes)
         self._persist(changes)
         return changes
 
-    def _merge(self, results: list[ParseResult], changes: _Changes) -> None:
+    def _merge(self, results: list[ParseResult], changes: Changes) -> None:
         """Merge worker results into the in-memory maps, noting what to persist."""
         with self._lock:
             for r in results:
@@ -318,35 +307,18 @@ class WorkspaceIndex:
                     )
                 )
 
-    def _save(self, changes: _Changes) -> None:
+    def _save(self, changes: Changes) -> None:
         """Persist what a build merged so far and start a new batch of rows (the counts
         go on)."""
         self._persist(changes)
-        for change in changes.roots.values():
-            change.upserts.clear()
-            change.touches.clear()
-            change.deletes.clear()
+        changes.clear_rows()
 
-    def _persist(self, changes: _Changes) -> None:
+    def _persist(self, changes: Changes) -> None:
         """Write the changes of each root in one transaction."""
-        for root, change in changes.roots.items():
-            store = self._store(root) if root else None
-            if store is None or not (change.upserts or change.touches or change.deletes):
-                continue
-            try:
-                store.write(change.upserts, change.deletes, change.touches)
-            except Exception as exc:
-                # Once per failure, not once per file saved (a full disk, a removed folder):
-                # the index goes on in memory.
-                if root not in self._save_failed:
-                    self._save_failed.add(root)
-                    log.warning("cannot save the index of %s: %s (kept in memory)", root, exc)
-                continue
-            if root in self._save_failed:
-                self._save_failed.discard(root)
-                log.info("the index of %s is saved again", root)
+        saved = self._persistence.write(changes)
+        if saved:
             with self._lock:  # saved: the symbols can be read back from the store
-                for row, _ in change.upserts:
+                for row in saved:
                     e = self._files.entries.get(row.path)
                     if e is not None and e.hash == row.hash and storable(row.path):
                         e.blob = None
@@ -470,12 +442,7 @@ class WorkspaceIndex:
             if doomed:
                 self._files.forward = None
         for root, paths in by_root.items():
-            store = self._store(root) if root else None
-            if store is not None:
-                try:
-                    store.write(deletes=paths)
-                except Exception as exc:
-                    log.warning("cannot update the index of %s: %s", root, exc)
+            self._persistence.delete(root, paths)
         if doomed:
             self._resolver.reset(project_files_changed=False)
 
@@ -536,7 +503,7 @@ class WorkspaceIndex:
         if raw is not None:
             return raw  # type: ignore[no-any-return]
         if blob is None:
-            store = self._store(entry.root) if entry.root else None
+            store = self._persistence.store(entry.root) if entry.root else None
             blob = store.symbols(path) if store is not None else None
             if blob is None:
                 return None
@@ -734,11 +701,15 @@ class WorkspaceIndex:
 
     def database_paths(self) -> list[str]:
         """The SQLite files holding this index (one per root with persistence on)."""
-        return [s.path for s in (self._store(r) for r in self.roots) if s is not None]
+        return [s.path for s in (self._persistence.store(r) for r in self.roots) if s is not None]
 
     def size_on_disk(self) -> int:
         """Bytes of the persisted index."""
-        return sum(s.size_on_disk() for s in (self._store(r) for r in self.roots) if s is not None)
+        return sum(
+            s.size_on_disk()
+            for s in (self._persistence.store(r) for r in self.roots)
+            if s is not None
+        )
 
     def close(self) -> None:
         """Close the databases; the index must not be used afterwards."""
@@ -746,13 +717,8 @@ class WorkspaceIndex:
             return
         self._closed = True
         with self._lock:
-            stores = [s for s in self._stores.values() if s is not None]
             self._files.open.clear()
-        for store in stores:
-            try:
-                store.close()
-            except Exception as exc:
-                log.debug("closing %s: %s", store.path, exc)
+        self._persistence.close()
 
     def __enter__(self) -> WorkspaceIndex:
         return self
@@ -792,28 +758,6 @@ class WorkspaceIndex:
 
     def _language_of(self, path: str) -> str | None:
         return self._files.language_of(path) or language_for_path(path)
-
-
-@dataclass
-class _RootChanges:
-    upserts: list[tuple[StoredFile, bytes | None]] = field(default_factory=list)
-    touches: list[StoredFile] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Changes:
-    """What a build or an update changed, per root, not yet persisted (one transaction
-    per root each time it is saved)."""
-
-    roots: dict[str, _RootChanges] = field(default_factory=dict)
-    parsed: int = 0
-    read_as_text: int = 0
-    same: int = 0
-    skipped: int = 0
-
-    def of(self, root: str) -> _RootChanges:
-        return self.roots.setdefault(root, _RootChanges())
 
 
 def iter_definitions(index: WorkspaceIndex) -> Iterable[Definition]:

@@ -309,7 +309,7 @@ def test_a_full_disk_is_said_once_and_the_index_goes_on_in_memory(
     root, cache = ws
     with WorkspaceIndex([str(root)], cache_dir=cache) as index:
         index.build()
-        [store] = [s for s in index._stores.values() if s is not None]
+        [store] = index._persistence.opened()
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages}")  # no room left
         for n in range(3):
