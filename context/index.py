@@ -4,20 +4,23 @@
 whose size and mtime (or, failing that, content hash) are unchanged, parses the rest
 (``context.symbols``; in worker processes when there are many, to use every core:
 ``context.parse_pool``) and saves the changes as they arrive, a transaction per few
-hundred files and root (``context.store``; an interrupted build keeps what it saved). Open documents are
-re-parsed incrementally from their unsaved text (``update_document``) and shadow the
-disk version until closed.
+hundred files and root (``context.persist``; an interrupted build keeps what it saved).
+Open documents are re-parsed incrementally from their unsaved text
+(``update_document``, ``context.open_documents``) and shadow the disk version until
+closed. Imports resolve through ``context.imports``, for which the index is the view of
+the workspace.
 
-Memory: per file the index keeps its stat, hash, language and definition names; the
-symbols themselves stay in SQLite (or, without persistence, as marshalled bytes) and
-are decoded on demand into small LRU caches. A file's referenced identifiers are found
-when its ``FileSymbols`` is built (from the file), not at indexing time: they cost a
-tenth of the indexing and few files are ever read whole. That keeps a warm start to reading one
-narrow table, and the resident size proportional to the number of files.
+Memory: per file the index keeps its stat, hash, language and definition names
+(``context.file_table``); the symbols themselves stay in SQLite (or, without
+persistence, as marshalled bytes) and are decoded on demand into small LRU caches. A
+file's referenced identifiers are found when its ``FileSymbols`` is built (from the
+file), not at indexing time: they cost a tenth of the indexing and few files are ever
+read whole. That keeps a warm start to reading one narrow table, and the resident size
+proportional to the number of files.
 
-Thread safety: one lock guards the maps and is only held for dictionary work; parsing,
-reading files and decoding happen outside it. ``build`` runs in a worker thread while
-the server thread calls ``update_document`` and the lookups.
+Thread safety: one lock guards the tables and is only held for dictionary work;
+parsing, reading files and decoding happen outside it. ``build`` runs in a worker
+thread while the server thread calls ``update_document`` and the lookups.
 """
 
 from __future__ import annotations
