@@ -451,8 +451,12 @@ class Truth:
     def by_name(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
         out: dict[str, list[Definition]] = {}
         own = {d.name for d in fs.definitions}
+        std = _std_bound(fs) if fs.language == "rust" else set()
         for word in dict.fromkeys(_WORD.findall(line)):
-            if len(word) < 3 or word in own:
+            if len(word) < 3 or word in own or word in std:
+                continue
+            qualifier = re.search(rf"(\w+)\s*::\s*{word}\b", line)
+            if qualifier and qualifier.group(1) in std:
                 continue
             found = [
                 d
@@ -462,6 +466,18 @@ class Truth:
             if found and len({d.path for d in found}) <= 2:
                 out[word] = found
         return out
+
+
+def _std_bound(fs: FileSymbols) -> set[str]:
+    """Names a Rust file binds from the standard library (`use std::fmt::{self,
+    Formatter}`): a same-named type of the tree is not what they refer to."""
+    out = {"std", "core", "alloc"}
+    for imp in fs.imports:
+        if imp.module.split("::")[0] in out:
+            out.update(n for n in imp.names if n not in ("*", "self"))
+            out.update(imp.local_names)
+            out.add(imp.alias or imp.module.split("::")[-1])
+    return out
 
 
 def _bare(line: str) -> str:

@@ -40,9 +40,10 @@ budget is never exceeded, whatever the token counter.
 
 Choice. Pass 1 takes every candidate but the similar windows, highest score first,
 in its cheapest form (skeleton: signature + doc); pass 2 upgrades skeletons to whole
-bodies, highest score first, while the budget allows; pass 3 fills what is left with
-similar windows. A tight budget therefore holds many signatures rather than a few
-bodies.
+bodies, highest score first, while the budget allows; then *fill* candidates (scored
+under `FILL_BELOW`: definitions nothing names yet) in their cheapest form; pass 3 fills
+what is left with similar windows. A tight budget therefore holds many signatures
+rather than a few bodies.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ log = logging.getLogger(__name__)
 Format = Literal["fim", "chat"]
 
 TIERS = ("definition", "recent", "current", "similar")
+# Candidates scored below this that are not similar windows are *fill* (definitions the
+# code may use next though nothing names them yet, context/retrieve.py): taken after
+# the skeletons' upgrades, before similar windows.
+FILL_BELOW = 36.0
 _TIER_RANK = {name: rank for rank, name in enumerate(TIERS)}
 TIER_LABELS = {
     "definition": "definitions",
@@ -451,12 +456,15 @@ def _choose(
         choice.form = form
         return True
 
-    main = [c for c in choices if tier_of(c.snippet) != "similar"]
+    main = [c for c in choices if tier_of(c.snippet) != "similar" and c.snippet.score >= FILL_BELOW]
+    fill = [c for c in choices if tier_of(c.snippet) != "similar" and c.snippet.score < FILL_BELOW]
     for choice in main:  # pass 1: every candidate, cheapest form
         attempt(choice, "cheap" if choice.cheap is not None else "full")
     for choice in main:  # pass 2: upgrade skeletons to whole bodies
         if choice.form == "cheap":
             attempt(choice, "full")
+    for choice in fill:  # pass 2b: definitions nothing names yet, as signatures
+        attempt(choice, "cheap" if choice.cheap is not None else "full")
     for choice in choices:  # pass 3: similar windows fill what is left
         if tier_of(choice.snippet) == "similar":
             attempt(choice, "full")
@@ -487,6 +495,12 @@ def _render(
         for key in sorted(k for k in blocks if k[0] == tier):
             path = key[1]
             block = blocks[key]
+            # What each chosen candidate shows, by first line, to name the pieces' reasons.
+            spans = sorted(
+                (s, e, n, c.snippet.score)
+                for n, c in enumerate(covering.get(key, []))
+                for s, e in c.shown()
+            )
             # A file in two tiers shows each line once, in the earlier tier.
             lines = files[path]
             ranges = [
@@ -508,11 +522,16 @@ def _render(
                 start, end = span
                 reasons: list[str] = []
                 best = 0.0
-                for choice in covering.get(key, []):
-                    if any(s <= end and e >= start for s, e in choice.shown()):
-                        if choice.snippet.reason not in reasons:
-                            reasons.append(choice.snippet.reason)
-                        best = max(best, choice.snippet.score)
+                covered: set[int] = set()
+                for s, e, n, score in spans:
+                    if s > end:
+                        break
+                    if e >= start and n not in covered:
+                        covered.add(n)
+                        best = max(best, score)
+                for n, choice in enumerate(covering.get(key, [])):
+                    if n in covered and choice.snippet.reason not in reasons:
+                        reasons.append(choice.snippet.reason)
                 pieces.append(
                     Snippet(
                         path=path,

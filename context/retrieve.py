@@ -81,6 +81,9 @@ SAME_FILE_IMPORTS = 52.0
 SAME_FILE_CALLEE = 50.0
 RECENT_EDIT = 45.0
 RECENT_VIEW = 40.0
+USED_IN_FILE = 64.0
+SAME_PACKAGE = 30.0  # fill: other definitions of the cursor's package / imported modules
+MODULE_EXPORT = 30.0
 SIMILAR = 20.0
 
 NEAR_BEFORE = 20  # lines above the cursor whose names count as "near"
@@ -95,6 +98,20 @@ MAX_MEMBERS = 40
 MAX_DOC_LINES = 12  # a longer docstring stays out of the skeleton
 MAX_MEMBER_DOC_LINES = 4  # the same in class outlines, which list many members
 MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous to follow
+# Names used elsewhere in this file are looked for this far from the cursor (a bound on
+# the work per keystroke in a long file); the nearest use orders them.
+FILE_SCAN_BEFORE = 600
+FILE_SCAN_AFTER = 200
+MAX_NEIGHBOURS = 60  # sibling files read for what the package uses most
+# Fill: definitions the file does not use yet, this many per 1K tokens of budget, at
+# most `MAX_FILL` (beyond that, similar code is worth more than one more signature).
+FILL_PER_1K = 16
+MAX_FILL = 64
+# Languages where a folder is a package whose names need no import (Go, Java).
+_PACKAGE_LANGUAGES = frozenset({"go", "java"})
+_NOT_REFERABLE = frozenset({"impl", "module"})
+# Languages whose names from other files come only through imports.
+_IMPORTING_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
 RECENT_CONTEXT = 3  # lines around a recent edit
 MAX_RECENT_LINES = 60
 SIMILAR_QUERY_LINES = 40
@@ -201,6 +218,7 @@ def collect_candidates(
         line=line,
         character=character,
         window=(line - prefix_lines, line + suffix_lines),
+        budget=budget_tokens,
     )
     if definitions:
         state.add_definitions()
@@ -231,6 +249,7 @@ class _Request:
     line: int
     character: int
     window: tuple[int, int]
+    budget: int = 16384
     candidates: dict[tuple[str, int, int, str], Snippet] = field(default_factory=dict)
     _resolved: dict[tuple[str, Import], list[str]] = field(default_factory=dict)
 
@@ -349,8 +368,11 @@ class _Request:
         if fs is not None:
             self.collect_imports(fs, imported, modules, wildcard)
         handled: set[str] = set()
+        used, used_chains = self.names_in_file(near, chains)
+        package = self.package_definitions(fs)
 
-        # Imported names: all of them, the ones used near the cursor first.
+        # Imported names: all of them, the ones used near the cursor first, then the
+        # ones used elsewhere in the file (nearest use first).
         for rank, (name, (imp, files, original)) in enumerate(sorted(imported.items())):
             distance = near.get(name)
             found = self.find_in_files(original, files, depth=3)
@@ -366,6 +388,9 @@ class _Request:
             if distance is not None:
                 score = IMPORTED_NEAR + _closeness(distance)
                 reason = f"definition of `{name}` imported from {imp.module}, used near the cursor"
+            elif name in used:
+                score = USED_IN_FILE + _far_closeness(used[name])
+                reason = f"definition of `{name}` imported from {imp.module}, used in this file"
             else:
                 score = IMPORTED - rank * 0.001
                 reason = f"definition of `{name}` imported from {imp.module}"
@@ -382,6 +407,19 @@ class _Request:
                 reason = f"definition of `{head}.{attr}`, used near the cursor"
                 self.offer_definition(
                     d, IMPORTED_NEAR + _closeness(distance), reason, members_score=NEAR_CLASS_MEMBER
+                )
+            handled.add(attr)
+        # ... and elsewhere in the file: what this file already uses from a module is
+        # what it most likely uses next (`click.option` after `click.command`).
+        for (head, attr), distance in sorted(used_chains.items(), key=lambda kv: kv[1]):
+            module_files = modules.get(head)
+            if not module_files or (head, attr) in chains:
+                continue
+            for d in self.find_in_files(attr, module_files, depth=2)[:MAX_DEFINITIONS_PER_NAME]:
+                self.offer_definition(
+                    d,
+                    USED_IN_FILE + _far_closeness(distance),
+                    f"definition of `{head}.{attr}`, used in this file",
                 )
             handled.add(attr)
 
@@ -415,13 +453,14 @@ class _Request:
                         f"definition of `{name}` in this file, used near the cursor",
                     )
                 continue
-            found = []
+            found = package.get(name, [])[:MAX_DEFINITIONS_PER_NAME]
             for wpath in wildcard:
-                found = self.find_in_files(name, [wpath], depth=1)
                 if found:
                     break
+                found = self.find_in_files(name, [wpath], depth=1)
             if not found:
                 found = self.lookup(name)
+            handled.add(name)
             for d in found:
                 self.offer_definition(
                     d,
@@ -429,6 +468,28 @@ class _Request:
                     f"definition of `{name}`, used near the cursor",
                     members_score=NEAR_CLASS_MEMBER,
                 )
+
+        # Names used elsewhere in this file, defined in its package or found by name
+        # (where a name is not imported first: not in Python or JavaScript/TypeScript).
+        language = fs.language if fs is not None else ""
+        by_name = language not in _IMPORTING_LANGUAGES
+        for name, distance in sorted(used.items(), key=lambda kv: (kv[1], kv[0])):
+            if name in handled or name in own or name in imported:
+                continue
+            found = package.get(name, [])[:MAX_DEFINITIONS_PER_NAME]
+            if not found and by_name:
+                found = self.lookup(name)
+            handled.add(name)
+            for d in found:
+                self.offer_definition(
+                    d,
+                    USED_IN_FILE + _far_closeness(distance),
+                    f"definition of `{name}`, used in this file",
+                )
+
+        # Fill: what the file does not use yet but its package and modules offer.
+        if fs is not None:
+            self.add_fill(fs, package, modules, handled | set(own))
 
         # What the cursor's function calls, defined in this file.
         if enclosing_fn is not None:
@@ -627,6 +688,141 @@ class _Request:
                         chains[key] = distance
         return near, chains
 
+    def names_in_file(
+        self, near: dict[str, int], chains: dict[tuple[str, str], int]
+    ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """Bare names and `a.b` chains used in the file away from the cursor (within
+        `FILE_SCAN_BEFORE` lines above and `FILE_SCAN_AFTER` below), with the line
+        distance of their nearest use; the near ones are left out."""
+        used: dict[str, int] = {}
+        used_chains: dict[tuple[str, str], int] = {}
+        lo = max(0, self.line - FILE_SCAN_BEFORE)
+        hi = min(len(self.lines) - 1, self.line + FILE_SCAN_AFTER)
+        near_lo, near_hi = self.line - NEAR_BEFORE, self.line + NEAR_AFTER
+        for i in range(lo, hi + 1):
+            if near_lo <= i <= near_hi:
+                continue
+            text = self.lines[i]
+            if len(text) > NEAR_CHARS:
+                continue  # minified or generated: not a use that predicts the next one
+            distance = abs(self.line - i)
+            for word in _BARE.findall(text):
+                if word not in near and (word not in used or distance < used[word]):
+                    used[word] = distance
+            if "." not in text and "::" not in text:
+                continue
+            for chain in _CHAIN.findall(text):
+                parts = [p.strip() for p in re.split(r"\.|::", chain)]
+                for k in range(len(parts) - 1, 0, -1):
+                    key = (".".join(parts[:k]), parts[k])
+                    if key in chains:
+                        continue
+                    if key not in used_chains or distance < used_chains[key]:
+                        used_chains[key] = distance
+        return used, used_chains
+
+    def neighbours(self, language: str) -> list[str]:
+        """Other files of the current file's folder in the same language (at most
+        `MAX_NEIGHBOURS`)."""
+        files_in_dir = getattr(self.index, "files_in_dir", None)
+        if files_in_dir is None:
+            return []
+        try:
+            files = files_in_dir(os.path.dirname(self.path))
+        except Exception:
+            log.exception("files_in_dir failed for %s", self.path)
+            return []
+        ext = os.path.splitext(self.path)[1]
+        return [f for f in files if f != self.path and f.endswith(ext)][:MAX_NEIGHBOURS]
+
+    def package_definitions(self, fs: FileSymbols | None) -> dict[str, list[Definition]]:
+        """Top-level definitions of the other files of the cursor's package, by name:
+        for Go and Java, where a folder is a package and its names need no import."""
+        out: dict[str, list[Definition]] = {}
+        if fs is None or fs.language not in _PACKAGE_LANGUAGES:
+            return out
+        test_file = self.path.endswith("_test.go")
+        for path in self.neighbours(fs.language):
+            if fs.language == "go" and path.endswith("_test.go") and not test_file:
+                continue  # test files are not part of the package the code builds
+            other = self.index.file(path)
+            if other is None:
+                continue
+            for d in other.definitions:
+                if not d.parent and d.kind not in _NOT_REFERABLE:
+                    out.setdefault(d.name, []).append(d)
+        return out
+
+    def popularity(self, fs: FileSymbols) -> dict[str, int]:
+        """How many files of the folder (this one counted twice) use each name: what a
+        file's neighbours use is what it likely uses next."""
+        counts: dict[str, int] = {}
+        for name in fs.references:
+            counts[name] = 2
+        for path in self.neighbours(fs.language):
+            other = self.index.file(path)
+            if other is None:
+                continue
+            for name in other.references:
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def add_fill(
+        self,
+        fs: FileSymbols,
+        package: dict[str, list[Definition]],
+        modules: dict[str, list[str]],
+        taken: set[str],
+    ) -> None:
+        """Definitions the code at the cursor may use next though nothing names them yet:
+        the package's own (Go, Java), the names of modules imported whole, and the other
+        names of the files this file imports. Ranked by how many neighbouring files use
+        them; packed only after everything else but similar code (context/pack.py)."""
+        limit = min(MAX_FILL, max(8, FILL_PER_1K * self.budget // 1024))
+        popular = self.popularity(fs)
+        offers: list[tuple[float, str, Definition, str]] = []
+        for name, found in package.items():
+            if name not in taken:
+                offers.append((popular.get(name, 0), name, found[0], "its package"))
+        seen_files: set[str] = set()
+        for head, files in sorted(modules.items()):
+            for path in files:
+                if path in seen_files or path == self.path:
+                    continue
+                seen_files.add(path)
+                other = self.index.file(path)
+                if other is None:
+                    continue
+                for d in other.definitions:
+                    if not d.parent and d.exported and d.kind not in _NOT_REFERABLE:
+                        if d.name not in taken:
+                            offers.append((popular.get(d.name, 0), d.name, d, head))
+                # Names a package's `__init__` or index re-exports from its modules.
+                if other.language in _IMPORTING_LANGUAGES:
+                    for imp in other.imports:
+                        for local in imp.local_names or imp.names:
+                            if local in taken or local == "*" or not popular.get(local):
+                                continue
+                            for d in self.find_in_files(local, [path], depth=3)[:1]:
+                                offers.append((popular[local], local, d, head))
+        offers.sort(key=lambda o: (-o[0], o[1], o[2].path, o[2].start_line))
+        top = max((o[0] for o in offers), default=0) or 1
+        chosen: set[str] = set()
+        for count, name, d, where in offers:
+            if len(chosen) >= limit:
+                break
+            if name in chosen:
+                continue
+            chosen.add(name)
+            base = SAME_PACKAGE if where == "its package" else MODULE_EXPORT
+            self.offer_definition(
+                d,
+                base + 4.0 * count / top - len(chosen) * 1e-4,
+                f"`{name}`, from {where}, used by files nearby"
+                if count
+                else f"`{name}`, from {where}",
+            )
+
     def add_recent(self, recent: RecentActivity) -> None:
         for rank, region in enumerate(recent.regions(exclude_path=self.path, limit=12)):
             lines = self.file_lines(region.path)
@@ -811,6 +1007,11 @@ def _with_source(snippet: Snippet, source: str) -> Snippet:
 
 def _closeness(distance: int) -> float:
     return max(0, 30 - distance) * 0.01
+
+
+def _far_closeness(distance: int) -> float:
+    """A bonus in [0, 5) for a use `distance` lines from the cursor, nearer higher."""
+    return 5.0 * FILE_SCAN_BEFORE / (FILE_SCAN_BEFORE + 4 * distance)
 
 
 # Where a cut of a long line may start or end: never inside a name or a `a.b` chain.
