@@ -452,7 +452,7 @@ class Truth:
         out: dict[str, list[Definition]] = {}
         own = {d.name for d in fs.definitions}
         std = _std_bound(fs) if fs.language == "rust" else set()
-        for word in dict.fromkeys(_WORD.findall(line)):
+        for word in dict.fromkeys(_WORD.findall(_without_members(line))):
             if len(word) < 3 or word in own or word in std:
                 continue
             qualifier = re.search(rf"(\w+)\s*::\s*{word}\b", line)
@@ -478,6 +478,12 @@ def _std_bound(fs: FileSymbols) -> set[str]:
             out.update(imp.local_names)
             out.add(imp.alias or imp.module.split("::")[-1])
     return out
+
+
+def _without_members(line: str) -> str:
+    """The line without `x.name` / `x->name` members (an attribute of some object is not
+    a name resolved by scope)."""
+    return re.sub(r"(?:\.|->)\s*[A-Za-z_][A-Za-z0-9_]*", " ", line)
 
 
 def _bare(line: str) -> str:

@@ -57,6 +57,12 @@ from context.types import (
 
 log = logging.getLogger(__name__)
 
+# The last packages' name maps, by current file (see `_Request.package_definitions`).
+_PACKAGE_CACHE: dict[
+    str, tuple[tuple[int, ...], list[FileSymbols], dict[str, list[Definition]]]
+] = {}
+_PACKAGE_LOCK = threading.Lock()
+
 
 class IndexLike(Protocol):
     """The part of `context.index.WorkspaceIndex` that retrieval uses."""
@@ -82,6 +88,7 @@ SAME_FILE_CALLEE = 50.0
 RECENT_EDIT = 45.0
 RECENT_VIEW = 40.0
 USED_IN_FILE = 64.0
+USED_NEAR_UNIMPORTED = 62.0  # found by name in Python or JS/TS, where names are imported
 SAME_PACKAGE = 30.0  # fill: other definitions of the cursor's package / imported modules
 MODULE_EXPORT = 30.0
 SIMILAR = 20.0
@@ -95,6 +102,7 @@ SMALL_DEFINITION_LINES = 12  # at most this long: always whole, no skeleton
 MAX_FUNCTION_LINES = 150  # longer functions are only ever shown as skeletons
 MAX_CLASS_LINES = 60  # longer classes become an outline: skeleton + member signatures
 MAX_MEMBERS = 40
+NEAR_MEMBERS_FIRST = 8  # members of a class used near the cursor scored as high as it
 MAX_DOC_LINES = 12  # a longer docstring stays out of the skeleton
 MAX_MEMBER_DOC_LINES = 4  # the same in class outlines, which list many members
 MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous to follow
@@ -103,6 +111,7 @@ MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous t
 FILE_SCAN_BEFORE = 600
 FILE_SCAN_AFTER = 200
 MAX_NEIGHBOURS = 60  # sibling files read for what the package uses most
+MAX_PACKAGE_FILES = 400  # files of a Go/Java package whose names are looked at
 # Fill: definitions the file does not use yet, this many per 1K tokens of budget, at
 # most `MAX_FILL` (beyond that, similar code is worth more than one more signature).
 FILL_PER_1K = 16
@@ -110,6 +119,7 @@ MAX_FILL = 64
 # Languages where a folder is a package whose names need no import (Go, Java).
 _PACKAGE_LANGUAGES = frozenset({"go", "java"})
 _NOT_REFERABLE = frozenset({"impl", "module"})
+_INCLUDE_GUARD = re.compile(r"_(?:H|HPP|HH|INCLUDED)_*$")
 # Languages whose names from other files come only through imports.
 _IMPORTING_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
 RECENT_CONTEXT = 3  # lines around a recent edit
@@ -325,7 +335,15 @@ class _Request:
             for snippet in definition_snippets(
                 member,
                 lines,
-                score - rank * 0.01,
+                # A class used near the cursor: its first members beside it, the rest
+                # after the names the file uses (40 signatures of one class would
+                # otherwise take a small budget from every other definition).
+                (
+                    score
+                    if rank < NEAR_MEMBERS_FIRST or score != NEAR_CLASS_MEMBER
+                    else USED_IN_FILE - 2
+                )
+                - rank * 0.01,
                 f"member of `{cls.name}` ({reason})",
                 source,
                 member=True,
@@ -440,6 +458,7 @@ class _Request:
             self.add_bases(enclosing_cls, imported, own, depth=2, score=BASE_CLASS)
 
         # Names near the cursor defined in this file (outside the windows) or elsewhere.
+        importing = fs is not None and fs.language in _IMPORTING_LANGUAGES
         for name, distance in sorted(near.items(), key=lambda kv: (kv[1], kv[0])):
             if name in handled:
                 continue
@@ -458,21 +477,23 @@ class _Request:
                 if found:
                     break
                 found = self.find_in_files(name, [wpath], depth=1)
+            score = USED_NEAR
             if not found:
                 found = self.lookup(name)
+                if importing:  # not imported: maybe a local, maybe an import to come
+                    score = USED_NEAR_UNIMPORTED
             handled.add(name)
             for d in found:
                 self.offer_definition(
                     d,
-                    USED_NEAR + _closeness(distance),
+                    score + _closeness(distance),
                     f"definition of `{name}`, used near the cursor",
                     members_score=NEAR_CLASS_MEMBER,
                 )
 
         # Names used elsewhere in this file, defined in its package or found by name
         # (where a name is not imported first: not in Python or JavaScript/TypeScript).
-        language = fs.language if fs is not None else ""
-        by_name = language not in _IMPORTING_LANGUAGES
+        by_name = not importing
         for name, distance in sorted(used.items(), key=lambda kv: (kv[1], kv[0])):
             if name in handled or name in own or name in imported:
                 continue
@@ -601,7 +622,9 @@ class _Request:
             log.exception("definitions_named(%r) failed", name)
             return []
         found = [d for d in found if d.path != self.path]
-        if not found or len(found) > MAX_DEFINITIONS_PER_NAME:
+        # Places are files: a C macro defined in three `#if` branches of one header is
+        # one place.
+        if not found or len({d.path for d in found}) > MAX_DEFINITIONS_PER_NAME:
             return []
         # Nearest in the tree first: same package before far away.
         return sorted(
@@ -675,6 +698,8 @@ class _Request:
                 text = _without_word_at(text, self.character)
             if len(text) > NEAR_CHARS:
                 text = _near_part(text, self.character)
+            if _is_comment(text, self.path):
+                continue  # prose (a doc comment's example) names nothing the code uses
             distance = abs(self.line - i)
             for word in _BARE.findall(text):
                 if word not in near or distance < near[word]:
@@ -703,8 +728,8 @@ class _Request:
             if near_lo <= i <= near_hi:
                 continue
             text = self.lines[i]
-            if len(text) > NEAR_CHARS:
-                continue  # minified or generated: not a use that predicts the next one
+            if len(text) > NEAR_CHARS or _is_comment(text, self.path):
+                continue  # minified code or prose: not a use that predicts the next one
             distance = abs(self.line - i)
             for word in _BARE.findall(text):
                 if word not in near and (word not in used or distance < used[word]):
@@ -721,9 +746,9 @@ class _Request:
                         used_chains[key] = distance
         return used, used_chains
 
-    def neighbours(self, language: str) -> list[str]:
+    def neighbours(self, language: str, limit: int = MAX_NEIGHBOURS) -> list[str]:
         """Other files of the current file's folder in the same language (at most
-        `MAX_NEIGHBOURS`)."""
+        `limit`)."""
         files_in_dir = getattr(self.index, "files_in_dir", None)
         if files_in_dir is None:
             return []
@@ -733,24 +758,37 @@ class _Request:
             log.exception("files_in_dir failed for %s", self.path)
             return []
         ext = os.path.splitext(self.path)[1]
-        return [f for f in files if f != self.path and f.endswith(ext)][:MAX_NEIGHBOURS]
+        return [f for f in files if f != self.path and f.endswith(ext)][:limit]
 
     def package_definitions(self, fs: FileSymbols | None) -> dict[str, list[Definition]]:
         """Top-level definitions of the other files of the cursor's package, by name:
         for Go and Java, where a folder is a package and its names need no import."""
-        out: dict[str, list[Definition]] = {}
         if fs is None or fs.language not in _PACKAGE_LANGUAGES:
-            return out
+            return {}
         test_file = self.path.endswith("_test.go")
-        for path in self.neighbours(fs.language):
+        members: list[FileSymbols] = []
+        for path in self.neighbours(fs.language, MAX_PACKAGE_FILES):
             if fs.language == "go" and path.endswith("_test.go") and not test_file:
                 continue  # test files are not part of the package the code builds
             other = self.index.file(path)
-            if other is None:
-                continue
+            if other is not None:
+                members.append(other)
+        # The same files' symbols give the same map: kept from one keystroke to the next
+        # (a package of 200 files is 10K definitions).
+        key = tuple(id(m) for m in members)
+        with _PACKAGE_LOCK:
+            cached = _PACKAGE_CACHE.get(self.path)
+            if cached is not None and cached[0] == key:
+                return cached[2]
+        out: dict[str, list[Definition]] = {}
+        for other in members:
             for d in other.definitions:
                 if not d.parent and d.kind not in _NOT_REFERABLE:
                     out.setdefault(d.name, []).append(d)
+        with _PACKAGE_LOCK:
+            _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
+            while len(_PACKAGE_CACHE) > 8:
+                _PACKAGE_CACHE.pop(next(iter(_PACKAGE_CACHE)))
         return out
 
     def popularity(self, fs: FileSymbols) -> dict[str, int]:
@@ -780,10 +818,12 @@ class _Request:
         them; packed only after everything else but similar code (context/pack.py)."""
         limit = min(MAX_FILL, max(8, FILL_PER_1K * self.budget // 1024))
         popular = self.popularity(fs)
-        offers: list[tuple[float, str, Definition, str]] = []
+        # (uses nearby, order of declaration, name, where, the definition or the file
+        # that re-exports it: resolved only if chosen)
+        offers: list[tuple[int, int, str, str, Definition | str]] = []
         for name, found in package.items():
             if name not in taken:
-                offers.append((popular.get(name, 0), name, found[0], "its package"))
+                offers.append((popular.get(name, 0), 0, name, "its package", found[0]))
         seen_files: set[str] = set()
         for head, files in sorted(modules.items()):
             for path in files:
@@ -794,29 +834,36 @@ class _Request:
                 if other is None:
                     continue
                 for d in other.definitions:
-                    if not d.parent and d.exported and d.kind not in _NOT_REFERABLE:
-                        if d.name not in taken:
-                            offers.append((popular.get(d.name, 0), d.name, d, head))
+                    if d.parent or not d.exported or d.kind in _NOT_REFERABLE:
+                        continue
+                    if _INCLUDE_GUARD.search(d.name):
+                        continue
+                    if d.name not in taken:
+                        offers.append((popular.get(d.name, 0), d.start_line, d.name, head, d))
                 # Names a package's `__init__` or index re-exports from its modules.
                 if other.language in _IMPORTING_LANGUAGES:
                     for imp in other.imports:
                         for local in imp.local_names or imp.names:
-                            if local in taken or local == "*" or not popular.get(local):
+                            if local in taken or local == "*" or local.startswith("_"):
                                 continue
-                            for d in self.find_in_files(local, [path], depth=3)[:1]:
-                                offers.append((popular[local], local, d, head))
-        offers.sort(key=lambda o: (-o[0], o[1], o[2].path, o[2].start_line))
+                            offers.append((popular.get(local, 0), imp.line, local, head, path))
+        offers.sort(key=lambda o: (-o[0], o[1], o[2]))
         top = max((o[0] for o in offers), default=0) or 1
         chosen: set[str] = set()
-        for count, name, d, where in offers:
+        for count, _, name, where, target in offers:
             if len(chosen) >= limit:
                 break
             if name in chosen:
                 continue
+            if isinstance(target, str):
+                found = self.find_in_files(name, [target], depth=3)
+                if not found:
+                    continue
+                target = found[0]
             chosen.add(name)
             base = SAME_PACKAGE if where == "its package" else MODULE_EXPORT
             self.offer_definition(
-                d,
+                target,
                 base + 4.0 * count / top - len(chosen) * 1e-4,
                 f"`{name}`, from {where}, used by files nearby"
                 if count
@@ -1007,6 +1054,21 @@ def _with_source(snippet: Snippet, source: str) -> Snippet:
 
 def _closeness(distance: int) -> float:
     return max(0, 30 - distance) * 0.01
+
+
+# A line that is only comment: `//`, `/* */`, a doc comment's ` * ` lines, `#` outside
+# C and C++ (where it starts a directive) and Lua's `--`.
+_COMMENT_LINE = re.compile(r"\s*(?://|/\*|\*/|\*\s|\*$|--\s|#)")
+_DIRECTIVE_EXTENSIONS = frozenset({".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx"})
+
+
+def _is_comment(text: str, path: str) -> bool:
+    match = _COMMENT_LINE.match(text)
+    if match is None:
+        return False
+    if match.group(0).endswith("#"):
+        return os.path.splitext(path)[1].lower() not in _DIRECTIVE_EXTENSIONS
+    return True
 
 
 def _far_closeness(distance: int) -> float:
