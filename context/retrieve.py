@@ -119,6 +119,7 @@ MAX_FILL = 64
 # Languages where a folder is a package whose names need no import (Go, Java).
 _PACKAGE_LANGUAGES = frozenset({"go", "java"})
 _NOT_REFERABLE = frozenset({"impl", "module"})
+_RUST_PATH = re.compile(r"\b[A-Za-z_]\w*(?:::[A-Za-z_]\w*)+")
 _INCLUDE_GUARD = re.compile(r"_(?:H|HPP|HH|INCLUDED)_*$")
 # Languages whose names from other files come only through imports.
 _IMPORTING_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
@@ -508,6 +509,11 @@ class _Request:
                     f"definition of `{name}`, used in this file",
                 )
 
+        # Rust paths in the code (`crate::util::say`, `super::Outcome`,
+        # `other_crate::Type::new`): resolved like a `use` of their leading part.
+        if fs is not None and fs.language == "rust":
+            self.add_rust_paths(handled)
+
         # Fill: what the file does not use yet but its package and modules offer.
         if fs is not None:
             self.add_fill(fs, package, modules, handled | set(own))
@@ -745,6 +751,51 @@ class _Request:
                     if key not in used_chains or distance < used_chains[key]:
                         used_chains[key] = distance
         return used, used_chains
+
+    def add_rust_paths(self, handled: set[str]) -> None:
+        """Definitions named by `a::b::Name` paths in the code around the cursor (near:
+        as a name used near it; farther: as a name used in the file)."""
+        lo = max(0, self.line - FILE_SCAN_BEFORE)
+        hi = min(len(self.lines) - 1, self.line + FILE_SCAN_AFTER)
+        paths: dict[str, int] = {}
+        for i in range(lo, hi + 1):
+            text = self.lines[i]
+            if "::" not in text or len(text) > NEAR_CHARS or _is_comment(text, self.path):
+                continue
+            if text.lstrip().startswith(("use ", "pub use ")):
+                continue  # imports are resolved as such
+            distance = abs(self.line - i)
+            for path in _RUST_PATH.findall(text):
+                if path not in paths or distance < paths[path]:
+                    paths[path] = distance
+        for path, distance in sorted(paths.items(), key=lambda kv: (kv[1], kv[0])):
+            parts = path.split("::")
+            # `a::b::Type::new`: the longest leading part that is a module wins.
+            for k in range(len(parts) - 1, 0, -1):
+                name = parts[k]
+                if name in handled and k == len(parts) - 1:
+                    break
+                module = "::".join(parts[:k])
+                files = [f for f in self.resolve(self.path, Import(module, kind="use")) if f]
+                found = self.find_in_files(name, files, depth=2) if files else []
+                if not found:
+                    continue
+                near = distance <= NEAR_BEFORE
+                score = (
+                    USED_NEAR + _closeness(distance)
+                    if near
+                    else USED_IN_FILE + _far_closeness(distance)
+                )
+                where = "near the cursor" if near else "in this file"
+                for d in found[:MAX_DEFINITIONS_PER_NAME]:
+                    self.offer_definition(
+                        d,
+                        score,
+                        f"definition of `{module}::{name}`, used {where}",
+                        members_score=NEAR_CLASS_MEMBER if near else None,
+                    )
+                handled.add(name)
+                break
 
     def neighbours(self, language: str, limit: int = MAX_NEIGHBOURS) -> list[str]:
         """Other files of the current file's folder in the same language (at most

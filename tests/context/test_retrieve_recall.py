@@ -1,0 +1,271 @@
+"""Definitions the next line needs but the lines near the cursor do not name yet.
+
+Each workspace reproduces a class of misses measured on real repositories
+(bench/retrieval_bench.py): a Go name from another file of the same package, a Go
+import inside the module, Rust paths through workspace crates, `crate::` and `super::`,
+and a Python package imported whole (`import pkg`, then `pkg.name`). The cursor is at
+the start of an empty line with nothing after it (the rest of the file not written
+yet); the wanted definition must be in the packed context at a 1K-token budget, among
+many other definitions that compete for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from context.retrieve import gather_context
+from context.tokens import estimate_tokens
+
+index_module = pytest.importorskip("context.index")
+
+BUDGET = 1024
+
+
+def _write(root: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return os.path.realpath(root)
+
+
+def _context_at_end(root: str, rel: str, text: str, budget: int = BUDGET):
+    """Index `root`, open `rel` with `text` and gather at the end of it (no similar
+    windows: the definition must come from retrieval, not from lexical luck)."""
+    index = index_module.WorkspaceIndex([root], cache_dir="")
+    index.build()
+    path = os.path.join(root, rel)
+    index.update_document(path, text)
+    lines = text.split("\n")
+    return gather_context(
+        index,
+        None,
+        None,
+        path=path,
+        text=text,
+        line=len(lines) - 1,
+        character=len(lines[-1]),
+        budget_tokens=budget,
+        count_tokens=estimate_tokens,
+    )
+
+
+def _filler(prefix: str, n: int, fmt: str) -> str:
+    """`n` documented definitions that compete for the budget."""
+    return "".join(fmt.format(name=f"{prefix}{i}", i=i) for i in range(n))
+
+
+_GO_FUNC = (
+    "// {name} does step {i} of the request handling, which has many steps and\n"
+    "// each needs a comment long enough to cost tokens in the prompt.\n"
+    "func {name}(value int) int {{\n\treturn value + {i}\n}}\n\n"
+)
+_GO_BODY = "".join(f"\tx{i} := compute(x{i - 1})\n" for i in range(1, 40))
+
+
+def test_go_same_package_name_used_earlier_in_the_file(tmp_path):
+    """`parseHeader` is defined in another file of the package (Go needs no import for
+    it) and used far above the cursor: it is what the file uses, so it comes first."""
+    root = _write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/app\n\ngo 1.22\n",
+            "server/headers.go": (
+                "package server\n\n"
+                "// parseHeader splits a raw header line into its name and value.\n"
+                "func parseHeader(line string) (string, string) {\n\treturn line, line\n}\n"
+            ),
+            "server/steps.go": "package server\n\n" + _filler("step", 60, _GO_FUNC),
+            "server/compute.go": "package server\n\nfunc compute(x int) int {\n\treturn x\n}\n",
+        },
+    )
+    text = (
+        "package server\n\n"
+        "func first(raw string) string {\n\tname, _ := parseHeader(raw)\n\treturn name\n}\n\n"
+        "func second() int {\n\tx0 := 0\n" + _GO_BODY + "\t"
+    )
+    packed = _context_at_end(root, "server/server.go", text)
+    assert "func parseHeader(line string) (string, string) {" in packed.text, packed.text
+    assert packed.tokens <= BUDGET
+
+
+def test_go_same_package_fill_by_what_the_package_uses(tmp_path):
+    """Nothing in the file names `writeJSON` yet, but the package's other files use it
+    more than anything else it defines: the budget left is filled with the package's
+    definitions, the most used first."""
+    users = {
+        f"server/handler{i}.go": (
+            f"package server\n\nfunc handler{i}(w int) {{\n\twriteJSON(w, {i})\n}}\n"
+        )
+        for i in range(4)
+    }
+    root = _write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/app\n\ngo 1.22\n",
+            "server/render.go": (
+                "package server\n\n"
+                "// writeJSON writes a value as JSON with the right content type.\n"
+                "func writeJSON(w int, v int) {\n}\n"
+            ),
+            "server/steps.go": "package server\n\n" + _filler("step", 60, _GO_FUNC),
+            **users,
+        },
+    )
+    text = "package server\n\nfunc handleUsers(w int) {\n\t"
+    packed = _context_at_end(root, "server/users.go", text)
+    assert "func writeJSON(w int, v int) {" in packed.text, packed.text
+    assert packed.tokens <= BUDGET
+
+
+def test_go_module_internal_import(tmp_path):
+    """`example.com/app/internal/auth` is a package of the module itself: the import is
+    followed, and what the file already uses from it (`auth.Verify`, far above) is
+    packed before the package's other names."""
+    root = _write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/app\n\ngo 1.22\n",
+            "internal/auth/verify.go": (
+                "package auth\n\n"
+                "// Verify checks a token's signature and expiry.\n"
+                "func Verify(token string) error {\n\treturn nil\n}\n"
+            ),
+            "internal/auth/steps.go": "package auth\n\n"
+            + _filler("Step", 60, _GO_FUNC).replace("int {", "int {"),
+            "api/compute.go": "package api\n\nfunc compute(x int) int {\n\treturn x\n}\n",
+        },
+    )
+    text = (
+        "package api\n\n"
+        'import "example.com/app/internal/auth"\n\n'
+        "func login(token string) error {\n\treturn auth.Verify(token)\n}\n\n"
+        "func second() int {\n\tx0 := 0\n" + _GO_BODY + "\t"
+    )
+    packed = _context_at_end(root, "api/api.go", text)
+    assert "func Verify(token string) error {" in packed.text, packed.text
+
+
+_RS_FN = (
+    "/// {name} does step {i} of the work, documented at length so that it costs\n"
+    "/// tokens in the prompt like a real function would.\n"
+    "pub fn {name}(value: u32) -> u32 {{\n    value + {i}\n}}\n\n"
+)
+_RS_BODY = "".join(f"    let x{i} = x{i - 1} + 1;\n" for i in range(1, 40))
+
+
+def _rust_workspace() -> dict[str, str]:
+    return {
+        "Cargo.toml": '[workspace]\nmembers = ["crates/core", "crates/cli"]\n',
+        "crates/core/Cargo.toml": '[package]\nname = "app-core"\nversion = "0.1.0"\n',
+        "crates/core/src/lib.rs": "pub mod config;\npub mod steps;\n",
+        "crates/core/src/config.rs": (
+            "/// Settings read from the command line and the environment.\n"
+            "pub struct Config {\n    pub verbose: bool,\n}\n\n"
+            "impl Config {\n"
+            "    /// The default settings.\n"
+            "    pub fn new() -> Config {\n        Config { verbose: false }\n    }\n}\n"
+        ),
+        "crates/core/src/steps.rs": _filler("step", 60, _RS_FN),
+        "crates/cli/Cargo.toml": '[package]\nname = "app-cli"\nversion = "0.1.0"\n',
+        "crates/cli/src/main.rs": "mod commands;\nmod util;\n\nfn main() {}\n",
+        "crates/cli/src/util.rs": (
+            "/// Prints a line with the program's prefix.\n"
+            'pub fn say(text: &str) {\n    println!("app: {}", text);\n}\n'
+        ),
+        "crates/cli/src/commands/mod.rs": "pub mod run;\n\npub struct Outcome {\n    pub code: i32,\n}\n",
+    }
+
+
+def test_rust_workspace_crate_path(tmp_path):
+    """`app_core::config::Config::new()`, a path through another crate of the workspace
+    (its name with `-` read as `_`) written in the code far above, is packed."""
+    root = _write(tmp_path, _rust_workspace())
+    text = (
+        "fn setup() -> bool {\n    app_core::config::Config::new().verbose\n}\n\n"
+        "fn second() -> u32 {\n    let x0 = 0;\n" + _RS_BODY + "    "
+    )
+    packed = _context_at_end(root, "crates/cli/src/main.rs", text)
+    assert "pub struct Config {" in packed.text, packed.text
+
+
+def test_rust_crate_and_super_paths(tmp_path):
+    """`crate::util::say` and `super::Outcome`, used far above, are packed."""
+    root = _write(tmp_path, _rust_workspace())
+    text = (
+        "use crate::util;\n\n"
+        "fn report(code: i32) -> super::Outcome {\n"
+        '    crate::util::say("done");\n'
+        "    super::Outcome { code }\n}\n\n"
+        "fn second() -> u32 {\n    let x0 = 0;\n" + _RS_BODY + "    "
+    )
+    packed = _context_at_end(root, "crates/cli/src/commands/run.rs", text)
+    assert "pub fn say(text: &str) {" in packed.text, packed.text
+    assert "pub struct Outcome {" in packed.text, packed.text
+
+
+_PY_FN = (
+    "def {name}(value):\n"
+    '    """Step {i} of the work, documented at length so that it costs tokens in the\n'
+    '    prompt like a real function would."""\n'
+    "    return value + {i}\n\n\n"
+)
+
+
+def _wide_package() -> dict[str, str]:
+    names = [f"step{i}" for i in range(60)]
+    return {
+        "pkg/__init__.py": (
+            "from .core import option as option\n"
+            + "".join(f"from .steps import {n} as {n}\n" for n in names)
+        ),
+        "pkg/core.py": (
+            "def option(*names, default=None):\n"
+            '    """Attach an option to the command."""\n'
+            "    return names, default\n"
+        ),
+        "pkg/steps.py": _filler("step", 60, _PY_FN),
+    }
+
+
+def test_python_package_imported_whole_names_already_used(tmp_path):
+    """After `import pkg`, of `pkg`'s sixty names the one this file already uses
+    (`pkg.option`, far above the cursor) is packed."""
+    root = _write(tmp_path, _wide_package())
+    body = "".join(f"    x{i} = x{i - 1} + 1\n" for i in range(1, 40))
+    text = (
+        "import pkg\n\n\n"
+        "@pkg.option('--name')\ndef first(name):\n    return name\n\n\n"
+        "def second():\n    x0 = 0\n" + body + "    "
+    )
+    packed = _context_at_end(root, "app/cli.py", text)
+    assert "def option(*names, default=None):" in packed.text, packed.text
+
+
+def test_python_package_imported_whole_names_the_neighbours_use(tmp_path):
+    """Nothing in the file uses `pkg` yet, but the files beside it use `pkg.option`:
+    it comes before the package's other names."""
+    files = _wide_package()
+    for i in range(3):
+        files[f"app/cmd{i}.py"] = (
+            f"import pkg\n\n\n@pkg.option('--n{i}')\ndef cmd{i}(n):\n    pass\n"
+        )
+    root = _write(tmp_path, files)
+    text = "import pkg\n\n\n"
+    packed = _context_at_end(root, "app/cli.py", text)
+    assert "def option(*names, default=None):" in packed.text, packed.text
+
+
+def test_fill_comes_after_what_the_cursor_names(tmp_path):
+    """The fill never pushes out a definition named near the cursor: at a budget that
+    holds little more than that one, it is the one packed."""
+    files = _wide_package()
+    files["pkg/util.py"] = 'def helper(value):\n    """Double it."""\n    return value * 2\n'
+    root = _write(tmp_path, files)
+    text = "import pkg\nfrom pkg.util import helper\n\n\ny = helper(1)\n"
+    packed = _context_at_end(root, "app/cli.py", text, budget=60)
+    assert "def helper(value):" in packed.text, packed.text
+    assert packed.tokens <= 60
