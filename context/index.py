@@ -12,7 +12,8 @@ the workspace.
 
 Memory: per file the index keeps its stat, hash, language and definition names
 (``context.file_table``); the symbols themselves stay in SQLite (or, without
-persistence, as marshalled bytes) and are decoded on demand into small LRU caches. A
+persistence, as marshalled bytes) and are decoded on demand into small LRU caches
+(``context.symbol_reader``). A
 file's referenced identifiers are found when its ``FileSymbols`` is built (from the
 file), not at indexing time: they cost a tenth of the indexing and few files are ever
 read whole. That keeps a warm start to reading one narrow table, and the resident size
@@ -33,10 +34,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from context import symbols as sym
-from context.file_table import LRU, SKIPPED, Entry, FileTable
+from context.file_table import SKIPPED, Entry, FileTable
 from context.imports import ExportSummary, ImportResolver
 from context.languages import (
     PROJECT_FILES,
@@ -47,13 +47,13 @@ from context.open_documents import parse_document
 from context.parse_pool import ParsePool, ParseResult, index_file
 from context.persist import Changes, Persistence
 from context.store import StoredFile, storable
+from context.symbol_reader import SymbolReader
 from context.types import Definition, FileSymbols, Import
 from context.walk import (
     DEFAULT_MAX_FILE_SIZE,
     IgnoreRules,
     WalkEntry,
     is_inside,
-    read_regular,
     walk,
 )
 
@@ -129,6 +129,7 @@ class WorkspaceIndex:
         self._build_lock = threading.Lock()
         self._doc_lock = threading.Lock()
         self._files = FileTable(self.root_of)  # (guarded by `_lock`)
+        self._reader = SymbolReader(self._files, self._lock, self._persistence, max_file_size)
         self._project_files: set[str] = set()
         self._resolver = ImportResolver(self)
         self._closed = False
@@ -414,7 +415,7 @@ class WorkspaceIndex:
             and previous.size == st.st_size
             and previous.mtime_ns == st.st_mtime_ns
         ):
-            return self._disk_symbols(path)
+            return self._reader.disk_file(path)
         result = index_file(path, language, previous.hash if previous else None, self.max_file_size)
         file_set_changed = previous is None or result.status in ("missing", "skipped")
         self._apply([result])
@@ -426,7 +427,7 @@ class WorkspaceIndex:
             self._resolver.forget()
         if result.status in ("missing", "skipped"):
             return None
-        return self._disk_symbols(path)
+        return self._reader.disk_file(path)
 
     def remove_file(self, path: str) -> None:
         """Drop a deleted file (or every file under a deleted folder)."""
@@ -459,104 +460,15 @@ class WorkspaceIndex:
 
     def file(self, path: str) -> FileSymbols | None:
         """The symbols of a file: its open document's if open, else the indexed version."""
-        doc = self._files.open.get(path)
-        if doc is not None:
-            return doc.symbols
-        return self._disk_symbols(path)
-
-    def _disk_symbols(self, path: str) -> FileSymbols | None:
-        def build(entry: Entry, raw: sym.RawSymbols) -> FileSymbols:
-            references = frozenset[str]()
-            data, _ = read_regular(path, self.max_file_size)
-            if data is not None:
-                references = sym.references_of(data, entry.language)
-            return sym.to_file_symbols(path, entry.language, raw, references)
-
-        return self._from_raw(self._files.file_cache, path, build)  # type: ignore[no-any-return]
-
-    def _from_raw(
-        self, cache: LRU, path: str, build: Callable[[Entry, sym.RawSymbols], Any]
-    ) -> Any:
-        """``build(entry, raw symbols)`` for an indexed file, kept in ``cache`` until the
-        file's entry changes."""
-        with self._lock:
-            cached = cache.get_fresh(path)
-            entry = self._files.entries.get(path)
-        if cached is not None:
-            return cached
-        if entry is None or entry.language == SKIPPED:
-            return None
-        raw = self._raw(path, entry)
-        if raw is None:
-            return None
-        value = build(entry, raw)
-        self._keep(cache, path, entry, value)
-        return value
-
-    def _keep(self, cache: LRU, path: str, entry: Entry, value: Any) -> None:
-        """Cache ``value`` derived from ``entry``, unless the file changed meanwhile."""
-        with self._lock:
-            if self._files.entries.get(path) is entry:
-                cache.put(path, value)
-
-    def _raw(self, path: str, entry: Entry) -> sym.RawSymbols | None:
-        with self._lock:
-            raw = self._files.raw_cache.get_fresh(path)
-            blob = entry.blob
-        if raw is not None:
-            return raw  # type: ignore[no-any-return]
-        if blob is None:
-            store = self._persistence.store(entry.root) if entry.root else None
-            blob = store.symbols(path) if store is not None else None
-            if blob is None:
-                return None
-        try:
-            raw = sym.decode(blob)
-        except (ValueError, EOFError, TypeError):
-            log.warning("corrupt index entry for %s", path)
-            return None
-        self._keep(self._files.raw_cache, path, entry, raw)
-        return raw
+        return self._reader.file(path)
 
     def summary(self, path: str) -> ExportSummary | None:
         """Top-level names and imports of a file, without building its FileSymbols."""
-        doc = self._files.open.get(path)
-        if doc is not None:
-            return ExportSummary(
-                frozenset(d.name for d in doc.symbols.definitions if not d.parent),
-                doc.symbols.imports,
-            )
-        return self._from_raw(  # type: ignore[no-any-return]
-            self._files.summary_cache,
-            path,
-            lambda entry, raw: ExportSummary(
-                frozenset(d[0] for d in raw[0] if not d[6]),
-                tuple(Import(i[0], i[1], i[2], i[3], i[4], i[5]) for i in raw[1]),
-            ),
-        )
+        return self._reader.summary(path)
 
     def text(self, path: str) -> str | None:
         """The current text of a file: the open document's, else the disk's (cached)."""
-        doc = self._files.open.get(path)
-        if doc is not None:
-            return doc.source.decode("utf-8", "replace")
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        with self._lock:
-            cached = self._files.text_cache.get_fresh(path)
-        if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-            return cached[2]  # type: ignore[no-any-return]
-        # Only a regular file the index would take in whole: never a FIFO (its open
-        # blocks) or a log grown to gigabytes.
-        data, fresh = read_regular(path, self.max_file_size)
-        if data is None or fresh is None:
-            return None
-        text = data.decode("utf-8", "replace")
-        with self._lock:
-            self._files.text_cache.put(path, (fresh.st_size, fresh.st_mtime_ns, text))
-        return text
+        return self._reader.text(path)
 
     def files(self) -> list[str]:
         """Every indexed file (sorted)."""
@@ -571,48 +483,7 @@ class WorkspaceIndex:
 
     def definitions_named(self, name: str) -> list[Definition]:
         """Every definition called ``name`` in the workspace (open documents' versions)."""
-        with self._lock:
-            cached = self._files.defs_cache.get_fresh(name)
-            paths = sorted(self._files.name_map().get(name, ()))
-        if cached is not None:
-            return list(cached)
-        out: list[Definition] = []
-        for path in paths:
-            doc = self._files.open.get(path)
-            if doc is not None:
-                out.extend(d for d in doc.symbols.definitions if d.name == name)
-                continue
-            with self._lock:
-                entry = self._files.entries.get(path)
-                symbols = self._files.file_cache.get_fresh(path)
-            if symbols is not None:
-                out.extend(d for d in symbols.definitions if d.name == name)
-                continue
-            if entry is None:
-                continue
-            raw = self._raw(path, entry)
-            if raw is None:
-                continue
-            out.extend(
-                Definition(
-                    d[0],
-                    d[1],  # type: ignore[arg-type]
-                    path,
-                    d[2],
-                    d[3],
-                    d[4],
-                    sym.clean_doc(d[5]),
-                    d[6],
-                    d[7],
-                    d[8],
-                )
-                for d in raw[0]
-                if d[0] == name
-            )
-        with self._lock:
-            if sorted(self._files.name_map().get(name, ())) == paths:
-                self._files.defs_cache.put(name, tuple(out))
-        return out
+        return self._reader.definitions_named(name)
 
     def resolve_import(self, from_path: str, imp: Import) -> list[str]:
         """The workspace files that ``imp``, found in ``from_path``, refers to."""
