@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from context.languages import language_of_document
 from context.pack import document_name
@@ -32,13 +32,21 @@ from context.symbols import file_symbols
 from context.types import Definition
 from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
-from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
+from lsp_server.completion.service import (
+    Completer,
+    CompletionRequest,
+    CompletionResult,
+    ContextProvider,
+)
 from lsp_server.completion.stats import Stats
 from lsp_server.documents import OpenDocuments, after_accepting
 from lsp_server.engine.host import ModelHost, Notify
-from lsp_server.engine.types import Engine, EngineError
+from lsp_server.engine.types import Engine, EngineError, Figures
 from lsp_server.engine.worker import Job, Priority
 from lsp_server.settings import Settings
+
+if TYPE_CHECKING:  # (imported when a workspace is attached)
+    from lsp_server.workspace_context import WorkspaceContext
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ class Runtime:
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
-        self.context: Any = None  # the workspace context (index, recent activity), if any
+        self.context: WorkspaceContext | None = None  # index, recent activity (if any)
         self.index_state = "off"  # off | building | ready | cancelled | failed
         self.index_message = ""
         self._index_cancel = threading.Event()  # of the build under way (if any)
@@ -97,7 +105,7 @@ class Runtime:
         self.completer = None
         self.rewriter = None
 
-    def _context_provider(self) -> Any:
+    def _context_provider(self) -> ContextProvider | None:
         return self.context.provider() if self.context is not None else None
 
     def apply_settings(self, before: Settings) -> bool:
@@ -148,6 +156,15 @@ class Runtime:
             timeout_s=self.settings.completion.time_budget_ms / 1000,
         )
 
+    def completion_failed(self, request: CompletionRequest, error: EngineError) -> None:
+        """A completion failed in the engine: logged (not a popup on every keystroke),
+        counted, and an engine that can no longer be reached is marked so."""
+        log.error("completion failed: %s", error)
+        self.stats.record(
+            Figures(), kind="completion", path=request.path, total_ms=0.0, outcome="error"
+        )
+        self.host.engine_failed(error)
+
     def after_completion(
         self, key: str, request: CompletionRequest, result: CompletionResult
     ) -> None:
@@ -194,8 +211,10 @@ class Runtime:
         start_line: int,
         end_line: int,
         diagnostics: Sequence[Diagnostic],
+        only: Sequence[str] = (),
     ) -> list[ActionPlan]:
-        """The actions offered at a range (no model). Editors ask at every cursor move: the
+        """The actions offered at a range (no model), of the kinds in `only` when given
+        ("refactor" includes "refactor.rewrite"). Editors ask at every cursor move: the
         definitions come from the index's parse of the open document when it is of this
         very text, else from a parse of it."""
         language = language_of_document(path, self.language_id(path))
@@ -208,7 +227,20 @@ class Runtime:
                 definitions = symbols.definitions
             except Exception:  # a grammar failure costs the refactors, not the fixes
                 log.exception("cannot parse %s for code actions", path)
-        return plan_actions(text, language, start_line, end_line, diagnostics, definitions)
+        plans = plan_actions(text, language, start_line, end_line, diagnostics, definitions)
+        if only:
+            plans = [
+                p for p in plans if any(p.kind == k or p.kind.startswith(f"{k}.") for k in only)
+            ]
+        return plans
+
+    def code_actions_off(self) -> str:
+        """Why code actions cannot run now ("" when they can)."""
+        if not self.settings.code_actions.enabled:
+            return "code actions are off (qwenLsp.codeActions.enabled is false)"
+        if not self.code_actions_ready:
+            return "code actions wait for the model: " + (self.host.message or "not loaded")
+        return ""
 
     def submit_code_action(self, key: str, request: RewriteRequest) -> Job[RewriteResult]:
         rewriter = self.rewriter

@@ -134,3 +134,27 @@ def test_another_kind_of_engine_plugs_in_through_the_factory(
     finally:
         host_module.RETRY_S = retry_s
         host.close()
+
+
+def test_an_engine_that_cannot_be_put_to_use_is_closed_and_said(
+    qwen2_model: pathlib.Path,
+) -> None:
+    said: list[tuple[str, str]] = []
+
+    def on_load(engine: Engine) -> str:
+        raise ValueError("no chat template")
+
+    host = ModelHost(
+        lambda: _settings(qwen2_model),
+        lambda message, level: said.append((level, message)),
+        on_load=on_load,
+        on_unload=lambda: None,
+    )
+    try:
+        host.load().result(30)
+        assert host.state is ModelState.FAILED and host.engine is None
+        assert said == [
+            ("error", "completions are off: the model could not be used (no chat template)")
+        ]
+    finally:
+        host.close()

@@ -216,8 +216,15 @@ class ModelHost:
         except EngineUnavailable as exc:
             self._unavailable(exc)
             return
-        self.engine = made.engine
-        prompt_format = self._on_load(made.engine)
+        try:
+            prompt_format = self._on_load(made.engine)
+        except Exception as exc:  # (a chat template that cannot be rendered, a bug)
+            log.exception("the engine could not be put to use")
+            self._on_unload()
+            made.engine.close()
+            self._unavailable(EngineUnavailable(f"the model could not be used ({exc})"))
+            return
+        self.engine = made.engine  # (jobs are bound to it from now on)
         self.state = ModelState.READY
         self._said = ""
         self.message = made.ready_message(prompt_format)

@@ -90,6 +90,22 @@ def completion_items(
     return types.CompletionList(is_incomplete=True, items=[item])
 
 
+def edited_lines(change: types.TextDocumentContentChangeEvent) -> tuple[int, int, int] | None:
+    """The lines an edit touched, as (first line, last line after it, lines added): None
+    for a change of the whole text (nothing local to note)."""
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return None
+    start, added = change.range.start.line, change.text.count("\n")
+    return start, start + added, added - (change.range.end.line - start)
+
+
+def selected_lines(selection: types.Range) -> tuple[int, int]:
+    """The first and last line of a selection: whole lines selected end at column 0 of
+    the line after them, which is not part of it."""
+    start, end = selection.start, selection.end
+    return start.line, end.line - 1 if end.character == 0 and end.line > start.line else end.line
+
+
 def diagnostic_of(diagnostic: types.Diagnostic) -> Diagnostic:
     source = diagnostic.source or ""
     return Diagnostic(

@@ -30,7 +30,7 @@ from lsp_server.actions.rewrite import RewriteRequest, RewriteResult
 from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
-from lsp_server.engine.types import Cancelled, EngineError, Figures
+from lsp_server.engine.types import Cancelled, EngineError
 from lsp_server.parent import watch_parent
 from lsp_server.protocol.convert import (
     APPLY_ACTION_COMMAND,
@@ -40,8 +40,10 @@ from lsp_server.protocol.convert import (
     column_to_codepoints,
     completion_items,
     diagnostic_of,
+    edited_lines,
     inline_items,
     lines_edit,
+    selected_lines,
 )
 from lsp_server.protocol.mirror import use_lsp_lines, with_lf_line_breaks
 from lsp_server.protocol.notebooks import notebook_view
@@ -424,10 +426,8 @@ def did_open(ls: QwenLanguageServer, params: types.DidOpenTextDocumentParams) ->
 def did_change(ls: QwenLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
     path = _path_of(params.text_document.uri)
     for change in params.content_changes:
-        if isinstance(change, types.TextDocumentContentChangePartial):
-            start, added = change.range.start.line, change.text.count("\n")
-            delta = added - (change.range.end.line - start)
-            ls.runtime.recent_edit(path, start, start + added, delta)
+        if (lines := edited_lines(change)) is not None:
+            ls.runtime.recent_edit(path, *lines)
     _schedule_document_work(ls, params.text_document.uri, warm=False)
 
 
@@ -607,7 +607,7 @@ async def _run_completion(
     if not ls.runtime.completes(request.path):
         return None, line_text  # off for this language (completion.languages)
     if not ls.runtime.ready:
-        ls.runtime.host.retry()
+        ls.runtime.host.retry()  # after a failure, when it may work now
         return None, line_text
     job = ls.runtime.submit_completion(uri, request)
     try:
@@ -618,12 +618,7 @@ async def _run_completion(
     except PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
     except EngineError as exc:
-        # Shown in the log, not as an error popup on every keystroke.
-        log.error("completion failed: %s", exc)
-        ls.runtime.stats.record(
-            Figures(), kind="completion", path=request.path, total_ms=0.0, outcome="error"
-        )
-        ls.runtime.host.engine_failed(exc)
+        ls.runtime.completion_failed(request, exc)
         return None, line_text
     ls.runtime.after_completion(uri, request, result)
     return result, line_text
@@ -692,32 +687,19 @@ async def code_action(
     if text is None:
         return None
     diagnostics = list(params.context.diagnostics)
-    start, end = params.range.start, params.range.end
-    # Whole lines selected end at column 0 of the line after them.
-    end_line = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+    start_line, end_line = selected_lines(params.range)
     plans = await asyncio.get_running_loop().run_in_executor(
         None,
         ls.runtime.plan_code_actions,
         _path_of(uri),
         text,
-        start.line,
+        start_line,
         end_line,
         [diagnostic_of(d) for d in diagnostics],
+        params.context.only or (),
     )
-    only = params.context.only
-    if only:  # "refactor" asks for "refactor.rewrite" too
-        plans = [p for p in plans if any(p.kind == k or p.kind.startswith(f"{k}.") for k in only)]
     lazy, tag = _lazy_edits(ls), _ai_tags(ls)
     return [code_action_of(plan, uri, diagnostics, lazy, tag) for plan in plans]
-
-
-def _actions_off(ls: QwenLanguageServer) -> str:
-    """Why code actions cannot run now ("" when they can)."""
-    if not ls.runtime.settings.code_actions.enabled:
-        return "code actions are off (qwenLsp.codeActions.enabled is false)"
-    if not ls.runtime.code_actions_ready:
-        return "code actions wait for the model: " + (ls.runtime.host.message or "not loaded")
-    return ""
 
 
 async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.WorkspaceEdit | None, str]:
@@ -737,7 +719,9 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
     token = await _progress(ls, f"qwen-lsp: {plan.title}", cancellable=True)
     message = "cancelled"
     try:
-        off = _actions_off(ls)  # checked after the progress round trip: a reload may end it
+        off = (
+            ls.runtime.code_actions_off()
+        )  # checked after the progress round trip: a reload may end it
         if off:
             message = off
             return None, off
