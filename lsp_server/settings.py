@@ -135,12 +135,20 @@ class CodeActionSettings:
 
 
 @dataclass(kw_only=True)
+class ProtocolSettings:
+    # A message longer than this is skipped (a request answered with an error): a bound
+    # on what one message can make the server hold in memory.
+    max_message_mb: Annotated[int, Range(1, 1 << 16)] = 256
+
+
+@dataclass(kw_only=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     code_actions: CodeActionSettings = field(default_factory=CodeActionSettings)
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
 
 
 def to_camel(name: str) -> str:
@@ -256,6 +264,7 @@ def load_settings(raw: Any, base: Settings | None = None) -> LoadResult:
             context=dataclasses.replace(base.context, exclude=list(base.context.exclude)),
             engine=dataclasses.replace(base.engine),
             code_actions=dataclasses.replace(base.code_actions),
+            protocol=dataclasses.replace(base.protocol),
         )
     errors: list[str] = []
     if raw is None:

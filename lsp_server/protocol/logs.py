@@ -22,7 +22,7 @@ def expected_request_errors(record: logging.LogRecord) -> bool:
     only at --log-level DEBUG."""
     if str(record.msg).startswith("Unable to deserialize message"):
         # A message that does not match the protocol: the server answers it with an
-        # error and logs one line (lsp_server.protocol.server.QwenProtocol); the traceback is
+        # error and logs one line (lsp_server.protocol.lifecycle.QwenProtocol); the traceback is
         # pygls's own, for DEBUG.
         return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
     error = record.exc_info[1] if record.exc_info else None

@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import FeatureRequestError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from context.pack import document_name
@@ -32,6 +31,7 @@ from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
 from lsp_server.engine.types import Cancelled, EngineError
 from lsp_server.parent import watch_parent
+from lsp_server.protocol import wire
 from lsp_server.protocol.convert import (
     APPLY_ACTION_COMMAND,
     action_data,
@@ -45,6 +45,7 @@ from lsp_server.protocol.convert import (
     lines_edit,
     selected_lines,
 )
+from lsp_server.protocol.lifecycle import QwenProtocol
 from lsp_server.protocol.mirror import use_lsp_lines, with_lf_line_breaks
 from lsp_server.protocol.notebooks import notebook_view
 from lsp_server.runtime import Runtime
@@ -56,40 +57,6 @@ STATS_METHOD = "qwenLsp/stats"
 APPLY_EDIT_TIMEOUT_S = 300.0  # the user may look at the edit before the editor answers
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class QwenProtocol(LanguageServerProtocol):
-    """pygls's protocol, answering what it cannot read instead of dropping it.
-
-    pygls raises while it reads a message whose params do not match the protocol
-    (a request without `position`, a negative line): the request was never answered, so
-    the client waited forever. It now gets an InvalidParams error; a malformed answer to
-    one of the server's own requests fails that request instead of leaving it pending.
-    """
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            ident, method = data.get("id"), data.get("method")
-            if ident is None:
-                raise  # a notification: nobody waits for it (pygls logs it)
-            if method is not None:
-                log.warning("unreadable %s request (%s): answered with an error", method, exc)
-                error = JsonRpcInvalidParams(f"invalid params for {method}")
-                self._send_response(ident, None, error.to_response_error())
-            else:
-                future = self._request_futures.pop(ident, None)
-                if future is not None and not future.done():
-                    future.set_exception(JsonRpcInvalidParams("the client's answer is unreadable"))
-            return _UNREADABLE
-
-    def handle_message(self, message: Any) -> None:
-        if message is not _UNREADABLE:
-            super().handle_message(message)
-
-
-_UNREADABLE = object()  # a message already answered by QwenProtocol.structure_message
 
 
 class QwenLanguageServer(LanguageServer):
@@ -811,21 +778,25 @@ def stats(ls: QwenLanguageServer, params: Any = None) -> dict[str, Any]:
 
 
 def serve(tcp: tuple[str, int] | None = None) -> int:
-    """Run the server until the client disconnects."""
+    """Run the server until the client disconnects; the process's exit code."""
     log.info("qwen-lsp %s starting (%s)", __version__, f"tcp {tcp[0]}:{tcp[1]}" if tcp else "stdio")
+
+    def max_bytes() -> int:
+        return server.runtime.settings.protocol.max_message_mb << 20
+
+    def listening(address: str) -> None:
+        log.warning(
+            "serving on TCP %s for debugging: any program of any user of this machine "
+            "can connect and read your code through it; editors use stdio",
+            address,
+        )
+
     try:
         if tcp:
-            log.warning(
-                "serving on TCP %s:%d for debugging: any program of any user of this machine "
-                "can connect and read your code through it; editors use stdio",
-                *tcp,
-            )
-            server.start_tcp(*tcp)
-        else:
-            server.start_io()
+            return wire.serve_tcp(server, *tcp, max_bytes, listening)
+        return wire.serve_stdio(server, max_bytes)
     finally:
         server.runtime.close()
-    return 0
 
 
 __all__ = ["server", "serve", "QwenLanguageServer"]
