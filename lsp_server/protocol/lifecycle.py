@@ -17,6 +17,7 @@ pygls gets wrong about it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from concurrent.futures import Future
@@ -122,9 +123,26 @@ class QwenProtocol(LanguageServerProtocol):
         )
         if future is not None and not answered:
             # A notification or a step of a generator handler: nobody cancels it by id.
-            future.add_done_callback(functools.partial(self._forget, msg_id))
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            future.add_done_callback(functools.partial(self._forget, loop, msg_id))
 
-    def _forget(self, msg_id: Any, future: Future[Any]) -> None:
+    def _forget(
+        self, loop: asyncio.AbstractEventLoop | None, msg_id: Any, future: Future[Any]
+    ) -> None:
+        # On the loop, later: a future cancelled by `shutdown` calls this while pygls
+        # iterates over the map (and a thread handler's future, from its thread).
+        if loop is None:
+            self._drop(msg_id, future)
+            return
+        try:
+            loop.call_soon_threadsafe(self._drop, msg_id, future)
+        except RuntimeError:  # the loop is closed: the server is going away
+            pass
+
+    def _drop(self, msg_id: Any, future: Future[Any]) -> None:
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
 
