@@ -247,6 +247,9 @@ async def read_loop(
             oversized(protocol, frame, max_bytes())
         else:
             handle_body(protocol, frame)
+        # Let the handlers just started take their first step before the next message
+        # (a burst read in one chunk would otherwise run before any of them).
+        await asyncio.sleep(0)
 
 
 class StdoutWriter:
@@ -259,6 +262,8 @@ class StdoutWriter:
         self._stdout.close()
 
     def write(self, data: bytes) -> None:
+        if self._stdout.closed:  # after `exit`: the answer of a request cancelled by it
+            return
         self._stdout.write(data)
         self._stdout.flush()
 
