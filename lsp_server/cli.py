@@ -11,11 +11,12 @@ import argparse
 import importlib
 import logging
 import os
-import re
+import stat
 import sys
 from collections.abc import Sequence
 
 from lsp_server import __version__
+from lsp_server.redact import redact
 
 # Modules that provide a `register(subparsers)` function, in help order.
 COMMAND_MODULES = (
@@ -31,7 +32,12 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     """Log to stderr (stdout is the protocol) and, if asked, to a file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        handlers.append(logging.FileHandler(os.path.expanduser(log_file), encoding="utf-8"))
+        path = os.path.expanduser(log_file)
+        # DEBUG logs hold code: readable by the user only, also when the file existed.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+        if stat.S_ISREG(os.stat(path).st_mode):  # (not /dev/stderr)
+            os.chmod(path, 0o600)
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
     for handler in handlers:
         handler.addFilter(_redact_keys)
     logging.basicConfig(
@@ -45,15 +51,17 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     quiet_pygls(debug=level.upper() == "DEBUG")
 
 
-_API_KEY = re.compile(r"""((?:'|")?api_?key(?:'|")?\s*[:=]\s*(?:'|")?)[^'",}\s)]+""", re.I)
-
-
 def _redact_keys(record: logging.LogRecord) -> bool:
     """No log line shows an API key (pygls's DEBUG dump of `initialize` holds the
-    settings, `model.apiKey` included)."""
+    settings, `model.apiKey` included): lsp_server.redact."""
     message = record.getMessage()
-    if "key" in message.lower() and _API_KEY.search(message):
-        record.msg, record.args = _API_KEY.sub(r"\1***", message), None
+    redacted = redact(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info, record.exc_text = None, None
+        record.msg = f"{record.msg}\n{text}"
     return True
 
 

@@ -21,6 +21,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
+from lsp_server.redact import remember
+
 log = logging.getLogger(__name__)
 
 SECTION = "qwenLsp"
@@ -87,6 +89,9 @@ class ModelSettings:
     url: str = ""
     name: str = ""
     api_key: str = ""
+    # Plain http:// to a host other than this machine sends your code and the key in
+    # clear: refused unless this is true.
+    allow_insecure_http: bool = False
 
 
 @dataclass(kw_only=True)
@@ -162,8 +167,24 @@ class LoadResult:
     errors: list[str]
 
 
+# Settings whose values are never shown (lsp_server.redact hides them everywhere).
+SECRET_KEYS = frozenset({"model.api_key"})
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "list", bool: "boolean", str: "string"}.get(
+        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
 def _convert(value: Any, typ: Any, key: str) -> Any:
     """Return `value` as `typ` or raise ValueError with a message for the user."""
+    if key in SECRET_KEYS:
+        remember(value)  # never in a log line or a message, valid or not
+        kind = _kind(value)
+        shown = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    else:
+        shown = repr(value)
     bounds: Range | None = None
     if get_origin(typ) is Annotated:
         typ, *extras = get_args(typ)
@@ -172,26 +193,26 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
     if origin is Literal:
         choices = get_args(typ)
         if value not in choices:
-            raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+            raise ValueError(f"{key}: {shown} is not one of {', '.join(map(repr, choices))}")
         return value
     if typ is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected true or false, got {value!r}")
+            raise ValueError(f"{key}: expected true or false, got {shown}")
         return value
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
+            raise ValueError(f"{key}: expected an integer, got {shown}")
         if bounds is not None:
             bounds.check(key, value)
         return int(value)
     if typ is str:
         if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
+            raise ValueError(f"{key}: expected a string, got {shown}")
         return value
     if origin is list:
         (item,) = get_args(typ)
         if not isinstance(value, list):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
+            raise ValueError(f"{key}: expected a list, got {shown}")
         return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     raise TypeError(f"unsupported settings type {typ!r}")
 

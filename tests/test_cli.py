@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pathlib
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -165,6 +167,74 @@ def test_an_api_key_never_reaches_the_log():
     options = {"model": {"backend": "openai", "url": "http://127.0.0.1:1/v1", "apiKey": "sk-x1y2"}}
     log = _lsp_session("--log-level", "DEBUG", options=options)
     assert "apiKey" in log and "sk-x1y2" not in log
+
+
+@pytest.mark.parametrize(
+    "key, level",
+    [
+        (["sk-list-4x9q"], "INFO"),
+        ({"k": "sk-object-4x9q"}, "INFO"),
+        (918273645, "INFO"),
+        ("sk-with)paren}brace-4x9q", "DEBUG"),
+    ],
+)
+def test_no_form_of_the_api_key_reaches_the_log(key: object, level: str) -> None:
+    """A key of the wrong type is reported by its kind; a key with `)` or `}` is hidden
+    whole at DEBUG too."""
+    options = {"model": {"backend": "openai", "url": "http://127.0.0.1:1/v1", "apiKey": key}}
+    log = _lsp_session("--log-level", level, options=options)
+    assert "apiKey" in log
+    for piece in ("4x9q", "918273645", "sk-with", "brace"):
+        assert piece not in log, log[-3000:]
+
+
+def test_a_key_in_the_url_query_is_never_shown(
+    serving_engine: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some serving engines take the key in the query: it goes with each request, and
+    never into a log line (the DEBUG dump of `initialize` included), a message or the
+    stats."""
+    from lsp_server.engine.remote import RemoteConfig, RemoteEngine
+
+    url = serving_engine + "?key=sk-query-7y6t"
+    log = _lsp_session("--log-level", "DEBUG", options={"model": {"backend": "openai", "url": url}})
+    assert "sk-query-7y6t" not in log and "?***" in log, log[-3000:]
+    with caplog.at_level(logging.INFO):
+        engine = RemoteEngine(RemoteConfig(url=url))
+    shown = json.dumps(engine.describe()) + engine.info.path + caplog.text
+    assert "sk-query-7y6t" not in shown and "?***" in shown, shown
+
+
+def test_plain_http_to_another_host_is_refused_unless_allowed() -> None:
+    from lsp_server.engine.remote import RemoteConfig, RemoteEngine
+    from lsp_server.engine.types import EngineError, ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="unencrypted.*allowInsecureHttp"):
+        RemoteEngine(RemoteConfig(url="http://10.1.2.3:9/v1"))
+    try:  # allowed: it is tried (whatever is or is not there)
+        RemoteEngine(
+            RemoteConfig(url="http://10.1.2.3:9/v1", allow_insecure_http=True, timeout_s=0.2)
+        )
+    except EngineError as exc:
+        assert "unencrypted" not in str(exc)
+    with pytest.raises(ModelLoadError):  # loopback: allowed, nothing listens on port 9
+        RemoteEngine(RemoteConfig(url="http://127.0.0.1:9/v1", timeout_s=0.2))
+
+
+def test_the_log_file_is_readable_by_the_user_only(tmp_path) -> None:
+    log = tmp_path / "server.log"
+    run = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "--log-file", str(log), "--version"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert run.returncode == 0
+    from lsp_server.cli import setup_logging
+
+    setup_logging("INFO", str(log))
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    setup_logging("INFO")
 
 
 def test_bad_command_lines_get_one_clear_line_not_a_traceback(tmp_path):

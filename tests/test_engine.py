@@ -236,5 +236,10 @@ def test_a_full_kv_cache_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> N
         _llama_log(
             3, b"decode: failed to find a memory slot for batch of size 512\n", ctypes.c_void_p(0)
         )
+        _llama_log(4, b"init_batch: failed to prepare attention ubatches\n", ctypes.c_void_p(0))
         _llama_log(3, b"something else went wrong\n", ctypes.c_void_p(0))
-    assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
+        _llama_log(4, b"an error that is one\n", ctypes.c_void_p(0))
+    assert [r.getMessage() for r in caplog.records] == [
+        "something else went wrong",
+        "an error that is one",
+    ]

@@ -432,7 +432,7 @@ def check_serving_engine(config: RemoteConfig) -> Check:
     return Check(
         "serving engine",
         "ok",
-        f"{engine.model} at {config.url} ({engine.n_ctx} tokens of context); "
+        f"{engine.model} at {engine.shown_url} ({engine.n_ctx} tokens of context); "
         "prompts (your code) are sent there",
     )
 
@@ -535,6 +535,7 @@ def run(args: argparse.Namespace) -> int:
             model=model.name,
             api_key=model.api_key or os.environ.get("QWEN_LSP_API_KEY", ""),
             n_ctx=context_size,
+            allow_insecure_http=model.allow_insecure_http,
         )
     report = run_checks(
         args.model or model.path or None,

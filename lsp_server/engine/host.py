@@ -145,6 +145,7 @@ def _serving_engine(settings: Settings) -> NewEngine:
         model=m.name,
         api_key=m.api_key or os.environ.get("QWEN_LSP_API_KEY", ""),
         n_ctx=m.context_size,
+        allow_insecure_http=m.allow_insecure_http,
     )
     try:
         engine = RemoteEngine(config)
@@ -155,7 +156,7 @@ def _serving_engine(settings: Settings) -> NewEngine:
 
     def ready(prompt_format: str) -> str:
         return (
-            f"{engine.model} at {m.url} ready ({prompt_format} prompts, "
+            f"{engine.model} at {engine.shown_url} ready ({prompt_format} prompts, "
             f"{engine.n_ctx} tokens of context)"
         )
 

@@ -65,13 +65,17 @@ _LEVELS = {
 _log_last = [logging.DEBUG]
 # Warnings that are the engine's normal course: a full KV cache fails a decode, and the
 # engine then drops the least recently used sequence and decodes again (logged at DEBUG).
-_EXPECTED_WARNINGS = (b"decode: failed to find a memory slot",)
+# llama.cpp logs the same full cache at ERROR from the batch preparation first.
+_EXPECTED_WARNINGS = (
+    b"decode: failed to find a memory slot",
+    b"init_batch: failed to prepare attention ubatches",
+)
 
 
 @llama_cpp.llama_log_callback  # type: ignore[misc]
 def _llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     lvl = _log_last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
-    if lvl == logging.WARNING and text.startswith(_EXPECTED_WARNINGS):
+    if lvl in (logging.WARNING, logging.ERROR) and text.startswith(_EXPECTED_WARNINGS):
         lvl = logging.DEBUG
     _log_last[0] = lvl
     if llama_log.isEnabledFor(lvl):

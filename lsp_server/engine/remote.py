@@ -14,6 +14,7 @@ an abort. Only the standard library speaks HTTP here.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
 import queue
@@ -42,6 +43,7 @@ from lsp_server.engine.types import (
     Prompt,
     text_end,
 )
+from lsp_server.redact import remember, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class RemoteConfig:
     url: str  # the API's base, up to and including /v1
     model: str = ""  # the model id to ask for; "" takes the first the server lists
     api_key: str = ""
+    allow_insecure_http: bool = False  # plain http:// to a host that is not loopback
     n_ctx: int = 32768  # at most this many tokens of prompt and answer
     timeout_s: float = 30.0  # to connect, and between two chunks of an answer
 
@@ -82,10 +85,22 @@ class RemoteEngine:
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         self.connections_opened = 0  # for completions (tests and figures read it)
+        remember(config.api_key)
+        self.shown_url = shown_url(config.url)  # what messages, logs and stats show
         parts = urllib.parse.urlsplit(config.url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ModelLoadError(
-                f"model.url must be an http:// or https:// address, not {config.url!r}"
+                f"model.url must be an http:// or https:// address, not {self.shown_url!r}"
+            )
+        if (
+            parts.scheme == "http"
+            and not config.allow_insecure_http
+            and not _loopback(parts.hostname)
+        ):
+            raise ModelLoadError(
+                f"model.url {self.shown_url} is plain http:// to another machine: your code "
+                "and the API key would cross the network unencrypted. Use https://, or set "
+                "model.allowInsecureHttp to true for a network you trust"
             )
         if parts.username or parts.password:
             raise ModelLoadError(
@@ -97,17 +112,17 @@ class RemoteEngine:
         try:
             self._port = parts.port or (443 if self._https else 80)
         except ValueError as exc:
-            raise ModelLoadError(f"model.url has a bad port: {config.url!r}") from exc
+            raise ModelLoadError(f"model.url has a bad port: {self.shown_url!r}") from exc
         self._base = parts.path.rstrip("/")
         self._query = f"?{parts.query}" if parts.query else ""  # e.g. ?api-version=…
         listed = self._models()
         ids = [str(m.get("id", "")) for m in listed if m.get("id")]
         model = config.model or (ids[0] if ids else "")
         if not model:
-            raise ModelLoadError(f"the serving engine at {config.url} lists no model")
+            raise ModelLoadError(f"the serving engine at {self.shown_url} lists no model")
         if ids and model not in ids:
             raise ModelLoadError(
-                f"the serving engine at {config.url} has no model {model!r} "
+                f"the serving engine at {self.shown_url} has no model {model!r} "
                 f"(it serves: {', '.join(ids[:8])})"
             )
         self.model = model
@@ -120,7 +135,7 @@ class RemoteEngine:
         self.n_ctx = n_ctx - n_ctx // 10
         coder = bool(_CODER.search(model))
         self.info = ModelInfo(
-            path=config.url,
+            path=self.shown_url,
             architecture="remote",
             name=model,
             n_ctx_train=n_ctx,
@@ -136,7 +151,10 @@ class RemoteEngine:
             size_bytes=0,
         )
         log.info(
-            "serving engine at %s, model %s, %d tokens of context", config.url, model, self.n_ctx
+            "serving engine at %s, model %s, %d tokens of context",
+            self.shown_url,
+            model,
+            self.n_ctx,
         )
 
     # ---- what the completer and the runtime ask of an engine -----------------------------
@@ -167,7 +185,7 @@ class RemoteEngine:
         return Figures()  # a serving engine caches prompts its own way
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": {"url": self.config.url, "model": self.model}}
+        return {"backend": {"url": self.shown_url, "model": self.model}}
 
     def close(self) -> None:
         """Close the connections kept alive."""
@@ -220,18 +238,18 @@ class RemoteEngine:
             body = response.read(1 << 22)
         except (OSError, http.client.HTTPException) as exc:
             raise ServerUnreachable(
-                f"cannot reach the serving engine at {self.config.url}: {_reason(exc)}"
+                f"cannot reach the serving engine at {self.shown_url}: {_reason(exc)}"
             ) from exc
         finally:
             conn.close()
-        _raise_for_status(response.status, body, self.config.url, response.getheader("Location"))
+        _raise_for_status(response.status, body, self.shown_url, response.getheader("Location"))
         try:
             data = json.loads(body).get("data")
         except (ValueError, AttributeError) as exc:
             data = exc
         if not isinstance(data, list):
             raise ModelLoadError(
-                f"{self.config.url}/models did not answer like an OpenAI-compatible API"
+                f"{self.shown_url}/models did not answer like an OpenAI-compatible API"
             )
         return [m for m in data if isinstance(m, dict)]
 
@@ -354,7 +372,7 @@ class _Stream:
                 _raise_for_status(
                     response.status,
                     response.read(4096),
-                    engine.config.url,
+                    engine.shown_url,
                     response.getheader("Location"),
                 )
             kind = response.getheader("Content-Type") or ""
@@ -386,7 +404,7 @@ class _Stream:
     def chunks(self, cancel: CancelToken) -> Iterator[tuple[str, str | None]]:
         """(text, finish reason) per event, as they come."""
         last = time.monotonic()
-        url = self._engine.config.url
+        url = self._engine.shown_url
         while True:
             if cancel.cancelled:
                 raise Cancelled(cancel.reason)
@@ -465,6 +483,16 @@ class _Stream:
 
 # A control token of Qwen's vocabularies, as text (`<|im_end|>`, `<|fim_middle|>`, …).
 _CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (a name that resolves elsewhere is not)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def text_for_server(prompt: Prompt) -> str:
