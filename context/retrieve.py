@@ -14,14 +14,19 @@ score  candidate                                                            tier
  90    a base class of the enclosing class (outline)                        definition
  85    members of the enclosing class outside the windows                   current
  82    members of those base classes (signatures)                           definition
- 80    definition of a name used near the cursor, found by name             definition
- 70    members of a class used near the cursor                              definition
+ 80    definition of a name used near the cursor: in the cursor's Go/Java   definition
+       package, through a Rust path, or found by name
+ 70    the first members of a class used near the cursor                    definition
+ 64-69 definition of a name used elsewhere in this file, nearest use first  definition
+ 62    its other members; a name near the cursor not imported (Python, JS)  definition
  60    definition of a name imported by this file                           definition
  55    a definition of this file used near the cursor, outside the windows  current
  52    this file's import lines, outside the windows                        current
  50    a definition of this file that the cursor's function calls           current
  45    a recently edited region of another file                             recent
  40    a recently viewed region of another file                             recent
+ 30-34 fill: the package's and imported modules' other definitions, the     definition
+       ones most used by the files of the folder first (packed last)
  <20   a window similar to the lines above the cursor (20 x Jaccard)        similar
 =====  ==================================================================  ==========
 
@@ -61,6 +66,7 @@ log = logging.getLogger(__name__)
 _PACKAGE_CACHE: dict[
     str, tuple[tuple[int, ...], list[FileSymbols], dict[str, list[Definition]]]
 ] = {}
+_POPULAR_CACHE: dict[str, tuple[tuple[int, ...], list[FileSymbols], dict[str, int]]] = {}
 _PACKAGE_LOCK = threading.Lock()
 
 
@@ -250,6 +256,17 @@ def collect_candidates(
 
 
 # -- one request -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Popularity:
+    """Uses of a name by the files of the folder, the current file counted twice."""
+
+    neighbours: dict[str, int]
+    own: frozenset[str]
+
+    def get(self, name: str, default: int = 0) -> int:
+        return self.neighbours.get(name, default) + (2 if name in self.own else 0)
 
 
 @dataclass
@@ -842,19 +859,26 @@ class _Request:
                 _PACKAGE_CACHE.pop(next(iter(_PACKAGE_CACHE)))
         return out
 
-    def popularity(self, fs: FileSymbols) -> dict[str, int]:
+    def popularity(self, fs: FileSymbols) -> _Popularity:
         """How many files of the folder (this one counted twice) use each name: what a
         file's neighbours use is what it likely uses next."""
-        counts: dict[str, int] = {}
-        for name in fs.references:
-            counts[name] = 2
-        for path in self.neighbours(fs.language):
-            other = self.index.file(path)
-            if other is None:
-                continue
-            for name in other.references:
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+        others = [o for o in map(self.index.file, self.neighbours(fs.language)) if o is not None]
+        # The neighbours' counts stay while they do (this file changes at each keystroke).
+        key = tuple(id(o) for o in others)
+        with _PACKAGE_LOCK:
+            cached = _POPULAR_CACHE.get(self.path)
+        if cached is not None and cached[0] == key:
+            base = cached[2]
+        else:
+            base = {}
+            for other in others:
+                for name in other.references:
+                    base[name] = base.get(name, 0) + 1
+            with _PACKAGE_LOCK:
+                _POPULAR_CACHE[self.path] = (key, others, base)  # `others` keeps the ids valid
+                while len(_POPULAR_CACHE) > 8:
+                    _POPULAR_CACHE.pop(next(iter(_POPULAR_CACHE)))
+        return _Popularity(base, fs.references)
 
     def add_fill(
         self,
@@ -871,7 +895,7 @@ class _Request:
         popular = self.popularity(fs)
         # (uses nearby, order of declaration, name, where, the definition or the file
         # that re-exports it: resolved only if chosen)
-        offers: list[tuple[int, int, str, str, Definition | str]] = []
+        offers: list[tuple[int, int, str, str, Definition | tuple[str, Import, str]]] = []
         for name, found in package.items():
             if name not in taken:
                 offers.append((popular.get(name, 0), 0, name, "its package", found[0]))
@@ -894,10 +918,12 @@ class _Request:
                 # Names a package's `__init__` or index re-exports from its modules.
                 if other.language in _IMPORTING_LANGUAGES:
                     for imp in other.imports:
-                        for local in imp.local_names or imp.names:
-                            if local in taken or local == "*" or local.startswith("_"):
+                        locals_ = imp.local_names or imp.names
+                        for original, local in zip(imp.names, locals_, strict=False):
+                            if local in taken or "*" in (local, original) or local[:1] == "_":
                                 continue
-                            offers.append((popular.get(local, 0), imp.line, local, head, path))
+                            reexport = (path, imp, original)
+                            offers.append((popular.get(local, 0), imp.line, local, head, reexport))
         offers.sort(key=lambda o: (-o[0], o[1], o[2]))
         top = max((o[0] for o in offers), default=0) or 1
         chosen: set[str] = set()
@@ -906,8 +932,10 @@ class _Request:
                 break
             if name in chosen:
                 continue
-            if isinstance(target, str):
-                found = self.find_in_files(name, [target], depth=3)
+            if isinstance(target, tuple):  # a re-export: resolved only now it is chosen
+                where_from, imp, original = target
+                files = [f for f in self.resolve(where_from, imp) if f != where_from]
+                found = self.find_in_files(original, files, depth=2)
                 if not found:
                     continue
                 target = found[0]
