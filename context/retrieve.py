@@ -888,8 +888,8 @@ class _Request:
         taken: set[str],
     ) -> None:
         """Definitions the code at the cursor may use next though nothing names them yet:
-        the package's own (Go, Java), the names of modules imported whole, and the other
-        names of the files this file imports. Ranked by how many neighbouring files use
+        the package's own (Go, Java) and the names of modules imported whole (a Python
+        package, a Go package, a C header). Ranked by how many neighbouring files use
         them; packed only after everything else but similar code (context/pack.py)."""
         limit = min(MAX_FILL, max(8, FILL_PER_1K * self.budget // 1024))
         popular = self.popularity(fs)
