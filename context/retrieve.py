@@ -533,7 +533,13 @@ class _Request:
 
         # Fill: what the file does not use yet but its package and modules offer.
         if fs is not None:
-            self.add_fill(fs, package, modules, handled | set(own))
+            sources = modules
+            if fs.language == "rust":
+                # Tests, examples and benches of a crate use it as a whole, by its name.
+                crate = self.rust_crate_root()
+                if crate is not None:
+                    sources = {**modules, "the crate": [crate]}
+            self.add_fill(fs, package, sources, handled | set(own))
 
         # What the cursor's function calls, defined in this file.
         if enclosing_fn is not None:
@@ -814,6 +820,18 @@ class _Request:
                 handled.add(name)
                 break
 
+    def rust_crate_root(self) -> str | None:
+        """The `src/lib.rs` of the crate whose `tests/`, `examples/` or `benches/` hold
+        the current file (None elsewhere)."""
+        parts = self.path.split(os.sep)
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] in ("tests", "examples", "benches"):
+                lib = os.sep.join([*parts[:i], "src", "lib.rs"])
+                if self.index.file(lib) is not None:
+                    return lib
+                return None
+        return None
+
     def neighbours(self, language: str, limit: int = MAX_NEIGHBOURS) -> list[str]:
         """Other files of the current file's folder in the same language (at most
         `limit`)."""
@@ -916,7 +934,7 @@ class _Request:
                     if d.name not in taken:
                         offers.append((popular.get(d.name, 0), d.start_line, d.name, head, d))
                 # Names a package's `__init__` or index re-exports from its modules.
-                if other.language in _IMPORTING_LANGUAGES:
+                if other.language in _IMPORTING_LANGUAGES or other.language == "rust":
                     for imp in other.imports:
                         locals_ = imp.local_names or imp.names
                         for original, local in zip(imp.names, locals_, strict=False):

@@ -269,3 +269,16 @@ def test_fill_comes_after_what_the_cursor_names(tmp_path):
     packed = _context_at_end(root, "app/cli.py", text, budget=60)
     assert "def helper(value):" in packed.text, packed.text
     assert packed.tokens <= 60
+
+
+def test_rust_crate_tests_use_the_crate_whole(tmp_path):
+    """A file of a crate's `tests/` uses the crate by its name, like a package imported
+    whole: the names its root re-exports fill the budget, before the other names."""
+    files = _rust_workspace()
+    files["crates/core/src/lib.rs"] = (
+        "pub mod config;\npub mod steps;\n\npub use crate::config::Config;\n"
+    )
+    root = _write(tmp_path, files)
+    text = "#[test]\nfn reads_defaults() {\n    "
+    packed = _context_at_end(root, "crates/core/tests/defaults.rs", text)
+    assert "pub struct Config {" in packed.text, packed.text
