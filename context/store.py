@@ -70,6 +70,7 @@ class IndexStore:
         self.root = root
         self._prefix = root.rstrip(os.sep) + os.sep
         self._lock = threading.Lock()
+        self.recovered = False  # a damaged database was set aside and started again
         # The index holds signatures and docstrings of private code: readable by the
         # user only (SQLite gives its -wal and -shm files the database's permissions).
         os.makedirs(os.path.dirname(db_path) or ".", mode=0o700, exist_ok=True)
@@ -106,12 +107,7 @@ class IndexStore:
             if not retry:
                 raise
             # A corrupt or foreign file: the index is a cache, start over.
-            log.warning("index database %s unreadable (%s): recreating it", self.path, exc)
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.remove(self.path + suffix)
-                except OSError:
-                    pass
+            self._set_aside(exc)
             return self._open(retry=False)
         return conn
 
@@ -124,10 +120,15 @@ class IndexStore:
 
     def load(self) -> Iterator[StoredFile]:
         """Every stored file, without its symbols."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT path, size, mtime_ns, hash, language, names, definitions FROM files"
-            ).fetchall()
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT path, size, mtime_ns, hash, language, names, definitions FROM files"
+                ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not self._recover(exc):
+                raise
+            rows = []  # a new, empty database: the index parses everything again
         for rel, size, mtime_ns, digest, language, names, definitions in rows:
             yield StoredFile(
                 self._abs(rel),
@@ -143,10 +144,15 @@ class IndexStore:
         """The marshalled symbols of one file, or None if it is not stored."""
         if not storable(path):
             return None
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT symbols FROM files WHERE path=?", (self._rel(path),)
-            ).fetchone()
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT symbols FROM files WHERE path=?", (self._rel(path),)
+                ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not self._recover(exc):
+                raise
+            return None
         return bytes(row[0]) if row else None
 
     def write(
@@ -165,6 +171,56 @@ class IndexStore:
         upserts = [(f, blob) for f, blob in upserts if storable(f.path)]
         touches = [f for f in touches if storable(f.path)]
         deletes = [p for p in deletes if storable(p)]
+        try:
+            self._write(upserts, deletes, touches)
+        except sqlite3.DatabaseError as exc:
+            if not self._recover(exc):
+                raise
+            # The rows written before are gone with the damaged file: the index writes
+            # them again at its next start (they are not in the new database).
+            self._write(upserts, deletes, touches)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> bool:
+        """A damaged database (not a locked or full one): set it aside as
+        ``<name>.corrupt`` and start an empty one, saying so once. False when the error
+        is not damage (the caller raises it)."""
+        if isinstance(exc, sqlite3.OperationalError) and not _damage(exc):
+            return False  # locked, read-only, a full disk: not the file's fault
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._set_aside(exc)
+            self._conn = self._open(retry=False)
+        return True
+
+    def _set_aside(self, exc: sqlite3.Error) -> None:
+        """Move the damaged file to ``<name>.corrupt`` (one kept, for a bug report)."""
+        aside = self.path + ".corrupt"
+        try:
+            os.replace(self.path, aside)
+        except OSError:
+            aside = ""
+        for suffix in ("-wal", "-shm") if aside else ("", "-wal", "-shm"):
+            try:
+                os.remove(self.path + suffix)
+            except OSError:
+                pass
+        log.warning(
+            "the index database %s is damaged (%s): %s; the index is rebuilt",
+            self.path,
+            exc,
+            f"set aside as {aside}" if aside else "removed",
+        )
+        self.recovered = True
+
+    def _write(
+        self,
+        upserts: list[tuple[StoredFile, bytes | None]],
+        deletes: list[str],
+        touches: list[StoredFile],
+    ) -> None:
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -219,6 +275,11 @@ class IndexStore:
             except sqlite3.Error:
                 pass
             self._conn.close()
+
+
+def _damage(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
 def storable(path: str) -> bool:
