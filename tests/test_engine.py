@@ -243,3 +243,26 @@ def test_a_full_kv_cache_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> N
         "something else went wrong",
         "an error that is one",
     ]
+
+
+def test_background_work_forks_instead_of_rolling_back(engine_factory, qwen35_model):
+    """Warm-up work whose prompt departs from the sequence a request uses (a refreshed
+    snapshot of the file) runs in another sequence from the newest checkpoint: the old
+    prompt still costs one token, the new one too once warmed, and both answer as a fresh
+    engine does."""
+    engine = engine_factory(qwen35_model, slots=2)
+    rng = np.random.default_rng(3)
+    stable = [int(t) for t in rng.integers(30, 250, 400)]
+    old = stable + [int(t) for t in rng.integers(30, 250, 200)] + [65, 66, 67]
+    new = stable + [int(t) for t in rng.integers(30, 250, 150)] + [65, 66, 67]
+    first = engine.generate(old, checkpoints=[len(stable), len(old) - 3], max_tokens=8)
+    assert first.figures.evaluated_tokens == len(old)
+    warmed = engine.prepare(new[:-3], [len(stable)], save_end=True, fork=True)
+    assert warmed.reused_tokens == len(stable)  # from the checkpoint, in the other sequence
+    again = engine.generate(old, max_tokens=8)
+    # The old sequence was left alone: from its last checkpoint (generation moved it on).
+    assert again.figures.reused_tokens == len(old) - 3
+    assert again.tokens == first.tokens
+    got = engine.generate(new, max_tokens=8)
+    assert got.figures.reused_tokens == len(new) - 3
+    assert got.tokens == fresh(engine_factory, qwen35_model, new, got.schedule).tokens[:8]

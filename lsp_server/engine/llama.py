@@ -407,7 +407,7 @@ class LlamaEngine:
         if not points:
             return Figures()
         end = points[-1]
-        return self.prepare(tokenized.tokens[:end], points, cancel, save_end=True)
+        return self.prepare(tokenized.tokens[:end], points, cancel, save_end=True, fork=True)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -543,6 +543,44 @@ class LlamaEngine:
         figures.restore_ms += (time.perf_counter() - start) * 1000
         return checkpoint.n_tokens
 
+    def _fork(self, prompt: np.ndarray, limit: int, figures: Figures) -> int:
+        """Continue `prompt` in another sequence than the current one, which stays as it is.
+
+        The other sequence (an empty one, else the least recently used) gets the attention
+        cells of the newest checkpoint's prefix by `llama_memory_seq_cp` (in the unified KV
+        cache that shares the cells, it copies nothing) and its recurrent state from the
+        checkpoint. Returns the position reached (0 when no checkpoint fits: the other
+        sequence then starts empty)."""
+        src = self._seq
+        others = [s for s in self._used if s != src]
+        empty = [s for s in others if len(self._seqs[s]) == 0]
+        dst = empty[0] if empty else others[0]
+        self._clear_seq(dst)
+        self._used.remove(dst)
+        self._used.append(dst)
+        checkpoint = self.checkpoints.find(prompt, limit)
+        if checkpoint is None:
+            figures.checkpoint_misses += 1
+            self._seq = dst
+            return 0
+        start = time.perf_counter()
+        n = checkpoint.n_tokens
+        llama_cpp.llama_memory_seq_cp(self._mem, src, dst, 0, n)
+        data = checkpoint.data
+        buf = (ctypes.c_uint8 * len(data)).from_buffer(data)
+        read = llama_cpp.llama_state_seq_set_data_ext(self._ctx, buf, len(data), dst, PARTIAL)
+        del buf
+        self._seq = dst
+        if read == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, dst, n, -1):
+            log.warning("checkpoint fork at %d failed; evaluating from scratch", n)
+            self._clear_seq(dst)
+            return 0
+        figures.checkpoint_hits += 1
+        self._seqs[dst] = self._seqs[src][:n].copy()
+        self._bounds[dst] = [b for b in self._bounds[src] if b <= n]
+        figures.restore_ms += (time.perf_counter() - start) * 1000
+        return n
+
     def _fill_batch(self, tokens: np.ndarray, start: int) -> None:
         """Write `tokens` at positions start.. of the current sequence into the batch,
         through numpy views of its C arrays (a Python loop per token would cost more
@@ -607,8 +645,13 @@ class LlamaEngine:
         *,
         save_end: bool = False,
         splits: Sequence[int] = (),
+        fork: bool = False,
     ) -> Figures:
         """Make the context hold `prompt`, evaluating only what is not there yet.
+
+        `fork` (background work): when `prompt` departs from the best sequence before its
+        end, leave that sequence as it is and continue in another one from the newest
+        checkpoint (`_fork`), so the request it was kept for still finds it.
 
         `checkpoints` are positions after which to save the recurrent state (hybrid
         models only); `save_end` saves one after the whole prompt too (warm-up).
@@ -626,8 +669,13 @@ class LlamaEngine:
         figures.prompt_tokens = n
         self._seq = self._choose_seq(tokens)
         lcp = _lcp(self._tokens, tokens)
-        # At least the last prompt token is evaluated: its logits start generation.
-        pos = self._restore(tokens, min(lcp, n - 1), figures)
+        if fork and self.hybrid and lcp < len(self._tokens) and len(self._seqs) > 1:
+            # Background work that would roll back the sequence a request is about to use
+            # (a refreshed snapshot differs inside the stable part): work in another one.
+            pos = self._fork(tokens, min(lcp, n - 1), figures)
+        else:
+            # At least the last prompt token is evaluated: its logits start generation.
+            pos = self._restore(tokens, min(lcp, n - 1), figures)
         figures.reused_tokens = pos
         start = time.perf_counter()
         try:
