@@ -50,6 +50,10 @@ if TYPE_CHECKING:  # (imported when a workspace is attached)
 
 log = logging.getLogger(__name__)
 
+# Seconds without an edit or a request in a document before the stable part of its prompt
+# (the file's snapshot, the kept context) is refreshed in the background.
+REFRESH_AFTER_S = 1.0
+
 
 class Runtime:
     """Wires the model host, the completer, the code actions, the open documents and
@@ -79,6 +83,7 @@ class Runtime:
         self._index_done = threading.Event()
         self._index_done.set()
         self.open_documents = OpenDocuments()
+        self._refresh_timers: dict[str, threading.Timer] = {}  # per document, after edits
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -147,6 +152,9 @@ class Runtime:
         completer = self.completer
         if completer is None:
             raise EngineError("the model is not loaded")
+        timer = self._refresh_timers.get(request.path)
+        if timer is not None and timer.is_alive():  # not idle yet: wait again
+            self._warm_at_last_position(request.path, request.text, REFRESH_AFTER_S)
 
         return self.host.submit(
             completer.engine,
@@ -186,9 +194,21 @@ class Runtime:
             key=f"prefetch:{key}",
         )
 
-    def warm(self, key: str, request: CompletionRequest) -> None:
+    def warm(self, key: str, request: CompletionRequest, delay_s: float = 0.0) -> None:
+        """Refresh and evaluate the stable part of `request`'s prompt in the background
+        (lowest priority: requests preempt it), after `delay_s` seconds without another
+        edit or request in the document."""
         completer = self.completer
         if not (self.settings.engine.warmup and completer):
+            return
+        timer = self._refresh_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if delay_s > 0:
+            timer = threading.Timer(delay_s, self.warm, (key, request))
+            timer.daemon = True
+            self._refresh_timers[key] = timer
+            timer.start()
             return
 
         self.host.submit(
@@ -287,13 +307,17 @@ class Runtime:
             self._warm_at_last_position(path, text)
         elif path != self.open_documents.active:
             self._rewarm_active()
+        else:
+            # The snapshot of the file in the prompt's stable part is refreshed once the
+            # user pauses (docs/context.md); until then requests keep the old one.
+            self._warm_at_last_position(path, text, REFRESH_AFTER_S)
 
-    def _warm_at_last_position(self, path: str, text: str) -> None:
+    def _warm_at_last_position(self, path: str, text: str, delay_s: float = 0.0) -> None:
         if not (self.ready and self.completes(path)):
             return
         line, character = self.open_documents.warm_position(path, text)
         request = self.completion_request(path, text, line, character)
-        self.warm(path, request)
+        self.warm(path, request, delay_s)
 
     def _rewarm_active(self) -> None:
         """Another file changed, so may the active document's context: re-warm it while idle."""
@@ -384,6 +408,8 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        for timer in list(self._refresh_timers.values()):
+            timer.cancel()
         self.stop_indexing()
         self.host.close()
         # The documents thread finishes the file it is on (a batch of file changes stops

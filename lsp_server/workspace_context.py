@@ -9,8 +9,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 
 from context.index import WorkspaceIndex
 from context.languages import language_of_document
@@ -18,6 +17,7 @@ from context.pack import FILE_SEP, pack
 from context.recent import RecentActivity
 from context.retrieve import gather_context
 from context.similar import SimilarWindows
+from context.sticky import Kept, StickyContext, headroom
 from context.types import PackedContext, Snippet
 from lsp_server.completion.prompt import ContextBlock
 from lsp_server.completion.service import ContextProvider, ContextQuery
@@ -48,12 +48,10 @@ class WorkspaceContext:
         )
         self.recent = RecentActivity()
         self.similar = SimilarWindows()
-        self._sessions: dict[str, _Session] = {}  # per document: the context kept
+        self.sticky = StickyContext()  # per document: the context its prompt keeps
         # Documents the index does not follow, given to it by `_follow_unindexed`.
         self._followed: OrderedDict[str, None] = OrderedDict()
         self._stopping = threading.Event()
-        self.repacks = 0  # a kept context dropped (benchmarks read these)
-        self.appends = 0  # blocks appended to a kept context
 
     def build(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> str:
         """Index every file (reusing the persisted index), then the similarity windows."""
@@ -93,7 +91,7 @@ class WorkspaceContext:
 
     def close_document(self, path: str) -> None:
         self.index.close_document(path)
-        self._sessions.pop(path, None)
+        self.sticky.forget(path)
         self._followed.pop(path, None)
 
     # Recent activity is noted only in files the index accepts (inside a root, not
@@ -134,38 +132,67 @@ class WorkspaceContext:
     # ---- the provider ---------------------------------------------------------------------
 
     def provider(self) -> ContextProvider:
-        def provide(query: ContextQuery, count_tokens: Callable[[str], int]) -> list[ContextBlock]:
-            settings = self.settings()
-            c = settings.context
-            prefix_lines = settings.completion.prefix_lines
-            suffix_lines = settings.completion.suffix_lines
-            if 0 <= query.window_start <= query.line < query.window_end:
-                # What the prompt really shows (its windows move in steps and are cut on
-                # long lines): what it leaves out can come as context.
-                prefix_lines = query.line - query.window_start
-                suffix_lines = query.window_end - 1 - query.line
-            if not self.index.is_indexable(query.path):
-                self._follow_unindexed(query)
-            packed = gather_context(
-                self.index,
-                self.recent if c.recent else None,
-                self.similar if c.similar else None,
-                path=query.path,
-                text=query.text,
-                line=query.line,
-                character=query.character,
-                budget_tokens=query.budget_tokens,
-                count_tokens=count_tokens,
-                fmt=query.format,
-                definitions=c.definitions,
-                recent_edits=c.recent,
-                similar_windows=c.similar,
-                prefix_lines=prefix_lines,
-                suffix_lines=suffix_lines,
-            )
-            return self._sticky(query, packed, count_tokens)
+        return _Provider(self)
 
-        return provide
+    def provide(
+        self, query: ContextQuery, count_tokens: Callable[[str], int]
+    ) -> list[ContextBlock]:
+        """The context blocks of `query`'s prompt: kept, appended to, or packed afresh by
+        the rule of `context.sticky` (a refresh's blocks are pending until `commit`)."""
+        settings = self.settings()
+        c = settings.context
+        prefix_lines = settings.completion.prefix_lines
+        suffix_lines = settings.completion.suffix_lines
+        if 0 <= query.window_start <= query.line < query.window_end:
+            # What the prompt really shows (its windows move in steps and are cut on
+            # long lines; the file's snapshot): what it leaves out can come as context.
+            prefix_lines = query.line - query.window_start
+            suffix_lines = query.window_end - 1 - query.line
+        if not self.index.is_indexable(query.path):
+            self._follow_unindexed(query)
+        budget = query.budget_tokens - (headroom(query.budget_tokens) if query.refresh else 0)
+        packed = gather_context(
+            self.index,
+            self.recent if c.recent else None,
+            self.similar if c.similar else None,
+            path=query.path,
+            text=query.text,
+            line=query.line,
+            character=query.character,
+            budget_tokens=budget,
+            count_tokens=count_tokens,
+            fmt=query.format,
+            definitions=c.definitions,
+            recent_edits=c.recent,
+            similar_windows=c.similar,
+            prefix_lines=prefix_lines,
+            suffix_lines=suffix_lines,
+        )
+        # (The language too: a notebook's cells of several languages share its path.)
+        key = (query.format, query.language_id)
+        if query.refresh:
+            kept = self.sticky.get(query.path)
+            stale = kept is not None and not self._still_valid(kept.snippets, query)
+            return self._blocks(self.sticky.refresh(query.path, key, packed, stale=stale), query)
+
+        def pack_more(snippets: list[Snippet], room: int) -> PackedContext:
+            roots = sorted({r for r in (self.index.root_of(s.path) for s in snippets) if r})
+            return pack(snippets, room, count_tokens, query.format, roots)
+
+        kept = self.sticky.request(query.path, key, packed, query.budget_tokens, pack_more)
+        return self._blocks(kept, query)
+
+    def commit(self, path: str) -> None:
+        """The refreshed context of `path` was evaluated: requests use it from now on."""
+        self.sticky.commit(path)
+
+    @property
+    def repacks(self) -> int:
+        return self.sticky.repacks
+
+    @property
+    def appends(self) -> int:
+        return self.sticky.appends
 
     def _follow_unindexed(self, query: ContextQuery) -> None:
         """Give the index the text of a document it does not follow (an untitled buffer,
@@ -187,91 +214,40 @@ class WorkspaceContext:
         while len(followed) > MAX_FOLLOWED:
             oldest, _ = followed.popitem(last=False)
             self.index.close_document(oldest)
-            self._sessions.pop(oldest, None)
+            self.sticky.forget(oldest)
 
-    def _sticky(
-        self, query: ContextQuery, packed: PackedContext, count: Callable[[str], int]
-    ) -> list[ContextBlock]:
-        """Keep the context a document had while the cursor stays in the same definition.
-
-        A fresh retrieval after each keystroke would reorder or swap snippets as names
-        are typed, and each change re-evaluates everything after it in the prompt. So
-        the blocks shown stay as long as every snippet in them still matches its file;
-        what the fresh retrieval adds (a newly used definition, a region viewed in
-        another file) is appended as one more block, within the budget. A move to
-        another definition, or a shown snippet going stale, repacks from scratch.
-        """
-        region, span = self._region(query)
-        # (The language too: a notebook's cells of several languages share its path.)
-        key: tuple[object, ...] = (region, query.format, query.budget_tokens, query.language_id)
-        session = self._sessions.get(query.path)
-        if session is not None and session.key != key and session.key[1:] == key[1:]:
-            # Half-typed code can hide the enclosing definition from the parser for a
-            # keystroke or two: inside the span it had, it is still the same place.
-            lost = region[0] == "lines" or session.span[0] <= span[0] <= session.span[1]
-            if lost and session.span[0] <= query.line <= session.span[1] + REGION_SLACK:
-                key = session.key
-        if session is None or session.key != key or not self._still_valid(session, query):
-            if session is not None:
-                self.repacks += 1
-                log.debug(
-                    "context of %s repacked (%s)",
-                    os.path.basename(query.path),
-                    "moved to another definition" if session.key != key else "a snippet changed",
-                )
-            session = _Session(key, [], set(), 0, span)
-            self._add(session, packed, query)
-            self._sessions[query.path] = session
-            return list(session.blocks)
-        new = [s for s in packed.snippets if s.source in APPENDABLE and not session.covers(s)]
-        remaining = query.budget_tokens - session.tokens
-        if new and remaining > 0:
-            roots = sorted({r for r in (self.index.root_of(s.path) for s in new) if r})
-            added = pack(new, remaining, count, query.format, roots)
-            if added.text:
-                self._add(session, added, query)
-                self.appends += 1
-        if region == key[0]:
-            session.span = span
-        return list(session.blocks)
-
-    def _add(self, session: _Session, packed: PackedContext, query: ContextQuery) -> None:
+    def _blocks(self, kept: Kept, query: ContextQuery) -> list[ContextBlock]:
         specials = (FILE_SEP,) if query.format == "fim" else ()
-        sources: dict[str, list[str]] = {}
-        for snippet in packed.snippets:
-            root = self.index.root_of(snippet.path)
-            shown = os.path.relpath(snippet.path, root) if root else snippet.path
-            sources.setdefault(snippet.source, []).append(
-                f"{shown}:{snippet.start_line + 1}-{snippet.end_line + 1} ({snippet.reason})"
-            )
-            session.snippets.add(snippet)
-        for tier, text in packed.segments:
-            if text:
-                session.blocks.append(ContextBlock(text, specials, tuple(sources.get(tier, ()))))
-        session.tokens += packed.tokens
+        blocks: list[ContextBlock] = []
+        first_appended = len(kept.parts) - kept.appended
+        for index, packed in enumerate(kept.parts):
+            sources: dict[str, list[str]] = {}
+            for snippet in packed.snippets:
+                root = self.index.root_of(snippet.path)
+                shown = os.path.relpath(snippet.path, root) if root else snippet.path
+                sources.setdefault(snippet.source, []).append(
+                    f"{shown}:{snippet.start_line + 1}-{snippet.end_line + 1} ({snippet.reason})"
+                )
+            for tier, text in packed.segments:
+                if text:
+                    blocks.append(
+                        ContextBlock(
+                            text,
+                            specials,
+                            tuple(sources.get(tier, ())),
+                            appended=index >= first_appended,
+                        )
+                    )
+        return blocks
 
-    def _region(self, query: ContextQuery) -> tuple[tuple[str, ...], tuple[int, int]]:
-        """The definition the cursor is in, by name (stable when lines move above it),
-        and its line span."""
-        symbols = self.index.file(os.path.realpath(query.path))  # (as the index keys it)
-        inner = None
-        for d in symbols.definitions if symbols else ():
-            if d.start_line <= query.line <= d.end_line and d.kind in REGION_KINDS:
-                if inner is None or d.start_line >= inner.start_line:
-                    inner = d
-        if inner is not None:
-            return (inner.kind, inner.parent, inner.name), (inner.start_line, inner.end_line)
-        bucket = query.line // REGION_LINES
-        return ("lines", str(bucket)), (bucket * REGION_LINES, (bucket + 1) * REGION_LINES - 1)
-
-    def _still_valid(self, session: _Session, query: ContextQuery) -> bool:
+    def _still_valid(self, snippets: Iterable[Snippet], query: ContextQuery) -> bool:
         """Whether every snippet shown still reads the same in its file.
 
         Anywhere in the file: lines typed above a snippet move it without changing
         what the block shows (blocks carry no line numbers).
         """
         texts: dict[str, str | None] = {}
-        for snippet in session.snippets:
+        for snippet in snippets:
             if snippet.path not in texts:
                 text = query.text if snippet.path == query.path else self.index.text(snippet.path)
                 texts[snippet.path] = text.replace("\r\n", "\n") if text is not None else None
@@ -281,33 +257,19 @@ class WorkspaceContext:
         return True
 
 
-# Tiers whose new snippets are appended to a kept context; new similar windows are not
-# (they change with every line typed and would re-evaluate the prompt's tail each time).
-APPENDABLE = frozenset({"definition", "recent", "current"})
-# Definitions that name the region the cursor is in (the innermost one holding it): the
-# context packed for a region is kept while the cursor stays in it.
-REGION_KINDS = frozenset({"function", "method", "class", "impl", "struct", "interface", "trait"})
-REGION_LINES = 60
-REGION_SLACK = 10  # lines past a definition's end still count as in it (code being typed)
+class _Provider:
+    """The completer's context provider: a callable, and `commit` for refreshes."""
 
+    def __init__(self, workspace: WorkspaceContext) -> None:
+        self._workspace = workspace
 
-@dataclass
-class _Session:
-    """The context kept for one document."""
+    def __call__(
+        self, query: ContextQuery, count_tokens: Callable[[str], int]
+    ) -> list[ContextBlock]:
+        return self._workspace.provide(query, count_tokens)
 
-    key: tuple[object, ...]
-    blocks: list[ContextBlock]
-    snippets: set[Snippet]
-    tokens: int
-    span: tuple[int, int]  # the lines of the region the context was packed for
-
-    def covers(self, snippet: Snippet) -> bool:
-        return any(
-            s.path == snippet.path
-            and s.start_line <= snippet.end_line
-            and snippet.start_line <= s.end_line
-            for s in self.snippets
-        )
+    def commit(self, path: str) -> None:
+        self._workspace.commit(path)
 
 
 def _over(text: str, limit: int) -> bool:

@@ -92,8 +92,10 @@ def test_accepting_lines_of_a_suggestion_keeps_the_next_ones(qwen2_model):
     """Accept-line (Neovim plugin, VS Code) inserts a line and its break: the lines after
     it stay the ones shown, even when the prefix window moves down with the new lines."""
     lines = "".join(f"v{i} = {i}\n" for i in range(8))
-    # With 4 prefix lines the window's first line moves down with every new line.
-    for prefix_lines, text in ((120, lines + "\nif x:\n    "), (4, lines)):
+    # With 4 prefix lines the window's first line moves down with every new line (and the
+    # prompt shows the file's snapshot: other text, for a suggestion of several lines).
+    short = "".join(f"v{i} = {i}\n" for i in range(7))
+    for prefix_lines, text in ((120, lines + "\nif x:\n    "), (4, short)):
         runtime = make_runtime(qwen2_model)
         runtime.settings.engine.prefetch = False
         runtime.settings.completion.multiline = "always"

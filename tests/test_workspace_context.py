@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 
+from context.sticky import APPEND_CAP
 from lsp_server.completion.service import ContextQuery
 from lsp_server.settings import Settings
 from lsp_server.workspace_context import MAX_FOLLOWED, WorkspaceContext
@@ -59,26 +61,39 @@ def test_typing_in_one_definition_keeps_the_blocks(tmp_path):
     assert context.repacks == 0
 
 
-def test_an_edit_to_a_shown_definition_repacks(tmp_path):
+def test_an_edit_to_a_shown_definition_waits_for_a_refresh(tmp_path):
+    """A request keeps the stale snippet (changing it would re-evaluate all after it); the
+    idle-time refresh packs afresh, and requests see it once it is committed."""
     context, main, shapes = setup(tmp_path)
     provide = context.provider()
     first = provide(query(main, MAIN, 40), count)
     assert any("3.14" in b.text for b in first)
     pathlib.Path(shapes).write_text(SHAPES.replace("3.14", "3.14159"))
     context.files_changed([(shapes, False)])
-    second = provide(query(main, MAIN, 40), count)
+    assert [b.text for b in provide(query(main, MAIN, 40), count)] == [b.text for b in first]
+    refreshed = provide(dataclasses.replace(query(main, MAIN, 40), refresh=True), count)
     assert context.repacks == 1
+    assert any("3.14159" in b.text for b in refreshed)
+    # Pending until the refresh was evaluated: a request meanwhile keeps the old blocks.
+    assert [b.text for b in provide(query(main, MAIN, 40), count)] == [b.text for b in first]
+    provide.commit(main)
+    second = provide(query(main, MAIN, 40), count)
     assert any("3.14159" in b.text for b in second)
     assert not any("3.14 *" in b.text for b in second)
 
 
-def test_moving_to_another_definition_repacks(tmp_path):
+def test_moving_to_another_definition_appends(tmp_path):
+    """A jump never rewrites what is kept: what the new place needs comes after it, within
+    the per-request cap."""
     context, main, _ = setup(tmp_path)
     provide = context.provider()
-    provide(query(main, MAIN, 40), count)
+    first = provide(query(main, MAIN, 40), count)
     last = MAIN.count("\n") - 1
-    provide(query(main, MAIN, last), count)
-    assert context.repacks == 1
+    moved = provide(query(main, MAIN, last), count)
+    assert [b.text for b in moved[: len(first)]] == [b.text for b in first]
+    assert all(b.appended for b in moved[len(first) :])
+    assert context.repacks == 0
+    assert sum(count(b.text) for b in moved[len(first) :]) <= APPEND_CAP
 
 
 def test_recent_activity_comes_only_from_files_the_index_accepts(tmp_path):

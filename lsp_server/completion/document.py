@@ -7,6 +7,7 @@ instead of changing near its start, which is what lets the engine reuse model st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -139,3 +140,65 @@ def cursor_window(
         suffix_end_line=end,
         next_nonempty_line=next_nonempty.removesuffix("\r"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FileSnapshot:
+    """The current file as the prompt's stable part shows it: taken at one moment (the
+    first request in the file, then refreshes while the user is idle), not at every
+    keystroke. The live code around the cursor is the cursor window's."""
+
+    text: str  # lines first_line..end_line-1 of the document, joined
+    first_line: int
+    end_line: int  # exclusive
+    lines: int  # the document's line count when taken
+    tokens: int
+
+
+SNAPSHOT_CHUNK = 32  # lines counted at once when a snapshot must be cut to its budget
+
+
+def take_snapshot(
+    text: str, line: int, budget: int, count: Callable[[str], int]
+) -> FileSnapshot | None:
+    """The whole of `text` when it fits `budget` tokens, else the lines around `line`
+    that do (two thirds of them above it, in chunks of `SNAPSHOT_CHUNK` lines); None when
+    not even one chunk fits."""
+    lines = split_lines(text)
+    whole = count(text)
+    if whole <= budget:
+        return FileSnapshot(text, 0, len(lines), len(lines), whole)
+    chunks = [
+        (start, min(len(lines), start + SNAPSHOT_CHUNK))
+        for start in range(0, len(lines), SNAPSHOT_CHUNK)
+    ]
+    sizes = [count("\n".join(lines[a:b]) + "\n") for a, b in chunks]
+    here = min(max(0, line), len(lines) - 1) // SNAPSHOT_CHUNK
+    lo, hi, used = here, here, 0
+    if sizes[here] > budget:
+        return None
+    used = sizes[here]
+    while True:
+        above = lo > 0 and (here - lo) <= 2 * (hi - here)
+        grow = lo - 1 if above else hi + 1
+        if not 0 <= grow < len(chunks):
+            grow = hi + 1 if above else lo - 1
+            if not 0 <= grow < len(chunks):
+                break
+        if used + sizes[grow] > budget:
+            break
+        used += sizes[grow]
+        lo, hi = min(lo, grow), max(hi, grow)
+    first, end = chunks[lo][0], chunks[hi][1]
+    shown = "\n".join(lines[first:end])
+    n = count(shown)
+    while n > budget and end - first > SNAPSHOT_CHUNK:  # (tokens merge across chunk ends)
+        if end - line > line - first:
+            end -= SNAPSHOT_CHUNK
+        else:
+            first += SNAPSHOT_CHUNK
+        shown = "\n".join(lines[first:end])
+        n = count(shown)
+    if n > budget:
+        return None
+    return FileSnapshot(shown, first, end, len(lines), n)

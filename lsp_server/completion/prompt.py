@@ -26,7 +26,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from context.languages import fence_tag
-from lsp_server.completion.document import CursorWindow
+from lsp_server.completion.document import CursorWindow, FileSnapshot
 from lsp_server.engine.types import ALL_SPECIALS, Prompt, PromptFormat, Segment
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ class ContextBlock:
     text: str
     specials: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # what it shows: "path:first-last (reason)", for stats and logs
+    # Added by a request to a kept context (context/sticky.py): it goes after the file's
+    # snapshot, so that adding it re-evaluates nothing already evaluated.
+    appended: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class PromptInputs:
     repo_name: str = ""
     context: Sequence[ContextBlock] = field(default_factory=tuple)
     language_id: str = ""  # the editor's language id of the document, when known
+    snapshot: FileSnapshot | None = None  # the current file, in the prompt's stable part
 
 
 def render_chat_frame(
@@ -135,28 +139,56 @@ def render_chat_frame(
     return head, tail
 
 
+def _context_segments(blocks: Sequence[ContextBlock], name: str) -> list[Segment]:
+    # One segment per block, each checkpointed: a change in a later (more volatile) block
+    # then resumes from the end of the one before it.
+    return [
+        Segment(f"{name}-{i}", block.text, block.specials, checkpoint=True)
+        for i, block in enumerate(blocks)
+    ]
+
+
 def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
+    """The chat prompt. Stable part: the system turn, the kept context, the file's
+    snapshot, the blocks appended since; volatile tail: the code after the cursor, the
+    instructions, and the code before the cursor as the start of the answer."""
     head, tail = frame
     window = inputs.window
     lang = fence_language(inputs.path, inputs.language_id)
+    kept = [b for b in inputs.context if not b.appended]
+    appended = [b for b in inputs.context if b.appended]
     segments = [Segment("head", head, ALL_SPECIALS)]
-    if inputs.context:
+    if kept:
         segments.append(Segment("context-intro", "Code from other files of the repository:\n\n"))
-        # One segment per context tier, each checkpointed: a change in a later (more
-        # volatile) tier then resumes from the end of the tier before it.
-        segments.extend(
-            Segment(f"context-{i}", block.text, block.specials, checkpoint=True)
-            for i, block in enumerate(inputs.context)
+        segments.extend(_context_segments(kept, "context"))
+    snapshot = inputs.snapshot
+    if snapshot is not None:
+        where = (
+            ""
+            if snapshot.first_line == 0 and snapshot.end_line >= snapshot.lines
+            else f" (lines {snapshot.first_line + 1}-{snapshot.end_line} of {snapshot.lines})"
         )
+        segments.append(
+            Segment(
+                "snapshot",
+                f"The file I am editing, `{inputs.path}`{where}, as it was a moment ago:\n"
+                f"```{lang}\n{snapshot.text}\n```\n\n",
+                checkpoint=True,
+            )
+        )
+    if appended:
+        segments.append(Segment("appended-intro", "More code from the repository:\n\n"))
+        segments.extend(_context_segments(appended, "appended"))
     suffix_note = (
         f"The code that follows the cursor:\n```{lang}\n{window.suffix}\n```\n"
         if window.suffix.strip()
         else "Nothing follows the cursor.\n"
     )
+    now = "As it is now, with the cursor: " if snapshot is not None else ""
     segments.append(
         Segment(
             "suffix",
-            f"I am editing `{inputs.path}`. {suffix_note}"
+            f"I am editing `{inputs.path}`. {now}{suffix_note}"
             "Continue my code from where your answer below stops. Write only the code that "
             "goes at the cursor, then close the code block.",
         )
@@ -167,17 +199,23 @@ def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
 
 
 def build_fim_prompt(inputs: PromptInputs) -> Prompt:
+    """The FIM prompt: repository blocks (kept context, the file's snapshot, appended
+    blocks), then the live window around the cursor as prefix and suffix."""
     window = inputs.window
+    kept = [b for b in inputs.context if not b.appended]
+    appended = [b for b in inputs.context if b.appended]
+    repo = bool(inputs.repo_name or inputs.context or inputs.snapshot)
     segments: list[Segment] = []
-    if inputs.repo_name or inputs.context:
+    if repo:
         segments.append(Segment("repo", f"{REPO_NAME}{inputs.repo_name}\n", (REPO_NAME,)))
-    segments.extend(
-        Segment(f"context-{i}", block.text, block.specials, checkpoint=True)
-        for i, block in enumerate(inputs.context)
-    )
+    segments.extend(_context_segments(kept, "context"))
+    if inputs.snapshot is not None:
+        segments.append(Segment("snapshot-head", f"{FILE_SEP}{inputs.path}\n", (FILE_SEP,)))
+        segments.append(Segment("snapshot", f"{inputs.snapshot.text}\n", checkpoint=True))
+    segments.extend(_context_segments(appended, "appended"))
     if segments:
         segments[-1] = _with_checkpoint(segments[-1])
-    header = f"{FILE_SEP}{inputs.path}\n" if (inputs.repo_name or inputs.context) else ""
+    header = f"{FILE_SEP}{inputs.path}\n" if repo else ""
     segments.append(Segment("fim-prefix-head", header + FIM_PREFIX, (FILE_SEP, FIM_PREFIX)))
     segments.append(Segment("prefix", window.prefix, line_checkpoints=True))
     segments.append(Segment("fim-suffix-head", FIM_SUFFIX, (FIM_SUFFIX,)))

@@ -21,8 +21,10 @@ from cachetools import LRUCache
 from lsp_server.completion.document import (
     CHARS_PER_LINE,
     CursorWindow,
+    FileSnapshot,
     capped_prefix,
     cursor_window,
+    take_snapshot,
 )
 from lsp_server.completion.postprocess import StopRule, Suggestion, choose_mode, finish
 from lsp_server.completion.prompt import (
@@ -69,9 +71,16 @@ class ContextQuery:
     window_start: int = -1
     window_end: int = -1
     language_id: str = ""  # the editor's language id: a document whose path tells none
+    # A background refresh of the prompt's stable part (idle time): the provider may pack
+    # afresh, and keeps the result pending until `commit(path)` (docs/context.md).
+    refresh: bool = False
 
 
+# The multi-file context: `(query, count_tokens) -> blocks`. A provider with a
+# `commit(path)` method is told when a refresh's blocks were evaluated.
 ContextProvider = Callable[[ContextQuery, Callable[[str], int]], Sequence[ContextBlock]]
+
+SNAPSHOT_SHARE = 0.5  # of the context budget, at most, for the current file's snapshot
 
 
 @dataclass(slots=True)
@@ -122,6 +131,9 @@ class Completer:
         # path -> (stable key, prefix, first line of the prefix window, suggestion shown)
         self._last: dict[str, tuple[bytes, str, int, Suggestion]] = {}
         self.last_context: tuple[ContextBlock, ...] = ()
+        # Per document, the snapshot its prompts show, and a refresh's until evaluated.
+        self._snapshots: LRUCache[str, FileSnapshot | None] = LRUCache(32)
+        self._pending: dict[str, FileSnapshot | None] = {}
 
     def update_settings(self, settings: Settings) -> None:
         self.settings = settings
@@ -161,37 +173,54 @@ class Completer:
             suffix_end_line=window.line + 1 + kept_suffix.count("\n"),
         )
 
-    def build(self, request: CompletionRequest, window: CursorWindow | None = None) -> Prompt:
+    def build(
+        self,
+        request: CompletionRequest,
+        window: CursorWindow | None = None,
+        *,
+        refresh: bool = False,
+    ) -> Prompt:
         """The prompt for `request` (context included when a provider is set).
 
-        The context blocks used are kept in `last_context` (their sources go to stats).
+        The stable part (the kept context and the file's snapshot) stays as the document's
+        last prompts had it; `refresh` (idle time) takes them afresh, pending until
+        `commit`. The context blocks used are kept in `last_context` (their sources go
+        to stats).
         """
         window = window or self.window(request)
-        blocks: Sequence[ContextBlock] = ()
-        if self.context is not None and self.settings.context.enabled:
-            reserve = (
-                self.settings.completion.max_tokens
-                + self.count_tokens(window.prefix)
-                + self.count_tokens(window.suffix)
-                + 256
+        reserve = (
+            self.settings.completion.max_tokens
+            + self.count_tokens(window.prefix)
+            + self.count_tokens(window.suffix)
+            + 256
+        )
+        budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
+        snapshot = self._snapshot(request, window, budget, refresh)
+        shown = (window.prefix_start_line, window.suffix_end_line)
+        if snapshot is not None:
+            budget -= snapshot.tokens
+            shown = (
+                min(shown[0], snapshot.first_line),
+                max(shown[1], snapshot.end_line),
             )
-            budget = min(self.settings.context.budget_tokens, self.engine.n_ctx - reserve)
-            if budget > 0:
-                query = ContextQuery(
-                    request.context_path or request.path,
-                    request.text,
-                    request.line,
-                    request.character,
-                    budget,
-                    self.format,
-                    window.prefix_start_line,
-                    window.suffix_end_line,
-                    request.language_id,
-                )
-                try:
-                    blocks = self.context(query, self.count_tokens)
-                except Exception:  # context is an enhancement: never lose the completion
-                    log.exception("gathering context failed; completing without it")
+        blocks: Sequence[ContextBlock] = ()
+        if self.context is not None and self.settings.context.enabled and budget > 0:
+            query = ContextQuery(
+                request.context_path or request.path,
+                request.text,
+                request.line,
+                request.character,
+                budget,
+                self.format,
+                shown[0],
+                shown[1],
+                request.language_id,
+                refresh=refresh,
+            )
+            try:
+                blocks = self.context(query, self.count_tokens)
+            except Exception:  # context is an enhancement: never lose the completion
+                log.exception("gathering context failed; completing without it")
         self.last_context = tuple(blocks)
         inputs = PromptInputs(
             window=window,
@@ -199,8 +228,50 @@ class Completer:
             repo_name=request.repo_name,
             context=tuple(blocks),
             language_id=request.language_id,
+            snapshot=snapshot,
         )
         return build_prompt(self.format, inputs, self._frame)
+
+    def _snapshot(
+        self, request: CompletionRequest, window: CursorWindow, budget: int, refresh: bool
+    ) -> FileSnapshot | None:
+        """The document's snapshot for this prompt: the kept one on a request (taken now
+        on the first), a new one on a refresh when the text or the place changed."""
+        path = request.path
+        known = path in self._snapshots
+        kept = self._snapshots.get(path)
+        fits = kept is None or kept.tokens <= budget
+        if not refresh and known and fits:
+            return kept
+        text = request.text
+        lines = text.count("\n") + 1
+        if budget <= 0 or (window.prefix_start_line == 0 and window.suffix_end_line >= lines):
+            snapshot = None  # the cursor window shows the whole file
+        elif (
+            kept is not None
+            and fits
+            and kept.first_line <= request.line < kept.end_line
+            and _lines_of(text, kept.first_line, kept.end_line) == kept.text
+            and kept.lines == lines
+        ):
+            snapshot = kept  # unchanged: the refresh re-evaluates nothing
+        else:
+            share = int(budget * SNAPSHOT_SHARE)
+            snapshot = take_snapshot(text, request.line, share, self.count_tokens)
+        if refresh:
+            self._pending[path] = snapshot
+        else:
+            self._snapshots[path] = snapshot
+        return snapshot
+
+    def commit(self, path: str, context_path: str = "") -> None:
+        """A refresh's prompt for `path` was evaluated: requests use its stable part
+        (`context_path`: the document the context was asked for, when not `path`)."""
+        if path in self._pending:
+            self._snapshots[path] = self._pending.pop(path)
+        commit = getattr(self.context, "commit", None)
+        if commit is not None:
+            commit(context_path or path)
 
     # ---- running ----------------------------------------------------------------------
 
@@ -288,11 +359,16 @@ class Completer:
         return result
 
     def warm(self, request: CompletionRequest, cancel: CancelToken = NEVER) -> Figures:
-        """Evaluate and checkpoint the prompt for `request` up to its cursor line (idle time).
-
-        The next request at or after that position then costs only its last line.
-        """
-        figures = self.engine.warm(self.build(request), cancel)
+        """Refresh the stable part of `request`'s prompt and evaluate it up to its cursor
+        line (idle time; the engine works beside the state requests use). Once evaluated,
+        requests use the refreshed snapshot and context; a request that preempts it keeps
+        the old ones, whose state the engine still holds."""
+        try:
+            figures = self.engine.warm(self.build(request, refresh=True), cancel)
+        except BaseException:
+            self._pending.pop(request.path, None)
+            raise
+        self.commit(request.path, request.context_path)
         if not figures.evaluated_tokens and not figures.reused_tokens:
             return figures
         self.stats.record(
@@ -328,6 +404,11 @@ class Completer:
         if not rest.strip():
             return None
         return Suggestion(rest, window.line, window.character, window.character)
+
+
+def _lines_of(text: str, first: int, end: int) -> str:
+    """Lines first..end-1 of `text`, joined."""
+    return "\n".join(text.split("\n")[first:end])
 
 
 def _typed_since(old: str, new: str, dropped_lines: int) -> str | None:
