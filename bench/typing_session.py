@@ -33,7 +33,7 @@ from lsp_server.engine.llama import LlamaEngine  # noqa: E402
 from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import Settings  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
-from lsp_server.workspace_context import WorkspaceContext  # noqa: E402
+from lsp_server.workspace import Workspace  # noqa: E402
 
 FILE = "django/db/models/expressions.py"
 OTHER = "django/db/models/query_utils.py"
@@ -135,7 +135,7 @@ def run_budget(
     settings.context.budget_tokens = budget
     settings.completion.max_tokens = MAX_TOKENS
     n_ctx = 2 * (budget + 6144)
-    workspace = WorkspaceContext([str(root)], lambda: settings, cache_dir=cache_dir)
+    workspace = Workspace([str(root)], lambda: settings, cache_dir=cache_dir)
     t0 = time.perf_counter()
     summary = workspace.build()
     index_s = time.perf_counter() - t0

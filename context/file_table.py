@@ -190,7 +190,7 @@ class FileTable:
     def name_map(self) -> dict[str, set[str]]:
         """Name -> files defining it. Built at the first lookup: a restart on an unchanged
         workspace need not read its 40,000 names before the first completion asks for
-        one (``WorkspaceContext.build`` asks right away, in the background)."""
+        one (``Workspace.build`` asks right away, in the background)."""
         by_name = self.by_name
         if by_name is None:
             by_name = {}

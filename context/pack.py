@@ -54,14 +54,12 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from context.tokens import TokenCounter
-from context.types import PackedContext, Snippet
+from context.types import PackedContext, PromptFormat, Snippet
 
 log = logging.getLogger(__name__)
 
-Format = Literal["fim", "chat"]
 
 TIERS = ("definition", "recent", "current", "similar")
 # Candidates scored below this that are not similar windows are *fill* (definitions the
@@ -112,7 +110,9 @@ def document_name(path: str) -> str:
     return name.rsplit(":", 1)[-1] or name
 
 
-def block_header(path: str, root: str | Sequence[str] | None, fmt: Format, source: str) -> str:
+def block_header(
+    path: str, root: str | Sequence[str] | None, fmt: PromptFormat, source: str
+) -> str:
     """The first line of a file block, newline included. A path in no workspace folder
     (only the current document's can be: an untitled buffer, a file opened from
     elsewhere) is shown by its name, as the prompt's own file is."""
@@ -124,12 +124,12 @@ def block_header(path: str, root: str | Sequence[str] | None, fmt: Format, sourc
     return f"# File: {rel} ({TIER_LABELS.get(source, TIER_LABELS['definition'])})\n"
 
 
-def _block_footer(fmt: Format) -> str:
+def _block_footer(fmt: PromptFormat) -> str:
     # Chat blocks are separated by a blank line; FIM blocks follow Qwen's format as is.
     return "\n" if fmt == "chat" else ""
 
 
-def render_block(snippet: Snippet, root: str | Sequence[str] | None, fmt: Format) -> str:
+def render_block(snippet: Snippet, root: str | Sequence[str] | None, fmt: PromptFormat) -> str:
     """Render one snippet alone as a file block of format `fmt`."""
     body = snippet.text.rstrip("\n")
     return (
@@ -367,7 +367,7 @@ def pack(
     snippets: Sequence[Snippet],
     budget_tokens: int,
     count_tokens: TokenCounter,
-    fmt: Format = "fim",
+    fmt: PromptFormat = "fim",
     root: str | Sequence[str] | None = None,
 ) -> PackedContext:
     """Choose among `snippets` within `budget_tokens` and render them in prompt order.
@@ -419,7 +419,7 @@ def _choose(
     files: dict[str, _FileLines],
     budget: int,
     count: _Memo,
-    fmt: Format,
+    fmt: PromptFormat,
     root: str | Sequence[str] | None,
 ) -> dict[tuple[str, str], _Block]:
     """Run the three passes; return the blocks by (tier, path)."""
@@ -476,7 +476,7 @@ def _render(
     blocks: dict[tuple[str, str], _Block],
     files: dict[str, _FileLines],
     count: _Memo,
-    fmt: Format,
+    fmt: PromptFormat,
     root: str | Sequence[str] | None,
 ) -> tuple[str, tuple[tuple[str, str], ...], list[Snippet]]:
     """Lay the blocks out tier by tier, files by path; one Snippet per shown piece."""

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from context.pack import Format, pack
+from context.pack import pack
 from context.recent import RecentActivity
 from context.similar import SimilarWindows
 from context.tokens import TokenCounter, estimate_tokens
@@ -57,6 +57,7 @@ from context.types import (
     FileSymbols,
     Import,
     PackedContext,
+    PromptFormat,
     Snippet,
 )
 
@@ -160,7 +161,7 @@ def gather_context(
     character: int,
     budget_tokens: int,
     count_tokens: TokenCounter = estimate_tokens,
-    fmt: Format = "fim",
+    fmt: PromptFormat = "fim",
     definitions: bool = True,
     recent_edits: bool = True,
     similar_windows: bool = True,

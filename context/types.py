@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# The two prompt layouts (docs/context.md): Qwen's repository FIM format, or a chat prompt.
+# The one definition of the type; lsp_server's engine and settings use it too.
+PromptFormat = Literal["fim", "chat"]
+
 DefinitionKind = Literal[
     "function",
     "method",

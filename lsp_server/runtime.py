@@ -347,9 +347,9 @@ class Runtime:
         if not self.roots or not self.settings.context.enabled or self.context is not None:
             return
         try:
-            from lsp_server.workspace_context import WorkspaceContext
+            from lsp_server.workspace import Workspace
 
-            self.context = WorkspaceContext(self.roots, lambda: self.settings, cache_dir)
+            self.context = Workspace(self.roots, lambda: self.settings, cache_dir)
         except Exception as exc:  # completions still work on the current file alone
             log.exception("the workspace index could not be created")
             self.notify(f"multi-file context is off: {exc}", "warning")

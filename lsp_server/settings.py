@@ -21,13 +21,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
+from context.types import PromptFormat
 from lsp_server.redact import remember
 
 log = logging.getLogger(__name__)
 
 SECTION = "qwenLsp"
 
-PromptFormat = Literal["auto", "fim", "chat"]
+# The setting: a prompt format, or "auto" (chosen from the model, completion/service.py).
+PromptFormatSetting = Literal["auto", PromptFormat]
 Multiline = Literal["auto", "always", "never"]
 KvCacheType = Literal["f16", "q8_0"]
 FlashAttention = Literal["auto", "on", "off"]
@@ -97,7 +99,7 @@ class ModelSettings:
 @dataclass(kw_only=True)
 class CompletionSettings:
     enabled: bool = True
-    prompt_format: PromptFormat = "auto"
+    prompt_format: PromptFormatSetting = "auto"
     max_tokens: Annotated[int, Range(1, 4096)] = 128
     time_budget_ms: Annotated[int, Range(50, 600_000)] = 2000
     prefix_lines: Annotated[int, Range(1, 100_000)] = 120

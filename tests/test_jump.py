@@ -22,7 +22,7 @@ from lsp_server.engine.llama import LlamaEngine
 from lsp_server.engine.types import Cancelled, EngineConfig, Prompt
 from lsp_server.engine.worker import EngineWorker, Priority
 from lsp_server.settings import Settings
-from lsp_server.workspace_context import WorkspaceContext
+from lsp_server.workspace import Workspace
 from tests.test_typing_equivalence import fresh_suggestion
 
 HELPERS = '''"""Helpers."""
@@ -73,7 +73,7 @@ def workspace(tmp_path: pathlib.Path):
     text = big_module()
     (tmp_path / "main.py").write_text(text)
     s = settings()
-    ctx = WorkspaceContext([str(tmp_path)], lambda: s, cache_dir="")
+    ctx = Workspace([str(tmp_path)], lambda: s, cache_dir="")
     ctx.build()
     main = str((tmp_path / "main.py").resolve())
     ctx.update_document(main, text)
@@ -103,7 +103,7 @@ def check(
     assert (result.suggestion.text if result.suggestion else None) == want
 
 
-def make_completer(model: pathlib.Path, ctx: WorkspaceContext, s: Settings):
+def make_completer(model: pathlib.Path, ctx: Workspace, s: Settings):
     engine = LlamaEngine(
         EngineConfig(str(model), n_ctx=16384, n_threads=1, slots=2, checkpoint_bytes=64 << 20)
     )

@@ -87,14 +87,14 @@ def fresh_suggestion(
 
 
 def test_any_edit_sequence_matches_a_fresh_engine(tmp_path, tiny_model):
-    from lsp_server.workspace_context import WorkspaceContext
+    from lsp_server.workspace import Workspace
 
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "shapes.py").write_text(SHAPES)
     (ws / "main.py").write_text(MAIN_HEAD)
     settings = make_settings()
-    context = WorkspaceContext([str(ws)], lambda: settings, cache_dir="")
+    context = Workspace([str(ws)], lambda: settings, cache_dir="")
     context.build()
     main, shapes = str((ws / "main.py").resolve()), str((ws / "shapes.py").resolve())
     steps: list[tuple[str, str, int, int]] = []  # (path, text, line, character)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-PromptFormat = Literal["fim", "chat"]
+from context.types import PromptFormat  # "fim" | "chat", defined once there
+
 # A segment whose `specials` is this parses every control token (template text).
 ALL_SPECIALS = ("*",)
 

@@ -14,7 +14,7 @@ from context.index import WorkspaceIndex
 from context.languages import has_grammar, language_for_path
 from lsp_server.completion.service import ContextQuery
 from lsp_server.settings import Settings
-from lsp_server.workspace_context import WorkspaceContext
+from lsp_server.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,7 +105,7 @@ def test_similar_and_recent_ruby_code_reaches_the_prompt_of_a_ruby_file(tmp_path
     ws = workspace(tmp_path)
     settings = Settings()
     settings.completion.prefix_lines = 20
-    context = WorkspaceContext([str(ws)], lambda: settings, cache_dir="")
+    context = Workspace([str(ws)], lambda: settings, cache_dir="")
     context.build()
     quote = str((ws / "app" / "models" / "quote.rb").resolve())
     invoice = str((ws / "app" / "models" / "invoice.rb").resolve())

@@ -9,7 +9,7 @@ import pathlib
 from context.sticky import APPEND_CAP
 from lsp_server.completion.service import ContextQuery
 from lsp_server.settings import Settings
-from lsp_server.workspace_context import MAX_FOLLOWED, WorkspaceContext
+from lsp_server.workspace import MAX_FOLLOWED, Workspace
 
 SHAPES = (
     "class Circle:\n    def __init__(self, r):\n        self.r = r\n\n\n"
@@ -29,13 +29,13 @@ def count(text: str) -> int:
     return len(text) // 3 + 1
 
 
-def setup(tmp_path: pathlib.Path) -> tuple[WorkspaceContext, str, str]:
+def setup(tmp_path: pathlib.Path) -> tuple[Workspace, str, str]:
     (tmp_path / "shapes.py").write_text(SHAPES)
     (tmp_path / "main.py").write_text(MAIN)
     settings = Settings()
     settings.completion.prefix_lines = 10
     settings.completion.suffix_lines = 5
-    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context = Workspace([str(tmp_path)], lambda: settings, cache_dir="")
     context.build()
     main = str((tmp_path / "main.py").resolve())
     context.update_document(main, MAIN)
@@ -117,7 +117,7 @@ def test_recent_activity_comes_only_from_files_the_index_accepts(tmp_path):
     settings = Settings()
     settings.context.exclude = ["private/"]
     settings.context.max_file_size = 1000
-    context = WorkspaceContext([str(ws)], lambda: settings, cache_dir="")
+    context = Workspace([str(ws)], lambda: settings, cache_dir="")
     context.build()
     for path in [*secrets, ws / "helpers.py"]:
         context.note_view(str(path.resolve()), 0)
@@ -135,7 +135,7 @@ def test_the_size_limit_holds_for_unsaved_text(tmp_path):
     (tmp_path / "small.py").write_text("def on_disk():\n    return 1\n")
     settings = Settings()
     settings.context.max_file_size = 2000
-    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context = Workspace([str(tmp_path)], lambda: settings, cache_dir="")
     context.build()
     small = str((tmp_path / "small.py").resolve())
     unsaved = str((tmp_path / "unsaved.py").resolve())
@@ -165,7 +165,7 @@ def test_lines_the_prompt_cuts_can_come_as_context(tmp_path, qwen2_model):
     text = "\n".join(lines)
     (tmp_path / "app.py").write_text(text)
     settings = Settings()
-    context = WorkspaceContext([str(tmp_path)], lambda: settings, cache_dir="")
+    context = Workspace([str(tmp_path)], lambda: settings, cache_dir="")
     context.build()
     app = str((tmp_path / "app.py").resolve())
     context.update_document(app, text)
@@ -228,7 +228,7 @@ def test_a_followed_document_never_reaches_another_files_context(tmp_path):
     outside.write_text("def token():\n    return 'sk-live-3'\n")
     app_text = "from secrets import get_key\nfrom private import token\n\n\ndef main():\n    k = get_key() + token()\n"
     (ws / "app.py").write_text(app_text)
-    context = WorkspaceContext([str(ws)], lambda: Settings(), cache_dir="")
+    context = Workspace([str(ws)], lambda: Settings(), cache_dir="")
     context.build()
     provide = context.provider()
     app = str((ws / "app.py").resolve())

@@ -1,5 +1,7 @@
-"""The workspace's context sources (index, recent activity, similar windows) behind one object,
-and the provider that turns them into prompt blocks for the completer.
+"""The workspace as the server knows it: the index of its roots, the recent activity and the
+similar windows (all from `context/`), fed by the editor's events, and the context provider
+that turns them into the completer's prompt blocks. Which blocks stay in a document's
+prompt from one request to the next is `context/sticky.py`'s rule.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ MAX_FOLLOWED = 8
 Progress = Callable[[int, int, str], None]
 
 
-class WorkspaceContext:
+class Workspace:
     """Owns the index of the workspace roots and what the server learns from the editor."""
 
     def __init__(
@@ -260,7 +262,7 @@ class WorkspaceContext:
 class _Provider:
     """The completer's context provider: a callable, and `commit` for refreshes."""
 
-    def __init__(self, workspace: WorkspaceContext) -> None:
+    def __init__(self, workspace: Workspace) -> None:
         self._workspace = workspace
 
     def __call__(
