@@ -36,11 +36,10 @@ def pypi_sdist(name: str, version: str) -> pathlib.Path:
         ],
         check=True,
     )
+    # This very version's archive (the folder holds other versions' too).
+    stems = {f"{n}-{version}." for n in (name.lower(), name.lower().replace("-", "_"))}
     archive = next(
-        p
-        for p in downloads.iterdir()
-        if p.name.lower().startswith(name.lower().replace("-", "_"))
-        or p.name.lower().startswith(name.lower())
+        p for p in downloads.iterdir() if any(p.name.lower().startswith(s) for s in stems)
     )
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
