@@ -46,7 +46,7 @@ from lsp_server.engine.worker import Job, Priority
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:  # (imported when a workspace is attached)
-    from lsp_server.workspace_context import WorkspaceContext
+    from lsp_server.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Runtime:
         self.documents = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-lsp-documents")
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
-        self.context: WorkspaceContext | None = None  # index, recent activity (if any)
+        self.context: Workspace | None = None  # index, recent activity (if any)
         self.index_state = "off"  # off | building | ready | cancelled | failed
         self.index_message = ""
         self._index_cancel = threading.Event()  # of the build under way (if any)
