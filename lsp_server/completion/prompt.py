@@ -17,13 +17,19 @@ Two formats:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 from context.languages import fence_tag
 from lsp_server.completion.document import CursorWindow, FileSnapshot
@@ -96,15 +102,118 @@ class PromptInputs:
     snapshot: FileSnapshot | None = None  # the current file, in the prompt's stable part
 
 
+# A chat template is the model file's code: the sandbox stops it from doing anything but
+# work, and these bound the work (`{% for i in range(100000) %}` nested kept the model
+# "loading" forever; `{% set a = 'x' * 1500000000 %}` took 5.8 GB).
+TEMPLATE_TIME_S = 2.0
+TEMPLATE_MAX_CHARS = 1 << 20  # of any string or list it makes, and of what it renders
+
+
+class TemplateTooCostly(Exception):
+    """A chat template over the bounds of time or size."""
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with the size of what one operation makes bounded."""
+
+    intercepted_binops = frozenset(["*", "**", "+"])
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # Filters are called directly, not through `call`: `'x'|center(10**9)`.
+        self.filters = {name: _checked(f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise TemplateTooCostly(f"an exponent of {right}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    if len(seq) * times > TEMPLATE_MAX_CHARS:
+                        raise TemplateTooCostly(f"a value of {len(seq) * times:,} items")
+        if operator == "+" and isinstance(left, (str, list, tuple)):
+            if (
+                isinstance(right, (str, list, tuple))
+                and len(left) + len(right) > TEMPLATE_MAX_CHARS
+            ):
+                raise TemplateTooCostly("a value over the size bound")
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _check_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and abs(value) > TEMPLATE_MAX_CHARS
+        ):
+            raise TemplateTooCostly(f"an argument of {value:,}")
+
+
+def _checked(function: Any) -> Any:
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args, kwargs)
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _too_big(value: Any) -> bool:
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value) > TEMPLATE_MAX_CHARS
+    if isinstance(value, Namespace):
+        held = getattr(value, "_Namespace__attrs", {})
+        return any(_too_big(v) for v in held.values() if not isinstance(v, Namespace))
+    return False
+
+
+def _render_bounded(env: ImmutableSandboxedEnvironment, source: str, **values: Any) -> str:
+    """Render with a deadline: the template's own lines are traced (only its code: the
+    compiled template's file name is "<template>") and the trace raises past it."""
+    deadline = time.monotonic() + TEMPLATE_TIME_S
+    lines = [0]
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        lines[0] += 1
+        if lines[0] % 512 == 0 and time.monotonic() > deadline:
+            raise TemplateTooCostly(f"rendering took over {TEMPLATE_TIME_S:g} s")
+        # `~` (concatenation) cannot be intercepted: the values the template holds are
+        # measured instead, line by line (a doubling loop stops one step past the bound).
+        for value in frame.f_locals.values():
+            if _too_big(value):
+                raise TemplateTooCostly("a value over the size bound")
+        return local
+
+    def calls(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename == "<template>" else None
+
+    template = env.from_string(source)
+    previous = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        rendered = template.render(**values)
+    finally:
+        sys.settrace(previous)
+    if len(rendered) > TEMPLATE_MAX_CHARS:
+        raise TemplateTooCostly(f"{len(rendered):,} characters rendered")
+    return rendered
+
+
 def render_chat_frame(
     template: str | None, bos: str = "", eos: str = "", *, system: str = SYSTEM_PROMPT
 ) -> tuple[str, str]:
     """Render the chat template around an empty user turn, thinking off.
 
     Returns the text before the user's content and the text after it, up to the start of
-    the assistant's answer.
+    the assistant's answer. A template that fails, or goes over the bounds of time
+    (``TEMPLATE_TIME_S``) or size (``TEMPLATE_MAX_CHARS``), gives ChatML (Qwen's own).
     """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = _BoundedEnvironment(trim_blocks=True, lstrip_blocks=True)
 
     def raise_exception(message: str) -> None:
         raise jinja2.TemplateError(message)
@@ -112,7 +221,9 @@ def render_chat_frame(
     env.globals["raise_exception"] = raise_exception
     source = template or CHATML_TEMPLATE
     try:
-        rendered = env.from_string(source).render(
+        rendered = _render_bounded(
+            env,
+            source,
             messages=[
                 {"role": "system", "content": system},
                 {"role": "user", "content": _USER_MARK},
@@ -123,10 +234,10 @@ def render_chat_frame(
             eos_token=eos,
             tools=None,
         )
-    except Exception:  # a template may fail in any way; ChatML is Qwen's own format
+    except Exception as exc:  # a template may fail in any way; ChatML is Qwen's own format
         if template is None:
             raise
-        log.warning("the model's chat template failed to render; using ChatML")
+        log.warning("the model's chat template cannot be used (%s); using ChatML", exc)
         return render_chat_frame(None, bos, eos, system=system)
     if rendered.count(_USER_MARK) != 1:
         if template is None:
