@@ -24,6 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from context.languages import language_of_document
@@ -55,6 +56,16 @@ log = logging.getLogger(__name__)
 REFRESH_AFTER_S = 1.0
 
 
+class IndexState(str, Enum):
+    """Where the workspace index is; the value is what `qwenLsp/stats` reports as `index`."""
+
+    OFF = "off"  # no workspace, or `context.enabled` is false
+    BUILDING = "building"
+    READY = "ready"
+    CANCELLED = "cancelled"  # stopped by the user or the shutdown: what was parsed is kept
+    FAILED = "failed"
+
+
 class Runtime:
     """Wires the model host, the completer, the code actions, the open documents and
     the workspace context together (see the module docstring for who owns what)."""
@@ -77,7 +88,7 @@ class Runtime:
         self.completer: Completer | None = None
         self.rewriter: Rewriter | None = None
         self.context: Workspace | None = None  # index, recent activity (if any)
-        self.index_state = "off"  # off | building | ready | cancelled | failed
+        self.index_state = IndexState.OFF
         self.index_message = ""
         self._index_cancel = threading.Event()  # of the build under way (if any)
         self._index_done = threading.Event()
@@ -366,15 +377,15 @@ class Runtime:
         cancel = cancel or threading.Event()
         self._index_cancel = cancel
         self._index_done.clear()
-        self.index_state = "building"
+        self.index_state = IndexState.BUILDING
         try:
             summary = str(self.context.build(progress, cancel))
         except Exception:
-            self.index_state = "failed"
+            self.index_state = IndexState.FAILED
             raise
         finally:
             self._index_done.set()
-        self.index_state = "cancelled" if cancel.is_set() else "ready"
+        self.index_state = IndexState.CANCELLED if cancel.is_set() else IndexState.READY
         self.index_message = summary
         return summary
 
@@ -391,7 +402,7 @@ class Runtime:
         extra: dict[str, Any] = {
             "model": self.host.state.value,
             "modelMessage": self.host.message,
-            "index": self.index_state,
+            "index": self.index_state.value,
             "indexMessage": self.index_message,
         }
         if self.host.engine is not None:

@@ -28,7 +28,7 @@ from lsp_server.engine.gguf_info import GgufInfo, split_parts
 from lsp_server.engine.models import ModelResolution, how_to_get_model, resolve_model
 from lsp_server.settings import ModelSettings
 
-if TYPE_CHECKING:  # the engine modules import llama_cpp, which doctor may find broken
+if TYPE_CHECKING:  # (imported only where a serving engine is checked)
     from lsp_server.engine.remote import RemoteConfig
 
 log = logging.getLogger(__name__)
