@@ -873,8 +873,7 @@ async def test_a_notebook_cells_imports_bring_their_definitions(
     )
     init = options(qwen2_model)
     init["context"] = {"enabled": True, "similar": False, "recent": False}
-    await start_with_notebooks(client, ws, init)
-    client.initialized(types.InitializedParams())
+    await start_with_notebooks(client, ws, init)  # (sends `initialized` itself)
     assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     notebook = ws / "nb" / "analysis.ipynb"
