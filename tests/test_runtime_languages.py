@@ -48,7 +48,9 @@ def test_a_note_never_becomes_the_document_kept_warm(tmp_path: pathlib.Path) -> 
         runtime.host.state = ModelState.READY
         runtime.host.engine = _Engine()  # type: ignore[assignment]  # a loaded model, for `ready`
         runtime.completer = object()  # type: ignore[assignment]
-        runtime.warm = lambda key, request: warmed.append(pathlib.Path(request.path).name)  # type: ignore[method-assign]
+        runtime.warm = lambda key, request, delay_s=0.0: warmed.append(  # type: ignore[method-assign]
+            pathlib.Path(request.path).name
+        )
         runtime.context = _Context()  # type: ignore[assignment]
         runtime.document_opened(str(code), code.read_text(), "python")
         runtime.document_opened(str(note), note.read_text(), "markdown")
