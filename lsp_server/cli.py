@@ -30,7 +30,8 @@ COMMAND_MODULES = (
 
 def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
     """Log to stderr (stdout is the protocol) and, if asked, to a file."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    stderr = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [stderr]
     if log_file:
         path = os.path.expanduser(log_file)
         # DEBUG logs hold code: readable by the user only, also when the file existed.
@@ -38,6 +39,9 @@ def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
         if stat.S_ISREG(os.stat(path).st_mode):  # (not /dev/stderr)
             os.chmod(path, 0o600)
         handlers.append(logging.FileHandler(path, encoding="utf-8"))
+        # Editors log each stderr line as an error (Neovim's lsp.log says `[ERROR]` for
+        # every one): with the whole log in the file, stderr gets only what needs a look.
+        stderr.setLevel(logging.WARNING)
     for handler in handlers:
         handler.addFilter(_redact_keys)
     logging.basicConfig(

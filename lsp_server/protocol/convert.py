@@ -53,14 +53,33 @@ def suggestion_range(suggestion: Suggestion, line_text: str, encoding: str) -> t
 
 
 def inline_items(
-    suggestion: Suggestion | None, line_text: str, encoding: str
+    suggestion: Suggestion | None, line_text: str, encoding: str, ranges: bool = True
 ) -> types.InlineCompletionList:
+    """The suggestion as one inline item. With `ranges` it carries its range: the cursor,
+    widened over the closing brackets after it that the text reproduces (VS Code needs a
+    range: without one it replaces up to the end of the line). Without (`ranges` False,
+    for Neovim, which draws any ranged item *over* the text after the cursor) it is a
+    plain insertion at the cursor, less the closers it would have replaced."""
     if suggestion is None:
         return types.InlineCompletionList(items=[])
+    if not ranges:
+        return types.InlineCompletionList(items=[_insertion(suggestion, line_text)])
     item = types.InlineCompletionItem(
         insert_text=suggestion.text, range=suggestion_range(suggestion, line_text, encoding)
     )
     return types.InlineCompletionList(items=[item])
+
+
+def _insertion(suggestion: Suggestion, line_text: str) -> types.InlineCompletionItem:
+    """The same edit as an insertion at the cursor: the closers the suggestion replaces
+    (which it ends with) stay in the line, and the text stops before them."""
+    text = suggestion.text
+    replaced = line_text[suggestion.character : suggestion.end_character]
+    for tail in (replaced, replaced.strip()):
+        if tail and text.endswith(tail):
+            text = text[: -len(tail)]
+            break
+    return types.InlineCompletionItem(insert_text=text)
 
 
 def completion_items(

@@ -26,6 +26,12 @@ def expected_request_errors(record: logging.LogRecord) -> bool:
         # pygls's own, for DEBUG.
         return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
     error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, BrokenPipeError):
+        # The editor has gone (`:qa`) while an answer was on its way: not an error.
+        record.exc_info = record.exc_text = None
+        record.msg, record.args = "the client closed the connection", None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("pygls").isEnabledFor(logging.DEBUG)
     if not isinstance(error, (JsonRpcInvalidParams, JsonRpcRequestCancelled)):
         return True
     record.exc_info = None

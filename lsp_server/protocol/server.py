@@ -82,6 +82,10 @@ class QwenLanguageServer(LanguageServer):
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
+        # Neovim 0.12 draws an inline item that has a range as an overlay from the range's
+        # start, over the code after the cursor: it gets plain insertions (set on
+        # `initialize` from clientInfo).
+        self.overlays_ranges = False
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls shows an "Error in server" popup for a notification it could not handle
@@ -175,6 +179,7 @@ async def _progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> st
 @server.feature(types.INITIALIZE)
 def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     ls.loop = asyncio.get_running_loop()
+    ls.overlays_ranges = bool(params.client_info and params.client_info.name == "Neovim")
     use_lsp_lines(ls.workspace)  # lines end at \n, \r\n, \r only (lsp_server/protocol/mirror.py)
     result = load_settings(params.initialization_options)
     ls.runtime.settings = ls.runtime.init_settings = result.settings
@@ -599,7 +604,8 @@ async def inline_completion(
     ls: QwenLanguageServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     result, line_text = await _complete(ls, params.text_document.uri, params.position)
-    return inline_items(result.suggestion if result else None, line_text, ls.encoding())
+    suggestion = result.suggestion if result else None
+    return inline_items(suggestion, line_text, ls.encoding(), ranges=not ls.overlays_ranges)
 
 
 @server.feature(

@@ -257,15 +257,23 @@ class StdoutWriter:
 
     def __init__(self, stdout: BinaryIO) -> None:
         self._stdout = stdout
+        self._gone = False
 
     def close(self) -> None:
         self._stdout.close()
 
     def write(self, data: bytes) -> None:
-        if self._stdout.closed:  # after `exit`: the answer of a request cancelled by it
+        if (
+            self._stdout.closed or self._gone
+        ):  # after `exit`: the answer of a request cancelled by it
             return
-        self._stdout.write(data)
-        self._stdout.flush()
+        try:
+            self._stdout.write(data)
+            self._stdout.flush()
+        except BrokenPipeError:
+            # The editor quit (`:qa`) with answers on their way: no error, and no tracebacks
+            # from pygls for each of them; the read loop ends on the closed stdin.
+            self._gone = True
 
 
 def serve_stdio(server: Any, max_bytes: Callable[[], int]) -> int:

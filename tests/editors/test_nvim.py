@@ -677,3 +677,54 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
         expected = rewriter.run(RewriteRequest(plan, path, "x.md", text))
     assert expected.new_text is not None
     assert r["after"] == expected.new_text.split("\n")
+
+
+def test_lsp_log_holds_no_errors_from_a_normal_session(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """With `--log-file`, the server writes nothing below WARNING to stderr, which Neovim
+    logs as `[ERROR]` line by line; and quitting (`:qa`, the pipes closed under it) is no
+    error: no BrokenPipe traceback."""
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.client()
+    T.wait_model()
+    T.feed("ix = ")
+    T.suggestion("a suggestion")
+    """
+    run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    import time
+
+    time.sleep(1.5)  # the server notices the closed pipe after Neovim has gone
+    lsp_log = tmp_path / "nvim" / "lsp.log"
+    text = lsp_log.read_text() if lsp_log.exists() else ""
+    assert "[ERROR]" not in text and "Traceback" not in text, text[-3000:]
+    server_log = (tmp_path / "server.log").read_text()
+    assert "model loaded" in server_log  # the log file still has everything
+    assert "Traceback" not in server_log and "BrokenPipe" not in server_log, server_log[-3000:]
+
+
+def test_mid_line_ghost_text_is_inserted_not_drawn_over_the_code(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """Typing in the middle of a line: the suggestion shows between the cursor and the
+    code after it (inline), never over that code (Neovim draws an item with a range as
+    an overlay from the range's start); the line itself is unchanged until accepted."""
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    vim.api.nvim_buf_set_lines(0, 0, -1, true, { "class A:", "    def f(self, object_type):", "        rv = self.find_object(object_type)" })
+    T.client()
+    T.wait_model()
+    vim.api.nvim_win_set_cursor(0, { 3, 18 })  -- on the `f` after `self.`
+    T.feed("ix")
+    T.result.ghost = T.suggestion("a suggestion mid-line")
+    local ns = vim.api.nvim_get_namespaces()["nvim.lsp.inline_completion"]
+    local mark = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })[1]
+    T.result.pos = mark[4].virt_text_pos
+    T.result.col = mark[3]
+    T.result.line = vim.api.nvim_get_current_line()
+    """
+    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    assert r["line"] == "        rv = self.xfind_object(object_type)"
+    assert r["pos"] == "inline", r
+    assert r["col"] == len("        rv = self.x")
