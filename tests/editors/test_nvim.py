@@ -95,7 +95,7 @@ end
 
 --- Poll `cond` until it returns a truthy value (returned) or fail after `ms`.
 function T.wait(what, cond, ms)
-  local deadline = vim.uv.now() + (ms or 10000)
+  local deadline = vim.uv.now() + (ms or 30000)  -- a loaded machine starts slowly
   while true do
     local value = cond()
     if value then
@@ -247,7 +247,7 @@ def run_nvim(
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert result_path.exists(), f"nvim wrote no result (rc {proc.returncode}):\n{proc.stderr}"
     result: dict[str, Any] = json.loads(result_path.read_text())
@@ -415,9 +415,13 @@ def test_every_filetype_but_prose_by_default(
     assert {pathlib.Path(c["path"]).name for c in r["recent"]} == {"greeter.rb"}
 
 
-def test_toggle_dismiss_cycle_and_key_fallback(
+def test_toggle_holds_across_buffers_and_says_so(
     tmp_path: pathlib.Path, qwen2_model: pathlib.Path
 ) -> None:
+    """`:QwenLsp disable` holds for buffers opened later; a buffer-level switch still
+    works afterwards; each switch says what it did; off, <Tab> is a real tab."""
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    (tmp_path / "ws" / "b.py").write_text("y = 1\n")
     scenario = r"""
     vim.cmd.edit("a.py")
     vim.bo.expandtab = false
@@ -425,31 +429,77 @@ def test_toggle_dismiss_cycle_and_key_fallback(
     T.client()
     T.wait_model()
     vim.cmd("QwenLsp disable")
-    T.feed("ix<Tab>")
-    T.sleep(600)
-    T.result.disabled = { ghost = T.ghost() or vim.NIL, lines = T.lines(), requests = T.stats().requests }
-    vim.cmd("QwenLsp toggle")
-    T.feed("y")
-    T.result.enabled_ghost = T.suggestion("a suggestion once enabled")
-    T.feed("<M-]>")
-    T.result.cycled = T.wait("the (1/1) hint", function()
-      local g = T.ghost()
-      return g and g:find("(1/1)", 1, true) and g
+    vim.cmd.edit("b.py")  -- attaches after the switch
+    T.wait("b.py attached", function()
+      return #vim.lsp.get_clients({ bufnr = 0, name = "qwen_lsp" }) > 0
     end)
-    T.feed("<C-]>")
-    T.result.dismissed = { ghost = T.ghost() or vim.NIL, lines = T.lines() }
-    T.feed("z")
-    T.suggestion("a new suggestion")
+    vim.bo.expandtab = false
+    vim.bo.softtabstop = 0
+    T.feed("Gox = y<Tab>")
+    T.sleep(800)
+    T.result.disabled = { ghost = T.ghost() or vim.NIL, line = vim.api.nvim_get_current_line(), requests = T.stats().requests }
+    T.feed("<Esc>")
     vim.cmd("QwenLsp toggle")
-    T.result.toggled_off = T.ghost() or vim.NIL
+    T.feed("oz = ")
+    T.result.enabled_ghost = T.suggestion("a suggestion once enabled")
+    T.feed("<C-]>")
+    T.result.dismissed = { ghost = T.ghost() or vim.NIL, line = vim.api.nvim_get_current_line() }
+    T.feed("<Esc>")
+    vim.lsp.inline_completion.enable(false, { bufnr = 0 })  -- Neovim's own switch
+    local before = T.stats().requests
+    T.feed("ow = ")
+    T.sleep(800)
+    T.result.buffer_off = { ghost = T.ghost() or vim.NIL, requests = T.stats().requests - before }
+    T.result.said = vim.tbl_map(function(n) return n.msg end, T.result.notifications)
     """
-    r = run_nvim(tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)})
+    r = run_nvim(
+        tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)}, quiet=False
+    )
     # Off: no request reaches the server and <Tab> is a real tab.
-    assert r["disabled"] == {"ghost": None, "lines": ["x\t"], "requests": 0}
+    assert r["disabled"] == {"ghost": None, "line": "x = y\t", "requests": 0}
     assert r["enabled_ghost"].strip()
-    assert r["cycled"].endswith(" (1/1)")
-    assert r["dismissed"] == {"ghost": None, "lines": ["x\ty"]}
-    assert r["toggled_off"] is None
+    assert r["dismissed"] == {"ghost": None, "line": "z = "}
+    assert r["buffer_off"] == {"ghost": None, "requests": 0}
+    assert r["said"] == ["qwen-lsp: inline completion off", "qwen-lsp: inline completion on"]
+
+
+def test_tab_falls_through_to_a_snippet_jump_and_to_global_mappings(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """<Tab> accepts a suggestion; in a snippet it jumps (Neovim's own <Tab>), and with
+    no suggestion it does what the user's global mapping does (nvim-cmp, LuaSnip ...)."""
+    init = r"""
+    vim.keymap.set("i", "<F2>", function() vim.snippet.expand("foo(${1:a}, ${2:b})") end)
+    vim.keymap.set("i", "<S-F3>", "MAPPED")  -- the user's own key for a plugin key below
+    """
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.client()
+    T.wait_model()
+    T.feed("i<F2>")
+    T.sleep(100)
+    T.feed("X")
+    T.sleep(600)
+    T.feed("<Tab>")
+    T.sleep(100)
+    T.feed("Y")
+    T.sleep(100)
+    T.result.snippet = vim.api.nvim_get_current_line()
+    T.feed("<Esc>")
+    vim.cmd("QwenLsp disable")  -- no suggestion: the key's own meaning
+    T.feed("o<S-F3>")
+    T.sleep(100)
+    T.result.global = vim.api.nvim_get_current_line()
+    T.feed("<Esc>")
+    -- Detached: our keys are gone from the buffer.
+    vim.lsp.buf_detach_client(0, T.client().id)
+    T.result.after_detach = vim.fn.maparg("<S-F3>", "i")
+    """
+    opts = {"server": server(tmp_path), "keymaps": {"accept": "<Tab>", "dismiss": "<S-F3>"}}
+    r = run_nvim(tmp_path, scenario, {**opts, **settings(qwen2_model)}, init=init, quiet=False)
+    assert r["snippet"] == "foo(X, Y)"
+    assert r["global"] == "MAPPED"
+    assert r["after_detach"] == "MAPPED"
 
 
 def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
@@ -497,7 +547,9 @@ def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: path
     assert r["first_stopped"] and r["after_restart"] == 0
 
 
-def test_invalid_setup_reports_one_error_and_starts_nothing(tmp_path: pathlib.Path) -> None:
+def test_invalid_setup_option_reports_one_error_and_keeps_the_rest(
+    tmp_path: pathlib.Path,
+) -> None:
     init = r"""
     local qwen = require("qwen_lsp")
     T.result.returns = {
@@ -508,14 +560,23 @@ def test_invalid_setup_reports_one_error_and_starts_nothing(tmp_path: pathlib.Pa
       qwen.setup("model"),
       qwen.setup({ keymaps = { accept = "" } }),
       qwen.setup({ server = { cmd = "qwen-lsp" } }),
+      -- One bad option among good ones: the good ones apply.
+      qwen.setup({ competion = {}, model = { path = "/m.gguf" }, keymaps = false,
+        server = { init_options = { mine = 1 }, settings = { other = { x = 1 } } } }),
     }
+    local config = vim.lsp.config.qwen_lsp
+    T.result.init_options = config.init_options
+    T.result.settings = config.settings
+    T.result.keymaps = qwen.config.keymaps
     """
     scenario = """T.result.enabled = vim.lsp.is_enabled("qwen_lsp")"""
     r = run_nvim(tmp_path, scenario, init=init, quiet=False)
-    assert r["returns"] == [False] * 7
-    assert not r["enabled"]
-    errors = [n["msg"] for n in r["notifications"]]
-    assert len(errors) == 7 and all(n["level"] == 4 for n in r["notifications"])
+    assert r["returns"] == [False] * 8
+    assert r["enabled"]  # set up all the same, with the defaults for what was invalid
+    assert r["init_options"] == {"mine": 1, "model": {"path": "/m.gguf"}}
+    assert r["settings"] == {"other": {"x": 1}, "qwenLsp": {"model": {"path": "/m.gguf"}}}
+    assert r["keymaps"] is False
+    errors = [n["msg"] for n in r["notifications"] if n["level"] == 4]
     keys = [
         "completion",
         "competion",
@@ -524,9 +585,118 @@ def test_invalid_setup_reports_one_error_and_starts_nothing(tmp_path: pathlib.Pa
         "opts",
         "keymaps.accept",
         "server.cmd",
+        "competion",
     ]
+    assert len(errors) == len(keys), errors
     for error, key in zip(errors, keys, strict=True):
         assert error.startswith(f"qwen_lsp: invalid setup option: {key}: "), error
+        assert error.endswith("the defaults apply"), error
+
+
+def test_a_missing_server_program_is_said_once_with_the_fix(tmp_path: pathlib.Path) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.sleep(300)
+    vim.cmd.edit("b.py")
+    T.sleep(300)
+    vim.cmd("QwenLsp status")
+    """
+    r = run_nvim(tmp_path, scenario, {"server": {"cmd": ["no-such-qwen-lsp"]}}, quiet=False)
+    said = [n["msg"] for n in r["notifications"]]
+    assert len(said) == 2, said  # once when a file opens, and again for :QwenLsp status
+    for message in said:
+        assert "`no-such-qwen-lsp` was not found" in message
+        assert "pip install qwen-lsp" in message and "server = { cmd" in message
+
+
+def test_ghost_text_is_grey_in_a_256_colour_terminal(tmp_path: pathlib.Path) -> None:
+    """Without 'termguicolors' the suggestion must not be drawn like code: `ComplHint`
+    gets a terminal colour (Neovim's default links it to NonText, GUI colour only)."""
+    init = "vim.o.termguicolors = false"
+    scenario = r"""
+    local hl = vim.api.nvim_get_hl(0, { name = "ComplHint", link = false })
+    T.result.ctermfg = hl.ctermfg or vim.NIL
+    vim.api.nvim_set_hl(0, "ComplHint", { link = "Comment" })  -- a colour scheme's own
+    vim.cmd.doautocmd("ColorScheme")
+    T.result.kept = vim.api.nvim_get_hl(0, { name = "ComplHint" }).link
+    """
+    r = run_nvim(tmp_path, scenario, {}, init=init)
+    assert isinstance(r["ctermfg"], int)
+    assert r["kept"] == "Comment"
+
+
+def test_stats_float_shows_every_line(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
+    init = "vim.o.columns = 60; vim.o.lines = 40"
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.client()
+    T.wait_model()
+    T.feed("ix = ")
+    T.suggestion("a suggestion")
+    T.feed("<Esc>")
+    vim.cmd("QwenLsp stats")
+    local win = T.wait("the stats float", function()
+      local w = vim.api.nvim_get_current_win()
+      return vim.api.nvim_win_get_config(w).relative ~= "" and w
+    end)
+    local buf = vim.api.nvim_win_get_buf(win)
+    T.result.last = vim.api.nvim_buf_line_count(buf)
+    -- The screen row of the last line's end is inside the window.
+    T.result.visible = vim.api.nvim_win_text_height(win, {}).all
+    T.result.height = vim.api.nvim_win_get_height(win)
+    """
+    r = run_nvim(
+        tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)}, init=init
+    )
+    assert r["visible"] <= r["height"], r
+
+
+def test_inline_completion_is_turned_on_for_this_server_only(
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+) -> None:
+    """Another server with inline completion in the same buffer (e.g. Copilot's) keeps
+    its own switch: our attach does not turn it on."""
+    init = r"""
+    vim.lsp.config("other_ai", { cmd = vim.lsp.config.qwen_lsp.cmd, cmd_env = vim.lsp.config.qwen_lsp.cmd_env })
+    vim.lsp.enable("other_ai")
+    """
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    local ours = T.client()
+    local other = T.wait("the other client", function()
+      return vim.lsp.get_clients({ bufnr = 0, name = "other_ai" })[1]
+    end)
+    T.wait_model()
+    T.sleep(200)
+    T.result.ours = vim.lsp.inline_completion.is_enabled({ bufnr = 0, client_id = ours.id })
+    T.result.other = vim.lsp.inline_completion.is_enabled({ bufnr = 0, client_id = other.id })
+    """
+    r = run_nvim(
+        tmp_path,
+        scenario,
+        {"server": server(tmp_path), **settings(qwen2_model)},
+        init=init,
+        quiet=False,
+    )
+    assert r["ours"] is True and r["other"] is False
+
+
+def test_help_works_without_helptags(tmp_path: pathlib.Path) -> None:
+    """The plugin ships doc/tags, and it is the one `:helptags` makes from the help."""
+    scenario = r"""
+    T.result.ok = pcall(vim.cmd.help, "qwen_lsp")
+    """
+    r = run_nvim(tmp_path, scenario)
+    assert r["ok"] is True
+    copy = tmp_path / "copy" / "doc"
+    shutil.copytree(PLUGIN / "doc", copy)
+    (copy / "tags").unlink()
+    subprocess.run(
+        [str(NVIM), "--headless", "--clean", "-c", f"helptags {copy}", "-c", "qa!"],
+        check=True,
+        timeout=60,
+    )
+    assert (copy / "tags").read_text() == (PLUGIN / "doc" / "tags").read_text()
 
 
 def test_checkhealth(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
@@ -548,6 +718,27 @@ def test_checkhealth(tmp_path: pathlib.Path, qwen2_model: pathlib.Path) -> None:
     assert "model: " + str(qwen2_model) in report  # doctor --settings: the model.path set
     assert "is longer" not in report  # and the contextSize set (4096), not the default
     assert "ready (qwen2, fim prompts, CPU)" in report  # the running server's state
+
+
+def test_checkhealth_reports_a_failed_model_as_an_error(tmp_path: pathlib.Path) -> None:
+    scenario = r"""
+    vim.cmd.edit("a.py")
+    T.client()
+    T.wait("the model to fail", function()
+      local model = T.stats().model
+      return model == "failed" or model == "disabled"
+    end)
+    T.result.status = require("qwen_lsp").status_line(T.stats())
+    vim.cmd("checkhealth qwen_lsp")
+    T.result.report = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), "\n")
+    vim.cmd.messages("clear")
+    """
+    opts = {"server": server(tmp_path), "model": {"path": str(tmp_path / "missing.gguf")}}
+    r = run_nvim(tmp_path, scenario, opts, quiet=False)
+    running = r["report"].split("qwen_lsp: running servers", 1)[1]
+    assert "ERROR client" in running, running
+    assert "--model" not in r["report"], r["report"]
+    assert ".;" not in r["status"], r["status"]
 
 
 def test_accept_never_deletes_typed_text(tmp_path: pathlib.Path) -> None:
@@ -649,9 +840,18 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
       end, items)
       on_choice(items[1], 1)
     end
+    local echo = vim.api.nvim_echo
+    T.result.echoes = {}
+    vim.api.nvim_echo = function(chunks, ...)
+      table.insert(T.result.echoes, chunks[1][1])
+      return echo(chunks, ...)
+    end
     local before = table.concat(T.lines(), "\n")
     vim.cmd("QwenLsp code_action")
     T.result.after = T.changed(before, "the fix applied")
+    T.wait("the end of the progress", function()
+      return #T.result.echoes >= 2
+    end)
     T.result.stats = T.stats()
     """
     opts = {"server": server(tmp_path), **settings(qwen2_model)}
@@ -659,6 +859,11 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
     opts["server"]["cmd"] += ["--log-level", "DEBUG"]
     r = run_nvim(tmp_path, scenario, opts)
     assert r["titles"] and r["titles"][0].startswith("Fix with Qwen: typo")
+    # The seconds the model takes show as progress in the message area.
+    assert r["echoes"][0].startswith("qwen-lsp: Fix with Qwen: typo") and r["echoes"][0].endswith(
+        "…"
+    )
+    assert r["echoes"][-1].startswith("qwen-lsp: Fix with Qwen: typo")
     run = [x for x in r["stats"]["recent"] if x["kind"] == "codeAction"]
     assert len(run) == 1 and run[0]["outcome"] == "ok"
     # Exactly what the engine writes for that plan: lines 0-2 replaced, nothing else.

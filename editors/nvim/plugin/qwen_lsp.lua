@@ -24,7 +24,7 @@ end, {
   end,
 })
 
-for _, action in ipairs({ "accept", "accept_word", "accept_line", "next", "prev", "dismiss" }) do
+for _, action in ipairs({ "accept", "accept_word", "accept_line", "dismiss" }) do
   local lhs = ("<Plug>(qwen-lsp-%s)"):format((action:gsub("_", "-")))
   vim.keymap.set("i", lhs, function()
     require("qwen_lsp")[action]()

@@ -29,6 +29,18 @@ local function check_neovim()
   end
 end
 
+--- The doctor's advice in the words of this plugin: its options are set in setup(), not
+--- with the command line's flags or VS Code's `qwenLsp.` names.
+---@param fix string
+---@return string
+function M.advice(fix)
+  fix = fix:gsub(
+    "pass %-%-model with the path of a valid %.gguf file",
+    'set `model = { path = "/path/to/model.gguf" }` in setup()'
+  )
+  return (fix:gsub("qwenLsp%.([%w]+)%.([%w]+)", "`%1.%2` (in setup())"))
+end
+
 --- The server's `doctor --json` checks (Python, llama-cpp-python, GPU build, model).
 local function check_doctor(config)
   -- The user's settings tree, so the model checked is the one configured (model.path)
@@ -43,7 +55,7 @@ local function check_doctor(config)
   end
   for _, check in ipairs(report.checks) do
     local line = ("%s: %s"):format(check.name, check.detail)
-    local advice = check.fix ~= "" and { check.fix } or nil
+    local advice = check.fix ~= "" and { M.advice(check.fix) } or nil
     if check.status == "ok" then
       health.ok(line)
     elseif check.status == "warn" then
@@ -96,8 +108,15 @@ local function check_clients()
   for _, client in ipairs(clients) do
     local response = client:request_sync("qwenLsp/stats", vim.empty_dict(), 2000)
     if response and response.result then
-      local status = require("qwen_lsp").status_line(response.result)
-      health.ok(("client %d: %s"):format(client.id, status))
+      local stats = response.result
+      local line = ("client %d: %s"):format(client.id, require("qwen_lsp").status_line(stats))
+      if stats.model == "failed" or stats.model == "disabled" then -- no completions
+        health.error(line, { "See the server's log (`server = { cmd = { \"qwen-lsp\", \"--log-file\", PATH } }`), then :QwenLsp restart." })
+      elseif stats.model == "ready" then
+        health.ok(line)
+      else
+        health.info(line) -- starting, loading
+      end
     else
       health.warn(("client %d did not answer qwenLsp/stats"):format(client.id))
     end

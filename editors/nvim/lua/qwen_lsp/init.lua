@@ -16,8 +16,6 @@ local defaults = {
     accept = "<Tab>",
     accept_word = "<M-Right>",
     accept_line = "<M-Down>",
-    next = "<M-]>",
-    prev = "<M-[>",
     dismiss = "<C-]>",
   },
 }
@@ -34,10 +32,13 @@ local function validate(name, value, validator, message)
   end
 end
 
-local function check(opts)
-  validate("opts", opts, "table")
-  for key, value in pairs(opts) do
+--- Check one option; raises its message when invalid.
+local function check_option(key, value)
+  do
     if key == "keymaps" then
+      if value == false then
+        return -- no keys at all: the user maps the <Plug> mappings or the Lua functions
+      end
       validate(key, value, "table")
       for action, lhs in pairs(value) do
         if defaults.keymaps[action] == nil then
@@ -73,6 +74,26 @@ local function check(opts)
       error(("%s: unknown option (%s)"):format(key, known), 0)
     end
   end
+end
+
+--- The valid part of `opts`, and the messages of the invalid options (left out, so
+--- their defaults apply).
+local function check(opts)
+  validate("opts", opts, "table")
+  local valid, errors = {}, {}
+  local keys = vim.tbl_keys(opts)
+  table.sort(keys, function(a, b)
+    return tostring(a) < tostring(b)
+  end)
+  for _, key in ipairs(keys) do
+    local ok, err = pcall(check_option, key, opts[key])
+    if ok then
+      valid[key] = opts[key]
+    else
+      table.insert(errors, err)
+    end
+  end
+  return valid, errors
 end
 
 --- The settings tree as the server reads it; empty sections are left out because an
@@ -177,24 +198,88 @@ function M.dismiss()
   return vim.lsp.inline_completion.get({ on_accept = function() end })
 end
 
---- Show the next / previous suggestion.
-function M.next()
-  vim.lsp.inline_completion.select({ count = 1 })
+--- What `lhs` did before the plugin mapped it in insert mode (the buffer's own mapping,
+--- else the global one: a snippet jump, a completion menu's key), or nil for the key itself.
+local function previous_mapping(lhs)
+  local map = vim.fn.maparg(lhs, "i", false, true)
+  if type(map) ~= "table" or not next(map) then
+    return nil
+  end
+  return not (map.desc and vim.startswith(map.desc, "qwen-lsp: ")) and map or nil
 end
 
-function M.prev()
-  vim.lsp.inline_completion.select({ count = -1 })
+--- Do what `lhs` did before: run or feed the previous mapping, or the key itself.
+local function fall_through(lhs, map)
+  if not map then
+    vim.api.nvim_feedkeys(vim.keycode(lhs), "in", false)
+    return
+  end
+  local keys
+  if map.callback then
+    keys = map.callback()
+    if map.expr ~= 1 then
+      return
+    end
+  elseif map.expr == 1 then
+    keys = vim.api.nvim_eval(map.rhs)
+  else
+    keys = map.rhs
+  end
+  if type(keys) ~= "string" or keys == "" then
+    return
+  end
+  if not map.callback or map.replace_keycodes == 1 then
+    keys = vim.keycode(keys)
+  end
+  -- A mapping whose keys start with its own key does not map them again (as in Vim).
+  local noremap = map.noremap == 1 or vim.startswith(keys, vim.keycode(lhs))
+  vim.api.nvim_feedkeys(keys, noremap and "in" or "im", false)
 end
+
+local ACTIONS = { "accept", "accept_word", "accept_line", "dismiss" }
+
+-- Our keys per buffer, with what each key did before (functions: not in vim.b).
+local buffer_keys = {}
 
 local function set_keymaps(bufnr)
-  for action, lhs in pairs(M.config.keymaps) do
-    if lhs then
-      -- With nothing to act on, the key keeps its usual meaning (a real <Tab>).
-      vim.keymap.set("i", lhs, function()
-        return M[action]() == false and lhs or ""
-      end, { buffer = bufnr, expr = true, desc = "qwen-lsp: " .. action:gsub("_", " ") })
+  if not M.config.keymaps or buffer_keys[bufnr] then
+    return
+  end
+  local set = {}
+  vim.api.nvim_buf_call(bufnr, function()
+    for _, action in ipairs(ACTIONS) do
+      local lhs = M.config.keymaps[action]
+      if lhs then
+        local before = previous_mapping(lhs)
+        vim.keymap.set("i", lhs, function()
+          -- An active snippet's jump wins over a suggestion (<Tab> in a snippet moves on).
+          local jump = action == "accept" and vim.snippet and vim.snippet.active({ direction = 1 })
+          if jump or M[action]() == false then
+            fall_through(lhs, before)
+          end
+        end, { buffer = bufnr, desc = "qwen-lsp: " .. action:gsub("_", " ") })
+        table.insert(set, { lhs = lhs, before = before })
+      end
+    end
+  end)
+  buffer_keys[bufnr] = set
+end
+
+--- Remove our keys from the buffer, giving back its own mappings of them.
+local function clear_keymaps(bufnr)
+  local set = buffer_keys[bufnr]
+  if not set then
+    return
+  end
+  for _, key in ipairs(set) do
+    pcall(vim.keymap.del, "i", key.lhs, { buffer = bufnr })
+    if key.before and key.before.buffer == 1 then
+      vim.api.nvim_buf_call(bufnr, function()
+        vim.fn.mapset("i", false, key.before)
+      end)
     end
   end
+  buffer_keys[bufnr] = nil
 end
 
 -- ---- on / off -----------------------------------------------------------------------
@@ -203,13 +288,71 @@ local function clients()
   return vim.lsp.get_clients({ name = NAME })
 end
 
+local function say(message)
+  vim.notify("qwen-lsp: " .. message, vim.log.levels.INFO)
+end
+
+--- Turn inline completion on in `bufnr` for our client only. Neovim's switch for a
+--- buffer turns it on for every client in it: the others that it turned on are turned
+--- back off (client by client: the native API has no switch per client and buffer).
+local function attach(client, bufnr)
+  local others = {}
+  for _, other in ipairs(vim.lsp.get_clients({ bufnr = bufnr })) do
+    if other.id ~= client.id then
+      others[other.id] = vim.lsp.inline_completion.is_enabled({ bufnr = bufnr, client_id = other.id })
+    end
+  end
+  vim.lsp.inline_completion.enable(true, { client_id = client.id })
+  vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  for id, was in pairs(others) do
+    if not was and vim.lsp.inline_completion.is_enabled({ bufnr = bufnr, client_id = id }) then
+      vim.lsp.inline_completion.enable(false, { client_id = id })
+    end
+  end
+end
+
+-- Clients whose inline requests are guarded (below).
+local guarded = setmetatable({}, { __mode = "k" })
+
+--- Neovim asks for an inline completion 200 ms after a keystroke at the cursor of the
+--- *current* window, for the buffer typed in: after a quick switch to another buffer it
+--- asks at another buffer's cursor, and fails to draw the answer ("Invalid window id").
+--- Our client asks only for the current buffer, and drops an answer that arrives after
+--- a switch.
+local function guard_requests(client)
+  if guarded[client] then
+    return
+  end
+  guarded[client] = true
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr)
+    if method ~= "textDocument/inlineCompletion" or not handler then
+      return request(self, method, params, handler, bufnr)
+    end
+    local target = vim.uri_to_bufnr(params.textDocument.uri)
+    if target ~= vim.api.nvim_get_current_buf() then
+      return true, nil
+    end
+    return request(self, method, params, function(err, result, ctx)
+      handler(err, target == vim.api.nvim_get_current_buf() and result or nil, ctx)
+    end, bufnr)
+  end
+end
+
 --- Turn inline completion on (default) or off in every buffer the server is attached to.
 ---@param on? boolean
 function M.enable(on)
   M.enabled = on ~= false
   for _, client in ipairs(clients()) do
-    vim.lsp.inline_completion.enable(M.enabled, { client_id = client.id })
+    if M.enabled then
+      for bufnr in pairs(client.attached_buffers) do
+        attach(client, bufnr)
+      end
+    else
+      vim.lsp.inline_completion.enable(false, { client_id = client.id })
+    end
   end
+  say("inline completion " .. (M.enabled and "on" or "off"))
 end
 
 function M.disable()
@@ -260,7 +403,8 @@ end
 local function request_stats(callback)
   local client = vim.lsp.get_clients({ name = NAME, bufnr = 0 })[1] or clients()[1]
   if not client then
-    local message = "qwen_lsp: the server is not running (see :checkhealth qwen_lsp)"
+    local missing = M.missing_command()
+    local message = missing or "qwen-lsp: the server is not running (see :checkhealth qwen_lsp)"
     vim.notify(message, vim.log.levels.WARN)
     return
   end
@@ -278,7 +422,7 @@ end
 ---@return string
 function M.status_line(stats)
   local function describe(state, message)
-    return (message and message ~= "") and message or state
+    return (message and message ~= "") and message:gsub("%.$", "") or state
   end
   return ("qwen-lsp: model %s; index %s; inline completion %s"):format(
     describe(stats.model, stats.modelMessage),
@@ -329,7 +473,12 @@ function M.stats()
     vim.bo[buf].bufhidden = "wipe"
     local widest = math.max(unpack(vim.tbl_map(vim.api.nvim_strwidth, lines)))
     local width = math.min(vim.o.columns - 4, widest)
-    local height = math.min(vim.o.lines - 4, #lines)
+    -- Rows, not lines: a line wider than the window wraps (the last one was hidden).
+    local rows = 0
+    for _, line in ipairs(lines) do
+      rows = rows + math.max(1, math.ceil(vim.api.nvim_strwidth(line) / width))
+    end
+    local height = math.min(vim.o.lines - 4 - vim.o.cmdheight, rows)
     vim.api.nvim_open_win(buf, true, {
       relative = "editor",
       width = width,
@@ -367,15 +516,72 @@ function M.restart()
       return
     end
     vim.lsp.enable(NAME)
+    say("restarted the server")
   end
   start()
 end
 
 -- ---- setup --------------------------------------------------------------------------
 
+--- The message for a server command that is not installed, or nil when it runs.
+---@return string?
+function M.missing_command()
+  local cmd = (vim.lsp.config[NAME] or {}).cmd
+  if type(cmd) ~= "table" or type(cmd[1]) ~= "string" or vim.fn.executable(cmd[1]) == 1 then
+    return nil
+  end
+  return ("qwen-lsp: the server program `%s` was not found. Install it (pip install qwen-lsp), "
+    .. 'or give its full path: setup({ server = { cmd = { "/path/to/qwen-lsp" } } })'):format(cmd[1])
+end
+
+--- Ghost text must not look like code. Neovim's `ComplHint` links to `NonText`, which the
+--- default colour scheme gives only a GUI colour: without 'termguicolors' the suggestion
+--- is drawn in the text's own colour. Unless a colour scheme sets `ComplHint` itself, it
+--- gets a grey for 256-colour terminals too, and italics.
+local function ghost_highlight()
+  local hl = vim.api.nvim_get_hl(0, { name = "ComplHint" })
+  if hl.link and hl.link ~= "NonText" then
+    return -- the colour scheme's (or the user's) own
+  end
+  local own = not hl.link and next(hl) ~= nil and hl.ctermfg ~= nil
+  if own then
+    return
+  end
+  local base = vim.api.nvim_get_hl(0, { name = "NonText", link = false })
+  vim.api.nvim_set_hl(0, "ComplHint", {
+    fg = base.fg or "#808080",
+    ctermfg = base.ctermfg or 244,
+    italic = true,
+    cterm = { italic = true },
+  })
+end
+
+--- Progress of our server (model load, indexing, code actions) in the message area, as
+--- it happens: a code action takes seconds.
+local function show_progress(args)
+  local client = vim.lsp.get_client_by_id(args.data.client_id)
+  local value = args.data.params and args.data.params.value
+  if not client or client.name ~= NAME or type(value) ~= "table" then
+    return
+  end
+  M.progress = M.progress or {}
+  local token = args.data.params.token
+  if value.kind == "begin" then
+    M.progress[token] = value.title
+  end
+  local title = M.progress[token] or "qwen-lsp"
+  local text = value.kind == "end" and (title .. ": " .. (value.message or "done"))
+    or (title .. (value.message and (": " .. value.message) or "") .. "…")
+  if value.kind == "end" then
+    M.progress[token] = nil
+  end
+  vim.api.nvim_echo({ { text } }, false, {})
+end
+
 --- Configure and enable the server. `opts`: the settings tree (model, completion,
 --- context, engine; names as in docs/configuration.md) and the client's options (server,
---- keymaps). Returns false, after one error message, when an option is invalid.
+--- keymaps). An invalid option gets one error message and its default; setup() then
+--- returns false (true when every option was valid).
 ---@param opts? table
 ---@return boolean
 function M.setup(opts)
@@ -384,39 +590,74 @@ function M.setup(opts)
     vim.notify(message, vim.log.levels.ERROR)
     return false
   end
-  opts = opts or {}
-  local ok, err = pcall(check, opts)
+  local ok, valid, errors = pcall(check, opts or {})
   if not ok then
-    local message = "qwen_lsp: invalid setup option: %s (see :help qwen_lsp-setup)"
-    vim.notify(message:format(err), vim.log.levels.ERROR)
-    return false
+    valid, errors = {}, { valid }
   end
-  M.config = vim.tbl_deep_extend("force", defaults, opts)
-  local settings = server_settings(opts)
+  if #errors > 0 then
+    local message = "qwen_lsp: invalid setup option: %s (see :help qwen_lsp-setup); "
+      .. "the defaults apply"
+    vim.notify(message:format(table.concat(errors, "; ")), vim.log.levels.ERROR)
+  end
+  M.config = vim.tbl_deep_extend("force", defaults, valid)
+  if valid.keymaps == false then
+    M.config.keymaps = false
+  end
+  local settings = server_settings(valid)
+  local server = M.config.server
   -- Both ways in: initializationOptions at start, and `workspace/configuration`, which
-  -- Neovim answers from `settings`.
-  vim.lsp.config(NAME, vim.tbl_extend("force", M.config.server, {
-    init_options = settings,
-    settings = { qwenLsp = settings },
+  -- Neovim answers from `settings`; what the user put there themselves stays.
+  vim.lsp.config(NAME, vim.tbl_extend("force", server, {
+    init_options = vim.tbl_deep_extend("force", server.init_options or {}, settings),
+    settings = vim.tbl_deep_extend("force", server.settings or {}, { qwenLsp = settings }),
   }))
+  local group = vim.api.nvim_create_augroup("qwen_lsp", {})
   vim.api.nvim_create_autocmd("LspAttach", {
-    group = vim.api.nvim_create_augroup("qwen_lsp", {}),
+    group = group,
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
       if not client or client.name ~= NAME then
         return
       end
-      -- Native inline completion is off for buffers until turned on; the client-level
-      -- switch then holds `:QwenLsp toggle` without touching other servers.
-      vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
-      if not M.enabled then
+      -- Native inline completion is off for buffers until turned on: on for ours only,
+      -- and only while `:QwenLsp toggle` says so (M.enable turns it on later).
+      guard_requests(client)
+      if M.enabled then
+        attach(client, args.buf)
+      else
         vim.lsp.inline_completion.enable(false, { client_id = client.id })
       end
       set_keymaps(args.buf)
     end,
   })
+  vim.api.nvim_create_autocmd("LspDetach", {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == NAME then
+        clear_keymaps(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd("LspProgress", { group = group, callback = show_progress })
+  vim.api.nvim_create_autocmd("ColorScheme", { group = group, callback = ghost_highlight })
+  ghost_highlight()
+  -- Not installed: say it once, with the fix, when the first buffer would start it
+  -- (Neovim itself only writes it to its lsp.log).
+  vim.api.nvim_create_autocmd("FileType", {
+    group = group,
+    once = true,
+    callback = function()
+      local missing = M.missing_command()
+      if missing then
+        vim.schedule(function() -- after the file has opened, not as its error
+          vim.notify(missing, vim.log.levels.ERROR)
+        end)
+      end
+    end,
+  })
   vim.lsp.enable(NAME)
-  return true
+  return #errors == 0
 end
 
 return M
