@@ -24,3 +24,5 @@ def test_vscode_gets_ranges_neovim_gets_insertions() -> None:
     assert _item('"hi")', "print()", 6, 7, ranges=True) == ('"hi")', (6, 7))
     assert _item('"hi")', "print()", 6, 7, ranges=False) == ('"hi"', None)
     assert _item("x\n)", "f()", 2, 3, ranges=False) == ("x\n", None)
+    # At the end of the line a range is drawn the same either way: kept.
+    assert _item("x + 1", "y = ", 4, 4, ranges=False) == ("x + 1", (4, 4))

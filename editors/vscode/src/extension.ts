@@ -1,7 +1,7 @@
 /** Entry point: wires the server, the status item and the commands together. */
 import * as vscode from 'vscode';
 import { DOCUMENTS, QwenServer } from './server';
-import { completesLanguage, SECTION } from './settings';
+import { completesLanguage, SECTION, userDataRoot } from './settings';
 import { StatsDocument, StatusItem } from './status';
 
 // Kept for deactivate, which VS Code awaits: the server gets to shut down cleanly.
@@ -10,7 +10,7 @@ let running: QwenServer | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   // One channel for the client, the server's stderr and the extension's own messages.
   const log = vscode.window.createOutputChannel('qwen-lsp', { log: true });
-  const server = new QwenServer(log);
+  const server = new QwenServer(log, userDataRoot(context.globalStorageUri.path));
   running = server;
   const status = new StatusItem(server);
   const statsDocument = new StatsDocument(server);
@@ -31,7 +31,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     // The server follows its own settings live; only a new program needs a new process.
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration(`${SECTION}.server`)) {
-        void server.restart();
+        void server.commandChanged();
       }
     }),
     log, // last: disposed after everything that may still write to it
@@ -40,6 +40,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // complete, not with every window: a window holding only notes loads nothing.
   const wanted = (document: vscode.TextDocument): boolean =>
     vscode.languages.match(DOCUMENTS, document) > 0 &&
+    !server.isEditorSettings(document.uri) &&
     completesLanguage(document.languageId, vscode.workspace.getConfiguration(SECTION).get('completion'));
   if (vscode.workspace.textDocuments.some(wanted)) {
     await server.start();

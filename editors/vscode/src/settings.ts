@@ -48,3 +48,30 @@ export function completesLanguage(languageId: string, completion: unknown): bool
   const rest = map['*'];
   return typeof rest === 'boolean' ? rest : true;
 }
+
+/**
+ * The folder VS Code keeps its own settings in (settings.json, keybindings.json, profiles,
+ * Machine settings), from the extension's global storage (`<root>/User/globalStorage/…`,
+ * or `<root>/User/profiles/<id>/globalStorage/…`).
+ */
+export function userDataRoot(globalStoragePath: string): string | undefined {
+  const at = globalStoragePath.replace(/\\/g, '/').lastIndexOf('/User/');
+  return at > 0 ? globalStoragePath.slice(0, at) : undefined;
+}
+
+/**
+ * Whether a document is one of VS Code's own settings files: JSON that configures the
+ * editor, not code to complete (a suggestion there is noise at best, a broken setting at
+ * worst). `path` is the document's path, `scheme` its URI scheme.
+ */
+export function isEditorSettings(scheme: string, path: string, root: string | undefined): boolean {
+  if (scheme === 'vscode-userdata') {
+    return true;
+  }
+  if (root === undefined) {
+    return false;
+  }
+  const norm = (p: string): string => p.replace(/\\/g, '/').replace(/\/+$/, '');
+  const base = norm(root);
+  return norm(path).startsWith(`${base}/User/`) || norm(path).startsWith(`${base}/Machine/`);
+}

@@ -40,6 +40,13 @@ const MODEL_TEXT: Record<Stats['model'], string> = {
   disabled: 'no model',
 };
 
+/** The most characters of the status item's detail that fit its hover row with the link. */
+export const DETAIL_MAX = 40;
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+}
+
 /** The status item while the server waits for the first document it would complete. */
 export const WAITING: StatusView = {
   text: 'qwen-lsp: idle',
@@ -70,9 +77,13 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
   } else if (stats.model === 'ready' && last) {
     text += ` · ${Math.round(last.totalMs)} ms`;
   }
-  const detail = [stats.modelMessage, `index ${stats.index}`, `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`]
-    .filter((part) => part !== '')
-    .join(' · ');
+  // Short: the language-status hover is one row of 500 px per item, and a long detail
+  // pushed the "Stats" link and the pin button out of it. The model's full message is
+  // in the stats document (the link) and the log.
+  const detail =
+    stats.model === 'ready'
+      ? `index ${stats.index} · ${stats.requests} completion${stats.requests === 1 ? '' : 's'}`
+      : shorten(stats.modelMessage || `index ${stats.index}`, DETAIL_MAX);
   const level =
     stats.model === 'failed'
       ? 'error'
