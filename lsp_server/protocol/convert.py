@@ -59,10 +59,12 @@ def inline_items(
     widened over the closing brackets after it that the text reproduces (VS Code needs a
     range: without one it replaces up to the end of the line). Without (`ranges` False,
     for Neovim, which draws any ranged item *over* the text after the cursor) it is a
-    plain insertion at the cursor, less the closers it would have replaced."""
+    plain insertion at the cursor, less the closers it would have replaced, when code
+    follows the cursor (at the end of a line an overlay is drawn as an insertion, and
+    Neovim needs the range to draw an answer for a buffer no window shows)."""
     if suggestion is None:
         return types.InlineCompletionList(items=[])
-    if not ranges:
+    if not ranges and line_text[suggestion.character :].strip():
         return types.InlineCompletionList(items=[_insertion(suggestion, line_text)])
     item = types.InlineCompletionItem(
         insert_text=suggestion.text, range=suggestion_range(suggestion, line_text, encoding)
