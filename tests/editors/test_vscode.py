@@ -286,6 +286,7 @@ def test_activation_starts_the_server_for_the_first_document_it_completes(
         {"scheme": "vscode-notebook-cell"},
     ]
     assert data["otherScheme"] == 0  # an output panel is not a document to complete
+    assert data["editorSettings"] == 0  # nor VS Code's own settings.json
     assert data["afterRuby"] == 1  # started once, for the Ruby file
     assert data["markdownTurnedOn"] == 1
     assert data["codeAtStart"] == 1

@@ -9,7 +9,7 @@ import Module from 'node:module';
 import * as path from 'node:path';
 
 type Listener = (value: any) => void;
-type Doc = { uri: { scheme: string; fsPath: string }; languageId: string; fileName: string };
+type Doc = { uri: { scheme: string; fsPath: string; path: string }; languageId: string; fileName: string };
 type Item = { text?: string; detail?: string; severity?: number; selector: unknown };
 
 const DEFAULT_LANGUAGES = {
@@ -131,7 +131,7 @@ loader._load = function (request: string, ...rest: unknown[]) {
 };
 
 const doc = (languageId: string, name: string, scheme = 'file'): Doc => ({
-  uri: { scheme, fsPath: name },
+  uri: { scheme, fsPath: name, path: name },
   languageId,
   fileName: name,
 });
@@ -146,7 +146,8 @@ async function activated(documents: Doc[]): Promise<{ deactivate(): Promise<void
     if (key.includes(`${path.sep}src${path.sep}`) && !key.includes('node_modules')) delete require.cache[key];
   }
   const extension = require('../src/extension');
-  await extension.activate({ subscriptions: [] });
+  const globalStorageUri = { path: '/home/u/.config/Code/User/globalStorage/qwen-lsp.qwen-lsp' };
+  await extension.activate({ subscriptions: [], globalStorageUri });
   await tick();
   return extension;
 }
@@ -163,6 +164,10 @@ async function main(): Promise<void> {
   world.open.slice().forEach((f) => f(doc('python', 'extension-output-1', 'output')));
   await tick();
   out.otherScheme = world.starts;
+  // VS Code's own settings.json (its user data folder) is not code to complete.
+  world.open.slice().forEach((f) => f(doc('jsonc', '/home/u/.config/Code/User/settings.json')));
+  await tick();
+  out.editorSettings = world.starts;
   world.open.slice().forEach((f) => f(doc('ruby', '/w/app.rb')));
   await tick();
   world.open.slice().forEach((f) => f(doc('python', '/w/b.py')));
