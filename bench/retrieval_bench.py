@@ -197,12 +197,12 @@ REPOS: tuple[Repo, ...] = (
         lambda: _openjfx("javafx.base/", "openjfx-javafx.base"),
     ),
     Repo(
-        "zstd",
+        "greenlet",
         "C/C++",
         C,
-        "C library (zstd, from python-zstandard's sdist)",
+        "C++ extension (greenlet's src/greenlet)",
         "held-out",
-        lambda: _sources.pypi_sdist("zstandard", "0.23.0") / "zstd",
+        lambda: _sources.pypi_sdist("greenlet", "3.1.1") / "src" / "greenlet",
     ),
     Repo(
         "pybind11",
@@ -255,7 +255,7 @@ def session_activity(files: list[str], seed: int) -> RecentActivity:
     """Recent activity as after a few minutes of work: edits and views in six files."""
     rng = random.Random(seed + 1)
     recent = RecentActivity()
-    for path in rng.sample(files, 6):
+    for path in rng.sample(files, min(6, len(files))):
         line = rng.randrange(200)
         if rng.random() < 0.5:
             recent.note_edit(path, line, line + rng.randrange(8))

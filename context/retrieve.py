@@ -281,6 +281,7 @@ class _Request:
     budget: int = 16384
     candidates: dict[tuple[str, int, int, str], Snippet] = field(default_factory=dict)
     _resolved: dict[tuple[str, Import], list[str]] = field(default_factory=dict)
+    _lines: dict[str, list[str] | None] = field(default_factory=dict)
 
     # -- helpers --
 
@@ -299,7 +300,10 @@ class _Request:
     def file_lines(self, path: str) -> list[str] | None:
         if path == self.path:
             return self.lines
-        return _file_lines(self.index, path)
+        # Once per request: reading a file back checks it on disk each time.
+        if path not in self._lines:
+            self._lines[path] = _file_lines(self.index, path)
+        return self._lines[path]
 
     def offer(self, snippet: Snippet) -> None:
         """Keep the best-scored candidate for each span and tier."""
