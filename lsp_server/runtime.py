@@ -31,6 +31,7 @@ from context.languages import language_of_document
 from context.pack import document_name
 from context.symbols import file_symbols
 from context.types import Definition
+from lsp_server.actions.diagnostics import SyntaxProblem, SyntaxTrees
 from lsp_server.actions.plan import ActionPlan, Diagnostic, plan_actions
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, RewriteResult
 from lsp_server.completion.service import (
@@ -95,6 +96,7 @@ class Runtime:
         self._index_done.set()
         self.open_documents = OpenDocuments()
         self._refresh_timers: dict[str, threading.Timer] = {}  # per document, after edits
+        self.syntax = SyntaxTrees()  # open documents' trees, for syntax errors and fixes
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -243,14 +245,21 @@ class Runtime:
         end_line: int,
         diagnostics: Sequence[Diagnostic],
         only: Sequence[str] = (),
+        selection: bool = False,
     ) -> list[ActionPlan]:
         """The actions offered at a range (no model), of the kinds in `only` when given
         ("refactor" includes "refactor.rewrite"). Editors ask at every cursor move: the
         definitions come from the index's parse of the open document when it is of this
-        very text, else from a parse of it."""
+        very text, else from a parse of it; the syntax errors from the document's tree."""
         language = language_of_document(path, self.language_id(path))
         definitions: Sequence[Definition] = ()
+        parsed = None
         if language is not None and len(text) <= self.settings.context.max_file_size:
+            if diagnostics:
+                try:
+                    parsed = self.syntax.view(path, text, language)
+                except Exception:  # the fixes are then planned as for any diagnostic
+                    log.exception("cannot parse %s for its syntax errors", path)
             source = text.encode("utf-8", "surrogatepass")
             indexed = self.context.index.open_symbols(path, source) if self.context else None
             try:
@@ -258,7 +267,16 @@ class Runtime:
                 definitions = symbols.definitions
             except Exception:  # a grammar failure costs the refactors, not the fixes
                 log.exception("cannot parse %s for code actions", path)
-        plans = plan_actions(text, language, start_line, end_line, diagnostics, definitions)
+        plans = plan_actions(
+            text,
+            language,
+            start_line,
+            end_line,
+            diagnostics,
+            definitions,
+            selection=selection,
+            parsed=parsed,
+        )
         if only:
             plans = [
                 p for p in plans if any(p.kind == k or p.kind.startswith(f"{k}.") for k in only)
@@ -272,6 +290,13 @@ class Runtime:
         if not self.code_actions_ready:
             return "code actions wait for the model: " + (self.host.message or "not loaded")
         return ""
+
+    def syntax_problems(self, path: str, text: str) -> list[SyntaxProblem]:
+        """The syntax errors of an open document (``diagnostics.enabled``); incremental."""
+        if not self.settings.diagnostics.enabled or len(text) > self.settings.context.max_file_size:
+            return []
+        language = language_of_document(path, self.language_id(path))
+        return self.syntax.problems(path, text, language)
 
     def submit_code_action(self, key: str, request: RewriteRequest) -> Job[RewriteResult]:
         rewriter = self.rewriter
@@ -341,6 +366,7 @@ class Runtime:
 
     def document_closed(self, path: str) -> None:
         self.open_documents.closed(path)
+        self.syntax.forget(path)
         if self.context is not None:
             self.context.close_document(path)
 

@@ -149,6 +149,11 @@ class ProtocolSettings:
 
 
 @dataclass(kw_only=True)
+class DiagnosticsSettings:
+    enabled: bool = True
+
+
+@dataclass(kw_only=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
@@ -156,6 +161,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     code_actions: CodeActionSettings = field(default_factory=CodeActionSettings)
     protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
 
 
 def to_camel(name: str) -> str:

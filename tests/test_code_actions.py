@@ -4,6 +4,7 @@ round trip through the real server and engine on a tiny model."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import sys
@@ -17,6 +18,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from context.symbols import file_symbols
+from lsp_server.actions.diagnostics import SyntaxTrees
 from lsp_server.actions.plan import MAX_FIXES, ActionPlan, Diagnostic, plan_actions, region_digest
 from lsp_server.actions.rewrite import Rewriter, RewriteRequest, _lines, finish, syntax_errors
 from lsp_server.engine.llama import LlamaEngine
@@ -40,24 +42,62 @@ PY = (
 
 
 def plans_for(text: str, start: int, end: int, diagnostics: list[Diagnostic]) -> list[ActionPlan]:
+    """As the server plans: with the file's definitions and its parse (syntax errors)."""
     definitions = file_symbols("/w/a.py", text.encode(), "python").definitions
-    return plan_actions(text, "python", start, end, diagnostics, definitions)
+    parsed = SyntaxTrees().view("/w/a.py", text, "python")
+    return plan_actions(text, "python", start, end, diagnostics, definitions, parsed=parsed)
 
 
 # --- what is offered -------------------------------------------------------------------
 
 
+def plans_at(text: str, start: int, end: int, selection: bool = False) -> list[ActionPlan]:
+    definitions = file_symbols("/w/a.py", text.encode(), "python").definitions
+    return plan_actions(text, "python", start, end, [], definitions, selection=selection)
+
+
 def test_a_function_without_docstring_gets_docstring_and_annotations() -> None:
-    plans = plans_for(PY, 4, 4, [])
+    plans = plans_at(PY, 3, 3)  # the cursor on the `def` line
     assert [(p.task, p.kind, p.start_line, p.end_line) for p in plans] == [
         ("docstring", "refactor.rewrite", 3, 4),
         ("annotate", "refactor.rewrite", 3, 4),
     ]
     assert plans[0].title == "Add a docstring to `area` with Qwen"
     # It has one: only the annotations.
-    assert [p.task for p in plans_for(PY, 9, 9, [])] == ["annotate"]
+    assert [p.task for p in plans_at(PY, 7, 7)] == ["annotate"]
     # Top-level code: nothing to rewrite without a diagnostic.
-    assert plans_for(PY, 11, 11, []) == []
+    assert plans_at(PY, 11, 11) == []
+
+
+def test_rewrites_are_offered_where_they_apply_so_the_lightbulb_means_something() -> None:
+    """The cursor inside a body offers nothing (the lightbulb showed on every line of every
+    function); on the definition's lines, or over a selection, only what is missing."""
+    assert plans_at(PY, 4, 4) == []  # in the body of `area`
+    assert [p.task for p in plans_at(PY, 4, 4, selection=True)] == ["docstring", "annotate"]
+    typed = (
+        "def area(radius: float, *args: int, scale: float = 1.0, **kw: str) -> float:\n"
+        "    return radius\n"
+        "\n"
+        "class Shape:\n"
+        "    def grow(self, by: int) -> None:\n"
+        '        """Grow."""\n'
+        "        self.size += by\n"
+        "\n"
+        "    def shrink(self, by: int):\n"
+        '        """Shrink."""\n'
+        "        self.size -= by\n"
+        "\n"
+        "    def scale(self,\n"
+        "              factor):\n"
+        '        """Scale."""\n'
+        "        self.size *= factor\n"
+    )
+    assert [p.task for p in plans_at(typed, 0, 0)] == ["docstring"]  # fully annotated
+    assert plans_at(typed, 4, 4) == []  # documented and annotated (`self` needs none)
+    assert [p.task for p in plans_at(typed, 8, 8)] == ["annotate"]  # no return type
+    # A signature over two lines: its second line is the definition's too.
+    assert [p.task for p in plans_at(typed, 13, 13)] == ["annotate"]
+    assert plans_at(typed, 15, 15) == []
 
 
 def test_a_diagnostic_gets_a_fix_of_its_definition_first() -> None:
@@ -69,20 +109,23 @@ def test_a_diagnostic_gets_a_fix_of_its_definition_first() -> None:
     assert fix.diagnostic == 1  # its index among those given, for the client
     assert fix.title == 'Fix with Qwen: "radus" is not defined'
     assert "line 10 (Pyright)" in fix.instruction and '"radus" is not defined' in fix.instruction
-    assert [p.task for p in plans[1:]] == ["annotate"]
-    # Outside any definition: the lines around it.
+    assert not fix.syntax and fix.target[0] == 9
+    assert plans[1:] == []  # in the body: no rewrite of the function offered
+    # Outside any definition: the statement.
     top = plans_for(PY, 0, 0, [elsewhere])[0]
-    assert (top.start_line, top.end_line) == (0, 6)
+    assert (top.start_line, top.end_line) == (0, 0)
     # The empty "line" after the final line break is never rewritten: the file keeps it.
     short = plan_actions("x = 1\ny = 2\n", None, 1, 1, [Diagnostic("d", 1, 1)], [])[0]
-    assert (short.start_line, short.end_line) == (0, 1)
+    assert (short.start_line, short.end_line) == (1, 1)
     many = [Diagnostic(f"problem {i}", 9, 9) for i in range(MAX_FIXES + 2)]
     assert sum(p.task == "fix" for p in plans_for(PY, 9, 9, many)) == MAX_FIXES
 
 
 def test_plans_travel_as_data_and_junk_is_refused() -> None:
-    plan = plans_for(PY, 4, 4, [])[0]
+    plan = plans_at(PY, 3, 3)[0]
     assert plan.digest and ActionPlan.from_data(plan.to_data()) == plan
+    fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9, "", 24, 29)])[0]
+    assert ActionPlan.from_data(json.loads(json.dumps(fix.to_data()))) == fix
     for junk in (None, [], {"task": "fix"}, {**plan.to_data(), "task": "rm -rf"}):
         with pytest.raises(ValueError):
             ActionPlan.from_data(junk)
@@ -105,7 +148,10 @@ def test_the_answer_replaces_exactly_the_planned_lines() -> None:
         "    return 2 * math.pi * radius\n\n"
     )
     result = finish(rewrite_request(PY, fix), answer, "stop")
-    assert result.new_text == answer.rstrip("\n")
+    # The edit is the one line that changed.
+    assert (result.start_line, result.end_line) == (9, 10)
+    assert result.new_text == "    return 2 * math.pi * radius"
+    assert result.apply(PY) == PY.replace("* radus", "* radius")
     # A repeated opening fence is dropped.
     assert (
         finish(rewrite_request(PY, fix), "```python\n" + answer, "stop").new_text == result.new_text
@@ -127,7 +173,12 @@ def test_the_answer_replaces_exactly_the_planned_lines() -> None:
             "no change",
         ),
         # More syntax errors than before: refused.
-        ("def circumference(radius:\n    return 2 * math.pi * radius", "stop", "does not parse"),
+        (
+            'def circumference(radius:\n    """The length around a circle."""\n'
+            "    return 2 * math.pi * radius",
+            "stop",
+            "does not parse",
+        ),
     ],
 )
 def test_a_bad_answer_changes_nothing_and_says_why(answer: str, stop: str, message: str) -> None:
@@ -157,16 +208,16 @@ def test_crlf_answers_and_dedented_methods_are_normalised() -> None:
         "    return 2 * math.pi * radius"
     )
     crlf = finish(rewrite_request(PY, fix), lf.replace("\n", "\r\n"), "stop")
-    assert crlf.new_text == lf  # no CR into an LF file
+    assert crlf.new_text == "    return 2 * math.pi * radius"  # no CR into an LF file
     same = lf.replace("radius\n", "radius\r\n").replace("* radius", "* radus")
     assert (
         "no change" in finish(rewrite_request(PY, fix), same.replace("\n", "\r\n"), "stop").message
     )
     source = "class A:\n    def f(self, a):\n        return a\n"
-    method = plans_for(source, 2, 2, [Diagnostic("add types", 2, 2)])[0]
+    method = plans_for(source, 1, 1, [Diagnostic("add types", 1, 1)])[0]
     answer = "def f(self, a: int) -> int:\n    return a\n"  # answered at column 0
     result = finish(rewrite_request(source, method), answer, "stop")
-    assert result.new_text == "    def f(self, a: int) -> int:\n        return a"
+    assert result.new_text == "    def f(self, a: int) -> int:"
     odd = "    def f(self, a: int) -> int:\nreturn a\n"  # less indented than its start
     assert finish(rewrite_request(source, method), odd, "stop").new_text is None
 
@@ -176,11 +227,12 @@ def test_lines_repeated_from_around_the_plan_are_not_doubled() -> None:
     again, or the line after it: kept, it would be there twice. A blank region takes the
     code in place of its blank lines, not after them."""
     source = "import functools\n\n\n@functools.cache\ndef f(a):\n    return a\n\n\nX = f(1)\n"
-    plan = plans_for(source, 5, 5, [Diagnostic("add types", 5, 5)])[0]
+    plan = plans_for(source, 4, 4, [Diagnostic("add types", 4, 4)])[0]
     assert (plan.start_line, plan.end_line) == (4, 5)
     answer = "@functools.cache\ndef f(a: int) -> int:\n    return a\n\n\nX = f(1)\n"
     result = finish(rewrite_request(source, plan), answer, "stop")
-    assert result.new_text == "def f(a: int) -> int:\n    return a"
+    assert result.new_text == "def f(a: int) -> int:"
+    assert result.apply(source) == source.replace("def f(a):", "def f(a: int) -> int:")
     blank = "x = 1\n\ny = 2\n"
     fix = ActionPlan("fix", "quickfix", "Fix", 1, 1, "Fix it.", "", region_digest(blank, 1, 1))
     assert finish(rewrite_request(blank, fix), "z = 3", "stop").new_text == "z = 3"
@@ -189,15 +241,15 @@ def test_lines_repeated_from_around_the_plan_are_not_doubled() -> None:
 def test_blank_lines_around_the_planned_lines_stay() -> None:
     """A fix outside any definition rewrites the lines around the problem, often with
     blank lines at both ends: the model's answer must not glue its neighbours together."""
-    fix = plans_for(PY, 0, 0, [Diagnostic("unused import", 0, 0)])[0]
-    assert (fix.start_line, fix.end_line) == (0, 6)
+    fix = ActionPlan(
+        "fix", "quickfix", "Fix", 0, 6, "Fix it.", "", region_digest(PY, 0, 6), target=(0, 0, 0, 11)
+    )
     answer = "import math  # noqa\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n"
     result = finish(rewrite_request(PY, fix), answer, "stop")
-    lines = PY.split("\n")
-    new = "\n".join([*lines[: fix.start_line], result.new_text or "", *lines[fix.end_line + 1 :]])
-    assert new == PY.replace("import math\n", "import math  # noqa\n")
+    assert result.apply(PY) == PY.replace("import math\n", "import math  # noqa\n")
+    assert (result.start_line, result.end_line, result.new_text) == (0, 1, "import math  # noqa")
     # Only blank lines differ from the lines planned: no change.
-    same = "\n".join(lines[0:5]) + "\n"
+    same = "\n".join(PY.split("\n")[0:5]) + "\n"
     assert finish(rewrite_request(PY, fix), same, "stop").message == "Qwen suggested no change"
 
 
@@ -214,27 +266,33 @@ def test_crlf_files_are_read_without_cr_and_written_with_crlf() -> None:
     )
     result = finish(rewrite_request(crlf, fix), unchanged, "stop")
     assert result.message == "Qwen suggested no change"
-    fixed = unchanged.replace("radus", "radius")
+    fixed = unchanged.replace("radus", "radius").replace("    return", "    # it\n    return")
     result = finish(rewrite_request(crlf, fix), fixed, "stop")
-    assert result.new_text == fixed.replace("\n", "\r\n")
+    assert result.new_text == "    # it\r\n    return 2 * math.pi * radius"
+    assert result.apply(crlf) == crlf.replace("    return 2 * math.pi * radus", "    # it\r\n    return 2 * math.pi * radius")
     prompt_lines = "\n".join(_lines(crlf))
     assert "\r" not in prompt_lines
 
 
 def test_a_fix_may_leave_errors_it_did_not_add() -> None:
+    """Another error elsewhere in the file stays: the fix is judged on its own error."""
     broken = PY.replace("return 2 * math.pi * radus", "return 2 * math.pi * (radus")
+    broken = broken.replace("    return math.pi", "    return (math.pi")
     assert syntax_errors(broken, "python") > 0 == syntax_errors(PY, "python")
     fix = plans_for(broken, 9, 9, [Diagnostic("'(' was never closed", 9, 9)])[0]
+    assert fix.syntax and (fix.start_line, fix.end_line) == (9, 9)
     answer = (
         'def circumference(radius):\n    """The length around a circle."""\n'
         "    return 2 * math.pi * radius"
     )
-    assert finish(rewrite_request(broken, fix), answer, "stop").new_text == answer
+    result = finish(rewrite_request(broken, fix), answer, "stop")
+    assert result.apply(broken) == broken.replace("(radus", "radius"), result.message
     # A language tree-sitter does not know is not checked.
     text = "some notes\nwith a typo: teh\n"
     plan = plan_actions(text, None, 1, 1, [Diagnostic("typo", 1, 1)], [])[0]
     answer = "some notes\nwith a typo: the ("
-    assert finish(rewrite_request(text, plan, "/w/notes.txt"), answer, "stop").new_text == answer
+    result = finish(rewrite_request(text, plan, "/w/notes.txt"), answer, "stop")
+    assert result.new_text == "with a typo: the ("
     # Nor is a language the index reads as text, which has no grammar (Ruby).
     ruby = "def total(lines)\n  lines.sum(&:amount\nend\n"
     plan = plan_actions(ruby, "ruby", 1, 1, [Diagnostic("missing )", 1, 1)], [])[0]
@@ -434,10 +492,8 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     actions = await actions_at(client, uri, (9, 4), (9, 10), diagnostics=[diag])
     assert actions is not None
     titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
-    assert titles == [
-        'Fix with Qwen: "radus" is not defined',
-        "Add type annotations to `circumference` with Qwen",
-    ]
+    # In the body of the function: its fix only (no rewrite of the function).
+    assert titles == ['Fix with Qwen: "radus" is not defined']
     fix = actions[0]
     assert isinstance(fix, types.CodeAction)
     assert fix.kind == types.CodeActionKind.QuickFix and fix.edit is None
@@ -449,7 +505,9 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     only = await actions_at(
         client, uri, (9, 4), (9, 10), diagnostics=[diag], only=[types.CodeActionKind.Refactor]
     )
-    assert [a.title for a in only or []] == titles[1:]
+    assert [a.title for a in only or []] == []
+    on_def = await actions_at(client, uri, (7, 4), diagnostics=[], only=["refactor"])
+    assert [a.title for a in on_def or []] == ["Add type annotations to `circumference` with Qwen"]
     # Whole lines selected (ending at column 0 of the next line): the function they cover.
     selected = await actions_at(client, uri, (3, 0), (5, 0))
     assert [a.title for a in selected or []] == [
@@ -477,9 +535,10 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
         assert edit.changes is not None
         (text_edit,) = edit.changes[uri]
     assert isinstance(text_edit, types.TextEdit)
-    # Exactly the lines of `circumference`, their last line break kept.
-    assert text_edit.range == types.Range(types.Position(7, 0), types.Position(9, len(lines[9])))
-    new = "\n".join([*lines[:7], text_edit.new_text, *lines[10:]])
+    # Whole lines of `circumference` and only those: the lines that changed.
+    start, end = text_edit.range.start, text_edit.range.end
+    assert start.character == end.character == 0 and 7 <= start.line <= end.line <= 10
+    new = "\n".join([*lines[: start.line], *text_edit.new_text.split("\n")[:-1], *lines[end.line :]])
     assert syntax_errors(new, "python") <= syntax_errors(PY, "python")
 
 
@@ -490,7 +549,7 @@ async def test_a_rewrite_of_lines_that_changed_is_refused(
     ws.mkdir()
     await start(client, ws, qwen2_model)
     uri = open_doc(client, ws / "circle.py", PY)
-    actions = await actions_at(client, uri, (4, 0))
+    actions = await actions_at(client, uri, (3, 0))
     assert actions and isinstance(actions[0], types.CodeAction)
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
@@ -564,15 +623,17 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     changes = edit.document_changes
     text_edit = changes[0].edits[0] if changes else edit.changes[uri][0]  # type: ignore[index, union-attr]
     assert isinstance(text_edit, types.TextEdit)
-    # Lines 0-1: no definition around, so the lines near the diagnostic, whole; the file
-    # keeps its final line break.
-    assert text_edit.range == types.Range(types.Position(0, 0), types.Position(1, 5))
     data = fix.data if fix.data is not None else fix.command.arguments[0]  # type: ignore[union-attr, index]
     plan = ActionPlan.from_data(data["plan"])
+    assert (plan.start_line, plan.end_line) == (1, 1)  # the statement with the problem
     engine, rewriter = rewriter_for(qwen2_model)
     with engine:
         expected = rewriter.run(RewriteRequest(plan, str((ws / "x.md").resolve()), "x.md", text))
-    assert expected.new_text and text_edit.new_text == expected.new_text
+    assert expected.new_text is not None
+    # Exactly the engine's edit: the lines that changed, whole.
+    assert text_edit.range.start == types.Position(expected.start_line, 0)
+    new = text[: 6 * expected.start_line] + text_edit.new_text + text[6 * text_edit.range.end.line :]
+    assert new == expected.apply(text)
 
 
 async def test_a_buffer_without_a_path_is_checked_in_its_editors_language(
@@ -596,7 +657,7 @@ async def test_a_buffer_without_a_path_is_checked_in_its_editors_language(
         )
 
     open_untitled("untitled:Untitled-1", "def area(r):\n    return math.pi * r ** 2\n")
-    actions = await actions_at(client, "untitled:Untitled-1", (1, 4))
+    actions = await actions_at(client, "untitled:Untitled-1", (0, 4))
     titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
     assert any("docstring" in t for t in titles) and any("annotations" in t for t in titles)
 
@@ -641,7 +702,7 @@ async def test_a_cancelled_action_answers_at_once_and_never_runs(
         ),
         msg_id="busy",
     )
-    actions = await actions_at(client, uri, (1, 0))
+    actions = await actions_at(client, uri, (0, 0))
     assert actions and isinstance(actions[0], types.CodeAction)
     first = client.protocol.send_request("codeAction/resolve", actions[0], msg_id="superseded")
     await asyncio.sleep(0.1)
@@ -670,7 +731,9 @@ def test_a_huge_file_is_checked_on_the_rewritten_lines_only(monkeypatch) -> None
     monkeypatch.setattr(rewrite, "WHOLE_FILE_CHECK_BYTES", 10)  # PY counts as huge now
     fix = plans_for(PY, 9, 9, [Diagnostic("undefined radus", 9, 9)])[0]
     good = 'def circumference(radius):\n    """The length."""\n    return 2 * math.pi * radius'
-    assert finish(rewrite_request(PY, fix), good, "stop").new_text == good
+    assert finish(rewrite_request(PY, fix), good, "stop").apply(PY) == PY.replace(
+        "around a circle", ""
+    ).replace("length ", "length").replace("radus", "radius")
     bad = "def circumference(radius:\n    return 2 * math.pi * radius"
     assert finish(rewrite_request(PY, fix), bad, "stop").new_text is None
 
@@ -693,7 +756,7 @@ def test_jobs_queued_before_a_model_reload_do_not_touch_the_freed_engine(qwen2_m
     try:
         runtime.load_model().result(timeout=60)
         text = "def f(x):\n    return x\n"
-        plan = runtime.plan_code_actions("/w/a.py", text, 1, 1, [])[0]
+        plan = runtime.plan_code_actions("/w/a.py", text, 0, 0, [])[0]
         completion = runtime.completion_request("/w/a.py", text, 1, 12)
         reload = runtime.load_model()  # queued first, as when the settings change
         action = runtime.submit_code_action("a", RewriteRequest(plan, "/w/a.py", "a.py", text))

@@ -1,28 +1,36 @@
 """Which code actions to offer at a range: decided without the model, in milliseconds.
 
 An action is a plan (what to ask the model, which whole lines it may rewrite); the model
-runs only when the user picks one (``codeAction/resolve`` or the command fallback). The
-lines rewritten are the innermost function or class around the range, so the model sees
-a whole unit and the edit cannot touch anything outside it; without one (top-level code,
-an unknown language) a few lines around the range.
+runs only when the user picks one (``codeAction/resolve`` or the command fallback).
+
+- A fix of a syntax error rewrites the smallest block around it that parses once the
+  error is taken out (``region.fix_region``), and may change only the lines of the error
+  (``focus_start..focus_end``).
+- A fix of another problem (a type checker's, a linter's) rewrites the function or class
+  around it, or the statement outside one, and must change the problem's own text.
+- *Add a docstring* and *Add type annotations* are offered where they apply: the cursor
+  on the definition's first lines or a selection over it, and something missing (no
+  docstring; a parameter or the return value without a type).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from context.types import Definition
+from lsp_server.actions.diagnostics import ParsedText, SyntaxProblem
+from lsp_server.actions.region import fix_region, statement_block
 
 ActionKind = Literal["quickfix", "refactor.rewrite"]
 Task = Literal["fix", "docstring", "annotate"]
 
 # A definition longer than this is not rewritten whole: only the lines around the range.
 MAX_TARGET_LINES = 200
-# Lines kept around the range when there is no enclosing definition to rewrite.
-AROUND_LINES = 6
 # At most this many diagnostics get a fix of their own per request.
 MAX_FIXES = 3
 
@@ -42,6 +50,8 @@ class Diagnostic:
     start_line: int
     end_line: int
     source: str = ""
+    start_char: int = 0  # code points
+    end_char: int = -1  # -1: the end of the line
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,12 @@ class ActionPlan:
     name: str = ""  # the definition rewritten, when there is one
     digest: str = ""  # of the lines when planned: a rewrite of changed lines is refused
     diagnostic: int = -1  # for a fix: its diagnostic's index in those given to plan_actions
+    # For a fix: the problem's text range (line, char, end line, end char; code points),
+    # whether it is a syntax error, and the lines a syntax fix may change.
+    target: tuple[int, int, int, int] = (-1, 0, -1, -1)
+    syntax: bool = False
+    focus_start: int = -1
+    focus_end: int = -1
 
     def to_data(self) -> dict[str, Any]:
         """A JSON-able form, carried by the action until it is resolved."""
@@ -69,7 +85,11 @@ class ActionPlan:
             raise ValueError("not a qwen-lsp code action")
         try:
             plan = cls(**{k: data[k] for k in cls.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
+            target = tuple(int(v) for v in plan.target)
+            if len(target) != 4:
+                raise TypeError("target")
+            plan = replace(plan, target=target)  # (a list after JSON)
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a qwen-lsp code action: {exc}") from exc
         if plan.task not in ("fix", "docstring", "annotate") or not (
             isinstance(plan.start_line, int)
@@ -95,14 +115,19 @@ def plan_actions(
     end_line: int,
     diagnostics: Sequence[Diagnostic],
     definitions: Sequence[Definition],
+    *,
+    selection: bool = False,
+    parsed: ParsedText | None = None,
 ) -> list[ActionPlan]:
     """The actions for a range of ``text``: a fix per diagnostic that touches it (quick
-    fixes first), then rewrites of the definition around it (a docstring when it has
-    none, type annotations for Python functions)."""
+    fixes first), then the rewrites of the definition there that apply. ``selection``:
+    the range selects text (not only a cursor); ``parsed``: the text's parse, with its
+    syntax errors (a diagnostic on one gets a syntax fix)."""
     # The last line with text: the empty "line" after a final line break is not rewritten
     # (the file keeps its final newline).
     last = max(0, text.count("\n") - text.endswith("\n"))
     start_line, end_line = min(start_line, last), min(max(start_line, end_line), last)
+    lines = text.split("\n")
     plans: list[ActionPlan] = []
     touching = [
         (i, d)
@@ -110,27 +135,12 @@ def plan_actions(
         if d.start_line <= end_line and d.end_line >= start_line
     ]
     for index, diag in touching[:MAX_FIXES]:
-        first, final, unit = _target(diag.start_line, diag.end_line, definitions, last)
-        message = " ".join(diag.message.split())
-        where = f"line {diag.start_line + 1}"
-        source = f" ({diag.source})" if diag.source else ""
-        plans.append(
-            ActionPlan(
-                task="fix",
-                kind="quickfix",
-                title=f"Fix with Qwen: {_shorten(message, 60)}",
-                start_line=first,
-                end_line=final,
-                instruction=(
-                    f"Fix this problem reported at {where}{source}: {message}\n"
-                    "Change only what the fix needs; keep everything else as it is."
-                ),
-                name=unit.name if unit else "",
-                diagnostic=index,
-            )
-        )
+        plans.append(_fix(diag, index, lines, last, definitions, parsed))
     unit = _rewritable(start_line, end_line, definitions)
-    if unit is not None:
+    on_header = unit is not None and (
+        selection or unit.start_line <= start_line <= max(unit.signature_end_line, unit.start_line)
+    )
+    if unit is not None and on_header:
         noun = "function" if unit.kind in _CALLABLES else unit.kind
         rewrites: list[tuple[Task, str, str]] = []
         if not unit.doc and language in _DOC_LANGUAGES:
@@ -142,7 +152,7 @@ def plan_actions(
                     f"`{unit.name}`: what it does, its parameters and what it returns.",
                 )
             )
-        if language == "python" and unit.kind in _CALLABLES:
+        if language == "python" and unit.kind in _CALLABLES and _lacks_types(lines, unit):
             rewrites.append(
                 (
                     "annotate",
@@ -166,6 +176,90 @@ def plan_actions(
     return [replace(p, digest=region_digest(text, p.start_line, p.end_line)) for p in plans]
 
 
+def _fix(
+    diag: Diagnostic,
+    index: int,
+    lines: list[str],
+    last: int,
+    definitions: Sequence[Definition],
+    parsed: ParsedText | None,
+) -> ActionPlan:
+    message = " ".join(diag.message.split())
+    where = f"line {diag.start_line + 1}"
+    source = f" ({diag.source})" if diag.source else ""
+    problem = _syntax_problem(diag, parsed)
+    name = ""
+    if problem is not None and parsed is not None:
+        first, final = fix_region(parsed, problem.line, problem.end_line, MAX_TARGET_LINES)
+        focus = (max(first, min(problem.line, problem.focus_start)), min(final, problem.focus_end))
+        unit = _enclosing(first, final, definitions)
+        name = unit.name if unit else ""
+    else:
+        unit = _rewritable(diag.start_line, diag.end_line, definitions)
+        if unit is not None:
+            # (A broken bracket elsewhere can make the tree's definition run on to the end
+            # of the file: its indentation says where it ends.)
+            _, block_end = statement_block(lines, unit.start_line, unit.start_line)
+            first, final, name = unit.start_line, min(unit.end_line, block_end), unit.name
+            final = max(final, diag.end_line)
+        else:
+            first, final = statement_block(lines, diag.start_line, min(diag.end_line, last))
+            final = min(final, last)
+        focus = (first, final)
+    end_char = diag.end_char if diag.end_char >= 0 else len(lines[min(diag.end_line, last)])
+    return ActionPlan(
+        task="fix",
+        kind="quickfix",
+        title=f"Fix with Qwen: {_shorten(message, 60)}",
+        start_line=first,
+        end_line=final,
+        instruction=(
+            f"Fix this problem reported at {where}{source}: {message}\n"
+            "Change only what the fix needs; keep everything else as it is."
+        ),
+        name=name,
+        diagnostic=index,
+        target=(diag.start_line, diag.start_char, diag.end_line, end_char),
+        syntax=problem is not None,
+        focus_start=focus[0],
+        focus_end=focus[1],
+    )
+
+
+def _syntax_problem(diag: Diagnostic, parsed: ParsedText | None) -> SyntaxProblem | None:
+    """The syntax error the diagnostic reports (ours, or another server's on the same
+    place), None when it is about something else."""
+    if parsed is None:
+        return None
+    for problem in parsed.problems:
+        if diag.start_line <= problem.line <= diag.end_line or (
+            problem.line <= diag.start_line <= problem.end_line
+        ):
+            return problem
+    return None
+
+
+def _lacks_types(lines: list[str], unit: Definition) -> bool:
+    """Whether a Python function has a parameter (besides `self`/`cls`) or a return value
+    without a type annotation; a signature Python cannot read counts as complete."""
+    header = "\n".join(lines[unit.start_line : max(unit.signature_end_line, unit.start_line) + 1])
+    header = textwrap.dedent(header)
+    try:
+        tree = ast.parse(header + "\n    pass\n")
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    if positional and positional[0].arg in ("self", "cls") and unit.kind == "method":
+        positional = positional[1:]
+    params = [*positional, *args.kwonlyargs]
+    params += [a for a in (args.vararg, args.kwarg) if a is not None]
+    return node.returns is None or any(a.annotation is None for a in params)
+
+
 def _enclosing(start: int, end: int, definitions: Sequence[Definition]) -> Definition | None:
     """The innermost function, method or class spanning the lines."""
     best: Definition | None = None
@@ -182,16 +276,6 @@ def _rewritable(start: int, end: int, definitions: Sequence[Definition]) -> Defi
     if unit is not None and unit.end_line - unit.start_line < MAX_TARGET_LINES:
         return unit
     return None
-
-
-def _target(
-    start: int, end: int, definitions: Sequence[Definition], last: int
-) -> tuple[int, int, Definition | None]:
-    """The lines a fix may rewrite: the enclosing unit when not too long, else around."""
-    unit = _rewritable(start, end, definitions)
-    if unit is not None:
-        return unit.start_line, unit.end_line, unit
-    return max(0, start - AROUND_LINES), min(last, end + AROUND_LINES), None
 
 
 def _shorten(text: str, width: int) -> str:

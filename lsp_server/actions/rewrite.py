@@ -2,24 +2,38 @@
 
 The prompt is the model's chat template (thinking off) with an editing instruction, the
 multi-file context the completions use, the file and the lines to rewrite; the answer
-starts inside a code fence, so the model writes code and closes the fence. What it
-returns replaces exactly the planned lines, and only when it is whole (not cut by the
-token or time limit), differs from them, and does not add syntax errors to the file: a
-rejected rewrite changes nothing and says why.
+starts inside a code fence, so the model writes code and closes the fence.
+
+What it returns may replace only the planned lines, and is applied only when it passes
+every check of ``finish``; the edit is then the lines that changed, nothing more:
+
+- whole (not cut by the token or time limit), and different from the lines;
+- plausible code: no control characters but tab and line breaks, no code fence or prose
+  line, the file's indentation (tabs or spaces), a length within bounds of the lines it
+  replaces (``FIX_SHRINK`` ...);
+- no syntax error added anywhere in the file, and for a fix of a syntax error, that
+  error gone and only its lines changed; for a fix of another problem, the problem's
+  own text changed.
+
+A refused rewrite changes nothing, and its message names the rule.
 """
 
 from __future__ import annotations
 
 import ast
 import logging
+import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from tree_sitter import Node
 
 from context.languages import has_grammar, language_of_document
 from context.symbols import parse
+from lsp_server.actions.diagnostics import syntax_problems
 from lsp_server.actions.plan import ActionPlan, region_digest
 from lsp_server.completion.prompt import (
     ALL_SPECIALS,
@@ -62,12 +76,26 @@ class RewriteRequest:
 
 @dataclass
 class RewriteResult:
-    """The new text of the planned lines (None: nothing to change, see ``message``)."""
+    """The edit: old lines ``[start_line, end_line)`` become ``new_text`` (``count``
+    lines; an insertion when the range is empty, a deletion when there are none).
+    ``new_text`` None: nothing to change, ``message`` says why."""
 
     new_text: str | None
     message: str
     figures: Figures
+    start_line: int = 0
+    end_line: int = 0
+    count: int = 0
     total_ms: float = 0.0
+
+    def apply(self, text: str) -> str:
+        """``text`` with the edit made (itself when there is none)."""
+        if self.new_text is None:
+            return text
+        eol = "\r\n" if "\r\n" in text else "\n"
+        lines = text.split(eol)
+        new = self.new_text.split(eol) if self.count else []
+        return eol.join([*lines[: self.start_line], *new, *lines[self.end_line :]])
 
 
 class Rewriter:
@@ -188,18 +216,21 @@ class Rewriter:
 
 
 def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteResult:
-    """Check the model's answer and turn it into the new text of the planned lines.
+    """Check the model's answer and turn it into the smallest edit of the planned lines.
 
     The blank lines at the start and end of the planned lines are kept as they are (the
     model's answer is trimmed of its own), so a rewrite never glues what it touches to
-    its neighbours; a file with CRLF line ends gets CRLF in the new text too.
+    its neighbours; a file with CRLF line ends gets CRLF in the new text too. Every
+    refusal names its rule and changes nothing (``new_text`` None).
     """
     plan = request.plan
+
+    def refuse(why: str) -> RewriteResult:
+        return RewriteResult(None, f"{why}: nothing was changed", Figures())
+
     if stop_reason in ("length", "time"):
         limit = "codeActions.maxTokens" if stop_reason == "length" else "codeActions.timeBudgetMs"
-        return RewriteResult(
-            None, f"the rewrite was cut by {limit}: nothing was changed", Figures()
-        )
+        return refuse(f"the rewrite was cut by {limit}")
     code = _strip_answer(answer)
     lines = _lines(request.text)
     region = lines[plan.start_line : plan.end_line + 1]
@@ -209,46 +240,295 @@ def finish(request: RewriteRequest, answer: str, stop_reason: str) -> RewriteRes
         lead = trail = 0
     code = _without_neighbours(code, lines, plan.start_line + lead, plan.end_line - trail)
     old = "\n".join(region[lead : len(region) - trail])
-    if not code.strip():
-        return RewriteResult(None, "Qwen returned no code: nothing was changed", Figures())
-    moved = _reindented(code, old)
-    if moved is None:
-        return RewriteResult(
-            None, "Qwen's rewrite is not indented like the code: nothing was changed", Figures()
-        )
-    code = moved
+    deletes = plan.task == "fix" and not code.strip() and _may_delete(old, plan)
+    if not code.strip() and not deletes:
+        return refuse("Qwen returned no code")
+    implausible = _implausible(code, old, plan, request.text)
+    if implausible:
+        return refuse(implausible)
+    if code.strip():
+        moved = _reindented(code, old)
+        if moved is None:
+            return refuse("Qwen's rewrite is not indented like the code")
+        code = moved
     if code.rstrip() == old.rstrip():
         return RewriteResult(None, "Qwen suggested no change", Figures())
-    new_region = "\n".join([""] * lead + [code] + [""] * trail)
+    body = code.split("\n") if code.strip() else []
+    new_lines = [*region[:lead], *body, *region[len(region) - trail :]]
+    start, stop, changed = minimal_change(region, new_lines)
+    first, final = plan.start_line + start, plan.start_line + stop  # old lines [first, final)
+    new_file = [*lines[: plan.start_line], *new_lines, *lines[plan.end_line + 1 :]]
+    if _spills(changed, lines, plan.start_line, plan.end_line, fuzzy=plan.syntax):
+        return refuse("Qwen's answer rewrites code after or before the planned lines too")
     language = language_of_document(request.path, request.language_id)
     if language is not None and has_grammar(language):  # (no check for text languages)
-        if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
-            old_scope = "\n".join(lines)
-            new_scope = "\n".join(
-                [*lines[: plan.start_line], new_region, *lines[plan.end_line + 1 :]]
-            )
-        else:
-            old_scope, new_scope = "\n".join(region), new_region
-        before, after = syntax_errors(old_scope, language), syntax_errors(new_scope, language)
-        if after > before:
-            return RewriteResult(
-                None,
-                f"Qwen's rewrite does not parse ({after} syntax errors, {before} before): "
-                "nothing was changed",
-                Figures(),
-            )
-        # tree-sitter's Python grammar accepts a block that is not indented (a method
-        # turned top-level function parses): Python's own parser is the judge.
-        whole_file = len(request.text) <= WHOLE_FILE_CHECK_BYTES
-        if language == "python" and whole_file and _python_parses(old_scope):
-            if not _python_parses(new_scope):
-                return RewriteResult(
-                    None, "Qwen's rewrite is not valid Python: nothing was changed", Figures()
+        if _has_prose(new_file, plan.start_line + start, len(changed), language):
+            return refuse("Qwen's answer has prose lines, not only code")
+        why = _syntax_check(request, language, lines, new_file, new_lines)
+        if why:
+            return refuse(why)
+    elif _has_prose_lines(changed):
+        return refuse("Qwen's answer has prose lines, not only code")
+    if plan.task == "fix":
+        why = _fix_check(plan, lines, first, final, changed, start, region, new_lines)
+        if why:
+            return refuse(why)
+    eol = "\r\n" if "\r\n" in request.text else "\n"
+    if final - first == 1:
+        message = f"rewrote line {first + 1}"
+    elif final > first:
+        message = f"rewrote lines {first + 1}-{final}"
+    else:
+        message = f"inserted {len(changed)} lines after line {first}"
+    return RewriteResult(eol.join(changed), message, Figures(), first, final, len(changed))
+
+
+# How far a rewrite's length may stray from the lines it replaces, in characters of code
+# (whitespace not counted): a fix may remove up to a quarter (at least 16 characters) and
+# add up to as much again (at least 200); a docstring or annotations add, never remove.
+FIX_SHRINK, FIX_GROW = (16, 0.25), (200, 1.0)
+REWRITE_SHRINK, REWRITE_GROW = (8, 0.0), (1200, 1.0)
+# A fix of a syntax error adds at most this many lines (a `}`, an `end`, a `pass`).
+SYNTAX_FIX_ADDED_LINES = 3
+# ... and changes at most this many characters (or a quarter of the lines it changes).
+SYNTAX_FIX_CHARS = 24
+# Lines this near the planned ones that come back in an answer mean it spilled over.
+SPILL_LINES = 12
+# Characters no code has: C0 controls but tab and line breaks, DEL, C1 controls, and
+# the replacement character of bytes that were not text.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_PROSE = re.compile(r"^(?:[A-Z][a-z']*,?|I)(?: [A-Za-z',()-]+){3,}[.:!]$")
+
+
+def _implausible(code: str, old: str, plan: ActionPlan, text: str) -> str:
+    """Why ``code`` cannot be a rewrite of ``old`` ("" when it can)."""
+    if _CONTROL.search(code):
+        return "Qwen's answer has control characters, not code"
+    if any(line.lstrip().startswith("```") for line in code.split("\n")):
+        return "Qwen's answer has a code fence inside the code"
+    style = _indent_style(old) or _indent_style(text)
+    used = _indent_style(code)
+    if style and used and used != style:
+        return f"Qwen's rewrite indents with {used}, the file with {style}"
+    old_size, new_size = _code_size(old), _code_size(code)
+    (shrink, shrink_part), (grow, grow_part) = (
+        (FIX_SHRINK, FIX_GROW) if plan.task == "fix" else (REWRITE_SHRINK, REWRITE_GROW)
+    )
+    if new_size < old_size - max(shrink, old_size * shrink_part):
+        return (
+            f"Qwen's rewrite is much shorter than the code ({new_size} characters for {old_size})"
+        )
+    if new_size > old_size + max(grow, old_size * grow_part):
+        return f"Qwen's rewrite is much longer than the code ({new_size} characters for {old_size})"
+    return ""
+
+
+def _spills(
+    changed: list[str], lines: list[str], start: int, end: int, *, fuzzy: bool = False
+) -> bool:
+    """Whether the new lines repeat distinctive lines from just outside the planned ones
+    (the model went on rewriting past its lines: applied, they would be there twice).
+    ``fuzzy``: lines much like them count too (a syntax fix has no reason to write a
+    `return 1;` next to the `return 0;` below it)."""
+    around = [*lines[max(0, start - SPILL_LINES) : start], *lines[end + 1 : end + 1 + SPILL_LINES]]
+    near = {line.strip() for line in around if len(line.strip()) >= 8}
+    inside = {line.strip() for line in lines[start : end + 1]}
+    for line in changed:
+        text = line.strip()
+        if text in inside or len(text) < 8:
+            continue
+        if text in near:
+            return True
+        if fuzzy and not any(SequenceMatcher(None, text, old).ratio() >= 0.75 for old in inside):
+            if any(SequenceMatcher(None, text, other).ratio() >= 0.75 for other in near):
+                return True
+    return False
+
+
+def _may_delete(old: str, plan: ActionPlan) -> bool:
+    """A fix may delete its lines only when they are the stray word or bracket the error
+    is about ("unexpected `end`")."""
+    return plan.syntax and f"unexpected `{old.strip()}`" in plan.instruction
+
+
+def _code_size(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace())
+
+
+def _indent_style(text: str) -> str:
+    """ "tabs" or "spaces": how the indented lines of ``text`` start (most of them)."""
+    tabs = spaces = 0
+    for line in text.split("\n"):
+        if line.startswith("\t"):
+            tabs += 1
+        elif line.startswith(" ") and line.strip():
+            spaces += 1
+    if tabs == spaces == 0:
+        return ""
+    return "tabs" if tabs > spaces else "spaces"
+
+
+def minimal_change(old: Sequence[str], new: Sequence[str]) -> tuple[int, int, list[str]]:
+    """The lines that differ: old lines ``[start, stop)`` become the returned lines."""
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    tail = 0
+    while (
+        tail < min(len(old), len(new)) - start
+        and old[len(old) - 1 - tail] == new[len(new) - 1 - tail]
+    ):
+        tail += 1
+    return start, len(old) - tail, list(new[start : len(new) - tail])
+
+
+def _syntax_check(
+    request: RewriteRequest,
+    language: str,
+    lines: list[str],
+    new_file: list[str],
+    new_lines: list[str],
+) -> str:
+    """Why the rewritten file is refused for its syntax ("" when it is not)."""
+    plan = request.plan
+    if len(request.text) <= WHOLE_FILE_CHECK_BYTES:
+        old_text, new_text, offset = "\n".join(lines), "\n".join(new_file), 0
+    else:  # a huge file: the lines rewritten only
+        old_text = "\n".join(lines[plan.start_line : plan.end_line + 1])
+        new_text, offset = "\n".join(new_lines), plan.start_line
+    before = syntax_problems(old_text, language)
+    after = syntax_problems(new_text, language)
+    start = plan.start_line - offset
+    old_end = plan.end_line - offset
+    new_end = start + len(new_lines) - 1
+    shift = new_end - old_end
+    outside = Counter(
+        (p.message, p.line + (shift if p.line > old_end else 0))
+        for p in before
+        if not start <= p.line <= old_end
+    )
+    inside = Counter(p.message for p in before if start <= p.line <= old_end)
+    for problem in after:
+        if start <= problem.line <= new_end:
+            if plan.syntax or inside[problem.message] <= 0:
+                return (
+                    f"Qwen's rewrite does not parse ({problem.message} at line "
+                    f"{problem.line + offset + 1})"
                 )
-    if "\r\n" in request.text:
-        new_region = new_region.replace("\n", "\r\n")
-    message = f"rewrote lines {plan.start_line + 1}-{plan.end_line + 1}"
-    return RewriteResult(new_region, message, Figures())
+            inside[problem.message] -= 1
+        elif outside[(problem.message, problem.line)] > 0:
+            outside[(problem.message, problem.line)] -= 1
+        else:
+            return (
+                f"Qwen's rewrite adds a syntax error elsewhere ({problem.message} at line "
+                f"{problem.line + offset + 1})"
+            )
+    # tree-sitter's Python grammar accepts a block that is not indented (a method
+    # turned top-level function parses): Python's own parser is the judge.
+    if language == "python" and not offset and _python_parses(old_text):
+        if not _python_parses(new_text):
+            return "Qwen's rewrite is not valid Python"
+    return ""
+
+
+def _fix_check(
+    plan: ActionPlan,
+    lines: list[str],
+    first: int,
+    final: int,
+    changed: list[str],
+    start: int,
+    region: list[str],
+    new_lines: list[str],
+) -> str:
+    """Why a fix's edit (old lines ``[first, final)`` become ``changed``) is refused."""
+    if plan.syntax:
+        if len(changed) - (final - first) > SYNTAX_FIX_ADDED_LINES:
+            return (
+                f"Qwen's fix adds {len(changed) - (final - first)} lines; a syntax fix adds "
+                f"at most {SYNTAX_FIX_ADDED_LINES}"
+            )
+        old_text, new_text = "\n".join(lines[first:final]), "\n".join(changed)
+        size = _changed_chars(old_text, new_text)
+        allowed = max(SYNTAX_FIX_CHARS, len(old_text) // 4)
+        if size > allowed:
+            return (
+                f"Qwen's fix changes {size} characters; a syntax fix changes at most {allowed} here"
+            )
+        # Only the lines of the error may change (new lines may follow its last).
+        if (
+            first < plan.focus_start
+            or final > plan.focus_end + 1
+            or (final == first and first > plan.focus_end + 1)
+        ):
+            return (
+                f"Qwen's fix changes lines {first + 1}-{max(final, first + 1)}, away from the "
+                f"error (lines {plan.focus_start + 1}-{plan.focus_end + 1})"
+            )
+        return ""
+    line, char, end_line, end_char = plan.target
+    if line < 0:
+        return ""
+    if final <= line or first > end_line:
+        return "Qwen's fix does not change the code the problem is about"
+    if first == line and final == line + 1 and end_line == line and len(changed) == 1:
+        # One line changed: the change itself must touch the problem's characters.
+        old_line, new_line = lines[line], changed[0]
+        keep = 0
+        while keep < min(len(old_line), len(new_line)) and old_line[keep] == new_line[keep]:
+            keep += 1
+        back = 0
+        while (
+            back < min(len(old_line), len(new_line)) - keep
+            and old_line[len(old_line) - 1 - back] == new_line[len(new_line) - 1 - back]
+        ):
+            back += 1
+        if keep > end_char or len(old_line) - back < char:
+            return "Qwen's fix does not change the code the problem is about"
+    return ""
+
+
+def _changed_chars(old: str, new: str) -> int:
+    """How many characters differ between ``old`` and ``new``, between their common
+    start and their common end (the longer side)."""
+    keep = 0
+    while keep < min(len(old), len(new)) and old[keep] == new[keep]:
+        keep += 1
+    back = 0
+    while back < min(len(old), len(new)) - keep and old[-1 - back] == new[-1 - back]:
+        back += 1
+    return max(len(old), len(new)) - keep - back
+
+
+def _has_prose(new_file: list[str], first: int, count: int, language: str) -> bool:
+    """Whether a changed line reads as an English sentence outside any comment or string."""
+    candidates = [row for row in range(first, first + count) if _PROSE.match(new_file[row].strip())]
+    if not candidates:
+        return False
+    source = "\n".join(new_file).encode("utf-8", "surrogatepass")
+    root = parse(source, language).root_node
+    starts = [0]
+    for line in new_file:
+        starts.append(starts[-1] + len(line.encode("utf-8", "surrogatepass")) + 1)
+    for row in candidates:
+        line = new_file[row]
+        column = len(line[: len(line) - len(line.lstrip())].encode("utf-8", "surrogatepass"))
+        node: Node | None = root.descendant_for_byte_range(
+            starts[row] + column, starts[row] + column + 1
+        )
+        while node is not None and not any(k in node.type for k in ("string", "comment")):
+            node = node.parent
+        if node is None:
+            return True
+    return False
+
+
+def _has_prose_lines(changed: list[str]) -> bool:
+    """For a language with no parser: a changed line that opens like a chat answer."""
+    return any(
+        re.match(r"(Here is|Here's|Sure|Certainly|I have|I've|The (fixed|corrected) )", line)
+        for line in changed
+    )
 
 
 def _python_parses(text: str) -> bool:

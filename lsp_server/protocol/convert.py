@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from lsp_server.actions.diagnostics import SyntaxProblem
 from lsp_server.actions.plan import ActionPlan, Diagnostic
 from lsp_server.completion.postprocess import Suggestion
 
+# The `source` of our own diagnostics (syntax errors), as editors show it.
+DIAGNOSTIC_SOURCE = "qwen-lsp"
 # The command of an action for clients that cannot resolve an action's edit lazily:
 # executing it runs the model and applies the edit with `workspace/applyEdit`.
 APPLY_ACTION_COMMAND = "qwenLsp.applyCodeAction"
@@ -127,11 +130,44 @@ def selected_lines(selection: types.Range) -> tuple[int, int]:
     return start.line, end.line - 1 if end.character == 0 and end.line > start.line else end.line
 
 
-def diagnostic_of(diagnostic: types.Diagnostic) -> Diagnostic:
-    source = diagnostic.source or ""
+def diagnostic_of(diagnostic: types.Diagnostic, lines: list[str], encoding: str) -> Diagnostic:
+    """The client's diagnostic in our terms (columns in code points of ``lines``)."""
+    start, end = diagnostic.range.start, diagnostic.range.end
+
+    def column(line: int, character: int) -> int:
+        if 0 <= line < len(lines):
+            return column_to_codepoints(lines[line].removesuffix("\r"), character, encoding)
+        return character
+
     return Diagnostic(
-        diagnostic.message, diagnostic.range.start.line, diagnostic.range.end.line, source
+        diagnostic.message,
+        start.line,
+        end.line,
+        diagnostic.source or "",
+        column(start.line, start.character),
+        column(end.line, end.character),
     )
+
+
+def syntax_diagnostics(
+    problems: list[SyntaxProblem], lines: list[str], encoding: str
+) -> list[types.Diagnostic]:
+    """Our syntax errors as LSP diagnostics (columns in the negotiated encoding)."""
+
+    def position(line: int, column: int) -> types.Position:
+        text = lines[line].removesuffix("\r") if 0 <= line < len(lines) else ""
+        return types.Position(line, codepoints_to_column(text, column, encoding))
+
+    return [
+        types.Diagnostic(
+            range=types.Range(position(p.line, p.column), position(p.end_line, p.end_column)),
+            message=p.message,
+            severity=types.DiagnosticSeverity.Error,
+            source=DIAGNOSTIC_SOURCE,
+            code="syntax",
+        )
+        for p in problems
+    ]
 
 
 def code_action_of(
@@ -187,21 +223,34 @@ def lines_edit(
     start_line: int,
     end_line: int,
     new_text: str,
+    count: int,
     encoding: str,
     *,
     versioned: bool = True,
 ) -> types.WorkspaceEdit:
-    """Replace whole lines ``start_line..end_line`` (their line break kept) with
-    ``new_text``. ``versioned``: as a versioned document change, which the client refuses
-    to apply if the document changed meanwhile (when it supports `documentChanges`)."""
-    last = lines[end_line].removesuffix("\r")
-    edit = types.TextEdit(
-        range=types.Range(
-            start=types.Position(start_line, 0),
-            end=types.Position(end_line, codepoints_to_column(last, len(last), encoding)),
-        ),
-        new_text=new_text,
-    )
+    """Replace whole lines ``[start_line, end_line)`` of the document with ``new_text``
+    (``count`` lines; none: the lines are deleted; an empty range: inserted before
+    ``start_line``). ``versioned``: as a versioned document change, which the client
+    refuses to apply if the document changed meanwhile (when it supports
+    `documentChanges`)."""
+    eol = "\r\n" if lines and lines[0].endswith("\r") else "\n"
+    last = len(lines) - 1  # (the text after the final line break, often empty)
+    if end_line <= last:
+        start = types.Position(start_line, 0)
+        end = types.Position(end_line, 0)
+        text = new_text + eol if count else ""
+    else:  # through the last line, which has no line break after it
+        tail = lines[last].removesuffix("\r")
+        end = types.Position(last, codepoints_to_column(tail, len(tail), encoding))
+        if count or start_line == 0:
+            start, text = types.Position(start_line, 0), new_text
+        else:  # deleting the last lines: the line break before them goes too
+            above = lines[start_line - 1].removesuffix("\r")
+            start = types.Position(
+                start_line - 1, codepoints_to_column(above, len(above), encoding)
+            )
+            text = ""
+    edit = types.TextEdit(range=types.Range(start=start, end=end), new_text=text)
     if not versioned:
         return types.WorkspaceEdit(changes={uri: [edit]})
     return types.WorkspaceEdit(

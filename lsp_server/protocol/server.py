@@ -44,6 +44,7 @@ from lsp_server.protocol.convert import (
     inline_items,
     lines_edit,
     selected_lines,
+    syntax_diagnostics,
 )
 from lsp_server.protocol.lifecycle import QwenProtocol
 from lsp_server.protocol.mirror import use_lsp_lines, with_lf_line_breaks
@@ -54,6 +55,7 @@ from lsp_server.settings import SECTION, Settings, load_settings
 log = logging.getLogger(__name__)
 
 STATS_METHOD = "qwenLsp/stats"
+DIAGNOSTICS_DELAY_S = 0.2  # pushed syntax errors wait for a pause in typing this long
 APPLY_EDIT_TIMEOUT_S = 300.0  # the user may look at the edit before the editor answers
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,6 +82,7 @@ class QwenLanguageServer(LanguageServer):
         )
         self.runtime = Runtime(Settings(), Stats(), notify=self._notify_user)
         self._debounce: dict[str, asyncio.TimerHandle] = {}
+        self._diagnostics_debounce: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # set on `initialize`
         # Neovim 0.12 draws an inline item that has a range as an overlay from the range's
@@ -286,6 +289,8 @@ async def did_change_configuration(
     ls.runtime.pending_errors.clear()
     if ls.runtime.apply_settings(before):
         asyncio.ensure_future(_load_model(ls))
+    if before.diagnostics != ls.runtime.settings.diagnostics:
+        _refresh_diagnostics(ls)
 
 
 async def _load_model(ls: QwenLanguageServer) -> None:
@@ -366,9 +371,10 @@ def _in_thread(call: Callable[[], R], name: str) -> asyncio.Future[R]:
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: QwenLanguageServer, params: Any) -> None:
-    for handle in ls._debounce.values():  # re-indexing after the engine is gone: no
-        handle.cancel()
+    for handle in [*ls._debounce.values(), *ls._diagnostics_debounce.values()]:
+        handle.cancel()  # re-indexing after the engine is gone: no
     ls._debounce.clear()
+    ls._diagnostics_debounce.clear()
     ls.runtime.close()
 
 
@@ -392,6 +398,7 @@ def did_open(ls: QwenLanguageServer, params: types.DidOpenTextDocumentParams) ->
     doc = params.text_document
     ls.runtime.document_opened(_path_of(doc.uri), doc.text, doc.language_id)
     _schedule_document_work(ls, doc.uri, warm=True)
+    _schedule_diagnostics(ls, doc.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -401,11 +408,99 @@ def did_change(ls: QwenLanguageServer, params: types.DidChangeTextDocumentParams
         if (lines := edited_lines(change)) is not None:
             ls.runtime.recent_edit(path, *lines)
     _schedule_document_work(ls, params.text_document.uri, warm=False)
+    _schedule_diagnostics(ls, params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: QwenLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-    ls.runtime.document_closed(_path_of(params.text_document.uri))
+    uri = params.text_document.uri
+    ls.runtime.document_closed(_path_of(uri))
+    handle = ls._diagnostics_debounce.pop(uri, None)
+    if handle is not None:
+        handle.cancel()
+    if not _pulls_diagnostics(ls):  # a closed file keeps no squiggles of ours
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
+
+
+# ---- syntax errors of our own ---------------------------------------------------------
+
+
+def _pulls_diagnostics(ls: QwenLanguageServer) -> bool:
+    """Whether the client asks for diagnostics (`textDocument/diagnostic`): then it gets
+    them that way; other clients get them pushed (`publishDiagnostics`)."""
+    caps = ls.client_capabilities.text_document
+    return bool(caps and caps.diagnostic)
+
+
+async def _syntax_diagnostics(ls: QwenLanguageServer, uri: str) -> list[types.Diagnostic] | None:
+    """The syntax errors of an open document as LSP diagnostics (None: not open)."""
+    text = _open_text(ls, uri)
+    if text is None:
+        return None
+    problems = await asyncio.get_running_loop().run_in_executor(
+        None, ls.runtime.syntax_problems, _path_of(uri), text
+    )
+    return syntax_diagnostics(problems, text.split("\n"), ls.encoding())
+
+
+def _schedule_diagnostics(ls: QwenLanguageServer, uri: str) -> None:
+    """Push the document's syntax errors after a pause in typing (debounced)."""
+    if _pulls_diagnostics(ls):
+        return
+    handle = ls._diagnostics_debounce.pop(uri, None)
+    if handle is not None:
+        handle.cancel()
+
+    def run() -> None:
+        ls._diagnostics_debounce.pop(uri, None)
+        task = asyncio.ensure_future(_publish_diagnostics(ls, uri))
+        ls._background.add(task)
+        task.add_done_callback(ls._background.discard)
+
+    ls._diagnostics_debounce[uri] = asyncio.get_running_loop().call_later(DIAGNOSTICS_DELAY_S, run)
+
+
+async def _publish_diagnostics(ls: QwenLanguageServer, uri: str) -> None:
+    try:
+        version = ls.workspace.get_text_document(uri).version
+        diagnostics = await _syntax_diagnostics(ls, uri)
+    except Exception:
+        log.exception("finding the syntax errors of %s failed", uri)
+        return
+    if diagnostics is None or ls.runtime.closed:
+        return
+    if ls.workspace.get_text_document(uri).version != version:
+        return  # typed since: the next pause publishes the newer ones
+    ls.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=uri, version=version, diagnostics=diagnostics)
+    )
+
+
+def _refresh_diagnostics(ls: QwenLanguageServer) -> None:
+    """``diagnostics.enabled`` changed: the open documents' diagnostics again."""
+    if _pulls_diagnostics(ls):
+        workspace = ls.client_capabilities.workspace
+        if workspace and workspace.diagnostics and workspace.diagnostics.refresh_support:
+            ls.workspace_diagnostic_refresh(None)
+        return
+    for uri in list(ls.workspace.text_documents):
+        _schedule_diagnostics(ls, uri)
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_DIAGNOSTIC,
+    types.DiagnosticOptions(
+        identifier="qwen-lsp", inter_file_dependencies=False, workspace_diagnostics=False
+    ),
+)
+async def document_diagnostic(
+    ls: QwenLanguageServer, params: types.DocumentDiagnosticParams
+) -> types.RelatedFullDocumentDiagnosticReport:
+    """The document's syntax errors, when the client pulls them."""
+    diagnostics = await _syntax_diagnostics(ls, params.text_document.uri)
+    return types.RelatedFullDocumentDiagnosticReport(items=diagnostics or [])
 
 
 def _schedule_document_work(ls: QwenLanguageServer, uri: str, *, warm: bool) -> None:
@@ -661,6 +756,7 @@ async def code_action(
         return None
     diagnostics = list(params.context.diagnostics)
     start_line, end_line = selected_lines(params.range)
+    lines = text.split("\n")
     plans = await asyncio.get_running_loop().run_in_executor(
         None,
         ls.runtime.plan_code_actions,
@@ -668,8 +764,9 @@ async def code_action(
         text,
         start_line,
         end_line,
-        [diagnostic_of(d) for d in diagnostics],
+        [diagnostic_of(d, lines, ls.encoding()) for d in diagnostics],
         params.context.only or (),
+        params.range.start != params.range.end,
     )
     lazy, tag = _lazy_edits(ls), _ai_tags(ls)
     return [code_action_of(plan, uri, diagnostics, lazy, tag) for plan in plans]
@@ -717,14 +814,14 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
         return None, result.message
     if ls.workspace.get_text_document(uri).version != version:
         return None, "the document changed while Qwen was writing: nothing was changed"
-    lines = text.split("\n")
     edit = lines_edit(
         uri,
         version,
-        lines,
-        plan.start_line,
-        plan.end_line,
+        text.split("\n"),
+        result.start_line,
+        result.end_line,
         result.new_text,
+        result.count,
         ls.encoding(),
         versioned=_versioned_edits(ls),
     )

@@ -1,0 +1,660 @@
+"""Syntax errors of our own: what tree-sitter finds wrong in a file, said as a person would.
+
+For the languages the index parses, a file's tree holds ERROR and MISSING nodes where
+the parser gave up or invented a token. Each becomes one ``SyntaxProblem`` with a
+precise range and a message a person understands ("missing `)`", "`{` was never
+closed", "unexpected `end`", "expected `:`"); errors that only follow from another (the
+rest of a function whose `{` was never closed) are dropped. tree-sitter's Python grammar
+accepts misplaced indentation, so Python's blocks are checked as CPython would
+("unexpected indent", "expected an indented block").
+
+``SyntaxTrees`` keeps one tree per open document and re-parses incrementally after an
+edit (a few milliseconds on a 2,000-line file where a full parse takes tens), so the
+diagnostics after a keystroke stay cheap. Plain Python: no protocol types here.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from tree_sitter import Node, Point, Tree
+
+from context.languages import has_grammar, parser
+
+# Opening and closing brackets, and the words that open a block closed by `end` (Lua).
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {v: k for k, v in _OPENERS.items()}
+_END_OPENERS = frozenset({"function", "do", "then", "if", "while", "for", "repeat"})
+# A flooded ERROR node (a file of binary junk) is looked at this many tokens deep.
+MAX_TOKENS = 4000
+# At most this many problems are reported per file (the first ones matter).
+MAX_PROBLEMS = 100
+# Python statements that open a block with `:`.
+_PY_HEADERS = frozenset(
+    {
+        "def",
+        "class",
+        "if",
+        "elif",
+        "else",
+        "while",
+        "for",
+        "with",
+        "try",
+        "except",
+        "finally",
+        "async",
+        "match",
+        "case",
+    }
+)
+# Python nodes whose children may hold blocks (statements, clauses); expressions never do.
+_PY_CONTAINERS = frozenset(
+    {
+        "module",
+        "block",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+        "match_statement",
+        "case_clause",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SyntaxProblem:
+    """One syntax error. Lines are 0-based, columns in code points of the line.
+
+    ``focus_start``..``focus_end`` are the lines a fix should change: the problem's own
+    line, or for a bracket never closed the lines from the bracket to where it should
+    close.
+    """
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    message: str
+    focus_start: int
+    focus_end: int
+
+    def key(self) -> tuple[str, int, int]:
+        return (self.message, self.line, self.column)
+
+
+# C and C++ files are full of macros that tree-sitter cannot expand (`__BEGIN_DECLS`,
+# `EXPORT_SYMBOL(...)`): most of its errors there are not errors. Only brackets never
+# closed or never opened are reported, when the file's brackets really do not balance.
+_BRACKETS_ONLY = frozenset({"c", "cpp"})
+
+
+def syntax_problems(text: str, language: str) -> list[SyntaxProblem]:
+    """The syntax errors of ``text`` (parsed from scratch)."""
+    if not has_grammar(language):
+        return []
+    source = text.encode("utf-8", "surrogatepass")
+    return problems_of_tree(parser(language).parse(source), source, language)
+
+
+def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxProblem]:
+    """The syntax errors of a parse of ``source``, in order."""
+    found: list[_Raw] = []
+    root = tree.root_node
+    if root.has_error:
+        pending = [root]
+        while pending and len(found) < MAX_PROBLEMS:
+            node = pending.pop()
+            if node.is_missing:
+                found.append(_missing(node))
+            elif node.is_error:
+                found.append(_error(node, source, language))
+            elif node.has_error:
+                pending.extend(reversed(node.children))
+    if language == "python" and len(found) < MAX_PROBLEMS:
+        found.extend(_python_blocks(root, source))
+    # Errors inside a block whose closing bracket is missing follow from it (the parser
+    # read the rest of the block as something else): only the bracket is reported.
+    spans = [(r.start, r.container) for r in found if r.container is not None]
+    kept = [
+        r
+        for r in found
+        if r.container is not None
+        or not any(start < r.start < end for start, (_, end) in spans if end is not None)
+    ]
+    kept.sort(key=lambda r: r.start)
+    if language in _BRACKETS_ONLY and kept:
+        kept = _unbalanced_only(kept, root, source)
+    lines = _LineIndex(source)
+    out: list[SyntaxProblem] = []
+    seen: set[tuple[str, int, int]] = set()
+    for raw in kept[:MAX_PROBLEMS]:
+        problem = raw.problem(lines)
+        if language == "python" and _python_accepts(
+            source, problem.focus_start, problem.end_line, lines
+        ):
+            continue  # tree-sitter's grammar is wrong there: CPython reads it
+        if problem.key() not in seen:
+            seen.add(problem.key())
+            out.append(problem)
+    return out
+
+
+def _unbalanced_only(found: list[_Raw], root: Node, source: bytes) -> list[_Raw]:
+    """The bracket problems among ``found``, if the file's brackets do not balance."""
+    counts = {"(": 0, "[": 0, "{": 0}
+    for token in _tokens(root, limit=1 << 30):
+        kind = token.type
+        if kind in counts:
+            counts[kind] += 1
+        elif kind in _CLOSERS:
+            counts[_CLOSERS[kind]] -= 1
+    out = []
+    for raw in found:
+        bracket = raw.message[1:2]
+        if raw.message.endswith("was never closed") and counts.get(bracket, 0) > 0:
+            out.append(raw)
+        elif (
+            raw.message.startswith("unmatched")
+            and counts.get(_CLOSERS.get(raw.message[11:12], ""), 0) < 0
+        ):
+            out.append(raw)
+    return out
+
+
+def _python_accepts(source: bytes, line: int, last: int, lines: _LineIndex) -> bool:
+    """Whether CPython's parser accepts the top-level statement around ``line`` (a few
+    grammar corners tree-sitter gets wrong). Only the statement is parsed: cheap."""
+    starts = lines.starts
+    top = line
+    while top > 0 and not _top_level(source, starts, top):
+        top -= 1
+    end = max(line, last) + 1
+    while end < len(starts) and not _top_level(source, starts, end):
+        end += 1
+    if end - top > 2000:
+        return False
+    chunk = source[starts[top] : starts[end] if end < len(starts) else len(source)]
+    try:
+        compile(chunk, "<chunk>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _top_level(source: bytes, starts: list[int], row: int) -> bool:
+    first = source[starts[row] : starts[row] + 1]
+    return first not in (b"", b" ", b"\t", b"\n", b"\r", b"#", b")", b"]", b"}")
+
+
+# ---- what each error node means ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Raw:
+    start: int  # byte offsets of the range shown
+    end: int
+    message: str
+    focus: tuple[int, int]  # byte offsets of the lines a fix should change
+    container: tuple[int, int | None] | None = None  # an unclosed block's byte span
+
+    def problem(self, lines: _LineIndex) -> SyntaxProblem:
+        line, column = lines.position(self.start)
+        end_line, end_column = lines.position(self.end)
+        return SyntaxProblem(
+            line,
+            column,
+            end_line,
+            end_column,
+            self.message,
+            lines.position(self.focus[0])[0],
+            lines.position(self.focus[1])[0],
+        )
+
+
+def _missing(node: Node) -> _Raw:
+    kind = node.type
+    at = node.start_byte
+    parent = node.parent
+    if parent is not None and (kind in _CLOSERS or kind == "end"):
+        opener = _opener_of(parent, node, kind)
+        if opener is not None:
+            shown = f"`{opener.type}` was never closed"
+            return _Raw(
+                opener.start_byte,
+                opener.end_byte,
+                shown + (" (missing `end`)" if kind == "end" else ""),
+                (opener.start_byte, at),
+                container=(opener.start_byte, at),
+            )
+    name = f"`{kind}`" if not node.is_named else kind.replace("_", " ")
+    return _Raw(at, at, f"missing {name}", (at, at))
+
+
+def _opener_of(parent: Node, missing: Node, kind: str) -> Node | None:
+    """The token the missing closer ``kind`` should have closed: the last unmatched
+    opener before it among its siblings (for `end`, the block's first word)."""
+    if kind == "end":
+        first = parent.children[0] if parent.children else None
+        return first if first is not None and first.type in _END_OPENERS else None
+    want = _CLOSERS[kind]
+    depth = 0
+    before = []
+    for child in parent.children:
+        if child == missing:
+            break
+        before.append(child)
+    for child in reversed(before):
+        if child.type == kind:
+            depth += 1
+        elif child.type == want:
+            if depth == 0:
+                return child
+            depth -= 1
+    return None
+
+
+def _error(node: Node, source: bytes, language: str) -> _Raw:
+    tokens = list(_tokens(node))
+    if not tokens:  # an ERROR with no token in it (junk the lexer skipped)
+        return _Raw(node.start_byte, node.end_byte, "syntax error", _span(node))
+    # A bracket left open, or one closed that was never opened.
+    stack: list[Node] = []
+    for token in tokens:
+        if token.type in _OPENERS:
+            stack.append(token)
+        elif token.type in _CLOSERS:
+            want = _CLOSERS[token.type]
+            at = next((i for i in range(len(stack) - 1, -1, -1) if stack[i].type == want), -1)
+            if at < 0:
+                return _Raw(
+                    token.start_byte, token.end_byte, f"unmatched `{token.type}`", _span(token)
+                )
+            if at < len(stack) - 1:  # the brackets opened after its opener never closed
+                return _unclosed(stack[at + 1], node)
+            stack.pop()
+    if stack:
+        return _unclosed(stack[0], node)
+    if language == "lua":
+        block = _lua_unclosed(tokens)
+        if block is not None:
+            return _Raw(
+                block.start_byte,
+                block.end_byte,
+                f"`{block.type}` was never closed (missing `end`)",
+                (block.start_byte, node.end_byte),
+            )
+    if language == "python":
+        colon = _python_missing_colon(tokens, source)
+        if colon is not None:
+            return colon
+    first = tokens[0]
+    last = tokens[-1]
+    if language in _SEMICOLON_LANGUAGES and _ends_line(last, source):
+        # `let x = 1` then a new statement: tree-sitter blames a token; the `;` is missing.
+        line_start = source.rfind(b"\n", 0, first.start_byte) + 1
+        line = source[line_start : last.end_byte].rstrip()
+        if first.start_point.row == last.start_point.row and line[-1:] not in b";{}(,[:":
+            return _Raw(last.end_byte, last.end_byte, "missing `;`", _span(last))
+    before = _token_before(node, source)
+    if before is not None and _starts_line(first, source) and _dangles(before, source):
+        # `x :=` then a new line: what is missing belongs to the line above.
+        return _Raw(
+            before.start_byte,
+            before.end_byte,
+            f"incomplete code after `{_shown(before, source)}`",
+            _span(before),
+        )
+    # Half-typed code: the error ends with an operator or a dot at the end of a line.
+    if _dangles(last, source):
+        return _Raw(
+            last.start_byte,
+            last.end_byte,
+            f"incomplete code after `{_shown(last, source)}`",
+            _span(last),
+        )
+    return _Raw(
+        first.start_byte,
+        first.end_byte,
+        f"unexpected `{_shown(first, source)}`",
+        _span(first),
+    )
+
+
+# Languages whose statements end with `;` (no automatic insertion).
+_SEMICOLON_LANGUAGES = frozenset({"rust", "java", "c", "cpp"})
+# Tokens that may end a line without anything missing after them.
+_LINE_ENDERS = frozenset({",", ";", ":", "{", "(", "[", "end", "then", "do", "else", "}"})
+
+
+def _dangles(token: Node, source: bytes) -> bool:
+    """Whether ``token`` is an operator or punctuation left at the end of its line."""
+    return (
+        not token.is_named
+        and token.type not in _CLOSERS
+        and token.type not in _LINE_ENDERS
+        and not token.type.isalpha()
+        and _ends_line(token, source)
+    )
+
+
+def _token_before(node: Node, source: bytes) -> Node | None:
+    """The token just before ``node`` (None at the start of the file)."""
+    at = node.start_byte
+    while at > 0 and source[at - 1 : at] in (b" ", b"\t", b"\n", b"\r"):
+        at -= 1
+    if at == 0:
+        return None
+    root = node
+    while root.parent is not None:
+        root = root.parent
+    leaf = root.descendant_for_byte_range(at - 1, at)
+    return leaf if leaf is not None and leaf.child_count == 0 else None
+
+
+def _lua_unclosed(tokens: Sequence[Node]) -> Node | None:
+    """The first Lua block (`function`, `if`, `do`, `repeat`) with no `end`/`until`."""
+    stack: list[Node] = []
+    for token in tokens:
+        kind = token.type
+        if kind in ("function", "if", "repeat") or (
+            kind == "do" and not (stack and stack[-1].type in ("while", "for"))
+        ):
+            stack.append(token)
+        elif kind in ("while", "for"):
+            stack.append(token)
+        elif kind in ("end", "until") and stack:
+            stack.pop()
+    return stack[0] if stack else None
+
+
+def _unclosed(opener: Node, error: Node) -> _Raw:
+    return _Raw(
+        opener.start_byte,
+        opener.end_byte,
+        f"`{opener.type}` was never closed",
+        (opener.start_byte, error.end_byte),
+    )
+
+
+def _python_missing_colon(tokens: Sequence[Node], source: bytes) -> _Raw | None:
+    """`def f(x)` or `if x` without its colon: where the colon should be."""
+    for i, token in enumerate(tokens):
+        if token.type not in _PY_HEADERS or not _starts_line(token, source):
+            continue
+        row = token.start_point.row
+        depth = 0
+        last = token
+        for following in tokens[i + 1 :]:
+            if following.start_point.row != row and depth == 0:
+                break
+            if following.type in _OPENERS:
+                depth += 1
+            elif following.type in _CLOSERS:
+                depth -= 1
+            elif following.type == ":" and depth == 0:
+                break
+            last = following
+        else:
+            following = None
+        if following is not None and following.type == ":":
+            continue
+        return _Raw(last.end_byte, last.end_byte, "expected `:`", _span(token))
+    return None
+
+
+def _tokens(node: Node, limit: int = MAX_TOKENS) -> Iterator[Node]:
+    """The leaves under ``node``, in order (at most ``limit``)."""
+    count = 0
+    pending = [node]
+    while pending and count < limit:
+        current = pending.pop()
+        if current.child_count == 0:
+            if current.end_byte > current.start_byte:
+                count += 1
+                yield current
+        else:
+            pending.extend(reversed(current.children))
+
+
+def _shown(token: Node, source: bytes) -> str:
+    text = source[token.start_byte : token.end_byte].decode("utf-8", "replace")
+    text = text.split("\n", 1)[0]
+    return text if len(text) <= 20 else text[:19] + "…"
+
+
+def _span(node: Node) -> tuple[int, int]:
+    return (node.start_byte, node.end_byte)
+
+
+def _starts_line(node: Node, source: bytes) -> bool:
+    line_start = source.rfind(b"\n", 0, node.start_byte) + 1
+    return not source[line_start : node.start_byte].strip()
+
+
+def _ends_line(node: Node, source: bytes) -> bool:
+    line_end = source.find(b"\n", node.end_byte)
+    rest = source[node.end_byte : line_end if line_end >= 0 else len(source)]
+    return not rest.strip()
+
+
+# ---- Python's indentation ---------------------------------------------------------------
+
+
+def _python_blocks(root: Node, source: bytes) -> list[_Raw]:
+    """Statements not where their block starts, and blocks with no statement: what CPython
+    reports as IndentationError and tree-sitter accepts."""
+    found: list[_Raw] = []
+    pending = [root]
+    while pending and len(found) < MAX_PROBLEMS:
+        node = pending.pop()
+        if node.is_error:
+            continue
+        if node.type in ("module", "block"):
+            found.extend(_misaligned(node, source))
+        for child in node.children:
+            if child.type in _PY_CONTAINERS:
+                if child.type == "block" and not node.has_error and not _statements(child):
+                    found.append(_empty_block(child, node, source))
+                pending.append(child)
+    return found
+
+
+def _statements(block: Node) -> list[Node]:
+    return [c for c in block.named_children if c.type != "comment" and not c.is_missing]
+
+
+def _misaligned(block: Node, source: bytes) -> Iterator[_Raw]:
+    statements = _statements(block)
+    if not statements:
+        return
+    column = 0 if block.type == "module" else statements[0].start_point.column
+    previous: Node | None = None
+    for statement in statements:
+        if statement.has_error:
+            return  # past a syntax error the lines are not where the parser thinks
+        # (A statement after `;` shares its line: not a new line's indentation.)
+        on_own_line = previous is None or statement.start_point.row > previous.end_point.row
+        if on_own_line and statement.start_point.column != column and not statement.is_error:
+            deeper = (
+                previous is not None
+                and _indent_of_line(source, previous.end_point.row) > statement.start_point.column
+            )
+            message = (
+                "unindent does not match any outer indentation level"
+                if deeper or statement.start_point.column < column
+                else "unexpected indent"
+            )
+            start = statement.start_byte
+            yield _Raw(start, _line_end(source, start), message, (start, start))
+            return  # the lines after it are read relative to it: one report per block
+        previous = statement
+
+
+def _empty_block(block: Node, header: Node, source: bytes) -> _Raw:
+    what = header.type.replace("_statement", "").replace("_definition", "")
+    what = what.replace("_clause", "")
+    keyword = header.children[0].type if header.children else what
+    nxt = header.next_named_sibling
+    at = nxt.start_byte if nxt is not None else block.start_byte
+    end = _line_end(source, at) if nxt is not None else at
+    return _Raw(
+        at,
+        end,
+        f"expected an indented block after `{keyword}` on line {header.start_point.row + 1}",
+        (header.start_byte, at),
+    )
+
+
+def _indent_of_line(source: bytes, row: int) -> int:
+    start = 0
+    for _ in range(row):
+        start = source.find(b"\n", start) + 1
+    end = source.find(b"\n", start)
+    line = source[start : end if end >= 0 else len(source)]
+    return len(line) - len(line.lstrip(b" \t"))
+
+
+def _line_end(source: bytes, at: int) -> int:
+    end = source.find(b"\n", at)
+    return (end if end >= 0 else len(source)) - (1 if source[end - 1 : end] == b"\r" else 0)
+
+
+class _LineIndex:
+    """Byte offsets to (line, code point column), for one source."""
+
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+        self.starts = [0]
+        at = source.find(b"\n")
+        while at >= 0:
+            self.starts.append(at + 1)
+            at = source.find(b"\n", at + 1)
+
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, offset) - 1
+        start = self.starts[line]
+        column = len(self.source[start:offset].decode("utf-8", "replace"))
+        return line, column
+
+
+# ---- one tree per open document, re-parsed incrementally -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedText:
+    """A document's text, its bytes, a tree of those bytes, and their syntax errors."""
+
+    text: str
+    source: bytes
+    tree: Tree
+    language: str
+    problems: tuple[SyntaxProblem, ...]
+
+
+@dataclass(slots=True)
+class _Parsed:
+    language: str
+    source: bytes
+    tree: Tree
+    problems: list[SyntaxProblem] | None = None
+
+
+class SyntaxTrees:
+    """The latest parse of each open document, updated incrementally from its new text.
+
+    Thread-safe: the server calls it from worker threads. A document's edit is found by
+    comparing its previous text with the new one (common prefix and suffix), so the
+    caller needs no change events, only texts."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, _Parsed] = {}
+        self._lock = threading.Lock()
+
+    def problems(self, key: str, text: str, language: str | None) -> list[SyntaxProblem]:
+        """The syntax errors of ``text``, the document ``key``'s current text."""
+        view = self.view(key, text, language)
+        return list(view.problems) if view is not None else []
+
+    def view(self, key: str, text: str, language: str | None) -> ParsedText | None:
+        """``text`` (the document ``key``'s current text) parsed, with its syntax errors;
+        None for a language without a grammar."""
+        if language is None or not has_grammar(language):
+            return None
+        source = text.encode("utf-8", "surrogatepass")
+        with self._lock:
+            parsed = self._docs.get(key)
+            if parsed is None or parsed.language != language or parsed.source != source:
+                tree = _reparse(parsed, source, language)
+                parsed = self._docs[key] = _Parsed(language, source, tree)
+            if parsed.problems is None:
+                parsed.problems = problems_of_tree(parsed.tree, source, language)
+            return ParsedText(text, source, parsed.tree, language, tuple(parsed.problems))
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._docs.pop(key, None)
+
+
+def _reparse(parsed: _Parsed | None, source: bytes, language: str) -> Tree:
+    p = parser(language)
+    if parsed is None or parsed.language != language:
+        return p.parse(source)
+    old = parsed.source
+    start = _common_prefix(old, source)
+    tail = _common_suffix(old, source, start)
+    old_end, new_end = len(old) - tail, len(source) - tail
+    tree = parsed.tree
+    tree.edit(
+        start_byte=start,
+        old_end_byte=old_end,
+        new_end_byte=new_end,
+        start_point=_point(old, start),
+        old_end_point=_point(old, old_end),
+        new_end_point=_point(source, new_end),
+    )
+    return p.parse(source, tree)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix (compared in halving slices: memcmp speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, prefix: int) -> int:
+    """Length of the common suffix that does not overlap ``prefix``."""
+    lo, hi = 0, min(len(a), len(b)) - prefix
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(source: bytes, offset: int) -> Point:
+    row = source.count(b"\n", 0, offset)
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    return Point(row, offset - line_start)
