@@ -492,8 +492,15 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     actions = await actions_at(client, uri, (9, 4), (9, 10), diagnostics=[diag])
     assert actions is not None
     titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
-    # In the body of the function: its fix only (no rewrite of the function).
-    assert titles == ['Fix with Qwen: "radus" is not defined']
+    # A selection: its fix, and what the function lacks.
+    assert titles == [
+        'Fix with Qwen: "radus" is not defined',
+        "Add type annotations to `circumference` with Qwen",
+    ]
+    # The cursor alone in the body: the fix only (no lightbulb for the function's rewrites
+    # on every line of it).
+    cursor = await actions_at(client, uri, (9, 4), diagnostics=[diag])
+    assert [a.title for a in cursor or []] == titles[:1]
     fix = actions[0]
     assert isinstance(fix, types.CodeAction)
     assert fix.kind == types.CodeActionKind.QuickFix and fix.edit is None
@@ -505,7 +512,7 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
     only = await actions_at(
         client, uri, (9, 4), (9, 10), diagnostics=[diag], only=[types.CodeActionKind.Refactor]
     )
-    assert [a.title for a in only or []] == []
+    assert [a.title for a in only or []] == titles[1:]
     on_def = await actions_at(client, uri, (7, 4), diagnostics=[], only=["refactor"])
     assert [a.title for a in on_def or []] == ["Add type annotations to `circumference` with Qwen"]
     # Whole lines selected (ending at column 0 of the next line): the function they cover.
@@ -536,9 +543,11 @@ async def test_actions_are_offered_at_once_and_run_when_picked(
         (text_edit,) = edit.changes[uri]
     assert isinstance(text_edit, types.TextEdit)
     # Whole lines of `circumference` and only those: the lines that changed.
-    start, end = text_edit.range.start, text_edit.range.end
-    assert start.character == end.character == 0 and 7 <= start.line <= end.line <= 10
-    new = "\n".join([*lines[: start.line], *text_edit.new_text.split("\n")[:-1], *lines[end.line :]])
+    first, after = text_edit.range.start, text_edit.range.end
+    assert first.character == after.character == 0 and 7 <= first.line <= after.line <= 10
+    new = "\n".join(
+        [*lines[: first.line], *text_edit.new_text.split("\n")[:-1], *lines[after.line :]]
+    )
     assert syntax_errors(new, "python") <= syntax_errors(PY, "python")
 
 

@@ -31,6 +31,8 @@ _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _END_OPENERS = frozenset({"function", "do", "then", "if", "while", "for", "repeat"})
 # A flooded ERROR node (a file of binary junk) is looked at this many tokens deep.
 MAX_TOKENS = 4000
+# Python errors are confirmed by CPython on top-level statements up to this long.
+PYTHON_CHECK_LINES = 5000
 # At most this many problems are reported per file (the first ones matter).
 MAX_PROBLEMS = 100
 # Python statements that open a block with `:`.
@@ -98,9 +100,11 @@ class SyntaxProblem:
 
 
 # C and C++ files are full of macros that tree-sitter cannot expand (`__BEGIN_DECLS`,
-# `EXPORT_SYMBOL(...)`): most of its errors there are not errors. Only brackets never
-# closed or never opened are reported, when the file's brackets really do not balance.
-_BRACKETS_ONLY = frozenset({"c", "cpp"})
+# `EXPORT_SYMBOL(...)`), and TypeScript grows syntax faster than its grammar (`import`
+# types, `const` type parameters): most of tree-sitter's errors there are not errors.
+# Only brackets never closed or never opened are reported, when the file's brackets
+# really do not balance.
+_BRACKETS_ONLY = frozenset({"c", "cpp", "typescript", "tsx"})
 
 
 def syntax_problems(text: str, language: str) -> list[SyntaxProblem]:
@@ -120,7 +124,8 @@ def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxPro
         while pending and len(found) < MAX_PROBLEMS:
             node = pending.pop()
             if node.is_missing:
-                found.append(_missing(node))
+                if not (node.type == ";" and language in _ASI and _ends_line(node, source)):
+                    found.append(_missing(node))
             elif node.is_error:
                 found.append(_error(node, source, language))
             elif node.has_error:
@@ -144,14 +149,54 @@ def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxPro
     seen: set[tuple[str, int, int]] = set()
     for raw in kept[:MAX_PROBLEMS]:
         problem = raw.problem(lines)
-        if language == "python" and _python_accepts(
-            source, problem.focus_start, problem.end_line, lines
-        ):
+        if language in _ASI_CHECKED and _semicolon_explains(tree, source, language, problem.line):
+            continue  # JavaScript inserts that `;` itself (tree-sitter does not)
+        if language == "python" and _python_accepts(root, source, problem.focus_start, problem.end_line, lines):
             continue  # tree-sitter's grammar is wrong there: CPython reads it
         if problem.key() not in seen:
             seen.add(problem.key())
             out.append(problem)
     return out
+
+
+def _semicolon_explains(tree: Tree, source: bytes, language: str, row: int) -> bool:
+    """Whether a `;` at the end of line ``row`` (or the one before) leaves no error near
+    it: JavaScript's automatic semicolon insertion makes such code valid."""
+    lines = source.split(b"\n")
+    for at in (row, row - 1):
+        if at < 0 or at >= len(lines):
+            continue
+        offset = sum(len(line) + 1 for line in lines[:at]) + len(lines[at].rstrip(b"\r"))
+        fixed = source[:offset] + b";" + source[offset:]
+        copy = tree.copy()
+        point = _point(source, offset)
+        copy.edit(
+            start_byte=offset,
+            old_end_byte=offset,
+            new_end_byte=offset + 1,
+            start_point=point,
+            old_end_point=point,
+            new_end_point=Point(point.row, point.column + 1),
+        )
+        root = parser(language).parse(fixed, copy).root_node
+        if not _errors_near(root, max(0, at - 1), at + 2):
+            return True
+    return False
+
+
+def _errors_near(root: Node, first: int, last: int) -> bool:
+    """Whether an ERROR or MISSING node starts on rows ``first..last``."""
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if node.start_point.row > last or node.end_point.row < first:
+            continue
+        if node.is_error or node.is_missing:
+            if first <= node.start_point.row <= last:
+                return True
+        if node.has_error:
+            pending.extend(node.children)
+    return False
 
 
 def _unbalanced_only(found: list[_Raw], root: Node, source: bytes) -> list[_Raw]:
@@ -176,29 +221,27 @@ def _unbalanced_only(found: list[_Raw], root: Node, source: bytes) -> list[_Raw]
     return out
 
 
-def _python_accepts(source: bytes, line: int, last: int, lines: _LineIndex) -> bool:
-    """Whether CPython's parser accepts the top-level statement around ``line`` (a few
-    grammar corners tree-sitter gets wrong). Only the statement is parsed: cheap."""
-    starts = lines.starts
-    top = line
-    while top > 0 and not _top_level(source, starts, top):
-        top -= 1
-    end = max(line, last) + 1
-    while end < len(starts) and not _top_level(source, starts, end):
-        end += 1
-    if end - top > 2000:
+def _python_accepts(root: Node, source: bytes, line: int, last: int, lines: _LineIndex) -> bool:
+    """Whether CPython's parser accepts the top-level statements around lines
+    ``line..last`` (a few grammar corners tree-sitter gets wrong). Only those statements
+    are parsed, from where the tree's top-level statement starts: cheap, and not fooled
+    by a line at column 0 inside a string."""
+    top, end = 0, len(lines.starts)
+    for child in root.children:
+        if child.start_point.row <= line:
+            top = child.start_point.row
+        elif child.start_point.row > last:
+            end = child.start_point.row
+            break
+    if end - top > PYTHON_CHECK_LINES:
         return False
+    starts = lines.starts
     chunk = source[starts[top] : starts[end] if end < len(starts) else len(source)]
     try:
         compile(chunk, "<chunk>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
     return True
-
-
-def _top_level(source: bytes, starts: list[int], row: int) -> bool:
-    first = source[starts[row] : starts[row] + 1]
-    return first not in (b"", b" ", b"\t", b"\n", b"\r", b"#", b")", b"]", b"}")
 
 
 # ---- what each error node means ----------------------------------------------------------
@@ -335,6 +378,9 @@ def _error(node: Node, source: bytes, language: str) -> _Raw:
     )
 
 
+# Languages that insert a `;` missing at the end of a line themselves.
+_ASI = frozenset({"javascript", "typescript", "tsx", "go"})
+_ASI_CHECKED = frozenset({"javascript", "typescript", "tsx"})
 # Languages whose statements end with `;` (no automatic insertion).
 _SEMICOLON_LANGUAGES = frozenset({"rust", "java", "c", "cpp"})
 # Tokens that may end a line without anything missing after them.

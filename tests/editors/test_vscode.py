@@ -202,7 +202,15 @@ def test_extension_settings_drive_the_real_server(
     assert selector == {"notebook": "*", "cells": [{"language": "*"}]}
     options = data["initializationOptions"]
     # The server's sections only: no client-only keys.
-    assert set(options) == {"model", "completion", "context", "engine", "codeActions", "protocol"}
+    assert set(options) == {
+        "model",
+        "completion",
+        "context",
+        "engine",
+        "codeActions",
+        "protocol",
+        "diagnostics",
+    }
     assert options["completion"]["maxTokens"] == max_tokens
     assert options["model"]["path"] == str(qwen2_model)
     assert options["model"]["contextSize"] == 4096

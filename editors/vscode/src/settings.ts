@@ -8,7 +8,15 @@
 export const SECTION = 'qwenLsp';
 
 /** The sections the server reads (docs/configuration.md); the rest of `qwenLsp` is the client's. */
-export const SERVER_SECTIONS = ['model', 'completion', 'context', 'engine', 'codeActions', 'protocol'] as const;
+export const SERVER_SECTIONS = [
+  'model',
+  'completion',
+  'context',
+  'engine',
+  'codeActions',
+  'protocol',
+  'diagnostics',
+] as const;
 
 export type ServerSettings = Partial<Record<(typeof SERVER_SECTIONS)[number], Record<string, unknown>>>;
 

@@ -5,7 +5,7 @@ local M = {}
 
 local NAME = "qwen_lsp"
 -- The server's settings sections (docs/configuration.md); the other options are the client's.
-local SECTIONS = { "model", "completion", "context", "engine", "codeActions", "protocol" }
+local SECTIONS = { "model", "completion", "context", "engine", "codeActions", "protocol", "diagnostics" }
 
 local defaults = {
   -- Extra `vim.lsp.Config` fields (cmd, cmd_env, filetypes, root_markers, ...) on top of
