@@ -269,7 +269,9 @@ def test_crlf_files_are_read_without_cr_and_written_with_crlf() -> None:
     fixed = unchanged.replace("radus", "radius").replace("    return", "    # it\n    return")
     result = finish(rewrite_request(crlf, fix), fixed, "stop")
     assert result.new_text == "    # it\r\n    return 2 * math.pi * radius"
-    assert result.apply(crlf) == crlf.replace("    return 2 * math.pi * radus", "    # it\r\n    return 2 * math.pi * radius")
+    assert result.apply(crlf) == crlf.replace(
+        "    return 2 * math.pi * radus", "    # it\r\n    return 2 * math.pi * radius"
+    )
     prompt_lines = "\n".join(_lines(crlf))
     assert "\r" not in prompt_lines
 
@@ -641,7 +643,9 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     assert expected.new_text is not None
     # Exactly the engine's edit: the lines that changed, whole.
     assert text_edit.range.start == types.Position(expected.start_line, 0)
-    new = text[: 6 * expected.start_line] + text_edit.new_text + text[6 * text_edit.range.end.line :]
+    new = (
+        text[: 6 * expected.start_line] + text_edit.new_text + text[6 * text_edit.range.end.line :]
+    )
     assert new == expected.apply(text)
 
 

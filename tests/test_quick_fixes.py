@@ -265,7 +265,12 @@ def plan_of(case: Broken) -> ActionPlan:
     assert parsed is not None
     problem = parsed.problems[0]
     diagnostic = Diagnostic(
-        problem.message, problem.line, problem.end_line, "qwen-lsp", problem.column, problem.end_column
+        problem.message,
+        problem.line,
+        problem.end_line,
+        "qwen-lsp",
+        problem.column,
+        problem.end_column,
     )
     definitions = file_symbols(f"/w/{case.path}", case.text.encode(), language).definitions
     plans = plan_actions(
@@ -308,9 +313,15 @@ def test_our_diagnostic_says_where_and_what(case: Broken) -> None:
     # A precise range: on the line, within its text.
     line = case.text.split("\n")[problem.line]
     assert 0 <= problem.column <= problem.end_column <= len(line)
-    assert syntax_problems(case.text.replace(
-        "\n".join(case.text.split("\n")[case.region[0] : case.region[1] + 1]), case.fixed, 1
-    ), language) == []
+    assert (
+        syntax_problems(
+            case.text.replace(
+                "\n".join(case.text.split("\n")[case.region[0] : case.region[1] + 1]), case.fixed, 1
+            ),
+            language,
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=IDS)
@@ -410,7 +421,10 @@ def _random_answers(case: Broken, rng: random.Random) -> list[str]:
     answers = []
     for _ in range(12):  # random tokens of the file and of code
         answers.append(
-            "".join(rng.choice(words) + rng.choice(["", " ", "\n", "  "]) for _ in range(rng.randint(1, 30)))
+            "".join(
+                rng.choice(words) + rng.choice(["", " ", "\n", "  "])
+                for _ in range(rng.randint(1, 30))
+            )
         )
     for _ in range(8):  # random bytes as the model's text
         raw = bytes(rng.randrange(256) for _ in range(rng.randint(1, 80)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -149,9 +150,15 @@ def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxPro
     seen: set[tuple[str, int, int]] = set()
     for raw in kept[:MAX_PROBLEMS]:
         problem = raw.problem(lines)
-        if language in _ASI_CHECKED and _semicolon_explains(tree, source, language, problem.line):
+        if (
+            language in _ASI_CHECKED
+            and problem.message.startswith(("unexpected", "missing `;`"))
+            and _semicolon_explains(tree, source, language, problem.line)
+        ):
             continue  # JavaScript inserts that `;` itself (tree-sitter does not)
-        if language == "python" and _python_accepts(root, source, problem.focus_start, problem.end_line, lines):
+        if language == "python" and _python_accepts(
+            root, source, problem.focus_start, problem.end_line, lines
+        ):
             continue  # tree-sitter's grammar is wrong there: CPython reads it
         if problem.key() not in seen:
             seen.add(problem.key())
@@ -201,17 +208,11 @@ def _errors_near(root: Node, first: int, last: int) -> bool:
 
 def _unbalanced_only(found: list[_Raw], root: Node, source: bytes) -> list[_Raw]:
     """The bracket problems among ``found``, if the file's brackets do not balance."""
-    counts = {"(": 0, "[": 0, "{": 0}
-    for token in _tokens(root, limit=1 << 30):
-        kind = token.type
-        if kind in counts:
-            counts[kind] += 1
-        elif kind in _CLOSERS:
-            counts[_CLOSERS[kind]] -= 1
+    counts = _bracket_balance(source)
     out = []
     for raw in found:
         bracket = raw.message[1:2]
-        if raw.message.endswith("was never closed") and counts.get(bracket, 0) > 0:
+        if raw.message.startswith(f"`{bracket}` was never closed") and counts.get(bracket, 0) > 0:
             out.append(raw)
         elif (
             raw.message.startswith("unmatched")
@@ -219,6 +220,26 @@ def _unbalanced_only(found: list[_Raw], root: Node, source: bytes) -> list[_Raw]
         ):
             out.append(raw)
     return out
+
+
+_LEXEMES = re.compile(
+    rb"//[^\n]*|/\*.*?(?:\*/|\Z)|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?"
+    rb"|`(?:\\.|[^`\\])*`?|^[ \t]*#(?:\\\r?\n|[^\n])*|[()\[\]{}]",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def _bracket_balance(source: bytes) -> dict[str, int]:
+    """Opened minus closed brackets of each kind, outside comments, strings, character
+    literals and preprocessor lines (whose macros may open what another closes)."""
+    counts = {"(": 0, "[": 0, "{": 0}
+    for match in _LEXEMES.finditer(source):
+        kind = match.group().decode("latin-1")
+        if kind in counts:
+            counts[kind] += 1
+        elif kind in _CLOSERS:
+            counts[_CLOSERS[kind]] -= 1
+    return counts
 
 
 def _python_accepts(root: Node, source: bytes, line: int, last: int, lines: _LineIndex) -> bool:
