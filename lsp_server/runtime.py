@@ -97,6 +97,8 @@ class Runtime:
         self.open_documents = OpenDocuments()
         self._refresh_timers: dict[str, threading.Timer] = {}  # per document, after edits
         self.syntax = SyntaxTrees()  # open documents' trees, for syntax errors and fixes
+        # The definitions of the last text actions were listed for, without an index.
+        self._definitions: dict[str, tuple[bytes, Sequence[Definition]]] = {}
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -263,8 +265,14 @@ class Runtime:
             source = text.encode("utf-8", "surrogatepass")
             indexed = self.context.index.open_symbols(path, source) if self.context else None
             try:
-                symbols = indexed or file_symbols(path, source, language)
-                definitions = symbols.definitions
+                cached = self._definitions.get(path)
+                if indexed is not None:
+                    definitions = indexed.definitions
+                elif cached is not None and cached[0] == source:
+                    definitions = cached[1]  # the cursor moved, the text did not
+                else:
+                    definitions = file_symbols(path, source, language).definitions
+                    self._definitions = {path: (source, definitions)}
             except Exception:  # a grammar failure costs the refactors, not the fixes
                 log.exception("cannot parse %s for code actions", path)
         plans = plan_actions(

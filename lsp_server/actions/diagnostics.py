@@ -16,7 +16,6 @@ diagnostics after a keystroke stay cheap. Plain Python: no protocol types here.
 from __future__ import annotations
 
 import ast
-import bisect
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -33,9 +32,16 @@ _END_OPENERS = frozenset({"function", "do", "then", "if", "while", "for", "repea
 # A flooded ERROR node (a file of binary junk) is looked at this many tokens deep.
 MAX_TOKENS = 4000
 # Python errors are confirmed by CPython on top-level statements up to this long.
-PYTHON_CHECK_LINES = 5000
+PYTHON_CHECK_LINES = 200
+# Results kept by the text they are about (top-level statements, CPython's verdicts).
+CACHE_ENTRIES = 20000
+_BLOCKS: dict[int, list[_Raw]] = {}
+_ACCEPTED: dict[int, bool] = {}
 # At most this many problems are reported per file (the first ones matter).
 MAX_PROBLEMS = 100
+# What the Python block checks say (modelled on CPython's IndentationError: not checked
+# again with CPython).
+_PY_BLOCK_MESSAGES = ("unexpected indent", "unindent does not match", "expected an indented")
 # Python statements that open a block with `:`.
 _PY_HEADERS = frozenset(
     {
@@ -116,8 +122,12 @@ def syntax_problems(text: str, language: str) -> list[SyntaxProblem]:
     return problems_of_tree(parser(language).parse(source), source, language)
 
 
-def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxProblem]:
-    """The syntax errors of a parse of ``source``, in order."""
+def problems_of_tree(
+    tree: Tree, source: bytes, language: str, *, confirm: bool = True
+) -> list[SyntaxProblem]:
+    """The syntax errors of a parse of ``source``, in order. ``confirm``: drop those that
+    CPython's parser, or JavaScript's semicolon insertion, says are not errors (what the
+    user sees; a comparison of two parses can do without)."""
     found: list[_Raw] = []
     root = tree.root_node
     if root.has_error:
@@ -145,19 +155,25 @@ def problems_of_tree(tree: Tree, source: bytes, language: str) -> list[SyntaxPro
     kept.sort(key=lambda r: r.start)
     if language in _BRACKETS_ONLY and kept:
         kept = _unbalanced_only(kept, root, source)
+    if not kept:
+        return []
     lines = _LineIndex(source)
     out: list[SyntaxProblem] = []
     seen: set[tuple[str, int, int]] = set()
     for raw in kept[:MAX_PROBLEMS]:
         problem = raw.problem(lines)
         if (
-            language in _ASI_CHECKED
+            confirm
+            and language in _ASI_CHECKED
             and problem.message.startswith(("unexpected", "missing `;`"))
             and _semicolon_explains(tree, source, language, problem.line)
         ):
             continue  # JavaScript inserts that `;` itself (tree-sitter does not)
-        if language == "python" and _python_accepts(
-            root, source, problem.focus_start, problem.end_line, lines
+        if (
+            confirm
+            and language == "python"
+            and not problem.message.startswith(_PY_BLOCK_MESSAGES)
+            and _python_accepts(root, source, problem.focus_start, problem.end_line)
         ):
             continue  # tree-sitter's grammar is wrong there: CPython reads it
         if problem.key() not in seen:
@@ -242,27 +258,35 @@ def _bracket_balance(source: bytes) -> dict[str, int]:
     return counts
 
 
-def _python_accepts(root: Node, source: bytes, line: int, last: int, lines: _LineIndex) -> bool:
+def _python_accepts(root: Node, source: bytes, line: int, last: int) -> bool:
     """Whether CPython's parser accepts the top-level statements around lines
     ``line..last`` (a few grammar corners tree-sitter gets wrong). Only those statements
     are parsed, from where the tree's top-level statement starts: cheap, and not fooled
     by a line at column 0 inside a string."""
-    top, end = 0, len(lines.starts)
+    top, top_row, end, end_row = 0, 0, len(source), -1
     for child in root.children:
         if child.start_point.row <= line:
-            top = child.start_point.row
+            top, top_row = child.start_byte, child.start_point.row
         elif child.start_point.row > last:
-            end = child.start_point.row
+            end, end_row = child.start_byte, child.start_point.row
             break
-    if end - top > PYTHON_CHECK_LINES:
+    if end_row < 0:
+        end_row = top_row + source.count(b"\n", top)
+    if end_row - top_row > PYTHON_CHECK_LINES:
         return False
-    starts = lines.starts
-    chunk = source[starts[top] : starts[end] if end < len(starts) else len(source)]
-    try:
-        compile(chunk, "<chunk>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
-    return True
+    chunk = source[top:end]
+    key = hash(chunk)
+    accepted = _ACCEPTED.get(key)
+    if accepted is None:
+        try:
+            compile(chunk, "<chunk>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            accepted = True
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            accepted = False
+        if len(_ACCEPTED) > CACHE_ENTRIES:
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = accepted
+    return accepted
 
 
 # ---- what each error node means ----------------------------------------------------------
@@ -524,14 +548,45 @@ def _ends_line(node: Node, source: bytes) -> bool:
 
 def _python_blocks(root: Node, source: bytes) -> list[_Raw]:
     """Statements not where their block starts, and blocks with no statement: what CPython
-    reports as IndentationError and tree-sitter accepts."""
+    reports as IndentationError and tree-sitter accepts. Each top-level statement's
+    findings are kept by its text: after an edit only the statement edited is walked."""
+    found = list(_misaligned(root, source))
+    for child in root.children:
+        if child.type not in _PY_CONTAINERS:
+            continue
+        start = child.start_byte
+        key = hash((source[start : child.end_byte], child.start_point.column, root.has_error))
+        cached = _BLOCKS.get(key)
+        if cached is None:
+            cached = [
+                _Raw(
+                    r.start - start,
+                    r.end - start,
+                    r.message,
+                    (r.focus[0] - start, r.focus[1] - start),
+                )
+                for r in _blocks_under(child, source)
+            ]
+            if len(_BLOCKS) > CACHE_ENTRIES:
+                _BLOCKS.clear()
+            _BLOCKS[key] = cached
+        found.extend(
+            _Raw(
+                r.start + start, r.end + start, r.message, (r.focus[0] + start, r.focus[1] + start)
+            )
+            for r in cached
+        )
+    return found
+
+
+def _blocks_under(top: Node, source: bytes) -> list[_Raw]:
     found: list[_Raw] = []
-    pending = [root]
+    pending = [top]
     while pending and len(found) < MAX_PROBLEMS:
         node = pending.pop()
         if node.is_error:
             continue
-        if node.type in ("module", "block"):
+        if node.type == "block":
             found.extend(_misaligned(node, source))
         for child in node.children:
             if child.type in _PY_CONTAINERS:
@@ -606,15 +661,10 @@ class _LineIndex:
 
     def __init__(self, source: bytes) -> None:
         self.source = source
-        self.starts = [0]
-        at = source.find(b"\n")
-        while at >= 0:
-            self.starts.append(at + 1)
-            at = source.find(b"\n", at + 1)
 
     def position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, offset) - 1
-        start = self.starts[line]
+        line = self.source.count(b"\n", 0, offset)
+        start = self.source.rfind(b"\n", 0, offset) + 1
         column = len(self.source[start:offset].decode("utf-8", "replace"))
         return line, column
 

@@ -83,7 +83,7 @@ def _parses_without(parsed: ParsedText, lines: Sequence[str], start: int, end: i
         new_end_point=_point(source, start_byte + len(replacement)),
     )
     new_tree = parser(parsed.language).parse(source, tree)
-    after = problems_of_tree(new_tree, source, parsed.language)
+    after = problems_of_tree(new_tree, source, parsed.language, confirm=False)
     shift = 1 - (end - start + 1)  # lines after the region move by this much
     elsewhere = {
         (p.message, p.line + (shift if p.line > end else 0))
