@@ -381,6 +381,8 @@ def test_the_issues_probe_gets_a_one_line_fix_or_nothing() -> None:
         ("\t\treturn (w * h)", "indents with tabs"),
         ("    return (w * h) + 0 + 0 + 0" + " + 0" * 100, "much longer"),
         ("Sure, here is the corrected line of code:\n    return (w * h)", "prose"),
+        # What the tiny qwen2 model answered for the probe: it parses, it fixes nothing.
+        ("    ectionur", "replaces the code instead of fixing it"),
     ],
 )
 def test_each_refusal_names_its_rule(answer: str, rule: str | None) -> None:

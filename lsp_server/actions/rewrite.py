@@ -455,6 +455,10 @@ def _fix_check(
             return (
                 f"Qwen's fix changes {size} characters; a syntax fix changes at most {allowed} here"
             )
+        old_code, new_code = "".join(old_text.split()), "".join(new_text.split())
+        if changed and old_code and _changed_chars(old_code, new_code) > len(old_code) // 2:
+            # (the tiny test model once "fixed" `return (w * h` as `ectionur`: it parses)
+            return "Qwen's fix replaces the code instead of fixing it"
         # Only the lines of the error may change (new lines may follow its last).
         if (
             first < plan.focus_start
