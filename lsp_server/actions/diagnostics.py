@@ -266,7 +266,9 @@ def _python_accepts(root: Node, source: bytes, line: int, last: int) -> bool:
     top, top_row, end, end_row = 0, 0, len(source), -1
     for child in root.children:
         if child.start_point.row <= line:
-            top, top_row = child.start_byte, child.start_point.row
+            if child.start_point.row != top_row or not top:
+                top_row = child.start_point.row
+                top = source.rfind(b"\n", 0, child.start_byte) + 1  # (its line's start)
         elif child.start_point.row > last:
             end, end_row = child.start_byte, child.start_point.row
             break
