@@ -357,6 +357,7 @@ def main() -> int:
     parser.add_argument("--repo", type=pathlib.Path, help="replay a local git history instead")
     parser.add_argument("--commits", type=int, default=20)
     parser.add_argument("--json", type=pathlib.Path, help="write every request's figures here")
+    parser.add_argument("--projects", nargs="+", help="only these of the registry projects")
     args = parser.parse_args()
     if args.quick:
         args.files, args.type_cap, args.max_hunks = 4, 12, 3
@@ -374,6 +375,8 @@ def main() -> int:
         sessions.append((repo.name, Session(repo, model, args.budget, repo.name), changes))
     else:
         for registry, name, old_v, new_v, sub in PROJECTS:
+            if args.projects and name not in args.projects:
+                continue
             old_root, new_root = fetch(registry, name, old_v), fetch(registry, name, new_v)
             changes = changed_files(name, old_root, new_root, sub)
             print(f"{name} {old_v} -> {new_v}: {len(changes)} changed files with 2+ hunks")
