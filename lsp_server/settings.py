@@ -132,6 +132,11 @@ class EngineSettings:
     slots: Annotated[int, Range(1, 16)] = 2
     warmup: bool = True
     prefetch: bool = True
+    # One engine process for every editor of the user (false: one per server); both
+    # keep llama.cpp out of the server's process.
+    shared: bool = True
+    # The engine's life after the last editor left.
+    idle_exit_seconds: Annotated[int, Range(0, 7 * 86400)] = 300
 
 
 @dataclass(kw_only=True)

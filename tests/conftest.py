@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,29 @@ import pytest
 from lsp_server.testing.tiny_gguf import cached_model
 
 MODEL_KINDS = ("qwen2", "qwen35")
+
+# The engine processes that the tests' servers start (engine.shared) live in a runtime
+# folder of this session, set before any test captures the environment for its servers;
+# each test's engines are stopped when it ends (`engine_processes`).
+ENGINE_FOLDER = tempfile.mkdtemp(prefix="ql-")
+os.environ["QWEN_LSP_RUNTIME_DIR"] = ENGINE_FOLDER
+
+
+@pytest.fixture(autouse=True)
+def engine_processes() -> Iterator[str]:
+    """No engine outlives its test: a test starts from no engine, as a user's first
+    editor does, and leaves no process behind."""
+    yield ENGINE_FOLDER
+    from lsp_server.engine.client import stop_engines
+
+    stop_engines(ENGINE_FOLDER)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from lsp_server.engine.client import stop_engines
+
+    stop_engines(ENGINE_FOLDER)
+    shutil.rmtree(ENGINE_FOLDER, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -43,10 +43,13 @@ class Cancelled(Exception):
 class CancelToken:
     """Checked between batches and tokens; set from any thread."""
 
-    def __init__(self, deadline: float | None = None) -> None:
+    def __init__(self, deadline: float | None = None, priority: int = 0) -> None:
         self._cancelled = False
         self.reason = ""
         self.deadline = deadline
+        # The job's priority (engine/worker.py's `Priority`): what an engine that queues
+        # work of several servers (the shared engine process) orders them by.
+        self.priority = priority
 
     def cancel(self, reason: str = "cancelled") -> None:
         if not self._cancelled:

@@ -54,7 +54,7 @@ class Job(Generic[R]):
         self.fn = fn
         self.priority = priority
         self.key = key
-        self.token = CancelToken(deadline)
+        self.token = CancelToken(deadline, int(priority))
         self.future: Future[R] = Future()
         self._worker: EngineWorker[Any] | None = None
 

@@ -193,6 +193,9 @@ def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     elif not roots and params.root_path:
         roots = [params.root_path]
     ls.runtime.roots = [os.path.realpath(r) for r in roots if r]
+    if params.client_info is not None:  # named in the shared engine's list of editors
+        info = params.client_info
+        ls.runtime.client_name = f"{info.name} {info.version}" if info.version else info.name
     if params.process_id:
         watch_parent(params.process_id, lambda: _parent_gone(ls, params.process_id or 0))
 
