@@ -109,6 +109,7 @@ class EngineService:
         self._lock = threading.Lock()
         self._connections: dict[int, _Connection] = {}
         self._next = 0
+        self._pending = 0  # requests queued or running
         self._idle_since = time.monotonic()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
@@ -309,11 +310,16 @@ class EngineService:
             timeout_s=max(0.001, float(timeout)) if timeout is not None else None,
         )
         conn.jobs[ident] = job
+        with self._lock:
+            self._pending += 1
         job.future.add_done_callback(lambda future: self._answer(conn, ident, future))
+        self._broadcast()
 
     def _answer(self, conn: _Connection, ident: int, future: Future[Any]) -> None:
         conn.jobs.pop(ident, None)
-        self.jobs_served += 1
+        with self._lock:
+            self._pending -= 1
+            self.jobs_served += 1
         if future.cancelled():
             conn.send({"id": ident, "cancelled": "cancelled"})
         else:
@@ -433,7 +439,8 @@ class EngineService:
             "modelLoads": self.loads,
             "editors": clients,
             "jobs": self.jobs_served,
-            "busy": self.worker.busy(),
+            "busy": self._pending > 0,  # a request of some editor runs or waits
+            "pending": self._pending,
             "idleExitSeconds": self.idle_exit_s,
             "uptimeS": round(now - self.started, 1),
             "rssMb": _rss_mb(),

@@ -1,0 +1,485 @@
+"""One engine for every editor: several real servers over stdio on the tiny models, the
+engine process they share, its faults, and who may talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from lsp_server.completion.service import Completer, CompletionRequest
+from lsp_server.engine import wire
+from lsp_server.engine.client import ClientInfo, EngineClient, engine_status, stop_engines
+from lsp_server.engine.endpoint import Endpoint, connect, peer_allowed, peer_uid, runtime_dir
+from lsp_server.engine.llama import LlamaEngine
+from lsp_server.engine.types import EngineConfig
+from lsp_server.settings import load_settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCE = (
+    "import math\n\n\n"
+    "def area(radius):\n"
+    "    return math.pi * radius ** 2\n\n\n"
+    "def circumference(radius):\n"
+    "    return "
+)
+
+
+class Server:
+    """A `qwen-lsp` over stdio, driven by hand: several of them side by side."""
+
+    def __init__(self, name: str, workspace: pathlib.Path, init: dict[str, Any], log: pathlib.Path):
+        self.name = name
+        self._log = open(log, "wb")  # noqa: SIM115 (closed in `close`)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", "--log-level", "DEBUG"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self._next = 0
+        self._pending: dict[int, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self.messages: list[str] = []  # window/showMessage
+        threading.Thread(target=self._read, daemon=True).start()
+        self.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "clientInfo": {"name": name, "version": "1.0"},
+                "rootUri": workspace.as_uri(),
+                "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
+                "capabilities": {},
+                "initializationOptions": init,
+            },
+        ).result(60)
+        self.notify("initialized", {})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        assert self.proc.stdin is not None
+        with self._lock:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            length = 0
+            while True:
+                line = out.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            message = json.loads(out.read(length))
+            if "method" in message and "id" in message:  # a request of the server's
+                result: Any = [None] if message["method"] == "workspace/configuration" else None
+                self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+            elif message.get("method") == "window/showMessage":
+                self.messages.append(message["params"]["message"])
+            elif "id" in message:
+                future = self._pending.pop(message["id"], None)
+                if future is not None:
+                    future.set_result(message)
+
+    def request(self, method: str, params: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._next += 1
+            ident = self._next
+        self._pending[ident] = future
+        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        return future
+
+    def notify(self, method: str, params: Any) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("qwenLsp/stats", {}).result(30)["result"]  # type: ignore[no-any-return]
+
+    def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.stats()
+            if data["model"] not in ("idle", "loading") or time.monotonic() > deadline:
+                assert data["model"] == "ready", data
+                return data
+            time.sleep(0.05)
+
+    def open(self, path: pathlib.Path, text: str) -> str:
+        path.write_text(text)
+        uri = path.as_uri()
+        self.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+        )
+        return uri
+
+    def inline(self, uri: str, line: int, character: int) -> Future[Any]:
+        return self.request(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": character},
+                "context": {"triggerKind": 1},
+            },
+        )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.request("shutdown", None).result(30)
+                self.notify("exit", None)
+                self.proc.wait(30)
+            except Exception:
+                self.proc.kill()
+        self._log.close()
+
+
+def texts(answer: dict[str, Any]) -> list[str]:
+    assert "result" in answer, answer
+    return [item["insertText"] for item in answer["result"]["items"]]
+
+
+def engine_of(data: dict[str, Any]) -> dict[str, Any]:
+    return data["engineProcess"]  # type: ignore[no-any-return]
+
+
+def options(model: pathlib.Path, **engine: Any) -> dict[str, Any]:
+    return {
+        "model": {"path": str(model), "threads": 1, "contextSize": 4096},
+        "completion": {"maxTokens": 24},
+        "context": {"enabled": False},
+        "engine": {"warmup": False, "prefetch": False, **engine},
+    }
+
+
+def expected(model: pathlib.Path, path: pathlib.Path, text: str, init: dict[str, Any]) -> list[str]:
+    """The suggestion of the model in this process, for the same request."""
+    settings = load_settings(init).settings
+    with LlamaEngine(EngineConfig(model_path=str(model), n_ctx=4096, n_threads=1)) as engine:
+        lines = text.split("\n")
+        request = CompletionRequest(
+            path=str(path.resolve()),
+            text=text,
+            line=len(lines) - 1,
+            character=len(lines[-1]),
+            display_path=path.name,
+            repo_name=path.parent.name,
+        )
+        suggestion = Completer(engine, settings).complete(request).suggestion
+    return [suggestion.text] if suggestion else []
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
+        return fh.read().split(") ")[1][0] != "Z"
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def servers(tmp_path: pathlib.Path):
+    """Start servers on a shared workspace; all are closed at the end."""
+    started: list[Server] = []
+    ws = tmp_path / "ws"
+    ws.mkdir()
+
+    def start(name: str, init: dict[str, Any]) -> Server:
+        server = Server(name, ws, init, tmp_path / f"{name}.log")
+        started.append(server)
+        return server
+
+    start.workspace = ws  # type: ignore[attr-defined]
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_five_servers_load_the_model_once_and_answer_as_one(servers, qwen35_model):
+    init = options(qwen35_model)
+    ws = servers.workspace
+    path = ws / "geometry.py"
+    want = expected(qwen35_model, path, SOURCE, init)
+    assert want, "the tiny model produced nothing to compare with"
+    line, col = SOURCE.count("\n"), len(SOURCE.split("\n")[-1])
+
+    first = [servers("editor-1", init), servers("editor-2", init)]
+    for server in first:
+        uri = server.open(path, SOURCE)
+        server.wait_ready()
+        assert texts(server.inline(uri, line, col).result(60)) == want
+    more = [servers(f"editor-{i}", init) for i in range(3, 6)]
+    for server in more:
+        uri = server.open(path, SOURCE)
+        server.wait_ready()
+        assert texts(server.inline(uri, line, col).result(60)) == want
+
+    engines = [engine_of(server.stats()) for server in first + more]
+    assert len({e["pid"] for e in engines}) == 1, "one engine process"
+    assert all(e["shared"] and e["modelLoads"] == 1 for e in engines), engines
+    names = sorted(editor["name"] for editor in engines[-1]["editors"])
+    assert names == [f"editor-{i} 1.0" for i in range(1, 6)]
+    [running] = engine_status()
+    assert running["modelLoads"] == 1 and len(running["editors"]) == 5
+    log = pathlib.Path(Endpoint.for_key(running["key"]).log_path).read_text()
+    assert log.count("model loaded in") == 1
+
+
+def test_a_request_while_another_editor_generates_waits_its_turn(servers, qwen35_model):
+    """Editor A asks for a long suggestion; editor B's request, sent while it runs, is
+    served after it: neither is lost, neither is cancelled."""
+    long = options(qwen35_model)
+    long["completion"].update({"maxTokens": 1500, "multiline": "always", "timeBudgetMs": 60000})
+    short = options(qwen35_model)
+    ws = servers.workspace
+    a, b = servers("editor-a", long), servers("editor-b", short)
+    path_a, path_b = ws / "a.py", ws / "b.py"
+    text_a = "def main():\n    "
+    uri_a, uri_b = a.open(path_a, text_a), b.open(path_b, SOURCE)
+    a.wait_ready()
+    b.wait_ready()
+    want_b = expected(qwen35_model, path_b, SOURCE, short)
+    sent_a = time.monotonic()
+    job_a = a.inline(uri_a, 1, 4)
+    wait_until(lambda: engine_of(b.stats())["busy"], 30, "A's generation did not start")
+    job_b = b.inline(uri_b, SOURCE.count("\n"), len(SOURCE.split("\n")[-1]))
+    answer_b = job_b.result(120)
+    done_b = time.monotonic()
+    assert texts(answer_b) == want_b
+    assert texts(job_a.result(120)), "A's suggestion was lost"
+    stats_a = a.stats()
+    assert stats_a["errors"] == 0 and stats_a["cancelled"] == 0
+    [figures_a] = stats_a["recent"]
+    # B's answer came after A's whole job in the engine (it started after `sent_a`).
+    engine_ms_a = figures_a["prefillMs"] + figures_a["generateMs"]
+    assert figures_a["generatedTokens"] > 20, figures_a
+    assert done_b >= sent_a + engine_ms_a / 1000
+
+
+def test_closing_one_editor_leaves_the_others_and_the_last_starts_the_idle_timer(
+    servers, qwen35_model
+):
+    init = options(qwen35_model, idleExitSeconds=1)
+    path = servers.workspace / "geometry.py"
+    a, b = servers("editor-a", init), servers("editor-b", init)
+    uri_a, uri_b = a.open(path, SOURCE), b.open(path, SOURCE)
+    a.wait_ready()
+    b.wait_ready()
+    pid = engine_of(b.stats())["pid"]
+    a.close()
+    time.sleep(2)  # longer than the idle time: B still holds the engine
+    assert pid_alive(pid)
+    line, col = SOURCE.count("\n"), len(SOURCE.split("\n")[-1])
+    assert texts(b.inline(uri_b, line, col).result(60)) == expected(
+        qwen35_model, path, SOURCE, init
+    )
+    after = engine_of(b.stats())
+    assert after["pid"] == pid and [e["name"] for e in after["editors"]] == ["editor-b 1.0"]
+    assert not b.messages
+    b.close()
+    wait_until(lambda: not pid_alive(pid), 15, "the engine did not exit after its idle time")
+    assert engine_status() == []
+    del uri_a
+
+
+def test_killing_the_engine_answers_the_request_and_the_next_one_restarts_it(servers, qwen35_model):
+    init = options(qwen35_model)
+    init["completion"].update({"maxTokens": 1500, "multiline": "always", "timeBudgetMs": 60000})
+    server = servers("editor", init)
+    path = servers.workspace / "main.py"
+    uri = server.open(path, "def main():\n    ")
+    pid = engine_of(server.wait_ready())["pid"]
+    job = server.inline(uri, 1, 4)
+    wait_until(lambda: engine_of(server.stats())["busy"], 30, "the generation did not start")
+    os.kill(pid, 9)
+    answer = job.result(30)  # answered, not hung
+    assert texts(answer) == []
+    wait_until(lambda: server.messages, 10, "no message about the engine")
+    assert "engine process stopped" in server.messages[0] and "SIGKILL" in server.messages[0]
+    assert server.inline(uri, 1, 4).result(60).get("result") is not None
+    engine = engine_of(server.stats())
+    assert engine["pid"] != pid and engine["modelLoads"] == 1 and engine["restarts"] == 1
+    assert len(server.messages) == 1
+
+
+def test_model_truncated_during_a_completion_does_not_take_the_server_down(tmp_path, servers):
+    """#17: SIGBUS when the model file is truncated while a completion evaluates. The
+    engine process dies; the server answers, says it once, and loads the model again
+    once the file is whole."""
+    from lsp_server.testing.tiny_gguf import build_qwen35
+
+    model = build_qwen35(tmp_path / "m.gguf", n_embd=512, n_layer=8)
+    whole = model.read_bytes()
+    init = {
+        "model": {"path": str(model), "nGpuLayers": 0},
+        "engine": {"warmup": False, "prefetch": False},
+        "completion": {"timeBudgetMs": 20000},
+    }
+    server = servers("editor", init)
+    text = "".join(f"def function_{i}(a, b):\n    return a * {i} + b\n\n" for i in range(300))
+    path = servers.workspace / "big.py"
+    uri = server.open(path, text)
+    pid = engine_of(server.wait_ready())["pid"]
+    job = server.inline(uri, 600, 0)
+    time.sleep(0.3)
+    os.truncate(model, len(whole) // 2)
+    answer = job.result(60)
+    assert texts(answer) == []
+    assert server.proc.poll() is None, "the server died with the engine"
+    assert not pid_alive(pid)
+    wait_until(lambda: server.messages, 10, "no message about the engine")
+    assert any("SIGBUS" in m or "model file changed" in m for m in server.messages), server.messages
+    # The next request: the truncated file cannot be loaded, said plainly.
+    assert texts(server.inline(uri, 600, 0).result(60)) == []
+    wait_until(
+        lambda: server.stats()["model"] in ("failed", "disabled"), 30, "the failure is not shown"
+    )
+    assert "truncated" in server.stats()["modelMessage"]
+    model.write_bytes(whole)  # the file is whole again: the next request loads it
+    server.inline(uri, 600, 0).result(60)
+    wait_until(lambda: server.stats()["model"] == "ready", 60, "the model was not loaded again")
+    assert "result" in server.inline(uri, 600, 0).result(60)
+    assert server.proc.poll() is None
+
+
+def test_private_engines_load_one_model_per_server(servers, qwen35_model):
+    init = options(qwen35_model, shared=False)
+    path = servers.workspace / "geometry.py"
+    a, b = servers("editor-a", init), servers("editor-b", init)
+    a.open(path, SOURCE)
+    b.open(path, SOURCE)
+    ea, eb = engine_of(a.wait_ready()), engine_of(b.wait_ready())
+    assert ea["pid"] != eb["pid"] and not ea["shared"] and not eb["shared"]
+    a.close()
+    wait_until(lambda: not pid_alive(ea["pid"]), 15, "a private engine outlived its server")
+    assert pid_alive(eb["pid"])
+
+
+# ---- the socket and who may use it ----------------------------------------------------
+
+
+def test_the_socket_and_its_folder_are_the_users_only(qwen35_model):
+    client = EngineClient.attach(
+        EngineConfig(model_path=str(qwen35_model), n_ctx=1024, n_threads=1),
+        client=ClientInfo("test"),
+    )
+    try:
+        folder = os.stat(runtime_dir())
+        sock = os.stat(client.endpoint.socket_path)
+        assert stat.S_IMODE(folder.st_mode) == 0o700 and folder.st_uid == os.getuid()
+        assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o600
+        for name in ("log_path", "lock_path", "pid_path"):
+            assert stat.S_IMODE(os.stat(getattr(client.endpoint, name)).st_mode) == 0o600
+        assert client.count_tokens("def f():") > 0
+    finally:
+        client.close()
+
+
+def test_only_the_same_user_is_allowed():
+    assert peer_allowed(1000, own_uid=1000)
+    assert not peer_allowed(1001, own_uid=1000)
+    assert not peer_allowed(0, own_uid=1000)
+    assert not peer_allowed(None, own_uid=1000)  # a peer whose user is unknown
+    left, right = socket.socketpair(socket.AF_UNIX)
+    with left, right:
+        assert peer_uid(left) == os.getuid()
+
+
+@pytest.mark.skipif(not hasattr(os, "setuid") or os.getuid() != 0, reason="needs root")
+def test_a_connection_from_another_user_is_refused(qwen35_model):
+    """Even with the folder and socket opened to all (a mistake of the user's), a process
+    of another uid gets no answer: the engine checks its peer's credentials."""
+    client = EngineClient.attach(
+        EngineConfig(model_path=str(qwen35_model), n_ctx=1024, n_threads=1),
+        client=ClientInfo("test"),
+    )
+    try:
+        path = client.endpoint.socket_path
+        os.chmod(os.path.dirname(path), 0o777)
+        os.chmod(path, 0o666)
+        answer = as_other_user(65534, path)
+        assert answer == b"", answer  # closed without a word
+        log = pathlib.Path(client.endpoint.log_path).read_text()
+        assert "refused a connection from uid 65534" in log
+        # The owner still gets answers.
+        with connect(client.endpoint) as sock:
+            wire.send(sock, {"op": "status", "id": 1})
+            assert wire.recv(sock)["result"]["pid"] > 0  # type: ignore[index]
+    finally:
+        client.close()
+        stop_engines()
+
+
+def as_other_user(uid: int, path: str) -> bytes:
+    """What a process of user `uid` reads after asking the engine at `path` for its
+    status (a fork: the interpreter's files need not be readable by that user)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(path)
+                try:
+                    wire.send(sock, {"op": "status", "id": 1})
+                    answer = sock.recv(100)
+                except (ConnectionResetError, BrokenPipeError):  # closed on us
+                    answer = b""
+                os.write(write_end, b"<" + answer + b">")
+            code = 0
+        except BaseException as exc:
+            os.write(write_end, repr(exc).encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as fh:
+        data = fh.read()
+    assert status == 0 and data.startswith(b"<") and data.endswith(b">"), (status, data)
+    return data[1:-1]
+
+
+def test_a_stop_rule_crosses_the_socket_as_its_parameters():
+    from lsp_server.actions import rewrite
+    from lsp_server.completion.postprocess import StopRule
+
+    rule = StopRule("multi", "    return x", max_lines=3)
+    spec, local = wire.encode_rule(rule.check)
+    assert local is None
+    rebuilt = wire.decode_rule(spec)
+    assert rebuilt is not None
+    for text in ("a\nb\n", "a\n    return x\nz", "1\n2\n3\n4\n", "one line"):
+        assert rebuilt(text) == rule.check(text)
+    assert wire.decode_rule(wire.encode_rule(rewrite._closing_fence)[0]) is rewrite._closing_fence
+
+    def custom(text: str) -> int | None:
+        return None
+
+    assert wire.encode_rule(custom) == (None, custom)  # applied by the server instead
