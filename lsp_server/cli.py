@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "lsp_server.commands.context",
     "lsp_server.commands.index",
     "lsp_server.commands.doctor",
+    "lsp_server.commands.engine",
     "lsp_server.commands.pull",
 )
 

@@ -483,3 +483,29 @@ def test_a_stop_rule_crosses_the_socket_as_its_parameters():
         return None
 
     assert wire.encode_rule(custom) == (None, custom)  # applied by the server instead
+
+
+def test_doctor_and_engine_command_show_the_engine_and_its_editors(qwen35_model):
+    from lsp_server.commands.doctor import check_engine
+
+    idle = check_engine(True)
+    assert idle.status == "ok" and "none running" in idle.detail
+    client = EngineClient.attach(
+        EngineConfig(model_path=str(qwen35_model), n_ctx=1024, n_threads=1),
+        client=ClientInfo("Neovim 0.12", workspace="ws", pid=4242),
+    )
+    try:
+        pid = client.describe()["engineProcess"]["pid"]
+        check = check_engine(True)
+        assert check.status == "ok" and f"shared engine, pid {pid}" in check.detail
+        assert "attached: Neovim 0.12 (pid 4242) in ws" in check.detail
+        run = [sys.executable, "-m", "lsp_server", "engine"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        status = subprocess.run([*run, "--json"], capture_output=True, text=True, env=env)
+        [engine] = json.loads(status.stdout)["engines"]
+        assert engine["pid"] == pid and engine["editors"][0]["name"] == "Neovim 0.12"
+        stopped = subprocess.run([*run, "stop"], capture_output=True, text=True, env=env)
+        assert f"pid {pid}" in stopped.stdout
+        wait_until(lambda: not pid_alive(pid), 15, "the engine did not stop")
+    finally:
+        client.close()

@@ -437,6 +437,39 @@ def check_serving_engine(config: RemoteConfig) -> Check:
     )
 
 
+def check_engine(shared: bool, folder: str | None = None) -> Check:
+    """The engine processes: the runtime folder usable, which run, the editors attached."""
+    from lsp_server.commands.engine import describe
+    from lsp_server.engine.client import engine_status
+    from lsp_server.engine.endpoint import (
+        EngineUnreachable,
+        ensure_private_dir,
+        runtime_dir,
+        supported,
+    )
+
+    if not supported():
+        return Check("engine", "ok", "the model runs inside each server (no Unix sockets here)")
+    folder = folder or runtime_dir()
+    try:
+        ensure_private_dir(folder)
+    except EngineUnreachable as exc:
+        return Check("engine", "fail", str(exc), "export QWEN_LSP_RUNTIME_DIR=~/.qwen-lsp-run")
+    mode = (
+        "shared by your editors (engine.shared)"
+        if shared
+        else "one per server (engine.shared is off)"
+    )
+    engines = engine_status(folder)
+    if not engines:
+        return Check(
+            "engine",
+            "ok",
+            f"{mode}; none running in {folder}: the first editor that needs the model starts it",
+        )
+    return Check("engine", "ok", f"{mode}:\n" + "\n".join(describe(e) for e in engines))
+
+
 def run_checks(
     model: str | None = None,
     *,
@@ -543,6 +576,8 @@ def run(args: argparse.Namespace) -> int:
         context_size=None if context_size == ModelSettings().context_size else context_size,
         remote=remote,
     )
+    if remote is None:
+        report.checks.append(check_engine(loaded.settings.engine.shared))
     if loaded.errors:
         report.checks.insert(
             0,

@@ -1,0 +1,221 @@
+"""Memory with 1, 2 and 5 editors: one shared engine against one engine per server.
+
+Starts N real `qwen-lsp` servers over stdio (as N editor windows would), each opening a
+file and asking for one completion, first with `engine.shared` true (one engine process
+for all), then false (an engine process per server: the model once per window, as when
+each server loaded it in-process). With every server answered, it sums the memory of
+the servers and of the engine processes: RSS, and PSS (a page shared by k processes
+counts 1/k: what the machine really spends), and reports the engines' peak RSS and the
+time until each editor's first suggestion.
+
+The model is a random-weight qwen35 whose f32 weights dominate (≈95 MB; override the
+size with --embd/--ff/--layers). On the CPU llama.cpp maps the weights from the file,
+so engines of the same file share them in the page cache (PSS shows it, RSS does not);
+with GPU offload each engine copies them into GPU memory, once per engine.
+
+    python bench/shared_engine.py [--editors 1,2,5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lsp_server.engine.client import engine_status, stop_engines  # noqa: E402
+from lsp_server.testing.tiny_gguf import build_qwen35  # noqa: E402
+
+SOURCE = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\ndef circumference(radius):\n    return "
+
+
+class Server:
+    """A `qwen-lsp` over stdio, driven by hand."""
+
+    def __init__(self, name: str, workspace: pathlib.Path, init: dict[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", "--log-level", "WARNING"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self._next = 0
+        self._pending: dict[int, Future[Any]] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "clientInfo": {"name": name},
+                "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
+                "capabilities": {},
+                "initializationOptions": init,
+            },
+        ).result(120)
+        self.notify("initialized", {})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        assert self.proc.stdin is not None
+        with self._lock:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            length = 0
+            while True:
+                line = out.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            message = json.loads(out.read(length))
+            if "method" in message and "id" in message:
+                result = [None] if message["method"] == "workspace/configuration" else None
+                self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+            elif "id" in message and (future := self._pending.pop(message["id"], None)):
+                future.set_result(message)
+
+    def request(self, method: str, params: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._next += 1
+            ident = self._next
+        self._pending[ident] = future
+        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        return future
+
+    def notify(self, method: str, params: Any) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def first_suggestion(self, path: pathlib.Path) -> float:
+        """Open `path` and ask until the model has answered; seconds it took."""
+        started = time.monotonic()
+        uri = path.as_uri()
+        self.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SOURCE}},
+        )
+        lines = SOURCE.split("\n")
+        while time.monotonic() - started < 300:
+            stats = self.request("qwenLsp/stats", {}).result(60)["result"]
+            if stats["model"] == "ready":
+                break
+            time.sleep(0.05)
+        params = {
+            "textDocument": {"uri": uri},
+            "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+            "context": {"triggerKind": 1},
+        }
+        self.request("textDocument/inlineCompletion", params).result(120)
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", None).result(30)
+            self.notify("exit", None)
+            self.proc.wait(30)
+        except Exception:
+            self.proc.kill()
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of a process in MB, from /proc/PID/smaps_rollup."""
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            parts = line.split()
+            if parts and parts[0] in ("Rss:", "Pss:"):
+                values[parts[0]] = int(parts[1]) / 1024
+    return values["Rss:"], values["Pss:"]
+
+
+def measure(model: pathlib.Path, editors: int, shared: bool, work: pathlib.Path) -> dict[str, Any]:
+    init = {
+        "model": {"path": str(model), "threads": 1, "contextSize": 2048},
+        "completion": {"maxTokens": 16},
+        "context": {"enabled": False},
+        "engine": {"warmup": False, "prefetch": False, "shared": shared, "idleExitSeconds": 5},
+    }
+    ws = work / f"ws-{editors}-{shared}"
+    ws.mkdir()
+    (ws / "geometry.py").write_text(SOURCE)
+    servers = []
+    firsts = []
+    try:
+        for i in range(editors):
+            server = Server(f"editor-{i + 1}", ws, init)
+            servers.append(server)
+            firsts.append(server.first_suggestion(ws / "geometry.py"))
+        engines = engine_status()
+        server_mem = [memory_mb(s.proc.pid) for s in servers]
+        engine_mem = [memory_mb(e["pid"]) for e in engines]
+        return {
+            "editors": editors,
+            "shared": shared,
+            "engines": len(engines),
+            "modelLoads": sum(e["modelLoads"] for e in engines),
+            "serversRssMb": round(sum(m[0] for m in server_mem), 1),
+            "serversPssMb": round(sum(m[1] for m in server_mem), 1),
+            "enginesRssMb": round(sum(m[0] for m in engine_mem), 1),
+            "enginesPssMb": round(sum(m[1] for m in engine_mem), 1),
+            "enginesPeakRssMb": round(sum(e["peakRssMb"] for e in engines), 1),
+            "firstSuggestionS": [round(f, 2) for f in firsts],
+        }
+    finally:
+        for server in servers:
+            server.close()
+        stop_engines()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--editors", default="1,2,5")
+    parser.add_argument("--embd", type=int, default=768)
+    parser.add_argument("--ff", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="ql-bench-"))
+    os.environ["QWEN_LSP_RUNTIME_DIR"] = str(work / "run")
+    model = build_qwen35(work / "model.gguf", n_embd=args.embd, n_ff=args.ff, n_layer=args.layers)
+    size = model.stat().st_size / 2**20
+    print(f"model: qwen35 n_embd {args.embd}, n_ff {args.ff}, {args.layers} layers, {size:.0f} MB")
+    rows = []
+    for shared in (True, False):
+        for editors in map(int, args.editors.split(",")):
+            row = measure(model, editors, shared, work)
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row))
+            else:
+                print(
+                    f"{'shared ' if shared else 'private'} editors {editors}: "
+                    f"{row['engines']} engine(s), {row['modelLoads']} load(s); "
+                    f"engines RSS {row['enginesRssMb']} MB, PSS {row['enginesPssMb']} MB, "
+                    f"peak RSS {row['enginesPeakRssMb']} MB; "
+                    f"servers RSS {row['serversRssMb']} MB, PSS {row['serversPssMb']} MB; "
+                    f"first suggestion {row['firstSuggestionS']} s"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
