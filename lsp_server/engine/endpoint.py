@@ -33,16 +33,13 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lsp_server.engine.types import ModelLoadError
+from lsp_server.engine.types import EngineUnreachable
 
 # sun_path holds 108 bytes on Linux, 104 on macOS (with the terminating NUL).
 MAX_SOCKET_PATH = 100
 RUNTIME_DIR_ENV = "QWEN_LSP_RUNTIME_DIR"
 
-
-class EngineUnreachable(ModelLoadError):
-    """The engine process cannot be started or reached (the message says why): worth
-    another try in a few seconds."""
+__all__ = ["EngineUnreachable", "Endpoint"]  # (the engine process cannot be started or reached)
 
 
 def supported() -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from lsp_server.engine.client import ClientInfo
 from lsp_server.engine.types import (
     Cancelled,
     CancelToken,
@@ -29,6 +30,7 @@ from lsp_server.engine.types import (
     EngineConfig,
     EngineError,
     EngineUnreachable,
+    ModelLoadError,
     file_identity,
 )
 from lsp_server.engine.worker import EngineWorker, Job, Priority
@@ -37,6 +39,7 @@ from lsp_server.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_S = 5.0  # how often a request may try again an engine that could not be reached
+LOST_QUIET_S = 60.0  # an engine process that keeps dying is said once a minute
 
 Notify = Callable[[str, str], None]  # (message, level: "error" | "warning" | "info")
 R = TypeVar("R")
@@ -92,16 +95,19 @@ def engine_config(settings: Settings, model_path: str) -> EngineConfig:
     )
 
 
-def create_engine(settings: Settings) -> NewEngine:
+def create_engine(settings: Settings, client: ClientInfo | None = None) -> NewEngine:
     """The engine `model.backend` names; raises `EngineUnavailable`. Runs on the engine
-    thread. A new kind of engine is one more branch here."""
+    thread. A new kind of engine is one more branch here. `client`: who this server is,
+    for the shared engine's list of editors."""
     if settings.model.backend == "openai":
         return _serving_engine(settings)
-    return _local_engine(settings)
+    return _local_engine(settings, client or ClientInfo())
 
 
-def _local_engine(settings: Settings) -> NewEngine:
-    """The GGUF model in this process (llama.cpp, loaded only now)."""
+def _local_engine(settings: Settings, client: ClientInfo) -> NewEngine:
+    """The GGUF model, in the engine process (shared by the user's editors unless
+    `engine.shared` is off; docs/shared-engine.md), loaded only now."""
+    from lsp_server.engine.client import local_engine
     from lsp_server.engine.models import explicit_model_path, resolve_model
 
     resolution = resolve_model(settings.model.path)
@@ -109,9 +115,15 @@ def _local_engine(settings: Settings) -> NewEngine:
     if resolution.path is None:
         raise EngineUnavailable(resolution.message, watch=watch, disabled=True)
     try:
-        from lsp_server.engine.llama import LlamaEngine  # loads llama.cpp
-
-        engine = LlamaEngine(engine_config(settings, str(resolution.path)))
+        engine = local_engine(
+            engine_config(settings, str(resolution.path)),
+            shared=settings.engine.shared,
+            idle_exit_s=settings.engine.idle_exit_seconds,
+            client=client,
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
+    except EngineUnreachable as exc:  # the engine process cannot be started: tried again
+        raise EngineUnavailable(str(exc), retry=True) from exc
     except EngineError as exc:
         raise EngineUnavailable(str(exc), watch=watch) from exc
     except Exception as exc:  # llama.cpp can fail in ways we do not foresee
@@ -178,13 +190,15 @@ class ModelHost:
         *,
         on_load: Callable[[Engine], str],
         on_unload: Callable[[], None],
-        create: Callable[[Settings], NewEngine] = create_engine,
+        create: Callable[[Settings], NewEngine] | None = None,
     ) -> None:
         self._settings = settings
         self._notify = notify
         self._on_load = on_load
         self._on_unload = on_unload
-        self._create = create
+        self.client = ClientInfo()  # this server, as the shared engine lists it
+        self._create = create or (lambda s: create_engine(s, self.client))
+        self._lost_said_at: float | None = None  # when an engine crash was last said
         self.worker: EngineWorker[Engine] = EngineWorker()
         self.engine: Engine | None = None  # engine thread
         self.state = ModelState.IDLE
@@ -253,9 +267,26 @@ class ModelHost:
         serving engine stopped or restarted, the network gone) is said once, and the state
         says so (the editors' status shows it); requests then try it again every few
         seconds (`retry`)."""
-        if not isinstance(error, EngineUnreachable):
+        from lsp_server.engine.client import EngineProcessLost
+
+        if isinstance(error, EngineProcessLost):
+            # The engine process died (llama.cpp crashed or was killed): this server
+            # lives on, and the next request starts the engine again. Said once (at most
+            # once a minute, for an engine that keeps dying).
+            now = time.monotonic()
+            if self._lost_said_at is None or now - self._lost_said_at > LOST_QUIET_S:
+                self._lost_said_at = now
+                self._notify(str(error), "warning")
             return
-        self._unavailable(EngineUnavailable(str(error), retry=True))
+        if isinstance(error, EngineUnreachable):
+            self._unavailable(EngineUnavailable(str(error), retry=True))
+        elif isinstance(error, ModelLoadError):
+            # The engine started again, but the model no longer loads (a file truncated
+            # under it): off until the file changes, as after any failed load.
+            engine = self.engine
+            self._unavailable(
+                EngineUnavailable(str(error), watch=engine.info.path if engine else "")
+            )
 
     def retry(self) -> bool:
         """After a failure, load again when it may succeed now: a serving engine every few
@@ -286,7 +317,11 @@ class ModelHost:
         again, here on the engine thread, before any other job runs."""
         path = self.engine.info.path if self.engine is not None else ""
         log.warning("the model file changed on disk: reloading %s", path)
-        self._notify(f"the model file changed on disk: reloading {os.path.basename(path)}", "info")
+        lost = self._lost_said_at
+        if lost is None or time.monotonic() - lost > LOST_QUIET_S:  # (not said with a crash)
+            self._notify(
+                f"the model file changed on disk: reloading {os.path.basename(path)}", "info"
+            )
         self.state = ModelState.LOADING
         self._load()
 

@@ -29,6 +29,7 @@ from lsp_server.actions.rewrite import RewriteRequest, RewriteResult
 from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
+from lsp_server.engine.client import ClientInfo
 from lsp_server.engine.types import Cancelled, EngineError
 from lsp_server.parent import watch_parent
 from lsp_server.protocol import wire
@@ -193,9 +194,12 @@ def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     elif not roots and params.root_path:
         roots = [params.root_path]
     ls.runtime.roots = [os.path.realpath(r) for r in roots if r]
-    if params.client_info is not None:  # named in the shared engine's list of editors
-        info = params.client_info
-        ls.runtime.client_name = f"{info.name} {info.version}" if info.version else info.name
+    info = params.client_info  # named in the shared engine's list of editors
+    ls.runtime.host.client = ClientInfo(
+        f"{info.name} {info.version or ''}".strip() if info else "qwen-lsp",
+        os.path.basename(ls.runtime.roots[0]) if ls.runtime.roots else "",
+        os.getpid(),
+    )
     if params.process_id:
         watch_parent(params.process_id, lambda: _parent_gone(ls, params.process_id or 0))
 
