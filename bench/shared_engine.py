@@ -185,13 +185,77 @@ def measure(model: pathlib.Path, editors: int, shared: bool, work: pathlib.Path)
         stop_engines()
 
 
+def overhead(model: pathlib.Path, requests: int) -> dict[str, Any]:
+    """Completions at line ends of a real file (lsp_server/runtime.py, no workspace
+    context) through the same `Completer`, over the engine in this process and over the
+    engine process: the time per completion, and the token counts that crossed."""
+    import random
+    import statistics
+
+    from lsp_server.completion.service import Completer, CompletionRequest
+    from lsp_server.engine.client import ClientInfo, EngineClient
+    from lsp_server.engine.llama import LlamaEngine
+    from lsp_server.engine.types import EngineConfig
+    from lsp_server.settings import Settings
+
+    text = (ROOT / "lsp_server" / "runtime.py").read_text()
+    lines = text.split("\n")
+    rng = random.Random(7)
+    picks = [rng.randrange(20, len(lines)) for _ in range(requests)]
+    settings = Settings()
+    settings.completion.max_tokens = 16
+    config = EngineConfig(model_path=str(model), n_ctx=8192, n_threads=1)
+    out: dict[str, Any] = {}
+    for name in ("in-process", "engine process"):
+        engine: Any = (
+            LlamaEngine(config)
+            if name == "in-process"
+            else EngineClient.attach(config, client=ClientInfo("bench"))
+        )
+        counts = 0
+        if name != "in-process":
+            real = engine._count
+
+            def counted(piece: str, real: Any = real) -> int:
+                nonlocal counts
+                counts += 1
+                return int(real(piece))
+
+            engine._count = counted
+        completer = Completer(engine, settings)
+        times = []
+        for line in picks:
+            request = CompletionRequest(
+                path=str(ROOT / "lsp_server" / "runtime.py"),
+                text=text,
+                line=line,
+                character=len(lines[line]),
+                display_path="lsp_server/runtime.py",
+            )
+            started = time.perf_counter()
+            completer.complete(request)
+            times.append((time.perf_counter() - started) * 1000)
+        engine.close()
+        times.sort()
+        out[name] = {
+            "p50Ms": round(statistics.median(times), 1),
+            "p95Ms": round(times[int(0.95 * (len(times) - 1))], 1),
+            "countRoundTrips": counts,
+        }
+    stop_engines()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--editors", default="1,2,5")
+    parser.add_argument("--editors", default="1,2,5", help='"" skips the memory figures')
     parser.add_argument("--embd", type=int, default=768)
     parser.add_argument("--ff", type=int, default=2048)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--overhead", type=int, default=0, metavar="N", help="also time N completions both ways"
+    )
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="ql-bench-"))
     os.environ["QWEN_LSP_RUNTIME_DIR"] = str(work / "run")
@@ -199,7 +263,7 @@ def main() -> int:
     size = model.stat().st_size / 2**20
     print(f"model: qwen35 n_embd {args.embd}, n_ff {args.ff}, {args.layers} layers, {size:.0f} MB")
     rows = []
-    for shared in (True, False):
+    for shared in (True, False) if args.editors else ():
         for editors in map(int, args.editors.split(",")):
             row = measure(model, editors, shared, work)
             rows.append(row)
@@ -214,6 +278,12 @@ def main() -> int:
                     f"servers RSS {row['serversRssMb']} MB, PSS {row['serversPssMb']} MB; "
                     f"first suggestion {row['firstSuggestionS']} s"
                 )
+    if args.overhead:  # on the default tiny model: the time outside llama.cpp shows
+        tiny = build_qwen35(work / "tiny.gguf")
+        print(
+            "completion time, in-process vs engine process:",
+            json.dumps(overhead(tiny, args.overhead)),
+        )
     return 0
 
 
