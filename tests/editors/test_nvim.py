@@ -540,6 +540,7 @@ def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: path
     assert r["float"][0] == status
     assert r["float"][1].startswith(f"requests {r['requests']}: ")
     assert any(line.strip().startswith("completion a.py ") for line in r["float"]), r["float"]
+    assert any(line.startswith("engine: shared, pid ") for line in r["float"]), r["float"]
     assert r["float_closed"]
     levels = [(n["msg"], n["level"]) for n in r["notifications"]]
     assert levels[0] == (status, 2)

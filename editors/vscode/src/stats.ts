@@ -15,8 +15,16 @@ export interface RecentRequest {
   generatedTokens: number;
 }
 
+/** The engine process that holds the model (docs/shared-engine.md). */
+export interface EngineProcess {
+  shared: boolean;
+  pid: number;
+  editors: { name: string; pid: number; workspace: string }[];
+}
+
 /** The fields of the answer the client reads (the server sends more: figures, checkpoints). */
 export interface Stats {
+  engineProcess?: EngineProcess;
   model: 'idle' | 'loading' | 'ready' | 'failed' | 'disabled';
   modelMessage: string;
   index: 'off' | 'building' | 'ready' | 'cancelled' | 'failed';
@@ -82,7 +90,9 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
   // in the stats document (the link) and the log.
   const detail =
     stats.model === 'ready'
-      ? `index ${stats.index} · ${stats.requests} completion${stats.requests === 1 ? '' : 's'}`
+      ? [`index ${stats.index}`, `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`, engineText(stats.engineProcess)]
+          .filter((part) => part !== '')
+          .join(' · ')
       : shorten(stats.modelMessage || `index ${stats.index}`, DETAIL_MAX);
   const level =
     stats.model === 'failed'
@@ -91,4 +101,13 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
         ? 'warning'
         : 'info';
   return { text, detail, level, busy: stats.model === 'loading' || stats.index === 'building' };
+}
+
+/** "engine shared by 3 editors" ("" without an engine process; the names are in the stats document). */
+function engineText(engine: EngineProcess | undefined): string {
+  if (engine === undefined) {
+    return '';
+  }
+  const count = engine.editors.length;
+  return engine.shared ? `engine shared by ${count} editor${count === 1 ? '' : 's'}` : 'private engine';
 }

@@ -452,6 +452,14 @@ local function stats_lines(s)
     table.insert(lines, ("checkpoints: %d (%.1f of %.1f MB), %d hits, %d misses"):format(
       c.count, c.bytes / 1e6, c.maxBytes / 1e6, c.hits, c.misses))
   end
+  if type(s.engineProcess) == "table" then -- the engine process (shared by the editors)
+    local e, names = s.engineProcess, {}
+    for _, editor in ipairs(e.editors or {}) do
+      table.insert(names, editor.name)
+    end
+    table.insert(lines, ("engine: %s, pid %s, %d editor(s) attached: %s"):format(
+      e.shared and "shared" or "private", tostring(e.pid), #names, table.concat(names, ", ")))
+  end
   table.insert(lines, "")
   table.insert(lines, "recent, newest first:")
   for i = #s.recent, 1, -1 do
