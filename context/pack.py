@@ -52,6 +52,7 @@ import bisect
 import functools
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -74,6 +75,22 @@ TIER_LABELS = {
     "similar": "similar code",
 }
 FILE_SEP = "<|file_sep|>"
+# A control token of Qwen's vocabularies, as text (`<|file_sep|>`, `<|im_end|>`, …).
+_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+def plain_text(text: str) -> str:
+    """`text` with every control-token string broken by a zero-width space after its
+    `<`: for workspace text (code, file names) placed where the prompt's own control
+    tokens are parsed (a FIM block, whose header is `<|file_sep|>`), so that only the
+    prompt's own text can produce a control token."""
+    return _CONTROL.sub(_break, text) if "<|" in text else text
+
+
+def _break(match: re.Match[str]) -> str:
+    return "<\u200b" + match.group(0)[1:]
+
+
 GAP = "..."
 _OPENERS = (":", "{", "(", "[", "=>", "->", "=")
 
@@ -120,7 +137,7 @@ def block_header(
     if os.path.isabs(rel):
         rel = document_name(rel)
     if fmt == "fim":
-        return f"{FILE_SEP}{rel}\n"
+        return f"{FILE_SEP}{plain_text(rel)}\n"
     return f"# File: {rel} ({TIER_LABELS.get(source, TIER_LABELS['definition'])})\n"
 
 
@@ -132,6 +149,8 @@ def _block_footer(fmt: PromptFormat) -> str:
 def render_block(snippet: Snippet, root: str | Sequence[str] | None, fmt: PromptFormat) -> str:
     """Render one snippet alone as a file block of format `fmt`."""
     body = snippet.text.rstrip("\n")
+    if fmt == "fim":
+        body = plain_text(body)
     return (
         block_header(snippet.path, root, fmt, tier_of(snippet)) + body + "\n" + _block_footer(fmt)
     )
@@ -515,6 +534,8 @@ def _render(
             parts.append(header)
             pending = count(header)
             for text, span in lines.layout(ranges, block.bodies):
+                if fmt == "fim":
+                    text = plain_text(text)
                 parts.append(text)
                 if span is None:  # a gap line is charged to the piece after it
                     pending += count(text)

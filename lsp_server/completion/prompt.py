@@ -32,6 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
 from context.languages import fence_tag
+from context.pack import plain_text
 from lsp_server.completion.document import CursorWindow, FileSnapshot
 from lsp_server.engine.types import ALL_SPECIALS, Prompt, PromptFormat, Segment
 
@@ -316,17 +317,20 @@ def build_fim_prompt(inputs: PromptInputs) -> Prompt:
     kept = [b for b in inputs.context if not b.appended]
     appended = [b for b in inputs.context if b.appended]
     repo = bool(inputs.repo_name or inputs.context or inputs.snapshot)
+    path = plain_text(inputs.path)  # a file name is no place for a control token
     segments: list[Segment] = []
     if repo:
-        segments.append(Segment("repo", f"{REPO_NAME}{inputs.repo_name}\n", (REPO_NAME,)))
+        segments.append(
+            Segment("repo", f"{REPO_NAME}{plain_text(inputs.repo_name)}\n", (REPO_NAME,))
+        )
     segments.extend(_context_segments(kept, "context"))
     if inputs.snapshot is not None:
-        segments.append(Segment("snapshot-head", f"{FILE_SEP}{inputs.path}\n", (FILE_SEP,)))
+        segments.append(Segment("snapshot-head", f"{FILE_SEP}{path}\n", (FILE_SEP,)))
         segments.append(Segment("snapshot", f"{inputs.snapshot.text}\n", checkpoint=True))
     segments.extend(_context_segments(appended, "appended"))
     if segments:
         segments[-1] = _with_checkpoint(segments[-1])
-    header = f"{FILE_SEP}{inputs.path}\n" if repo else ""
+    header = f"{FILE_SEP}{path}\n" if repo else ""
     segments.append(Segment("fim-prefix-head", header + FIM_PREFIX, (FILE_SEP, FIM_PREFIX)))
     segments.append(Segment("prefix", window.prefix, line_checkpoints=True))
     segments.append(Segment("fim-suffix-head", FIM_SUFFIX, (FIM_SUFFIX,)))

@@ -136,6 +136,7 @@ class LlamaEngine:
         _init_backend()
         _check_gguf(config.model_path)
         self.config = config
+        self._user_defined: re.Pattern[str] | None = None  # set by _scan_vocab
         # llama.cpp maps the file: if it is truncated or overwritten in place, reading the
         # weights kills the process (SIGBUS). Users must not touch it after that.
         self._file_id = file_identity(config.model_path)
@@ -295,6 +296,7 @@ class LlamaEngine:
         control tokens) and a mask of the tokens whose text holds a newline (where
         line checkpoints go, looked up per prompt without detokenizing it)."""
         stop = set()
+        user_defined: set[str] = set()
         newline = np.zeros(self.n_vocab, dtype=bool)
         buf = ctypes.create_string_buffer(256)
         for token in range(self.n_vocab):
@@ -306,11 +308,37 @@ class LlamaEngine:
                 stop.add(token)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
             newline[token] = b"\n" in buf.raw[: max(0, n)]
+            if attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and n > 1:
+                user_defined.add(buf.raw[:n].decode("utf-8", "replace"))
+        # llama.cpp matches user-defined tokens (Qwen's `<think>`, `</think>`) in text
+        # even with special parsing off: in the user's code they must stay plain text.
+        self._user_defined = (
+            re.compile("|".join(re.escape(t) for t in sorted(user_defined, key=len, reverse=True)))
+            if user_defined
+            else None
+        )
         return frozenset(stop), newline
 
     # ---- text <-> tokens --------------------------------------------------------------
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Tokens of `text`; control tokens are parsed only with `special` (template text).
+        Without it, a user-defined token's text (``<think>``) is cut so that it is read as
+        the characters it is, never as the token."""
+        if not special and self._user_defined is not None and self._user_defined.search(text):
+            out: list[int] = []
+            last = 0
+            for match in self._user_defined.finditer(text):
+                out.extend(self._tokenize(text[last : match.start()], False))
+                word = match.group(0)
+                out.extend(self._tokenize(word[:1], False))
+                out.extend(self._tokenize(word[1:], False))
+                last = match.end()
+            out.extend(self._tokenize(text[last:], False))
+            return out
+        return self._tokenize(text, special)
+
+    def _tokenize(self, text: str, special: bool) -> list[int]:
         data = text.encode("utf-8", "replace")
         if not data:
             return []

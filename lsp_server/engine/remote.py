@@ -481,8 +481,8 @@ class _Stream:
             conn.close()
 
 
-# A control token of Qwen's vocabularies, as text (`<|im_end|>`, `<|fim_middle|>`, …).
-_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+# A control token of Qwen's vocabularies as text, or one of its user-defined tags (`<think>`).
+_CONTROL = re.compile(r"<\|[A-Za-z0-9_]+\|>|</?(?:think|tool_call|tool_response)>")
 
 
 def _loopback(host: str) -> bool:
@@ -499,8 +499,9 @@ def text_for_server(prompt: Prompt) -> str:
     """The prompt as text for a serving engine, which parses every control-token string
     in it as the token: in the user's code and the workspace's (not in template text, or
     where a segment allows it) each is broken with a zero-width space, so a file holding
-    `<|im_end|>` cannot end the prompt or start a turn of its own (the local engine never
-    parses those segments for control tokens)."""
+    `<|im_end|>` cannot end the prompt or start a turn of its own, and `<think>` in code
+    cannot open a thought (serving engines match Qwen's user-defined tokens in any text;
+    the local engine cuts them, `LlamaEngine.tokenize`)."""
     parts = []
     for segment in prompt.segments:
         if segment.specials == ALL_SPECIALS:
