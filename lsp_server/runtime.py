@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from context.languages import language_of_document
 from context.pack import document_name
+from context.secrets import is_secret_file
 from context.symbols import file_symbols
 from context.types import Definition
 from lsp_server.actions.diagnostics import SyntaxProblem, SyntaxTrees
@@ -337,7 +338,11 @@ class Runtime:
 
     def completes(self, path: str) -> bool:
         """Whether the document at ``path`` gets completions (``completion.languages``, by
-        the language id it was opened with; a path never opened counts as "*")."""
+        the language id it was opened with; a path never opened counts as "*"). A file
+        whose name marks it as secret (``.env``, ``id_rsa``) is never sent to a serving
+        engine."""
+        if self.settings.model.backend == "openai" and is_secret_file(path):
+            return False
         return self.settings.completion.enabled_for(self.language_id(path))
 
     def document_changed(self, path: str, text: str, warm: bool) -> None:

@@ -121,6 +121,8 @@ class ContextSettings:
     budget_tokens: Annotated[int, Range(0, 1 << 20)] = 16384
     max_file_size: Annotated[int, Range(1, 1 << 31)] = 1_000_000
     exclude: list[str] = field(default_factory=list)
+    # Regular expressions of more secrets to keep out of context blocks (context/secrets.py).
+    redact_patterns: list[str] = field(default_factory=list)
     definitions: bool = True
     recent: bool = True
     similar: bool = True

@@ -18,6 +18,7 @@ from context.languages import language_of_document
 from context.pack import FILE_SEP, pack
 from context.recent import RecentActivity
 from context.retrieve import gather_context
+from context.secrets import redact
 from context.similar import SimilarWindows
 from context.sticky import Kept, StickyContext, headroom
 from context.types import PackedContext, Snippet
@@ -220,6 +221,7 @@ class Workspace:
 
     def _blocks(self, kept: Kept, query: ContextQuery) -> list[ContextBlock]:
         specials = (FILE_SEP,) if query.format == "fim" else ()
+        patterns = self.settings().context.redact_patterns
         blocks: list[ContextBlock] = []
         first_appended = len(kept.parts) - kept.appended
         for index, packed in enumerate(kept.parts):
@@ -234,7 +236,7 @@ class Workspace:
                 if text:
                     blocks.append(
                         ContextBlock(
-                            text,
+                            redact(text, patterns),  # other files' secrets stay there
                             specials,
                             tuple(sources.get(tier, ())),
                             appended=index >= first_appended,
