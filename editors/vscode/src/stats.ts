@@ -103,11 +103,12 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
   return { text, detail, level, busy: stats.model === 'loading' || stats.index === 'building' };
 }
 
-/** "engine shared by 3 editors" ("" without an engine process; the names are in the stats document). */
+/** "shared ×3": the engine process and how many editors share it ("" without one; their
+ * names are in the stats document). Short: the hover's Stats link must stay on screen. */
 function engineText(engine: EngineProcess | undefined): string {
   if (engine === undefined) {
     return '';
   }
   const count = engine.editors.length;
-  return engine.shared ? `engine shared by ${count} editor${count === 1 ? '' : 's'}` : 'private engine';
+  return engine.shared ? `shared ×${count}` : 'own engine';
 }
