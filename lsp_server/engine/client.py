@@ -75,6 +75,10 @@ ATTACH_TRIES = 3  # an engine that exits (idle) just as we attach: start it agai
 COUNT_CACHE_BYTES = 8 << 20
 
 
+# Longer texts are bounded, not counted exactly (see `EngineClient.count_tokens`).
+EXACT_COUNT_CHARS = 1 << 18
+
+
 class EngineProcessLost(EngineError):
     """The engine process stopped (crashed, was killed) while this server used it."""
 
@@ -255,6 +259,11 @@ class EngineClient:
         return self._n_ctx
 
     def count_tokens(self, text: str) -> int:
+        if len(text) > EXACT_COUNT_CHARS:
+            # A whole large document (a 50 MB file before the cursor window is cut) is not
+            # sent over the socket to be counted: its UTF-8 length bounds its tokens from
+            # above (a token is at least one byte), which is all "does it fit" needs.
+            return len(text.encode("utf-8", "surrogatepass"))
         cached = self._counts.get(text)
         if cached is not None:
             return cached[1]
