@@ -133,14 +133,20 @@ def _user_patterns(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def redact(text: str, patterns: Sequence[str] = ()) -> str:
-    """`text` with what looks like a secret replaced by ``<redacted>``."""
+    """`text` with what looks like a secret replaced by ``<redacted>``. Context blocks
+    repeat from one keystroke to the next: each is redacted once."""
+    return _redact(text, tuple(patterns))
+
+
+@functools.lru_cache(maxsize=512)
+def _redact(text: str, patterns: tuple[str, ...]) -> str:
     if "PRIVATE KEY" in text:
         text = _KEY_BLOCK.sub(
             lambda m: f"-----BEGIN {m.group(1)}-----{REDACTED}-----END {m.group(1)}-----", text
         )
     text = _TOKENS.sub(REDACTED, text)
     text = _ASSIGNMENT.sub(_assignment, text)
-    extra = _user_patterns(tuple(patterns))
+    extra = _user_patterns(patterns)
     if extra is not None:
         text = extra.sub(REDACTED, text)
     return text
