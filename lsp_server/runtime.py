@@ -1,7 +1,7 @@
 """What the server runs on, as plain Python: the wiring of the settings, the model host
 (the engine thread), the completer and the code actions, the open documents and the
-workspace index. The LSP handlers in `protocol/server.py` call into this; tests and the
-`complete` command can too.
+workspace index. The LSP handlers in `protocol/` call into this (through `requests.py`
+for completions and code actions); tests and the `complete` command can too.
 
 Threads, and what each owns:
 - the event loop (pygls): `settings`, `init_settings`, `roots`, `pending_errors`,
@@ -12,8 +12,8 @@ Threads, and what each owns:
   to bind a job to it, and hands them new settings (`apply_settings`);
 - the documents thread (`documents`): applies edits and file changes to the index in
   order and warms the engine from `open_documents` (under its lock);
-- the index thread (`protocol/server.py`'s `_in_thread`): `build_index`, `index_state`
-  and `index_message`.
+- the index thread (`aio.in_thread`, started by `protocol/server.py`): `build_index`,
+  `index_state` and `index_message`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from lsp_server.completion.service import (
 )
 from lsp_server.completion.stats import Stats
 from lsp_server.documents import OpenDocuments, after_accepting
+from lsp_server.engine.client import ClientInfo
 from lsp_server.engine.host import ModelHost, Notify
 from lsp_server.engine.types import Engine, EngineError, Figures
 from lsp_server.engine.worker import Job, Priority
@@ -128,6 +129,15 @@ class Runtime:
 
     def _context_provider(self) -> ContextProvider | None:
         return self.context.provider() if self.context is not None else None
+
+    def identify_client(self, editor: str) -> None:
+        """Name this server in the shared engine's list of editors (on `initialize`, once
+        the roots are known): the editor ("Neovim 0.12.0"), the workspace, the process."""
+        self.host.client = ClientInfo(
+            editor or "qwen-lsp",
+            os.path.basename(self.roots[0]) if self.roots else "",
+            os.getpid(),
+        )
 
     def apply_settings(self, before: Settings) -> bool:
         """Apply new settings; True when the model must be reloaded for them."""
