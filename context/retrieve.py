@@ -44,9 +44,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from context.lang import FillSource
+from context.languages import spec as language_spec
 from context.pack import pack
 from context.recent import RecentActivity
 from context.similar import SimilarWindows
@@ -297,6 +299,19 @@ class _Request:
             self._resolved[key] = found
         return found
 
+    def file(self, path: str) -> FileSymbols | None:
+        return self.index.file(path)
+
+    def files_in_dir(self, folder: str) -> list[str]:
+        files_in_dir = getattr(self.index, "files_in_dir", None)
+        if files_in_dir is None:
+            return []
+        try:
+            return list(files_in_dir(folder))
+        except Exception:
+            log.exception("files_in_dir failed for %s", folder)
+            return []
+
     def file_lines(self, path: str) -> list[str] | None:
         if path == self.path:
             return self.lines
@@ -538,12 +553,15 @@ class _Request:
 
         # Fill: what the file does not use yet but its package and modules offer.
         if fs is not None:
-            sources = modules
+            sources = [FillSource(head, tuple(files)) for head, files in sorted(modules.items())]
             if fs.language == "rust":
                 # Tests, examples and benches of a crate use it as a whole, by its name.
                 crate = self.rust_crate_root()
                 if crate is not None:
-                    sources = {**modules, "the crate": [crate]}
+                    sources.append(FillSource("the crate", (crate,)))
+            # The language's own (headers an include reaches, ...) after those, in order.
+            extra = language_spec(fs.language).retrieval.fill_sources(self, fs)
+            sources.extend(replace(x, rank=i + 1) for i, x in enumerate(extra))
             self.add_fill(fs, package, sources, handled | set(own))
 
         # What the cursor's function calls, defined in this file.
@@ -895,8 +913,11 @@ class _Request:
         else:
             base = {}
             for other in others:
+                # A use, not the definition itself: a header does not use what it declares.
+                defined = {d.name for d in other.definitions}
                 for name in other.references:
-                    base[name] = base.get(name, 0) + 1
+                    if name not in defined:
+                        base[name] = base.get(name, 0) + 1
             with _PACKAGE_LOCK:
                 _POPULAR_CACHE[self.path] = (key, others, base)  # `others` keeps the ids valid
                 while len(_POPULAR_CACHE) > 8:
@@ -907,7 +928,7 @@ class _Request:
         self,
         fs: FileSymbols,
         package: dict[str, list[Definition]],
-        modules: dict[str, list[str]],
+        sources: list[FillSource],
         taken: set[str],
     ) -> None:
         """Definitions the code at the cursor may use next though nothing names them yet:
@@ -916,15 +937,17 @@ class _Request:
         them; packed only after everything else but similar code (context/pack.py)."""
         limit = min(MAX_FILL, max(8, FILL_PER_1K * self.budget // 1024))
         popular = self.popularity(fs)
-        # (uses nearby, order of declaration, name, where, the definition or the file
-        # that re-exports it: resolved only if chosen)
-        offers: list[tuple[int, int, str, str, Definition | tuple[str, Import, str]]] = []
+        # (uses nearby, rank of the source, order of declaration, name, where, the
+        # definition or the file that re-exports it: resolved only if chosen)
+        offers: list[tuple[int, int, int, str, str, Definition | tuple[str, Import, str]]] = []
         for name, found in package.items():
             if name not in taken:
-                offers.append((popular.get(name, 0), 0, name, "its package", found[0]))
+                offers.append((popular.get(name, 0), 0, 0, name, "its package", found[0]))
         seen_files: set[str] = set()
-        for head, files in sorted(modules.items()):
-            for path in files:
+        for source in sources:
+            head = source.label
+            rank = source.rank
+            for path in source.files:
                 if path in seen_files or path == self.path:
                     continue
                 seen_files.add(path)
@@ -932,12 +955,14 @@ class _Request:
                 if other is None:
                     continue
                 for d in other.definitions:
-                    if d.parent or not d.exported or d.kind in _NOT_REFERABLE:
+                    if d.parent or d.kind in _NOT_REFERABLE:
+                        continue
+                    if not (d.exported or source.everything):
                         continue
                     if _INCLUDE_GUARD.search(d.name):
                         continue
                     if d.name not in taken:
-                        offers.append((popular.get(d.name, 0), d.start_line, d.name, head, d))
+                        offers.append((popular.get(d.name, 0), rank, d.start_line, d.name, head, d))
                 # Names a package's `__init__` or index re-exports from its modules.
                 if other.language in _IMPORTING_LANGUAGES or other.language == "rust":
                     for imp in other.imports:
@@ -946,11 +971,13 @@ class _Request:
                             if local in taken or "*" in (local, original) or local[:1] == "_":
                                 continue
                             reexport = (path, imp, original)
-                            offers.append((popular.get(local, 0), imp.line, local, head, reexport))
-        offers.sort(key=lambda o: (-o[0], o[1], o[2]))
+                            offers.append(
+                                (popular.get(local, 0), rank, imp.line, local, head, reexport)
+                            )
+        offers.sort(key=lambda o: (-o[0], o[1], o[2], o[3]))
         top = max((o[0] for o in offers), default=0) or 1
         chosen: set[str] = set()
-        for count, _, name, where, target in offers:
+        for count, _, _, name, where, target in offers:
             if len(chosen) >= limit:
                 break
             if name in chosen:

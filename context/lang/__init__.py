@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from context.rules import Rules
-from context.types import Import
+from context.types import FileSymbols, Import
 
 if TYPE_CHECKING:
     from context.imports import WorkspaceView
@@ -94,6 +94,52 @@ class Resolver:
         changed)."""
 
 
+class RetrievalHost(Protocol):
+    """What a language's ``Retrieval`` rules may ask of the request being answered
+    (``context.retrieve``): the current file, the index's symbols and resolution."""
+
+    path: str
+
+    def file(self, path: str) -> FileSymbols | None:
+        """The symbols of an indexed (or open) file."""
+        ...
+
+    def resolve(self, from_path: str, imp: Import) -> list[str]:
+        """The files ``imp``, found in ``from_path``, refers to (memoised per request)."""
+        ...
+
+    def files_in_dir(self, folder: str) -> list[str]:
+        """Indexed files directly in ``folder``."""
+        ...
+
+
+@dataclass(frozen=True)
+class FillSource:
+    """Files whose definitions the code at the cursor can use without naming them in an
+    import of its own: the fill offers their names (``context.retrieve``)."""
+
+    label: str  # how the reason names it: "the crate", "an included header"
+    files: tuple[str, ...]
+    # Every definition, not only the exported ones: a header included by a ``.c`` file
+    # sees its ``static`` functions.
+    everything: bool = False
+    # Among names the folder uses equally, a lower rank comes first (retrieval sets it).
+    rank: int = 0
+
+
+class Retrieval:
+    """A language's own rules of retrieval; the defaults are a language whose names
+    from other files come through imports resolved by its ``Resolver``.
+
+    ``context.retrieve`` asks these and never a language's name.
+    """
+
+    @classmethod
+    def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
+        """Files in scope beyond the file's own imports, nearest first."""
+        return []
+
+
 @dataclass(frozen=True)
 class LanguageSpec:
     """What the index needs to know about one language.
@@ -123,6 +169,8 @@ class LanguageSpec:
     hint_indented_only: bool = False
     rules: type[Rules] = Rules
     resolver: type[Resolver] | None = None
+    # What retrieval does differently for this language (``Retrieval``).
+    retrieval: type[Retrieval] = Retrieval
     # Project files the resolver reads (module paths, path aliases, crate names): the
     # walk reports them and their changes.
     project_files: tuple[str, ...] = ()

@@ -4,6 +4,11 @@ Resolution: ``#include "x.h"`` relative to the including file and its folders up
 root, then ``include/`` and ``src/`` of the root, then any indexed file whose path ends
 with it (``<x.h>`` skips the including file's folders). ``static`` functions are not
 exported. A ``.h`` header whose first 8 KB use C++ is parsed as C++.
+
+Retrieval (``CRetrieval``): a file sees what its headers include in turn, and a header
+sees what the files that include it saw (their definitions, ``static`` ones too, and
+their headers): a ``_inc.h`` template or a platform header is compiled in its
+includer's scope.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, Resolver, words
+from context.lang import FillSource, LanguageSpec, Resolver, Retrieval, RetrievalHost, words
 from context.rules import Enclosing, RawImport, RuleContext, Rules
-from context.types import CONTAINER_KINDS, Import
+from context.types import CONTAINER_KINDS, FileSymbols, Import
 
 
 def _grammar() -> Any:
@@ -137,6 +142,86 @@ class CResolver(Resolver):
         return [found] if found else []
 
 
+class CRetrieval(Retrieval):
+    """The include graph around the file, for C and C++ alike."""
+
+    NESTED_DEPTH = 3  # headers included by the file's headers, this many levels down
+    MAX_NESTED = 32
+    INCLUDER_DEPTH = 2  # files including this one, and the files including those
+    MAX_INCLUDERS = 8
+    MAX_SCANNED = 60  # files of a folder looked at for an `#include` of this one
+
+    @classmethod
+    def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
+        out: list[FillSource] = []
+        direct = [t for imp in fs.imports for t in host.resolve(host.path, imp)]
+        seen = {host.path, *direct}
+        nested = cls._included_by(host, direct, seen, cls.NESTED_DEPTH, cls.MAX_NESTED)
+        if nested:
+            out.append(FillSource("a header its headers include", tuple(nested)))
+        includers: list[str] = []
+        frontier = [host.path]
+        for _ in range(cls.INCLUDER_DEPTH):
+            level: list[str] = []
+            for target in frontier:
+                for other in cls._includers(host, target):
+                    if other not in seen and len(includers) + len(level) < cls.MAX_INCLUDERS:
+                        seen.add(other)
+                        level.append(other)
+            includers.extend(level)
+            frontier = level
+        if includers:
+            out.append(FillSource("a file that includes it", tuple(includers), everything=True))
+            theirs = cls._included_by(host, includers, seen, 1, cls.MAX_NESTED)
+            if theirs:
+                out.append(FillSource("a header its includers include", tuple(theirs)))
+        return out
+
+    @classmethod
+    def _included_by(
+        cls, host: RetrievalHost, files: list[str], seen: set[str], depth: int, limit: int
+    ) -> list[str]:
+        """What `files` include, breadth first, `depth` levels down (at most `limit`)."""
+        out: list[str] = []
+        frontier = files
+        for _ in range(depth):
+            level: list[str] = []
+            for path in frontier:
+                symbols = host.file(path)
+                if symbols is None:
+                    continue
+                for imp in symbols.imports:
+                    for target in host.resolve(path, imp):
+                        if target not in seen and len(out) + len(level) < limit:
+                            seen.add(target)
+                            level.append(target)
+            out.extend(level)
+            frontier = level
+        return out
+
+    @classmethod
+    def _includers(cls, host: RetrievalHost, path: str) -> list[str]:
+        """Files of `path`'s folder and of its parent that `#include` it."""
+        base = os.path.basename(path)
+        folder = os.path.dirname(path)
+        out: list[str] = []
+        for where in dict.fromkeys((folder, os.path.dirname(folder))):
+            for other in host.files_in_dir(where)[: cls.MAX_SCANNED]:
+                if other == path:
+                    continue
+                symbols = host.file(other)
+                if symbols is None or symbols.language not in ("c", "cpp"):
+                    continue
+                for imp in symbols.imports:
+                    spec = imp.module.strip("<>")
+                    if (spec == base or spec.endswith("/" + base)) and path in host.resolve(
+                        other, imp
+                    ):
+                        out.append(other)
+                        break
+        return out
+
+
 SPECS = (
     LanguageSpec(
         "c",
@@ -146,6 +231,7 @@ SPECS = (
         words(KEYWORDS_TEXT),
         rules=CRules,
         resolver=CResolver,
+        retrieval=CRetrieval,
         editor_ids=("c",),
         refine=_refine,
     ),

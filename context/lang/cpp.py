@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from context.lang import LanguageSpec, words
-from context.lang.c import KEYWORDS_TEXT, SCOPES_QUERY, CResolver, CRules
+from context.lang.c import KEYWORDS_TEXT, SCOPES_QUERY, CResolver, CRetrieval, CRules
 
 
 def _grammar() -> Any:
@@ -63,6 +63,7 @@ SPECS = (
         KEYWORDS,
         rules=CRules,
         resolver=CResolver,
+        retrieval=CRetrieval,
         editor_ids=("cpp",),
     ),
 )

@@ -282,3 +282,70 @@ def test_rust_crate_tests_use_the_crate_whole(tmp_path):
     text = "#[test]\nfn reads_defaults() {\n    "
     packed = _context_at_end(root, "crates/core/tests/defaults.rs", text)
     assert "pub struct Config {" in packed.text, packed.text
+
+
+_C_FN = (
+    "/* {name} does step {i} of the encoder, which has many steps, each with a comment\n"
+    "   long enough to cost tokens in the prompt. */\n"
+    "int {name}(int value);\n\n"
+)
+
+
+def test_c_header_included_by_an_included_header(tmp_path):
+    """`main.c` includes `api.h`, which includes `types.h`: the macro `types.h` defines
+    (and the files beside `main.c` use) is in scope and packed, among the sixty
+    functions of `api.h` that compete for the budget."""
+    root = _write(
+        tmp_path,
+        {
+            "include/lib/types.h": "#define LIB_BOOL int\n#define LIB_TRUE 1\n",
+            "include/lib/api.h": '#include "types.h"\n\n' + _filler("lib_step", 60, _C_FN),
+            "src/other.c": "#include <lib/api.h>\n\nLIB_BOOL other(void) { return LIB_TRUE; }\n",
+            "src/third.c": "#include <lib/api.h>\n\nLIB_BOOL third(void) { return 0; }\n",
+        },
+    )
+    text = "#include <lib/api.h>\n\nstatic "
+    packed = _context_at_end(root, "src/main.c", text)
+    assert "#define LIB_BOOL int" in packed.text, packed.text
+
+
+def test_c_header_sees_what_its_includer_defined(tmp_path):
+    """`block_inc.h` is a template included by `bit_stream.c` after its `static`
+    helpers: the header uses them without including anything."""
+    root = _write(
+        tmp_path,
+        {
+            "enc/bit_stream.c": (
+                '#include "api.h"\n\n'
+                "static void StoreTree(const int* histogram, int length) {\n"
+                "  (void)histogram;\n  (void)length;\n}\n\n"
+                '#define FN(X) X##Literal\n#include "block_inc.h"\n#undef FN\n'
+            ),
+            "enc/api.h": _filler("enc_step", 60, _C_FN),
+            "enc/block_inc.h": "/* the file being edited */\n",
+        },
+    )
+    text = "static void FN(BuildAndStore)(const int* histogram, int n) {\n  "
+    packed = _context_at_end(root, "enc/block_inc.h", text)
+    assert "static void StoreTree(const int* histogram, int length) {" in packed.text, packed.text
+
+
+def test_c_platform_header_sees_its_includers_includer(tmp_path):
+    """`platform/switch_amd64.h` is included by `select.h`, itself included by
+    `switch.hpp` after it defines `SAVE_STATE`: two levels up, the macro is in scope."""
+    root = _write(
+        tmp_path,
+        {
+            "switch.hpp": (
+                '#define SAVE_STATE(ref, diff) save_state(ref, diff)\n#include "select.h"\n'
+            ),
+            "select.h": (
+                '#if defined(__amd64__)\n#include "platform/switch_amd64.h"\n#endif\n'
+                + _filler("select_step", 40, _C_FN)
+            ),
+            "platform/switch_amd64.h": "/* the file being edited */\n",
+        },
+    )
+    text = "static int slp_switch(void) {\n  int *stackref, stsizediff;\n  "
+    packed = _context_at_end(root, "platform/switch_amd64.h", text)
+    assert "#define SAVE_STATE(ref, diff)" in packed.text, packed.text
