@@ -554,11 +554,6 @@ class _Request:
         # Fill: what the file does not use yet but its package and modules offer.
         if fs is not None:
             sources = [FillSource(head, tuple(files)) for head, files in sorted(modules.items())]
-            if fs.language == "rust":
-                # Tests, examples and benches of a crate use it as a whole, by its name.
-                crate = self.rust_crate_root()
-                if crate is not None:
-                    sources.append(FillSource("the crate", (crate,)))
             # The language's own (headers an include reaches, ...) after those, in order.
             extra = language_spec(fs.language).retrieval.fill_sources(self, fs)
             sources.extend(replace(x, rank=i + 1) for i, x in enumerate(extra))
@@ -842,18 +837,6 @@ class _Request:
                     )
                 handled.add(name)
                 break
-
-    def rust_crate_root(self) -> str | None:
-        """The `src/lib.rs` of the crate whose `tests/`, `examples/` or `benches/` hold
-        the current file (None elsewhere)."""
-        parts = self.path.split(os.sep)
-        for i in range(len(parts) - 1, 0, -1):
-            if parts[i] in ("tests", "examples", "benches"):
-                lib = os.sep.join([*parts[:i], "src", "lib.rs"])
-                if self.index.file(lib) is not None:
-                    return lib
-                return None
-        return None
 
     def neighbours(self, language: str, limit: int = MAX_NEIGHBOURS) -> list[str]:
         """Other files of the current file's folder in the same language (at most

@@ -22,6 +22,10 @@ definition. Captures:
   ``#ifdef``, ``extern "C"``, TypeScript ``declare``).
 - ``@import`` an import statement, ``@comment`` a comment, ``@attr`` a Rust attribute
   (skipped when looking for the doc comment above an item).
+- ``@expand`` the ``{ ... }`` body of a macro invoked where items go (Rust's
+  ``cfg_rt! { pub mod runtime; }``): what it holds is parsed as items of the file,
+  in place (a second parse restricted to those bodies), as the compiler sees them
+  once the macro is expanded.
 
 Extraction returns compact tuples (``RawSymbols``) rather than dataclasses: the index
 persists them with ``marshal`` and builds ``FileSymbols`` only for the files someone
@@ -36,7 +40,7 @@ import marshal
 import re
 from typing import Any
 
-from tree_sitter import Node, QueryCursor, Tree
+from tree_sitter import Node, Point, QueryCursor, Range, Tree
 
 from context.languages import (
     LANGUAGES,
@@ -59,7 +63,7 @@ from context.skeleton import consistent, included_ranges, skipped_spans
 from context.types import CALLABLE_KINDS, CONTAINER_KINDS, Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 
 # definitions, imports, distinct identifier-shaped words ('\n'-joined bytes, maybe numbers)
 RawSymbols = tuple[tuple[RawDef, ...], tuple[RawImport, ...], bytes]
@@ -118,7 +122,9 @@ def parse_skeleton(source: bytes) -> Tree:
     return tree
 
 
-def extract(tree: Tree, source: bytes, language: str, references: bool = True) -> RawSymbols:
+def extract(
+    tree: Tree, source: bytes, language: str, references: bool = True, _expanded: int = 0
+) -> RawSymbols:
     """Definitions, imports and (unless ``references`` is false) referenced identifiers
     of a parsed file. The index leaves references out when it indexes a workspace and
     finds them when someone reads the file (``references_of``): few files are read."""
@@ -136,6 +142,7 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
     import_nodes: dict[int, Node] = {}
     comment_nodes: list[Node] = []
     attr_nodes: list[Node] = []
+    expand_nodes: list[Node] = []
     pending = [tree.root_node]
     scanned: set[tuple[int, int]] = set()
     roles = _ROLES.setdefault(language, {})
@@ -177,6 +184,8 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
                     pending.append(node)
             elif what == "attr":
                 attr_nodes.append(caps["attr"][0])
+            elif what == "expand":
+                expand_nodes.append(caps["expand"][0])
     if spec.import_hints:
         _hinted_imports(tree, source, spec, import_nodes)
     rules = spec.rules
@@ -202,7 +211,65 @@ def extract(tree: Tree, source: bytes, language: str, references: bool = True) -
     imports: list[RawImport] = []
     for start_byte in sorted(import_nodes):
         imports.extend(rules.imports(ctx, import_nodes[start_byte]))
+    if expand_nodes and _expanded < MAX_EXPANSIONS:
+        inner_defs, inner_imports = _expand(expand_nodes, source, language, out, _expanded)
+        out.extend(inner_defs)
+        out.sort(key=lambda d: (d[2], -d[3]))
+        imports.extend(inner_imports)
+        imports.sort(key=lambda i: i[3])
     return tuple(out), tuple(imports), _references(source, spec) if references else b""
+
+
+# Macro bodies inside macro bodies are expanded this many levels deep.
+MAX_EXPANSIONS = 2
+# Words that show a macro's body holds items (not an expression or a DSL).
+_ITEM_WORDS = re.compile(rb"\b(?:fn|struct|enum|trait|mod|use|impl|type|const|static|union)\s")
+
+
+def _expand(
+    nodes: list[Node], source: bytes, language: str, outside: list[RawDef], level: int
+) -> tuple[list[RawDef], list[RawImport]]:
+    """Definitions and imports in the ``{ ... }`` bodies of item macros, parsed in place
+    (one parse of the file restricted to those bodies: lines stay the file's). A body
+    inside a class-like container gives members of it, as written there."""
+    ranges: list[Range] = []
+    last = -1
+    for node in sorted(nodes, key=lambda n: n.start_byte):
+        start, end = node.start_byte, node.end_byte
+        if start < last or source[start : start + 1] != b"{" or end - start < 3:
+            continue
+        if not _ITEM_WORDS.search(source, start + 1, end - 1):
+            continue
+        row, column = node.start_point
+        end_row, end_column = node.end_point
+        ranges.append(
+            Range(
+                Point(row, column + 1), Point(end_row, max(0, end_column - 1)), start + 1, end - 1
+            )
+        )
+        last = end
+    if not ranges:
+        return [], []
+    p = parser(language)
+    p.included_ranges = ranges
+    try:
+        tree = p.parse(source)
+    finally:
+        p.included_ranges = []
+    defs, imports, _ = extract(tree, source, language, references=False, _expanded=level + 1)
+    containers = [d for d in outside if d[1] in CONTAINER_KINDS]
+    out: list[RawDef] = []
+    for d in defs:
+        owner = None
+        if not d[6]:
+            for c in containers:  # the innermost container around it
+                if c[2] < d[2] and d[3] <= c[3] and (owner is None or c[2] >= owner[2]):
+                    owner = c
+        if owner is not None:
+            kind = "method" if d[1] == "function" else d[1]
+            d = (d[0], kind, d[2], d[3], d[4], d[5], owner[0], d[7], d[8])
+        out.append(d)
+    return out, list(imports)
 
 
 # An ERROR node with more children than this at the top of a tree is not queried.
@@ -227,7 +294,7 @@ _SCANNED_KINDS = CONTAINER_KINDS | {"module"}
 
 def _role_of(caps: dict[str, list[Node]]) -> tuple[str, str, str]:
     """What a query pattern finds, from its captures (the role captures are never optional)."""
-    for role in ("import", "comment", "outer", "scope", "attr"):
+    for role in ("import", "comment", "outer", "scope", "attr", "expand"):
         if role in caps:
             return role, "", role
     for cap in caps:

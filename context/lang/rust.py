@@ -15,9 +15,17 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, ResolveHost, Resolver, words
+from context.lang import (
+    FillSource,
+    LanguageSpec,
+    ResolveHost,
+    Resolver,
+    Retrieval,
+    RetrievalHost,
+    words,
+)
 from context.rules import Enclosing, RawImport, RuleContext, Rules, first_named
-from context.types import Import
+from context.types import FileSymbols, Import
 
 
 def _grammar() -> Any:
@@ -55,6 +63,7 @@ QUERY = r"""
 (line_comment) @comment
 (block_comment) @comment
 (attribute_item) @attr
+(macro_invocation (token_tree) @expand)
 """
 
 KEYWORDS = words(
@@ -109,10 +118,48 @@ class RustRules(Rules):
             names, local = grouped.setdefault(module, ([], []))
             names.append(name)
             local.append(alias or name)
+        inline = _inline_modules(node)
         for module, alias in whole:
+            module = _from_inline(module, inline)
             yield (module, (), alias if alias != module else "", line, (), "use")
         for module, (names, local) in grouped.items():
+            module = _from_inline(module, inline)
             yield (module, tuple(names), "", line, tuple(local) if local != names else (), "use")
+
+
+def _inline_modules(node: Node) -> list[str]:
+    """The inline `mod name { }` blocks around a node, outermost first."""
+    out: list[str] = []
+    parent = node.parent
+    while parent is not None:
+        if parent.type == "mod_item":
+            name = parent.child_by_field_name("name")
+            if name is not None and name.text is not None:
+                out.append(name.text.decode("utf-8", "replace"))
+        parent = parent.parent
+    out.reverse()
+    return out
+
+
+def _from_inline(module: str, inline: list[str]) -> str:
+    """A `use` path written inside inline modules, as seen from the file's own module:
+    `super::x` in `mod unix { }` is `self::x`; `self::y` there is `self::unix::y`."""
+    if not inline:
+        return module
+    segments = module.split("::")
+    depth = len(inline)
+    while segments and segments[0] == "super" and depth:
+        segments.pop(0)
+        depth -= 1
+    if segments and segments[0] == "self":
+        segments.pop(0)
+    elif len(segments) == len(module.split("::")):
+        return module  # `crate::`, another crate, a name in scope: not relative
+    return (
+        "::".join(["self", *inline[:depth], *segments])
+        if depth
+        else "::".join(["self", *segments] if segments and segments[0] != "super" else segments)
+    )
 
 
 def _flatten_use(
@@ -315,6 +362,40 @@ def _rust_child_dir(path: str, src: str | None) -> str:
     return os.path.join(folder, base[:-3] if base.endswith(".rs") else base)
 
 
+class RustRetrieval(Retrieval):
+    """Tests, examples and benches of a crate use it as a whole, by its name: its root
+    and the modules the root declares are in scope, as a package imported whole."""
+
+    MAX_MODULES = 40
+
+    @classmethod
+    def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
+        root = cls.crate_root(host, host.path)
+        if root is None:
+            return []
+        out = [FillSource("the crate", (root,))]
+        symbols = host.file(root)
+        if symbols is not None:
+            modules: list[str] = []
+            for imp in symbols.imports:
+                if imp.kind == "mod" and len(modules) < cls.MAX_MODULES:
+                    modules.extend(f for f in host.resolve(root, imp) if f not in modules)
+            if modules:
+                out.append(FillSource("a module of the crate", tuple(modules)))
+        return out
+
+    @staticmethod
+    def crate_root(host: RetrievalHost, path: str) -> str | None:
+        """The `src/lib.rs` of the crate whose `tests/`, `examples/` or `benches/` hold
+        `path` (None elsewhere)."""
+        parts = path.split(os.sep)
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] in ("tests", "examples", "benches"):
+                lib = os.sep.join([*parts[:i], "src", "lib.rs"])
+                return lib if host.file(lib) is not None else None
+        return None
+
+
 SPECS = (
     LanguageSpec(
         "rust",
@@ -324,6 +405,7 @@ SPECS = (
         KEYWORDS,
         rules=RustRules,
         resolver=RustResolver,
+        retrieval=RustRetrieval,
         project_files=("Cargo.toml",),
         editor_ids=("rust",),
     ),

@@ -17,7 +17,7 @@ from context.rules import Rules
 from context.types import DefinitionKind
 from lsp_server.completion.prompt import fence_language, language_of
 
-_ROLES = {"import", "comment", "outer", "decorated", "scope", "attr"}
+_ROLES = {"import", "comment", "outer", "decorated", "scope", "attr", "expand"}
 _DETAILS = {"name", "body", "sig", "heritage", "parent", "qname", "doc", "vis", "mods"}
 _DETAILS |= {"value", "decl"}
 

@@ -349,3 +349,66 @@ def test_c_platform_header_sees_its_includers_includer(tmp_path):
     text = "static int slp_switch(void) {\n  int *stackref, stsizediff;\n  "
     packed = _context_at_end(root, "platform/switch_amd64.h", text)
     assert "#define SAVE_STATE(ref, diff)" in packed.text, packed.text
+
+
+def test_rust_item_inside_a_cfg_macro(tmp_path):
+    """`spawn_task` is defined inside `cfg_rt! { ... }` (an item macro, as tokio wraps
+    most of its API): read as the item it expands to, the path far above finds it."""
+    files = _rust_workspace()
+    files["crates/core/src/lib.rs"] = (
+        "pub mod config;\npub mod steps;\n\n"
+        "cfg_rt! {\n"
+        "    /// Runs `task` on the runtime.\n"
+        "    pub fn spawn_task(task: u32) -> u32 {\n        task\n    }\n"
+        "}\n"
+    )
+    root = _write(tmp_path, files)
+    text = (
+        "fn setup() -> u32 {\n    app_core::spawn_task(1)\n}\n\n"
+        "fn second() -> u32 {\n    let x0 = 0;\n" + _RS_BODY + "    "
+    )
+    packed = _context_at_end(root, "crates/cli/src/main.rs", text)
+    assert "pub fn spawn_task(task: u32) -> u32 {" in packed.text, packed.text
+
+
+def test_rust_reexport_inside_an_inline_module(tmp_path):
+    """`app_core::io::unix::AsyncFd`: `unix` is an inline module (inside an item macro)
+    of `io/mod.rs` whose `pub use super::fd::AsyncFd` names the file beside it; `super`
+    there is `io`, not the crate root."""
+    files = _rust_workspace()
+    files["crates/core/src/lib.rs"] = "pub mod config;\npub mod steps;\npub mod io;\n"
+    files["crates/core/src/io/mod.rs"] = (
+        "mod fd;\n\ncfg_net_unix! {\n    pub mod unix {\n"
+        "        pub use super::fd::AsyncFd;\n    }\n}\n"
+    )
+    files["crates/core/src/io/fd.rs"] = (
+        "/// A file descriptor registered with the reactor.\n"
+        "pub struct AsyncFd {\n    pub fd: i32,\n}\n"
+    )
+    root = _write(tmp_path, files)
+    text = (
+        "use app_core::io::unix::AsyncFd;\n\n"
+        "fn second() -> u32 {\n    let x0 = 0;\n" + _RS_BODY + "    "
+    )
+    packed = _context_at_end(root, "crates/cli/src/main.rs", text)
+    assert "pub struct AsyncFd {" in packed.text, packed.text
+
+
+def test_rust_crate_tests_use_the_crate_modules(tmp_path):
+    """A crate's tests use its modules too (`app_core::time::sleep`): the modules its
+    root declares are in scope, and what the other tests use comes first among the
+    sixty functions of `steps`."""
+    files = _rust_workspace()
+    files["crates/core/src/lib.rs"] = "pub mod config;\npub mod steps;\npub mod time;\n"
+    files["crates/core/src/time.rs"] = (
+        "/// Waits until `ms` milliseconds have passed.\n"
+        "pub fn sleep(ms: u64) -> u64 {\n    ms\n}\n"
+    )
+    for i in range(3):
+        files[f"crates/core/tests/t{i}.rs"] = (
+            f"#[test]\nfn waits{i}() {{\n    app_core::time::sleep({i});\n}}\n"
+        )
+    root = _write(tmp_path, files)
+    text = "#[test]\nfn reads_defaults() {\n    "
+    packed = _context_at_end(root, "crates/core/tests/defaults.rs", text)
+    assert "pub fn sleep(ms: u64) -> u64 {" in packed.text, packed.text

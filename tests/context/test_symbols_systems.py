@@ -342,3 +342,43 @@ def test_lua() -> None:
         ("app.util", "util", "require"),
         ("dkjson", "json", "require"),
     ]
+
+
+def test_rust_items_inside_item_macros() -> None:
+    """The body of a macro invoked where items go is read as items, in place: a function
+    in `cfg_rt! { }`, a method in a macro inside an `impl`, a `use` in an inline module
+    inside one (`super::` there is the file's module). A macro in a function body and
+    a `macro_rules!` definition are not expanded."""
+    src = (
+        "cfg_rt! {\n"  # 0
+        "    /// Spawns a task.\n"
+        "    pub fn spawn() {}\n"  # 2
+        "}\n"
+        "pub struct Mutex;\n"  # 4
+        "impl Mutex {\n"
+        "    cfg_sync! {\n"
+        "        pub fn new() -> Mutex { Mutex }\n"  # 7
+        "    }\n"
+        "}\n"
+        "cfg_net_unix! {\n"  # 10
+        "    pub mod unix {\n"
+        "        pub use super::async_fd::AsyncFd;\n"  # 12
+        "        use self::inner::Helper;\n"
+        "    }\n"
+        "}\n"
+        "fn body() { foo! { fn hidden() {} } }\n"  # 16
+        "macro_rules! make { () => { pub struct Made; }; }\n"
+    )
+    fs = file_symbols("/ws/src/io/mod.rs", src.encode(), "rust")
+    by_name = {d.name: d for d in fs.definitions}
+    assert (by_name["spawn"].kind, by_name["spawn"].start_line) == ("function", 2)
+    assert by_name["spawn"].doc == "Spawns a task."
+    assert (by_name["new"].kind, by_name["new"].parent, by_name["new"].start_line) == (
+        "method",
+        "Mutex",
+        7,
+    )
+    assert "hidden" not in by_name and "Made" not in by_name
+    modules = {(i.module, i.names, i.line) for i in fs.imports}
+    assert ("self::async_fd", ("AsyncFd",), 12) in modules
+    assert ("self::unix::inner", ("Helper",), 13) in modules
