@@ -38,6 +38,7 @@ change the context on every keystroke).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -957,7 +958,11 @@ class _Request:
                             offers.append(
                                 (popular.get(local, 0), rank, imp.line, local, head, reexport)
                             )
-        offers.sort(key=lambda o: (-o[0], o[1], o[2], o[3]))
+        # What the file is about first: a name sharing the words of the file's own name
+        # (`ReadOnlyStringWrapper` extends `ReadOnlyStringPropertyBase`, `timer_test.go`
+        # calls `NewTimer`), and in a test file the names of the file it tests.
+        about = _FileTopic(self.path)
+        offers.sort(key=lambda o: (not about.covers(o[3], o[5]), -o[0], o[1], o[2], o[3]))
         top = max((o[0] for o in offers), default=0) or 1
         chosen: set[str] = set()
         for count, _, _, name, where, target in offers:
@@ -974,9 +979,11 @@ class _Request:
                 target = found[0]
             chosen.add(name)
             base = SAME_PACKAGE if where == "its package" else MODULE_EXPORT
+            if about.covers(name, target):
+                base += 2.0  # packed in the order chosen: by score
             self.offer_definition(
                 target,
-                base + 4.0 * count / top - len(chosen) * 1e-4,
+                base + 2.0 * count / top - len(chosen) * 1e-4,
                 f"`{name}`, from {where}, used by files nearby"
                 if count
                 else f"`{name}`, from {where}",
@@ -1162,6 +1169,41 @@ def _with_source(snippet: Snippet, source: str) -> Snippet:
 
 
 # -- small helpers ---------------------------------------------------------------
+
+
+_TEST_WORDS = frozenset({"test", "tests", "spec", "specs"})
+
+
+class _FileTopic:
+    """What a file's name says it is about: its words (test affixes left out) and, for a
+    test file, the stem of the file it tests (`timer_test.go`, `test_timer.py`,
+    `TimerTest.java`, `timer.spec.ts` -> `timer`)."""
+
+    def __init__(self, path: str) -> None:
+        stem = os.path.basename(path).split(".", 1)[0]
+        words = _name_words(stem)
+        self.words = words - _TEST_WORDS
+        self.need = min(2, len(self.words))
+        tested = re.sub(r"(?i)^tests?_|_tests?$|Tests?$", "", stem)
+        is_test = tested != stem or words & _TEST_WORDS != frozenset()
+        self.tested = tested.lower() if is_test and tested else ""
+
+    def covers(self, name: str, target: object) -> bool:
+        if self.need and len(self.words & _name_words(name)) >= self.need:
+            return True
+        if not self.tested:
+            return False
+        where = target.path if isinstance(target, Definition) else ""
+        return os.path.basename(where).split(".", 1)[0].lower() == self.tested
+
+
+_WORD_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+@functools.lru_cache(maxsize=65536)
+def _name_words(name: str) -> frozenset[str]:
+    """The words of a camelCase or snake_case name, lowercased, of 3 letters or more."""
+    return frozenset(w.lower() for w in _WORD_PART.findall(name) if len(w) >= 3)
 
 
 def _closeness(distance: int) -> float:

@@ -412,3 +412,55 @@ def test_rust_crate_tests_use_the_crate_modules(tmp_path):
     text = "#[test]\nfn reads_defaults() {\n    "
     packed = _context_at_end(root, "crates/core/tests/defaults.rs", text)
     assert "pub fn sleep(ms: u64) -> u64 {" in packed.text, packed.text
+
+
+def test_go_test_file_gets_the_file_it_tests(tmp_path):
+    """`timer_test.go` tests `timer.go`: `NewTimer` comes before the sixty functions
+    the package's other files use more."""
+    files = {
+        "go.mod": "module example.com/app\n\ngo 1.22\n",
+        "metrics/timer.go": (
+            "package metrics\n\n// NewTimer starts a timer that observes its duration.\n"
+            "func NewTimer(name string) *Timer {\n\treturn &Timer{name: name}\n}\n\n"
+            "type Timer struct {\n\tname string\n}\n"
+        ),
+        "metrics/steps.go": "package metrics\n\n" + _filler("step", 60, _GO_FUNC),
+    }
+    calls = "".join(f"\tstep{i}(1)\n" for i in range(60))
+    for i in range(3):
+        files[f"metrics/user{i}.go"] = f"package metrics\n\nfunc user{i}() {{\n{calls}}}\n"
+    root = _write(tmp_path, files)
+    text = 'package metrics\n\nimport "testing"\n\nfunc TestTimerObserves(t *testing.T) {\n\t'
+    packed = _context_at_end(root, "metrics/timer_test.go", text)
+    assert "func NewTimer(name string) *Timer {" in packed.text, packed.text
+
+
+_JAVA_CLASS = (
+    "package javafx.beans.property;\n\n"
+    "/** {name} holds one kind of value, documented at length so that it costs tokens\n"
+    " * in the prompt like a real class would. */\n"
+    "public abstract class {name} {{\n    public abstract int get{i}();\n}}\n"
+)
+
+
+def test_java_names_sharing_the_file_name_come_first(tmp_path):
+    """`ReadOnlyStringWrapper` extends `ReadOnlyStringPropertyBase`, a class of its
+    package (no import) that nothing names yet: the class sharing the file name's
+    words comes before forty classes the package's other files use more."""
+    folder = "javafx/beans/property"
+    files = {
+        f"{folder}/ReadOnlyStringPropertyBase.java": _JAVA_CLASS.format(
+            name="ReadOnlyStringPropertyBase", i=0
+        ),
+    }
+    uses = " ".join(f"Kind{i} k{i};" for i in range(40))
+    for i in range(40):
+        files[f"{folder}/Kind{i}.java"] = _JAVA_CLASS.format(name=f"Kind{i}", i=i)
+    for i in range(3):
+        files[f"{folder}/User{i}.java"] = (
+            f"package javafx.beans.property;\n\nclass User{i} {{\n    {uses}\n}}\n"
+        )
+    root = _write(tmp_path, files)
+    text = "package javafx.beans.property;\n\nimport javafx.beans.value.ObservableValue;\n\n"
+    packed = _context_at_end(root, f"{folder}/ReadOnlyStringWrapper.java", text)
+    assert "public abstract class ReadOnlyStringPropertyBase {" in packed.text, packed.text
