@@ -18,7 +18,8 @@ what was built generalizes. Per repository:
   rules where they are cheap to apply (Python imports, including `import pkg` +
   `pkg.name`; Go's packages: same folder, or an import path inside the module) and is
   otherwise the name's top-level definitions when at most two files define it (Rust,
-  Java, C/C++, TypeScript). A case counts, as with `qwen-lsp context --json`, when a
+  Java, C/C++, TypeScript), members (`x.name`), associated items (`Type::name`) and
+  Rust names of the standard library or its prelude left out. A case counts, as with `qwen-lsp context --json`, when a
   packed snippet covers the first line of one of its definitions or the packed text
   holds that line (the signature). At budgets of 1K, 2K, 4K and 8K tokens, next to
   CrossCodeEval's retriever: BM25 over 10-line chunks of the tree, queried with the 10
@@ -456,7 +457,9 @@ class Truth:
             if len(word) < 3 or word in own or word in std:
                 continue
             qualifier = re.search(rf"(\w+)\s*::\s*{word}\b", line)
-            if qualifier and qualifier.group(1) in std:
+            if qualifier and (qualifier.group(1) in std or qualifier.group(1)[:1].isupper()):
+                # `Type::new` is an associated item of the type, left out like `x.name`
+                # (a free `fn new` elsewhere is not what it refers to).
                 continue
             found = [
                 d
@@ -468,10 +471,22 @@ class Truth:
         return out
 
 
+# Names every Rust module has in scope without a `use` (the prelude and the standard
+# macros): a same-named item of the tree is not what they refer to.
+_RUST_PRELUDE = frozenset(
+    """Copy Clone Send Sync Sized Unpin Drop Fn FnMut FnOnce Box Vec String Option Some
+    None Result Ok Err Default Eq PartialEq Ord PartialOrd Hash Debug Iterator
+    IntoIterator Extend ToOwned ToString AsRef AsMut Into From TryFrom TryInto assert
+    assert_eq assert_ne debug_assert debug_assert_eq debug_assert_ne panic println print
+    eprintln eprint format write writeln vec matches unreachable unimplemented todo
+    cfg include_str concat stringify line file column""".split()
+)
+
+
 def _std_bound(fs: FileSymbols) -> set[str]:
     """Names a Rust file binds from the standard library (`use std::fmt::{self,
     Formatter}`): a same-named type of the tree is not what they refer to."""
-    out = {"std", "core", "alloc"}
+    out = {"std", "core", "alloc", *_RUST_PRELUDE}
     for imp in fs.imports:
         if imp.module.split("::")[0] in out:
             out.update(n for n in imp.names if n not in ("*", "self"))
