@@ -22,88 +22,27 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import Future
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lsp_server.engine.client import engine_status, stop_engines  # noqa: E402
+from lsp_server.testing.lsp_client import StdioServer  # noqa: E402
 from lsp_server.testing.tiny_gguf import build_qwen35  # noqa: E402
 
 SOURCE = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\ndef circumference(radius):\n    return "
 
 
-class Server:
+class Server(StdioServer):
     """A `qwen-lsp` over stdio, driven by hand."""
 
     def __init__(self, name: str, workspace: pathlib.Path, init: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "--log-level", "WARNING"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        self._next = 0
-        self._pending: dict[int, Future[Any]] = {}
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.request(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "clientInfo": {"name": name},
-                "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
-                "capabilities": {},
-                "initializationOptions": init,
-            },
-        ).result(120)
-        self.notify("initialized", {})
-
-    def _send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        assert self.proc.stdin is not None
-        with self._lock:
-            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            self.proc.stdin.flush()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line in (b"\r\n", b"\n"):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:
-                result = [None] if message["method"] == "workspace/configuration" else None
-                self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
-            elif "id" in message and (future := self._pending.pop(message["id"], None)):
-                future.set_result(message)
-
-    def request(self, method: str, params: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            self._next += 1
-            ident = self._next
-        self._pending[ident] = future
-        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
-        return future
-
-    def notify(self, method: str, params: Any) -> None:
-        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        super().__init__()
+        self.initialize(workspace, init, process_id=os.getpid(), client_name=name, timeout=120)
 
     def first_suggestion(self, path: pathlib.Path) -> float:
         """Open `path` and ask until the model has answered; seconds it took."""
@@ -114,26 +53,9 @@ class Server:
             {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SOURCE}},
         )
         lines = SOURCE.split("\n")
-        while time.monotonic() - started < 300:
-            stats = self.request("qwenLsp/stats", {}).result(60)["result"]
-            if stats["model"] == "ready":
-                break
-            time.sleep(0.05)
-        params = {
-            "textDocument": {"uri": uri},
-            "position": {"line": len(lines) - 1, "character": len(lines[-1])},
-            "context": {"triggerKind": 1},
-        }
-        self.request("textDocument/inlineCompletion", params).result(120)
+        self.wait_model(300)
+        self.inline(uri, len(lines) - 1, len(lines[-1])).result(120)
         return time.monotonic() - started
-
-    def close(self) -> None:
-        try:
-            self.request("shutdown", None).result(30)
-            self.notify("exit", None)
-            self.proc.wait(30)
-        except Exception:
-            self.proc.kill()
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

@@ -10,84 +10,17 @@ delay under the load).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from lsp_server.testing.lsp_client import StdioServer  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-class Client:
-    """JSON-RPC over the server's stdio."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "--log-level", "WARNING"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        self._next = 0
-        self._answers: dict[int, Any] = {}
-        self._cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while (line := out.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:
-                self.send({"id": message["id"], "result": None})
-            elif "id" in message and "method" not in message:
-                with self._cv:
-                    self._answers[message["id"]] = message
-                    self._cv.notify_all()
-
-    def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-        self.proc.stdin.flush()
-
-    def start_request(self, method: str, params: Any) -> int:
-        self._next += 1
-        self.send({"id": self._next, "method": method, "params": params})
-        return self._next
-
-    def wait(self, ident: int, timeout: float = 60) -> dict[str, Any]:
-        with self._cv:
-            assert self._cv.wait_for(lambda: ident in self._answers, timeout), ident
-            return self._answers.pop(ident)  # type: ignore[no-any-return]
-
-    def request(self, method: str, params: Any = None) -> Any:
-        return self.wait(self.start_request(method, params)).get("result")
-
-    def rss_kb(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
 
 
 def main() -> None:
@@ -103,29 +36,17 @@ def main() -> None:
     model = cached_model(args.model, tmp / "models")
     ws = tmp / "ws"
     ws.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "XDG_CACHE_HOME": str(tmp / "cache"),
-        "XDG_DATA_HOME": str(tmp / "data"),
-    }
-    client = Client(env)
-    client.request(
-        "initialize",
+    env = {"XDG_CACHE_HOME": str(tmp / "cache"), "XDG_DATA_HOME": str(tmp / "data")}
+    client = StdioServer(env)
+    client.initialize(
+        ws,
         {
-            "processId": None,
-            "rootUri": ws.as_uri(),
-            "capabilities": {},
-            "initializationOptions": {
-                "model": {"path": str(model), "threads": 1, "contextSize": 2048},
-                "completion": {"maxTokens": 8},
-                "engine": {"warmup": False, "prefetch": False},
-            },
+            "model": {"path": str(model), "threads": 1, "contextSize": 2048},
+            "completion": {"maxTokens": 8},
+            "engine": {"warmup": False, "prefetch": False},
         },
     )
-    client.send({"method": "initialized", "params": {}})
-    while client.request("qwenLsp/stats")["model"] != "ready":
-        time.sleep(0.05)
+    assert client.wait_model(120)["model"] == "ready"
     docs = []
     for i in range(args.documents):
         uri = (ws / f"mod{i}.py").as_uri()
@@ -167,7 +88,7 @@ def main() -> None:
         )
         doc["lines"] += text.count("\n")
         if edit % args.burst == 0:
-            ident = client.start_request(
+            ident, answer = client.send_request(
                 "textDocument/inlineCompletion",
                 {
                     "textDocument": {"uri": doc["uri"]},
@@ -178,19 +99,17 @@ def main() -> None:
             if rng.random() < 0.5:
                 client.send({"method": "$/cancelRequest", "params": {"id": ident}})
                 cancelled += 1
-            client.wait(ident)
+            answer.result(60)
             completed += 1
             t0 = time.perf_counter()
-            client.request("qwenLsp/stats")
+            client.stats()
             if edit > args.warmup:
                 stats_ms.append((time.perf_counter() - t0) * 1000)
         if edit % 1000 == 0:
             samples.append((edit, client.rss_kb()))
             print(f"{edit:6d} edits  RSS {samples[-1][1] / 1024:7.1f} MB", flush=True)
     seconds = time.monotonic() - started
-    client.request("shutdown")
-    client.send({"method": "exit"})
-    client.proc.wait(30)
+    client.close()
     after = [(e, kb) for e, kb in samples if e >= args.warmup]
     growth = (after[-1][1] - after[0][1]) / 1024 / max(1, (after[-1][0] - after[0][0]) / 1000)
     stats_ms.sort()

@@ -5,122 +5,41 @@ dead client process, also in the middle of a cold index build. Driven over raw s
 from __future__ import annotations
 
 import glob
-import json
-import os
 import pathlib
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from typing import Any
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from lsp_server.testing.lsp_client import StdioServer
+
 FILES = 6000  # a cold build of these takes seconds on two cores
 
 
-class RawClient:
-    """JSON-RPC over the server's stdio, with its stderr kept in a file."""
+def raw_client(tmp: pathlib.Path) -> StdioServer:
+    """The server over raw stdio, its caches in `tmp`, its log in `tmp/server.log`."""
+    env = {
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "HF_HOME": str(tmp / "hf"),
+    }
+    return StdioServer(env, log_path=tmp / "server.log", log_level="INFO")
 
-    def __init__(self, tmp: pathlib.Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "XDG_CACHE_HOME": str(tmp / "cache"),
-            "XDG_DATA_HOME": str(tmp / "data"),
-            "HF_HOME": str(tmp / "hf"),
-        }
-        self.log_path = tmp / "server.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in `wait`)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "--log-level", "INFO"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=env,
-        )
-        self._next = 0
-        self.notes: list[dict[str, Any]] = []  # notifications from the server
-        self._answers: dict[int, Any] = {}
-        self._cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
 
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while (line := out.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:  # a request from the server
-                self.send({"id": message["id"], "result": None})
-            elif "method" in message:
-                self.notes.append(message)
-            elif "id" in message:
-                with self._cv:
-                    self._answers[message["id"]] = message
-                    self._cv.notify_all()
-
-    def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-        self.proc.stdin.flush()
-
-    def request(self, method: str, params: Any = None, timeout: float = 30) -> Any:
-        return self.answer(method, params, timeout).get("result")
-
-    def answer(self, method: str, params: Any = None, timeout: float = 30) -> dict[str, Any]:
-        """The whole response message (with `result` or `error`)."""
-        self._next += 1
-        ident = self._next
-        self.send({"id": ident, "method": method, "params": params})
-        with self._cv:
-            assert self._cv.wait_for(lambda: ident in self._answers, timeout), method
-            return self._answers.pop(ident)  # type: ignore[no-any-return]
-
-    def popups(self) -> list[str]:
-        return [n["params"]["message"] for n in self.notes if n["method"] == "window/showMessage"]
-
-    def start(
-        self, workspace: pathlib.Path, process_id: int | None = None, model: str = ""
-    ) -> None:
-        self.request(
-            "initialize",
-            {
-                "processId": process_id,
-                "rootUri": workspace.as_uri(),
-                "capabilities": {},
-                "initializationOptions": {
-                    "context": {"enabled": True},
-                    "model": {"path": model, "threads": 1, "contextSize": 2048},
-                    "engine": {"warmup": False, "prefetch": False},
-                },
-            },
-        )
-        self.send({"method": "initialized", "params": {}})
-
-    def wait_index(self, state: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.request("qwenLsp/stats")["index"] != state:
-            assert time.monotonic() < deadline, f"the index never became {state}"
-            time.sleep(0.01)
-
-    def wait(self, timeout: float) -> tuple[int, float, str]:
-        """Exit code, seconds until the process ended, its log."""
-        started = time.monotonic()
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            self.proc.kill()
-            self._log.close()
-        return code, time.monotonic() - started, self.log_path.read_text(errors="replace")
+def start(
+    client: StdioServer, workspace: pathlib.Path, process_id: int | None = None, model: str = ""
+) -> None:
+    client.initialize(
+        workspace,
+        {
+            "context": {"enabled": True},
+            "model": {"path": model, "threads": 1, "contextSize": 2048},
+            "engine": {"warmup": False, "prefetch": False},
+        },
+        process_id=process_id,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +66,10 @@ NOISE = ("Traceback", "closed database", "closed file", "did not stop")
 def test_shutdown_during_a_cold_index_stops_it_saves_it_and_exits(
     big_workspace: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    client = RawClient(tmp_path)
-    client.start(big_workspace)
+    client = raw_client(tmp_path)
+    start(client, big_workspace)
     client.wait_index("building")
-    client.request("shutdown")
+    client.call("shutdown")
     client.send({"method": "exit"})
     code, seconds, log = client.wait(timeout=30)
     assert code == 0, log[-3000:]
@@ -163,8 +82,8 @@ def test_shutdown_during_a_cold_index_stops_it_saves_it_and_exits(
 def test_a_closed_stdin_during_a_cold_index_ends_the_process(
     big_workspace: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    client = RawClient(tmp_path)
-    client.start(big_workspace)
+    client = raw_client(tmp_path)
+    start(client, big_workspace)
     client.wait_index("building")
     assert client.proc.stdin is not None
     client.proc.stdin.close()  # the editor went away without a word
@@ -183,9 +102,9 @@ def test_the_server_exits_when_its_client_process_dies(tmp_path: pathlib.Path) -
     workspace.mkdir()
     (workspace / "a.py").write_text("def a():\n    return 1\n")
     editor = subprocess.Popen(["sleep", "60"])
-    client = RawClient(tmp_path)
+    client = raw_client(tmp_path)
     try:
-        client.start(workspace, process_id=editor.pid)
+        start(client, workspace, process_id=editor.pid)
         client.wait_index("ready")
         assert client.proc.poll() is None  # alive while its client is
     finally:
@@ -201,8 +120,8 @@ def test_a_batch_of_file_changes_under_way_does_not_delay_the_exit(
 ) -> None:
     """A checkout touching thousands of files, then the editor closes: the batch stops at
     the file it is on, and the index's store is not closed under it."""
-    client = RawClient(tmp_path)
-    client.start(big_workspace)
+    client = raw_client(tmp_path)
+    start(client, big_workspace)
     client.wait_index("ready", timeout=120)
     changes = []
     for path in sorted(big_workspace.rglob("*.py")):
@@ -210,7 +129,7 @@ def test_a_batch_of_file_changes_under_way_does_not_delay_the_exit(
         changes.append({"uri": path.as_uri(), "type": 2})
     client.send({"method": "workspace/didChangeWatchedFiles", "params": {"changes": changes}})
     time.sleep(0.2)
-    client.request("shutdown")
+    client.call("shutdown")
     client.send({"method": "exit"})
     code, seconds, log = client.wait(timeout=60)
     assert code == 0, log[-3000:]
@@ -227,8 +146,8 @@ def test_what_the_protocol_cannot_read_is_answered_never_dropped(
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "lib.py").write_text("def old_helper():\n    return 1\n")
-    client = RawClient(tmp_path)
-    client.start(workspace, model=str(qwen2_model))
+    client = raw_client(tmp_path)
+    start(client, workspace, model=str(qwen2_model))
     client.wait_index("ready")
     good = (workspace / "a.py").as_uri()
     client.send(
@@ -296,13 +215,13 @@ def test_what_the_protocol_cannot_read_is_answered_never_dropped(
         assert "result" in actions, actions
     # The server goes on: its model (loading in the engine process meanwhile) gets ready.
     deadline = time.monotonic() + 30
-    stats = client.request("qwenLsp/stats")
+    stats = client.stats()
     while stats["model"] == "loading" and time.monotonic() < deadline:
         time.sleep(0.1)
-        stats = client.request("qwenLsp/stats")
+        stats = client.stats()
     assert stats["model"] == "ready"
     assert not [p for p in client.popups() if "Error in server" in p], client.popups()
-    client.request("shutdown")
+    client.call("shutdown")
     client.send({"method": "exit"})
     code, _, log = client.wait(timeout=30)
     assert code == 0

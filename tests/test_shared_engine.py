@@ -10,9 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from lsp_server.engine.endpoint import Endpoint, connect, peer_allowed, peer_uid
 from lsp_server.engine.llama import LlamaEngine
 from lsp_server.engine.types import EngineConfig
 from lsp_server.settings import load_settings
+from lsp_server.testing.lsp_client import StdioServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = (
@@ -35,120 +34,23 @@ SOURCE = (
 )
 
 
-class Server:
+class Server(StdioServer):
     """A `qwen-lsp` over stdio, driven by hand: several of them side by side."""
 
     def __init__(self, name: str, workspace: pathlib.Path, init: dict[str, Any], log: pathlib.Path):
+        super().__init__(log_path=log, log_level="DEBUG")
         self.name = name
-        self._log = open(log, "wb")  # noqa: SIM115 (closed in `close`)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "--log-level", "DEBUG"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        self._next = 0
-        self._pending: dict[int, Future[Any]] = {}
-        self._lock = threading.Lock()
-        self.messages: list[str] = []  # window/showMessage
-        threading.Thread(target=self._read, daemon=True).start()
-        self.request(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "clientInfo": {"name": name, "version": "1.0"},
-                "rootUri": workspace.as_uri(),
-                "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
-                "capabilities": {},
-                "initializationOptions": init,
-            },
-        ).result(60)
-        self.notify("initialized", {})
+        self.initialize(workspace, init, process_id=os.getpid(), client_name=name)
 
-    def _send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        assert self.proc.stdin is not None
-        with self._lock:
-            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            self.proc.stdin.flush()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line in (b"\r\n", b"\n"):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:  # a request of the server's
-                result: Any = [None] if message["method"] == "workspace/configuration" else None
-                self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
-            elif message.get("method") == "window/showMessage":
-                self.messages.append(message["params"]["message"])
-            elif "id" in message:
-                future = self._pending.pop(message["id"], None)
-                if future is not None:
-                    future.set_result(message)
-
-    def request(self, method: str, params: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            self._next += 1
-            ident = self._next
-        self._pending[ident] = future
-        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
-        return future
-
-    def notify(self, method: str, params: Any) -> None:
-        self._send({"jsonrpc": "2.0", "method": method, "params": params})
-
-    def stats(self) -> dict[str, Any]:
-        return self.request("qwenLsp/stats", {}).result(30)["result"]  # type: ignore[no-any-return]
+    @property
+    def messages(self) -> list[str]:
+        """The `window/showMessage` texts so far."""
+        return self.popups()
 
     def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            data = self.stats()
-            if data["model"] not in ("idle", "loading") or time.monotonic() > deadline:
-                assert data["model"] == "ready", data
-                return data
-            time.sleep(0.05)
-
-    def open(self, path: pathlib.Path, text: str) -> str:
-        path.write_text(text)
-        uri = path.as_uri()
-        self.notify(
-            "textDocument/didOpen",
-            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
-        )
-        return uri
-
-    def inline(self, uri: str, line: int, character: int) -> Future[Any]:
-        return self.request(
-            "textDocument/inlineCompletion",
-            {
-                "textDocument": {"uri": uri},
-                "position": {"line": line, "character": character},
-                "context": {"triggerKind": 1},
-            },
-        )
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.request("shutdown", None).result(30)
-                self.notify("exit", None)
-                self.proc.wait(30)
-            except Exception:
-                self.proc.kill()
-        self._log.close()
+        data = self.wait_model(timeout)
+        assert data["model"] == "ready", data
+        return data
 
 
 def texts(answer: dict[str, Any]) -> list[str]:
