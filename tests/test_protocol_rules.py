@@ -15,13 +15,9 @@ import time
 from typing import Any
 
 import pytest
-from test_lifecycle import REPO, RawClient
+from test_lifecycle import raw_client, start
 
-
-def raw(client: RawClient, data: bytes) -> None:
-    assert client.proc.stdin is not None
-    client.proc.stdin.write(data)
-    client.proc.stdin.flush()
+from lsp_server.testing.lsp_client import REPO, StdioServer
 
 
 def frame(message: dict[str, Any]) -> bytes:
@@ -29,29 +25,22 @@ def frame(message: dict[str, Any]) -> bytes:
     return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-def null_answer(client: RawClient, timeout: float = 10) -> dict[str, Any]:
-    """The next answer with a null id (an error about a message without one)."""
-    with client._cv:
-        assert client._cv.wait_for(lambda: None in client._answers, timeout)
-        return client._answers.pop(None)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def client(tmp_path: pathlib.Path) -> Any:
-    made = RawClient(tmp_path)
+    made = raw_client(tmp_path)
     yield made
     made.proc.kill()
     made.proc.wait()
 
 
 def test_lengths_no_memory_can_hold_are_skipped_and_the_next_message_is_read(
-    client: RawClient, tmp_path: pathlib.Path
+    client: StdioServer, tmp_path: pathlib.Path
 ) -> None:
-    client.start(tmp_path)
+    start(client, tmp_path)
     for length in (b"100000000000000000000", b"1000000000000"):
-        raw(client, b"Content-Length: " + length + b'\r\n\r\n{"jsonrpc":"2.0","id":77')
-        assert "index" in client.request("qwenLsp/stats")  # resynchronised on the next header
-    client.request("shutdown")
+        client.write(b"Content-Length: " + length + b'\r\n\r\n{"jsonrpc":"2.0","id":77')
+        assert "index" in client.stats()  # resynchronised on the next header
+    client.call("shutdown")
     client.send({"method": "exit"})
     code, _, log = client.wait(10)
     assert code == 0
@@ -60,9 +49,9 @@ def test_lengths_no_memory_can_hold_are_skipped_and_the_next_message_is_read(
 
 
 def test_a_message_over_the_bound_is_answered_and_the_stream_goes_on(
-    client: RawClient, tmp_path: pathlib.Path
+    client: StdioServer, tmp_path: pathlib.Path
 ) -> None:
-    client.request(
+    client.call(
         "initialize",
         {
             "processId": None,
@@ -71,18 +60,17 @@ def test_a_message_over_the_bound_is_answered_and_the_stream_goes_on(
         },
     )
     big = {"id": 500, "method": "qwenLsp/stats", "params": {"pad": "x" * (3 << 20)}}
-    raw(client, frame(big))
-    with client._cv:
-        assert client._cv.wait_for(lambda: 500 in client._answers, 20)
-        error = client._answers.pop(500)["error"]
+    answer = client.expect(500)
+    client.write(frame(big))
+    error = answer.result(20)["error"]
     assert error["code"] == -32600
     assert "over protocol.maxMessageMb (1 MB)" in error["message"]
-    assert "index" in client.request("qwenLsp/stats")
+    assert "index" in client.stats()
     # A document whose didOpen was dropped is not completed from a wrong copy: it is not
     # open for the server.
     uri = (tmp_path / "big.py").as_uri()
     doc = {"uri": uri, "languageId": "python", "version": 1, "text": "y" * (2 << 20)}
-    raw(client, frame({"method": "textDocument/didOpen", "params": {"textDocument": doc}}))
+    client.write(frame({"method": "textDocument/didOpen", "params": {"textDocument": doc}}))
     answer = client.answer(
         "textDocument/inlineCompletion",
         {
@@ -96,24 +84,24 @@ def test_a_message_over_the_bound_is_answered_and_the_stream_goes_on(
 
 
 def test_bytes_that_are_not_a_message_get_json_rpc_errors(
-    client: RawClient, tmp_path: pathlib.Path
+    client: StdioServer, tmp_path: pathlib.Path
 ) -> None:
-    client.start(tmp_path)
-    raw(client, b"Content-Length: 9\r\n\r\n{not json")
-    assert null_answer(client)["error"]["code"] == -32700
-    raw(client, b"Content-Length: 5\r\n\r\n[1,2]")
-    assert null_answer(client)["error"]["code"] == -32600
-    raw(client, b"Content-Length: 2\r\n\r\n\xff\xfe")
-    assert null_answer(client)["error"]["code"] == -32700
+    start(client, tmp_path)
+    client.write(b"Content-Length: 9\r\n\r\n{not json")
+    assert client.stray()["error"]["code"] == -32700
+    client.write(b"Content-Length: 5\r\n\r\n[1,2]")
+    assert client.stray()["error"]["code"] == -32600
+    client.write(b"Content-Length: 2\r\n\r\n\xff\xfe")
+    assert client.stray()["error"]["code"] == -32700
     # Headers without a length, with a length that is not a number, a runaway line.
-    raw(client, b"Content-Type: x\r\n\r\n{}")
-    raw(client, b"Content-Length: -5\r\n\r\n{}")
-    raw(client, b"x" * 20000)
-    assert "index" in client.request("qwenLsp/stats")
+    client.write(b"Content-Type: x\r\n\r\n{}")
+    client.write(b"Content-Length: -5\r\n\r\n{}")
+    client.write(b"x" * 20000)
+    assert "index" in client.stats()
     assert client.proc.poll() is None
 
 
-def test_before_initialize_requests_get_server_not_initialized(client: RawClient) -> None:
+def test_before_initialize_requests_get_server_not_initialized(client: StdioServer) -> None:
     for method in ("textDocument/inlineCompletion", "qwenLsp/stats", "shutdown"):
         error = client.answer(method, {})["error"]
         assert error["code"] == -32002, method
@@ -121,9 +109,9 @@ def test_before_initialize_requests_get_server_not_initialized(client: RawClient
 
 
 def test_a_second_initialize_is_refused_and_open_documents_stay(
-    client: RawClient, tmp_path: pathlib.Path
+    client: StdioServer, tmp_path: pathlib.Path
 ) -> None:
-    client.start(tmp_path)
+    start(client, tmp_path)
     uri = (tmp_path / "a.py").as_uri()
     doc = {"uri": uri, "languageId": "python", "version": 1, "text": "x = 1\n"}
     client.send({"method": "textDocument/didOpen", "params": {"textDocument": doc}})
@@ -140,21 +128,19 @@ def test_a_second_initialize_is_refused_and_open_documents_stay(
     assert "error" not in answer, answer  # still open (no model: an empty answer)
 
 
-def test_stats_without_params(client: RawClient, tmp_path: pathlib.Path) -> None:
-    client.start(tmp_path)
-    client._next += 1
-    raw(client, frame({"id": client._next, "method": "qwenLsp/stats"}))
-    with client._cv:
-        assert client._cv.wait_for(lambda: client._next in client._answers, 10)
-        answer = client._answers.pop(client._next)
+def test_stats_without_params(client: StdioServer, tmp_path: pathlib.Path) -> None:
+    start(client, tmp_path)
+    pending = client.expect(1000)
+    client.write(frame({"id": 1000, "method": "qwenLsp/stats"}))
+    answer = pending.result(10)
     assert "index" in answer["result"], answer
 
 
 def test_requests_after_shutdown_are_refused_and_exit_is_zero(
-    client: RawClient, tmp_path: pathlib.Path
+    client: StdioServer, tmp_path: pathlib.Path
 ) -> None:
-    client.start(tmp_path)
-    client.request("shutdown")
+    start(client, tmp_path)
+    client.call("shutdown")
     error = client.answer("qwenLsp/stats", None)["error"]
     assert error["code"] == -32600
     client.send({"method": "exit"})
@@ -162,8 +148,8 @@ def test_requests_after_shutdown_are_refused_and_exit_is_zero(
     assert code == 0
 
 
-def test_exit_without_shutdown_exits_1(client: RawClient, tmp_path: pathlib.Path) -> None:
-    client.start(tmp_path)
+def test_exit_without_shutdown_exits_1(client: StdioServer, tmp_path: pathlib.Path) -> None:
+    start(client, tmp_path)
     client.send({"method": "exit"})
     code, _, _ = client.wait(10)
     assert code == 1

@@ -53,6 +53,8 @@ class StdioServer:
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.notes: list[dict[str, Any]] = []  # notifications from the server, in order
+        self._strays: list[dict[str, Any]] = []  # answers to no request of ours (id null)
+        self._stray_cv = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
     # ---- the wire --------------------------------------------------------------------
@@ -60,9 +62,13 @@ class StdioServer:
     def send(self, message: dict[str, Any]) -> None:
         """Send one message as it is (`jsonrpc` added)."""
         body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        self.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def write(self, data: bytes) -> None:
+        """Write bytes to the server's stdin as they are (framed or not)."""
         assert self.proc.stdin is not None
         with self._lock:
-            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
 
     def _read(self) -> None:
@@ -89,6 +95,10 @@ class StdioServer:
                     future = self._pending.pop(message["id"], None)
                 if future is not None:
                     future.set_result(message)
+                else:
+                    with self._stray_cv:
+                        self._strays.append(message)
+                        self._stray_cv.notify_all()
 
     # ---- messages --------------------------------------------------------------------
 
@@ -102,6 +112,20 @@ class StdioServer:
             self._pending[ident] = future
         self.send({"id": ident, "method": method, "params": params})
         return ident, future
+
+    def expect(self, ident: int) -> Future[dict[str, Any]]:
+        """The future answer to a request sent by hand (`write`) with the id `ident`."""
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            self._pending[ident] = future
+        return future
+
+    def stray(self, timeout: float = 10) -> dict[str, Any]:
+        """The next answer to no request of ours (an error about a message the server
+        could not read has a null id)."""
+        with self._stray_cv:
+            assert self._stray_cv.wait_for(lambda: self._strays, timeout), "no stray answer"
+            return self._strays.pop(0)
 
     def request(self, method: str, params: Any = None) -> Future[dict[str, Any]]:
         return self.send_request(method, params)[1]
