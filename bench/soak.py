@@ -5,13 +5,21 @@ that do not run the model (`qwenLsp/stats`, sent between bursts: the event loop'
 delay under the load).
 
     python bench/soak.py [--edits 30000] [--documents 20] [--model qwen2|qwen35]
+                         [--tracemalloc]
+
+With --tracemalloc the server traces its Python allocations from half-way through the
+warm-up, and the report ends with the code whose memory grew most between the end of
+the warm-up and the end of the run (what to look at when RSS does not plateau; tracing
+slows the server down, so the RSS figures of such a run are not the benchmark's).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -22,6 +30,42 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from lsp_server.testing.lsp_client import StdioServer  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
 
+# The server with a SIGUSR1 handler: the first signal starts tracing its allocations
+# (from the start, imports under tracing take minutes), the next ones dump a snapshot to
+# PREFIX.1, PREFIX.2, …
+TRACED_SERVER = """
+import os, signal, sys, tracemalloc
+prefix, taken = sys.argv.pop(1), []
+def dump(*_):
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(12)
+        return
+    taken.append(1)
+    name = f"{prefix}.{len(taken)}"
+    tracemalloc.take_snapshot().dump(name + ".tmp")
+    os.replace(name + ".tmp", name)
+signal.signal(signal.SIGUSR1, dump)
+from lsp_server.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def print_growth(before: pathlib.Path, after: pathlib.Path, top: int = 12) -> None:
+    import tracemalloc
+
+    first, second = tracemalloc.Snapshot.load(str(before)), tracemalloc.Snapshot.load(str(after))
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    first, second = first.filter_traces(ignore), second.filter_traces(ignore)
+    total = sum(s.size for s in second.statistics("filename")) - sum(
+        s.size for s in first.statistics("filename")
+    )
+    print(f"\nPython memory traced: {total / 1024:+.1f} KB between the snapshots; grew most:")
+    for stat in second.compare_to(first, "traceback")[:top]:
+        frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in stat.traceback]
+        print(f"  {stat.size_diff / 1024:+8.1f} KB {stat.count_diff:+6d} blocks  {frames[-1]}")
+        for frame in reversed(frames[:-1][-6:]):
+            print(f"        {frame}")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,6 +74,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=25, help="edits between completions")
     parser.add_argument("--warmup", type=int, default=5_000, help="edits before measuring")
     parser.add_argument("--model", default="qwen2", choices=["qwen2", "qwen35"])
+    parser.add_argument("--tracemalloc", action="store_true", help="where Python memory grows")
     args = parser.parse_args()
     rng = random.Random(1)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="qwen-lsp-soak-"))
@@ -37,7 +82,9 @@ def main() -> None:
     ws = tmp / "ws"
     ws.mkdir()
     env = {"XDG_CACHE_HOME": str(tmp / "cache"), "XDG_DATA_HOME": str(tmp / "data")}
-    client = StdioServer(env)
+    snapshots = tmp / "snapshot"
+    command = (sys.executable, "-c", TRACED_SERVER, str(snapshots)) if args.tracemalloc else ()
+    client = StdioServer(env, command=command)
     client.initialize(
         ws,
         {
@@ -105,11 +152,19 @@ def main() -> None:
             client.stats()
             if edit > args.warmup:
                 stats_ms.append((time.perf_counter() - t0) * 1000)
+        if args.tracemalloc and edit in (args.warmup // 2, args.warmup, args.edits):
+            client.stats()  # (every edit before it handled)
+            os.kill(client.proc.pid, signal.SIGUSR1)
+            dumped = {args.warmup: "snapshot.1", args.edits: "snapshot.2"}.get(edit)
+            while dumped and not (tmp / dumped).exists():
+                time.sleep(0.1)
         if edit % 1000 == 0:
             samples.append((edit, client.rss_kb()))
             print(f"{edit:6d} edits  RSS {samples[-1][1] / 1024:7.1f} MB", flush=True)
     seconds = time.monotonic() - started
     client.close()
+    if args.tracemalloc:
+        print_growth(tmp / "snapshot.1", tmp / "snapshot.2")
     after = [(e, kb) for e, kb in samples if e >= args.warmup]
     growth = (after[-1][1] - after[0][1]) / 1024 / max(1, (after[-1][0] - after[0][0]) / 1000)
     stats_ms.sort()

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import IO, Any
 
@@ -32,18 +32,19 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 class StdioServer:
     """`python -m lsp_server` over stdio. `env` is added to this process's environment
     (with the repository on PYTHONPATH); the server's stderr goes to `log_path` (or
-    nowhere)."""
+    nowhere). `command` replaces `python -m lsp_server` (the options follow it)."""
 
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
         log_path: pathlib.Path | None = None,
         log_level: str = "WARNING",
+        command: Sequence[str] = (),
     ) -> None:
         self.log_path = log_path
         self._log: IO[bytes] | None = open(log_path, "wb") if log_path else None  # noqa: SIM115 (closed in `wait`)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "--log-level", log_level],
+            [*(command or (sys.executable, "-m", "lsp_server")), "--log-level", log_level],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.DEVNULL,
