@@ -22,11 +22,14 @@ class OpenDocuments:
         self._lock = threading.Lock()
         self._language_ids: dict[str, str] = {}  # open document -> the editor's language id
         self._positions: dict[str, tuple[int, int]] = {}  # last cursor per document
-        self._active = ""  # the document of the last completion request (or warm-up)
+        self._active = ""  # the last document opened, asked for a completion or warmed
 
     def opened(self, path: str, language_id: str) -> None:
+        """`path` was opened: the editor shows it, so it is the one to keep warm until a
+        request says where the user is."""
         with self._lock:
             self._language_ids[path] = language_id
+            self._active = path
 
     def closed(self, path: str) -> None:
         """Forget `path`; when it was the active document, none is (nothing to keep warm)."""

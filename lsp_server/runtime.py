@@ -110,8 +110,20 @@ class Runtime:
         return self.host.ready and self.completer is not None and self.settings.completion.enabled
 
     def load_model(self) -> Future[None]:
-        """(Re)load the model on the engine thread; failures are shown once, never raised."""
-        return self.host.load()
+        """(Re)load the model on the engine thread; failures are shown once, never raised.
+        Once it is ready, the document being edited is warmed: it may have been opened
+        while the model loaded, and its first request must not pay the whole prompt."""
+        future = self.host.load()
+        future.add_done_callback(lambda done: self._after_load(done))
+        return future
+
+    def _after_load(self, done: Future[None]) -> None:
+        if done.cancelled() or done.exception() is not None or self._closed or not self.ready:
+            return
+        try:
+            self.documents.submit(self._rewarm_active)
+        except RuntimeError:  # shutting down
+            pass
 
     def _use(self, engine: Engine) -> str:
         """Build the completer and the code actions on a new engine (engine thread)."""
@@ -436,6 +448,8 @@ class Runtime:
             self._index_done.set()
         self.index_state = IndexState.CANCELLED if cancel.is_set() else IndexState.READY
         self.index_message = summary
+        # The multi-file context of the document being edited has changed: warm it anew.
+        self._rewarm_active()
         return summary
 
     def stop_indexing(self, timeout: float = 10.0) -> None:
