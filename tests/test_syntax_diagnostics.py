@@ -4,6 +4,7 @@ pushed, with their quick fix run by a tiny real model)."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import asyncio
 import glob
@@ -12,13 +13,15 @@ import pathlib
 import random
 import sys
 import sysconfig
+from typing import Any
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from lsp_server.actions.diagnostics import SyntaxTrees, syntax_problems
+from lsp_server.actions import diagnostics
+from lsp_server.actions.diagnostics import SyntaxTrees, python_cuts, syntax_problems
 
 # ---- what is said, and where -----------------------------------------------------------
 
@@ -72,22 +75,92 @@ def test_columns_are_code_points() -> None:
 
 
 def test_incremental_parses_agree_with_fresh_ones() -> None:
-    """Random edits of a document: the incrementally re-parsed tree finds exactly what a
-    parse from scratch finds."""
+    """Random edits of a document (brackets, strings, definitions, decorators, line
+    continuations, at random places and at line starts): the parts re-parsed after each
+    edit are where a parse from scratch puts them, and find exactly what it finds."""
     full = pathlib.Path(ast.__file__).read_text()
     base = full[: full.rindex("\ndef ", 0, 20000) + 1]  # whole statements: no error
     assert syntax_problems(base, "python") == []
     trees = SyntaxTrees()
     rng = random.Random(7)
     text = base
-    for _ in range(60):
-        at = rng.randrange(len(text))
-        cut = rng.randrange(0, 20)
-        piece = rng.choice(["(", ")", ":", "\n    ", "x", "", "]", "def ", "\n"])
-        text = text[:at] + piece + text[at + cut :]
-        assert trees.problems("k", text, "python") == syntax_problems(text, "python")
+    pieces = ["(", ")", ":", "\n    ", "x", "", "]", "def ", "\n", '"""', "'", "\ndef f("]
+    pieces += ["@d\n", "\\\n", "else:", "#", "{", "\nclass A:\n", "\nasync def g("]
+    for _ in range(80):
+        at = rng.randrange(len(text) + 1)
+        if rng.random() < 0.3:
+            at = text.rfind("\n", 0, at) + 1
+        cut = rng.choice([0, 0, 1, 3, 20, 200])
+        text = text[:at] + rng.choice(pieces) + text[at + cut :]
+        view = trees.view("k", text, "python")
+        assert view is not None
+        source = text.encode()
+        cuts = [0, *python_cuts(source)]
+        assert [p.start for p in view.parts] == cuts
+        assert [p.line for p in view.parts] == [source.count(b"\n", 0, c) for c in cuts]
+        assert list(view.problems) == syntax_problems(text, "python")
     trees.forget("k")
     assert trees.problems("k", base, "python") == []
+
+
+def test_a_bracket_left_open_is_said_where_it_opens_and_nothing_below() -> None:
+    """As CPython says it: the rest of the file is not read into the bracket."""
+    text = (
+        "def area(w, h):\n    return (w * h\n\n\n@cache\ndef double(x):\n    return x * 2\n"
+        "\n\nclass Shape:\n    def f(self):\n        return [1,\n2]\n"
+    )
+    assert [(p.line, p.column, p.message) for p in syntax_problems(text, "python")] == [
+        (1, 11, "`(` was never closed")
+    ]
+    with pytest.raises(SyntaxError) as error:
+        ast.parse(text)
+    assert error.value.lineno == 2 and "never closed" in str(error.value)
+    # Lines at column 0 that do not start a statement stay with theirs.
+    for kept in (
+        "x = [1,\n2, 3]\n",  # in a bracket
+        's = """\ndef f(:\n"""\n',  # in a string
+        "@d\n\ndef f():\n    pass\n",  # a decorated definition
+        "if x:\n    pass\nelse:\n    pass\n",
+        "x = 1 + \\\n2\n",
+    ):
+        assert syntax_problems(kept, "python") == [], kept
+        assert list(python_cuts(kept.encode())) == [], kept
+    assert list(python_cuts(b"x = [1,\n2]\ny = 1\n")) == [11]
+
+
+def test_an_edit_re_parses_its_own_part_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line typed character by character in the middle of a long real file, brackets
+    left open as it is typed: each keystroke parses the statement edited, never the lines
+    below it; the other parts keep their trees."""
+    text = pathlib.Path(argparse.__file__).read_text()
+    lines = text.split("\n")
+    row = next(i for i in range(len(lines) // 2, len(lines)) if lines[i].startswith("    def "))
+    trees = SyntaxTrees()
+    before = trees.view("k", text, "python")
+    assert before is not None and not before.problems
+    assert sum(len(p.source) for p in before.parts) == len(text.encode())
+    enclosing = next(len(p.source) for p in reversed(before.parts) if p.line <= row)
+    assert enclosing < len(text) // 4
+    parsed: list[int] = []
+    real = diagnostics._reparse
+
+    def counting(previous: Any, source: bytes, language: str) -> Any:
+        parsed.append(len(source))
+        return real(previous, source, language)
+
+    monkeypatch.setattr(diagnostics, "_reparse", counting)
+    typed = "        result = compute(value, [first, second], key=lambda item: item.name)"
+    kept = {id(p.tree) for p in before.parts}
+    errors = 0
+    for count in range(1, len(typed) + 1):
+        parsed.clear()
+        current = "\n".join([*lines[:row], typed[:count], *lines[row:]])
+        view = trees.view("k", current, "python")
+        assert view is not None
+        errors += bool(view.problems)
+        assert sum(parsed) <= enclosing + len(typed) + 1, (count, parsed)
+        assert sum(id(p.tree) not in kept for p in view.parts) <= 1
+    assert errors > 10  # (the syntax broke as it was typed: `compute(`, `[first`, …)
 
 
 # ---- no false positives on real source trees ------------------------------------------

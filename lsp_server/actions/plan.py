@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from context.types import Definition
-from lsp_server.actions.diagnostics import ParsedText, SyntaxProblem
+from lsp_server.actions.diagnostics import ParsedDocument, SyntaxProblem
 from lsp_server.actions.region import fix_region, statement_block
 
 ActionKind = Literal["quickfix", "refactor.rewrite"]
@@ -117,7 +117,7 @@ def plan_actions(
     definitions: Sequence[Definition],
     *,
     selection: bool = False,
-    parsed: ParsedText | None = None,
+    parsed: ParsedDocument | None = None,
 ) -> list[ActionPlan]:
     """The actions for a range of ``text``: a fix per diagnostic that touches it (quick
     fixes first), then the rewrites of the definition there that apply. ``selection``:
@@ -182,7 +182,7 @@ def _fix(
     lines: list[str],
     last: int,
     definitions: Sequence[Definition],
-    parsed: ParsedText | None,
+    parsed: ParsedDocument | None,
 ) -> ActionPlan:
     message = " ".join(diag.message.split())
     where = f"line {diag.start_line + 1}"
@@ -190,7 +190,15 @@ def _fix(
     problem = _syntax_problem(diag, parsed)
     name = ""
     if problem is not None and parsed is not None:
-        first, final = fix_region(parsed, problem.line, problem.end_line, MAX_TARGET_LINES)
+        # (Only the part of the document that holds it: the others parse on their own.)
+        part = parsed.part(problem.line)
+        first, final = fix_region(
+            part,
+            problem.line - part.first_line,
+            problem.end_line - part.first_line,
+            MAX_TARGET_LINES,
+        )
+        first, final = first + part.first_line, final + part.first_line
         focus = (max(first, min(problem.line, problem.focus_start)), min(final, problem.focus_end))
         unit = _enclosing(first, final, definitions)
         name = unit.name if unit else ""
@@ -226,7 +234,7 @@ def _fix(
     )
 
 
-def _syntax_problem(diag: Diagnostic, parsed: ParsedText | None) -> SyntaxProblem | None:
+def _syntax_problem(diag: Diagnostic, parsed: ParsedDocument | None) -> SyntaxProblem | None:
     """The syntax error the diagnostic reports (ours, or another server's on the same
     place), None when it is about something else."""
     if parsed is None:
