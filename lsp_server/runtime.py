@@ -322,9 +322,13 @@ class Runtime:
             return "code actions wait for the model: " + (self.host.message or "not loaded")
         return ""
 
+    def checks_syntax(self, length: int) -> bool:
+        """Whether a document of ``length`` code points gets syntax diagnostics."""
+        return self.settings.diagnostics.enabled and length <= self.settings.context.max_file_size
+
     def syntax_problems(self, path: str, text: str) -> list[SyntaxProblem]:
         """The syntax errors of an open document (``diagnostics.enabled``); incremental."""
-        if not self.settings.diagnostics.enabled or len(text) > self.settings.context.max_file_size:
+        if not self.checks_syntax(len(text)):
             return []
         language = language_of_document(path, self.language_id(path))
         return self.syntax.problems(path, text, language)

@@ -13,15 +13,22 @@ import pathlib
 import random
 import sys
 import sysconfig
+import time
 from typing import Any
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.workspace import Workspace
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from lsp_server.actions import diagnostics
 from lsp_server.actions.diagnostics import SyntaxTrees, python_cuts, syntax_problems
+from lsp_server.actions.plan import Diagnostic
+from lsp_server.completion.stats import Stats
+from lsp_server.protocol.mirror import LspTextDocument, use_lsp_lines
+from lsp_server.runtime import Runtime
+from lsp_server.settings import Settings
 
 # ---- what is said, and where -----------------------------------------------------------
 
@@ -295,7 +302,7 @@ async def diagnostics_of(client: LanguageClient, uri: str, version: int) -> list
 
 
 def open_doc(client: LanguageClient, path: pathlib.Path, text: str) -> str:
-    path.write_text(text)
+    path.write_text(text, errors="surrogateescape")
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
@@ -382,3 +389,113 @@ async def test_diagnostics_can_be_turned_off(
     else:
         await asyncio.sleep(1.0)  # past the debounce: nothing (or nothing but []) pushed
         assert not client.diagnostics.get(uri)
+
+
+async def test_a_50_mb_document_and_bad_text_are_answered_at_once(
+    client: LanguageClient, qwen2_model: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A 50 MB document (too long to check: no diagnostic, answered at once), a text that
+    was invalid UTF-8 on the wire and a code action past the end: the server answers each
+    and a small broken file still gets its diagnostic."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    await start(client, ws, qwen2_model)
+    line = "value_%07d = compute(value_%07d) + 1  # padding padding padding\n"
+    big = "".join(line % (i, i) for i in range(50 * 1024 * 1024 // len(line % (0, 0))))
+    big_uri = open_doc(client, ws / "big.py", big + "def tail(:\n")
+    bad_uri = open_doc(client, ws / "bad.py", "x = '\udcff'\ny = (\udc80\n")
+    started = time.monotonic()
+    if pulls(client):
+        assert await diagnostics_of(client, big_uri, 1) == []
+        assert time.monotonic() - started < 10
+    (bad,) = await diagnostics_of(client, bad_uri, 1)
+    assert bad.range.start.line == 1 and "never closed" in bad.message
+    past = types.Position(10**6, 0)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=bad_uri),
+            range=types.Range(past, past),
+            context=types.CodeActionContext(
+                diagnostics=[types.Diagnostic(range=types.Range(past, past), message="x")]
+            ),
+        )
+    )
+    for action in actions or []:
+        assert isinstance(action, types.CodeAction)
+    uri = open_doc(client, ws / "probe.py", PROBE)
+    (diagnostic,) = await diagnostics_of(client, uri, 1)
+    assert diagnostic.message == "`(` was never closed"
+    if not pulls(client):
+        assert not client.diagnostics.get(big_uri)
+
+
+# ---- bad inputs -------------------------------------------------------------------------
+
+
+def test_a_documents_length_is_kept_without_joining_its_lines() -> None:
+    """The size limit of the diagnostics is checked on the length the edits keep up to
+    date: a 50 MB document's lines are not joined on the event loop to measure it."""
+    workspace = Workspace(None, types.TextDocumentSyncKind.Incremental)
+    use_lsp_lines(workspace)
+    rng = random.Random(3)
+    pieces = ["ab", "x", "\n", "\r", "\r\n", "é", "😀", ""]
+    text = "".join(rng.choice(pieces) for _ in range(40))
+    workspace.put_text_document(
+        types.TextDocumentItem(uri="file:///tmp/a.py", language_id="python", version=1, text=text)
+    )
+    doc = workspace.get_text_document("file:///tmp/a.py")
+    assert isinstance(doc, LspTextDocument)
+    for step in range(300):
+        lines = doc.lines
+        sl = rng.randrange(len(lines) + 2)
+        el = rng.randrange(sl, sl + 3)
+        sc, ec = rng.randrange(4), rng.randrange(4)
+        if el == sl and ec < sc:
+            sc, ec = ec, sc
+        new = "".join(rng.choice(pieces) for _ in range(rng.randrange(4)))
+        doc.apply_change(
+            types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(sl, sc), types.Position(el, ec)), text=new
+            )
+        )
+        if step % 3:
+            assert doc.length == len(doc.source), step
+    big = "x = 1  # padding padding padding padding padding padding padding padding\n"
+    doc.apply_change(types.TextDocumentContentChangeWholeDocument(text=big * 700_000))
+    doc.apply_change(
+        types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(5, 0), types.Position(5, 0)), text="y"
+        )
+    )
+    assert doc.length == len(big) * 700_000 + 1
+    assert doc._source is None  # (not joined)
+
+
+def test_bad_inputs_change_nothing_and_raise_nothing() -> None:
+    """Text that was invalid UTF-8 on the wire (lone surrogates), NUL and control bytes,
+    and ranges past the end of the document: diagnostics and actions, no exception."""
+    runtime = Runtime(Settings(), Stats())
+    raw = bytes(random.Random(5).randrange(256) for _ in range(3000))
+    texts = [
+        raw.decode("utf-8", "surrogateescape"),
+        "def f(x):\n    return '\udcff\ud800' + (x\n\x00\x01\n",
+        "x = 1\n" * 10 + "\udcff(",
+    ]
+    for number, text in enumerate(texts):
+        path = f"/w/bad{number}.py"
+        problems = runtime.syntax_problems(path, text)
+        lines = text.split("\n")
+        for p in problems:
+            assert 0 <= p.line <= p.end_line < len(lines)
+        past = len(lines) + 100
+        for given in (
+            [Diagnostic("syntax error", past, past + 5, "qwen-lsp", 3, 400)],
+            [
+                Diagnostic(p.message, p.line, p.end_line, "qwen-lsp", p.column, p.end_column)
+                for p in problems[:2]
+            ],
+        ):
+            for start in (0, past):
+                plans = runtime.plan_code_actions(path, text, start, start + 3, given)
+                for plan in plans:
+                    assert 0 <= plan.start_line <= plan.end_line < len(lines)

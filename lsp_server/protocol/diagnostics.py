@@ -10,7 +10,14 @@ import logging
 from lsprotocol import types
 
 from lsp_server.protocol.convert import syntax_diagnostics
-from lsp_server.protocol.language_server import QwenLanguageServer, open_text, path_of, server
+from lsp_server.protocol.language_server import (
+    QwenLanguageServer,
+    open_document,
+    open_text,
+    path_of,
+    server,
+)
+from lsp_server.protocol.mirror import LspTextDocument
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +32,25 @@ def pulls_diagnostics(ls: QwenLanguageServer) -> bool:
 
 
 async def _syntax_diagnostics(ls: QwenLanguageServer, uri: str) -> list[types.Diagnostic] | None:
-    """The syntax errors of an open document as LSP diagnostics (None: not open)."""
+    """The syntax errors of an open document as LSP diagnostics (None: not open). A
+    document too long to be checked (a 50 MB log) is answered at once: its text is not
+    even joined on the event loop."""
+    document = open_document(ls, uri)
+    if document is None:
+        return None
+    length = document.length if isinstance(document, LspTextDocument) else len(document.source)
+    if not ls.runtime.checks_syntax(length):
+        return []
     text = open_text(ls, uri)
     if text is None:
         return None
-    problems = await asyncio.get_running_loop().run_in_executor(
-        None, ls.runtime.syntax_problems, path_of(uri), text
-    )
-    return syntax_diagnostics(problems, text.split("\n"), ls.encoding())
+    path, encoding = path_of(uri), ls.encoding()
+
+    def find() -> list[types.Diagnostic]:
+        problems = ls.runtime.syntax_problems(path, text)
+        return syntax_diagnostics(problems, text.split("\n") if problems else [], encoding)
+
+    return await asyncio.get_running_loop().run_in_executor(None, find)
 
 
 def schedule_diagnostics(ls: QwenLanguageServer, uri: str) -> None:

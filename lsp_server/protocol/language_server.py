@@ -15,6 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
 from lsp_server import __version__
 from lsp_server.completion.stats import Stats
@@ -114,6 +115,13 @@ def path_of(uri: str) -> str:
     except (UnicodeError, ValueError):
         safe = uri.encode("utf-8", "replace").decode("utf-8").replace("\0", "?")
         return safe if safe != uri else "?"
+
+
+def open_document(ls: QwenLanguageServer, uri: str) -> TextDocument | None:
+    """An open document (None when it is not open), its text not read."""
+    if unquote(uri) not in ls.workspace.text_documents:  # (pygls keys them unquoted)
+        return None
+    return ls.workspace.get_text_document(uri)
 
 
 def open_text(ls: QwenLanguageServer, uri: str) -> str | None:

@@ -54,6 +54,18 @@ class LspTextDocument(TextDocument):
     """
 
     _line_list: list[str] | None = None  # LSP lines with their ends; None: not split yet
+    _length: int | None = None  # of the text in code points; None: not counted yet
+
+    @property
+    def length(self) -> int:
+        """The text's length in code points, kept up to date by the edits: what a size
+        limit needs, without joining the lines of a 50 MB document on the event loop."""
+        if self._length is None:
+            if self._source is None and self._line_list is not None:
+                self._length = sum(map(len, self._line_list))
+            else:
+                self._length = len(self.source)
+        return self._length
 
     @property
     def source(self) -> str:
@@ -73,6 +85,7 @@ class LspTextDocument(TextDocument):
     def _apply_full_change(self, change: Any) -> None:
         super()._apply_full_change(change)
         self._line_list = None
+        self._length = None
 
     def _apply_incremental_change(self, change: Any) -> None:
         """Apply an edit to the lines it spans, with LSP's clamping: a column past the end
@@ -95,7 +108,10 @@ class LspTextDocument(TextDocument):
         if text.endswith("\r") and hi < len(lines) and lines[hi].startswith("\n"):
             text += lines[hi]
             hi += 1
-        lines[lo:hi] = lsp_lines(text)
+        replaced = lsp_lines(text)
+        if self._length is not None:
+            self._length += sum(map(len, replaced)) - sum(map(len, lines[lo:hi]))
+        lines[lo:hi] = replaced
         self._source = None
 
 
