@@ -577,6 +577,11 @@ class WorkspaceIndex:
         """The SQLite files holding this index (one per root with persistence on)."""
         return [s.path for s in (self._persistence.store(r) for r in self.roots) if s is not None]
 
+    def damaged_databases(self) -> list[str]:
+        """The databases found damaged since the index was opened: each was set aside
+        (``<name>.corrupt``) and is being rebuilt."""
+        return [s.path for s in self._persistence.opened() if s.recovered]
+
     def size_on_disk(self) -> int:
         """Bytes of the persisted index."""
         return sum(

@@ -101,6 +101,8 @@ class Runtime:
         self.syntax = SyntaxTrees()  # open documents' trees, for syntax errors and fixes
         # The definitions of the last text actions were listed for, without an index.
         self._definitions: dict[str, tuple[bytes, Sequence[Definition]]] = {}
+        self._damage_told: set[str] = set()  # damaged index databases the user was told of
+        self._damage_lock = threading.Lock()  # (the index and documents threads tell)
         self._closed = False
 
     # ---- model ------------------------------------------------------------------------
@@ -378,6 +380,7 @@ class Runtime:
                 self.context.update_document(path, text)
             except Exception:
                 log.exception("re-indexing %s failed", path)
+            self._tell_damaged_index()  # (found by this write)
         if warm:
             self._warm_at_last_position(path, text)
         elif path != self.open_documents.active:
@@ -416,6 +419,7 @@ class Runtime:
     def files_changed(self, changes: list[tuple[str, bool]]) -> None:
         if self.context is not None:
             self.context.files_changed(changes)
+            self._tell_damaged_index()
             self._rewarm_active()
 
     def attach_workspace(self, cache_dir: str | None = None) -> None:
@@ -450,11 +454,29 @@ class Runtime:
             raise
         finally:
             self._index_done.set()
+            self._tell_damaged_index()
         self.index_state = IndexState.CANCELLED if cancel.is_set() else IndexState.READY
         self.index_message = summary
         # The multi-file context of the document being edited has changed: warm it anew.
         self._rewarm_active()
         return summary
+
+    def _tell_damaged_index(self) -> None:
+        """A damaged index database is set aside and rebuilt by the index (and logged
+        there): the user is told once, in the editor, since completions lack the
+        workspace's context until the rebuild ends."""
+        if self.context is None:
+            return
+        damaged = self.context.index.damaged_databases()
+        with self._damage_lock:
+            new = [path for path in damaged if path not in self._damage_told]
+            self._damage_told.update(new)
+        for path in new:
+            self.notify(
+                f"the index database was damaged: set aside as {os.path.basename(path)}.corrupt "
+                "and rebuilt (the log has the details)",
+                "warning",
+            )
 
     def stop_indexing(self, timeout: float = 10.0) -> None:
         """Cancel a build under way and wait (up to `timeout`) until it has stopped and

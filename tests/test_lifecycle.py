@@ -5,6 +5,7 @@ dead client process, also in the middle of a cold index build. Driven over raw s
 from __future__ import annotations
 
 import glob
+import os
 import pathlib
 import sqlite3
 import subprocess
@@ -227,3 +228,49 @@ def test_what_the_protocol_cannot_read_is_answered_never_dropped(
     assert code == 0
     assert "-32603" not in log and "Traceback" not in log, log[-3000:]
     assert "UnicodeEncodeError" not in log, log[-3000:]  # the batch with the odd URI went on
+
+
+def damage(db: str) -> None:
+    """Garbage over the second half of the database (rows of its files table): the file
+    still opens, reading the rows fails ("database disk image is malformed")."""
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    size = os.path.getsize(db)
+    assert size > 16 * 4096, size
+    with open(db, "r+b") as f:
+        start = size // 2 // 4096 * 4096
+        f.seek(start)
+        f.write(b"\xa5\x5a" * ((size - start) // 2))
+
+
+def test_a_damaged_index_database_is_said_once_in_the_editor(tmp_path: pathlib.Path) -> None:
+    """Set aside and rebuilt by the index; the user hears of it once, not only the log."""
+    workspace = tmp_path / "ws"
+    for i in range(200):
+        path = workspace / f"pkg{i % 10}" / f"mod{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "".join(f"def function_{i}_{k}(a, b):\n    return a * {k} + b\n\n" for k in range(15))
+        )
+    client = raw_client(tmp_path)
+    start(client, workspace)
+    client.wait_index("ready", timeout=120)
+    assert client.close() == 0
+    assert not [p for p in client.popups() if "index database was damaged" in p]
+    [db] = glob.glob(str(tmp_path / "cache" / "qwen-lsp" / "index" / "*.sqlite3"))
+    damage(db)
+    client = raw_client(tmp_path)
+    start(client, workspace)
+    client.wait_index("ready", timeout=120)
+    lib = workspace / "pkg0" / "mod0.py"
+    lib.write_text(lib.read_text() + "\ndef added():\n    return 0\n")
+    client.notify(
+        "workspace/didChangeWatchedFiles", {"changes": [{"uri": lib.as_uri(), "type": 2}]}
+    )
+    assert client.stats()["index"] == "ready"
+    time.sleep(0.5)  # (the change is written on the documents thread)
+    said = [p for p in client.popups() if "index database was damaged" in p]
+    assert len(said) == 1 and ".corrupt" in said[0], client.popups()
+    assert client.close() == 0
+    assert os.path.exists(db + ".corrupt")
