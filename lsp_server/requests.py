@@ -23,6 +23,11 @@ from lsp_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+SECRET_FILE = (
+    "this file's name marks it as secret: its text is not sent to the serving engine "
+    "(model.backend openai)"
+)
+
 
 async def complete(
     runtime: Runtime, key: str, request: CompletionRequest, first_line: int = 0
@@ -68,6 +73,8 @@ async def run_code_action(
 ) -> ActionOutcome:
     """Run the planned action on `text` with the model: plan → engine → checked lines.
     `on_job` gets the engine job once it is queued (to link a progress's cancel button)."""
+    if not runtime.may_send(path):
+        return ActionOutcome(None, SECRET_FILE)
     off = runtime.code_actions_off()  # (checked late: a reload may have ended them)
     if off:
         return ActionOutcome(None, off)

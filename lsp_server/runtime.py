@@ -278,6 +278,8 @@ class Runtime:
         ("refactor" includes "refactor.rewrite"). Editors ask at every cursor move: the
         definitions come from the index's parse of the open document when it is of this
         very text, else from a parse of it; the syntax errors from the document's tree."""
+        if not self.may_send(path):
+            return []  # nothing that would send the file's text
         language = language_of_document(path, self.language_id(path))
         definitions: Sequence[Definition] = ()
         parsed = None
@@ -369,9 +371,14 @@ class Runtime:
         the language id it was opened with; a path never opened counts as "*"). A file
         whose name marks it as secret (``.env``, ``id_rsa``) is never sent to a serving
         engine."""
-        if self.settings.model.backend == "openai" and is_secret_file(path):
-            return False
-        return self.settings.completion.enabled_for(self.language_id(path))
+        return self.may_send(path) and self.settings.completion.enabled_for(self.language_id(path))
+
+    def may_send(self, path: str) -> bool:
+        """Whether the text of the document at ``path`` may go to the engine: a file whose
+        name marks it as secret (``.env``, ``id_rsa``, ``credentials.json``) never goes
+        to a serving engine (``model.backend`` ``openai``), neither for completions nor
+        for code actions."""
+        return not (self.settings.model.backend == "openai" and is_secret_file(path))
 
     def document_changed(self, path: str, text: str, warm: bool) -> None:
         """Runs on a worker thread after a pause in typing."""

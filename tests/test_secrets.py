@@ -3,6 +3,7 @@ and a secret file is never completed through a serving engine."""
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from context.secrets import REDACTED, is_secret_file, redact
 from lsp_server.completion.service import ContextQuery
 from lsp_server.completion.stats import Stats
+from lsp_server.requests import run_code_action
 from lsp_server.runtime import Runtime
 from lsp_server.settings import Settings
 from lsp_server.workspace import Workspace
@@ -97,5 +99,25 @@ def test_a_secret_file_is_not_completed_through_a_serving_engine() -> None:
         runtime.settings.model.backend = "openai"
         assert not runtime.completes("/w/.env") and not runtime.completes("/w/id_rsa")
         assert runtime.completes("/w/app.py")
+    finally:
+        runtime.close()
+
+
+def test_a_secret_file_gets_no_code_action_through_a_serving_engine() -> None:
+    """A code action sends the file's text to the engine too: none is offered on a secret
+    file with a serving engine, and one planned before (or sent by hand) is refused."""
+    runtime = Runtime(Settings(), Stats())
+    text = "def connect(host):\n    return host\n"
+    try:
+        plans = runtime.plan_code_actions("/w/credentials.py", text, 0, 0, [])
+        assert plans  # a local engine: the text stays on the machine
+        runtime.settings.model.backend = "openai"
+        assert runtime.plan_code_actions("/w/credentials.py", text, 0, 0, []) == []
+        assert runtime.plan_code_actions("/w/.env.py", text, 0, 0, []) == []
+        assert runtime.plan_code_actions("/w/app.py", text, 0, 0, [])
+        outcome = asyncio.run(
+            run_code_action(runtime, "k", plans[0], "/w/credentials.py", "credentials.py", text)
+        )
+        assert outcome.result is None and "secret" in outcome.message, outcome
     finally:
         runtime.close()
