@@ -266,3 +266,47 @@ def test_background_work_forks_instead_of_rolling_back(engine_factory, qwen35_mo
     got = engine.generate(new, max_tokens=8)
     assert got.figures.reused_tokens == len(new) - 3
     assert got.tokens == fresh(engine_factory, qwen35_model, new, got.schedule).tokens[:8]
+
+
+def test_background_work_never_takes_the_sequence_the_last_request_used(
+    engine_factory, qwen35_model
+):
+    """A refresh packed for another place shares little with any sequence: it goes to the
+    least recently used one, and when that is not the sequence the last request used it
+    works there, in place, instead of forking into (and clearing) the live one. Found in
+    Neovim: after an edit at the top of a file, typing back at the cursor re-evaluated
+    15,943 of 17,479 tokens because the refresh had cleared the requests' sequence."""
+    engine = engine_factory(qwen35_model, slots=2, n_batch=64)
+    rng = np.random.default_rng(5)
+
+    def tokens(n: int) -> list[int]:
+        return [int(t) for t in rng.integers(30, 250, n)]
+
+    head = tokens(8)  # the system turn: all prompts share it
+    old = head + tokens(400) + [65, 66, 67]
+    engine.generate(old, checkpoints=[len(old) - 3], max_tokens=4)  # a request
+    # A first refresh (another packing) lands in the empty sequence; a request uses it.
+    stable = head + tokens(400)
+    live = stable + tokens(20) + [65, 66, 67]
+    engine.prepare(stable, [len(stable)], save_end=True, fork=True)
+    first = engine.generate(live, max_tokens=4)
+    assert first.figures.reused_tokens == len(stable)
+    # A second refresh, packed for another place, preempted half way.
+    other = head + tokens(400)
+
+    class Preempt(CancelToken):
+        """A request arrives after three batches."""
+
+        calls = 0
+
+        def check(self) -> None:
+            self.calls += 1
+            if self.calls > 3:
+                self.cancel("preempted")
+            super().check()
+
+    with pytest.raises(Cancelled):
+        engine.prepare(other, [len(other)], Preempt(), save_end=True, fork=True)
+    again = engine.generate(live, max_tokens=4)
+    assert again.figures.reused_tokens >= len(stable), again.figures
+    assert again.tokens == first.tokens

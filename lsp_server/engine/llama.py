@@ -208,6 +208,9 @@ class LlamaEngine:
         self._bounds: list[list[int]] = [[] for _ in self._seqs]
         self._seq = 0  # the sequence the current request uses
         self._used = list(range(len(self._seqs)))  # least recently used first
+        # The sequence the last request (not background work) used: background work never
+        # rolls it back or clears it (a request preempting that work resumes from it).
+        self._live: int | None = None
         self._stop_ids, self.newline_tokens = self._scan_vocab()
         # Segment texts repeat from one keystroke to the next: tokenize each once.
         self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(
@@ -697,13 +700,22 @@ class LlamaEngine:
         figures.prompt_tokens = n
         self._seq = self._choose_seq(tokens)
         lcp = _lcp(self._tokens, tokens)
-        if fork and self.hybrid and lcp < len(self._tokens) and len(self._seqs) > 1:
+        if (
+            fork
+            and self.hybrid
+            and self._seq == self._live
+            and lcp < len(self._tokens)
+            and len(self._seqs) > 1
+        ):
             # Background work that would roll back the sequence a request is about to use
             # (a refreshed snapshot differs inside the stable part): work in another one.
             pos = self._fork(tokens, min(lcp, n - 1), figures)
         else:
             # At least the last prompt token is evaluated: its logits start generation.
+            # (Background work lands here only in a sequence no request is using.)
             pos = self._restore(tokens, min(lcp, n - 1), figures)
+        if not fork:
+            self._live = self._seq
         figures.reused_tokens = pos
         start = time.perf_counter()
         try:
