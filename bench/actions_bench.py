@@ -6,13 +6,15 @@ server's handlers (`Runtime.plan_code_actions`, `Runtime.syntax_problems`; no mo
 needed: the list of actions is planned without it):
 
 - listing: the actions at random cursor lines, the text unchanged (what an editor asks at
-  every cursor move), and at the line of a syntax error with its diagnostic (the fix's
-  region is found by re-parsing);
+  every cursor move), and at the line of a syntax error with its diagnostic, right after
+  the edit that made it (the diagnostics computed first, as the editor had them: the
+  definitions of the new text and the fix's region are found in the timed call);
 - diagnostics after an edit: a line typed character by character at random places (the
   syntax breaks and heals as it is typed), the document's syntax errors after each
   character (incremental re-parse and the error walk).
 
-Prints p50/p95 of each, in milliseconds.
+Prints p50/p95 of each, in milliseconds of wall time and of the thread's CPU time, and
+the load average before and after.
 
     python bench/actions_bench.py [--requests 200]
 """
@@ -20,6 +22,7 @@ Prints p50/p95 of each, in milliseconds.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import random
 import statistics
@@ -84,6 +87,7 @@ def main() -> None:
     rng = random.Random(1)
     lines = text.split("\n")
     print(f"{FILE}: {len(lines) - 1} lines, {len(text)} bytes")
+    print("load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
     # Listing at cursor moves (the first one parses the file; not counted).
     runtime.plan_code_actions(path, text, 0, 0, [])
@@ -111,7 +115,7 @@ def main() -> None:
             continue
         p = problems[0]
         diagnostic = Diagnostic(p.message, p.line, p.end_line, "qwen-lsp", p.column, p.end_column)
-        runtime.plan_code_actions(path, broken, p.line, p.line, [])  # (its definitions)
+        # (The request right after the edit: the definitions of this text are found too.)
         with Timer() as timer:
             plans = runtime.plan_code_actions(path, broken, p.line, p.line, [diagnostic])
         fixes.append(timer.sample)
@@ -140,6 +144,7 @@ def main() -> None:
         f"diagnostics after an edit: {percentiles(after_edit)}; "
         f"{with_errors} of {len(after_edit)} states had syntax errors"
     )
+    print("load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

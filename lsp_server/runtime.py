@@ -298,7 +298,12 @@ class Runtime:
                 elif cached is not None and cached[0] == source:
                     definitions = cached[1]  # the cursor moved, the text did not
                 else:
-                    definitions = file_symbols(path, source, language).definitions
+                    # (from the document's parts: after an edit, only the part edited)
+                    view = parsed or self.syntax.view(path, text, language)
+                    if view is not None:
+                        definitions = view.definitions(path)
+                    else:
+                        definitions = file_symbols(path, source, language).definitions
                     self._definitions = {path: (source, definitions)}
             except Exception:  # a grammar failure costs the refactors, not the fixes
                 log.exception("cannot parse %s for code actions", path)

@@ -22,9 +22,10 @@ from lsprotocol import types
 from pygls.workspace import Workspace
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from context.symbols import file_symbols
 from lsp_server.actions import diagnostics
 from lsp_server.actions.diagnostics import SyntaxTrees, python_cuts, syntax_problems
-from lsp_server.actions.plan import Diagnostic
+from lsp_server.actions.plan import Diagnostic, plan_actions
 from lsp_server.completion.stats import Stats
 from lsp_server.protocol.mirror import LspTextDocument, use_lsp_lines
 from lsp_server.runtime import Runtime
@@ -92,7 +93,17 @@ def test_incremental_parses_agree_with_fresh_ones() -> None:
     rng = random.Random(7)
     text = base
     pieces = ["(", ")", ":", "\n    ", "x", "", "]", "def ", "\n", '"""', "'", "\ndef f("]
-    pieces += ["@d\n", "\\\n", "else:", "#", "{", "\nclass A:\n", "\nasync def g("]
+    pieces += [
+        "@d\n",
+        "\\\n",
+        "else:",
+        "#",
+        "{",
+        "\nclass A:\n",
+        "\nasync def g(",
+        "\n# c\n",
+        "# d\n",
+    ]
     for _ in range(80):
         at = rng.randrange(len(text) + 1)
         if rng.random() < 0.3:
@@ -499,3 +510,27 @@ def test_bad_inputs_change_nothing_and_raise_nothing() -> None:
                 plans = runtime.plan_code_actions(path, text, start, start + 3, given)
                 for plan in plans:
                     assert 0 <= plan.start_line <= plan.end_line < len(lines)
+
+
+def test_definitions_read_part_by_part_are_the_files() -> None:
+    """The definitions the actions are planned with come from the document's parts (after
+    an edit, only the part edited is read again): the same as from the whole text, doc
+    comments included, through edits of a real file; and so are the plans."""
+    runtime = Runtime(Settings(), Stats())
+    text = pathlib.Path(argparse.__file__).read_text()
+    rng = random.Random(9)
+    pieces = ["# note\n", "\n", "y = 1\n", "@decorator\n", "def g():\n    pass\n", "# a\n# b\n"]
+    for step in range(8):
+        tops = [i for i, line in enumerate(text.split("\n")) if line.startswith(("def ", "class "))]
+        row = rng.choice(tops)
+        at = sum(len(line) + 1 for line in text.split("\n")[:row])
+        text = text[:at] + rng.choice(pieces) + text[at:]
+        ast.parse(text)
+        whole = file_symbols("/w/a.py", text.encode(), "python").definitions
+        view = runtime.syntax.view("/w/a.py", text, "python")
+        assert view is not None
+        assert view.definitions("/w/a.py") == list(whole), step
+        for line in [row, row + 1, *(rng.randrange(text.count("\n")) for _ in range(4))]:
+            assert runtime.plan_code_actions("/w/a.py", text, line, line, []) == plan_actions(
+                text, "python", line, line, [], whole
+            )
