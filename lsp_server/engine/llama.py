@@ -717,6 +717,15 @@ class LlamaEngine:
         if not fork:
             self._live = self._seq
         figures.reused_tokens = pos
+        log.debug(
+            "prepare %d tokens in sequence %d (%s, live %s): common prefix %d, from %d",
+            n,
+            self._seq,
+            "background" if fork else "request",
+            self._live,
+            lcp,
+            pos,
+        )
         start = time.perf_counter()
         try:
             saves = {p for p in checkpoints if pos < p < n} if self.hybrid else set()
