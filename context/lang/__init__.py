@@ -134,10 +134,50 @@ class Retrieval:
     ``context.retrieve`` asks these and never a language's name.
     """
 
+    # A folder is a package whose names need no import (Go, Java).
+    package_folder: bool = False
+    # Names from other files come only through imports (Python, JavaScript/TypeScript):
+    # a name near the cursor found only by name elsewhere ranks lower, and names used
+    # farther away are not looked up by name at all.
+    names_need_imports: bool = False
+    # A module re-exports names through its imports (an `__init__.py`, an `index.ts`, a
+    # Rust `pub use`): the fill offers those names too.
+    reexports: bool = False
+    # `#` starts a comment line (not in C and C++, where it starts a directive).
+    hash_comments: bool = True
+
+    @classmethod
+    def in_package(cls, path: str, other: str) -> bool:
+        """Whether `other`, a file of `path`'s folder, is part of its package."""
+        return True
+
+    @classmethod
+    def fill_worthy(cls, name: str) -> bool:
+        """Whether a definition nothing names yet is worth offering (not a C include
+        guard)."""
+        return True
+
     @classmethod
     def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
         """Files in scope beyond the file's own imports, nearest first."""
         return []
+
+    @classmethod
+    def submodule(cls, imp: Import, name: str) -> Import | None:
+        """The import of `name` as a module of its own, when `imp` imports it from a
+        package but no file of the package defines it (Python's `from pkg import mod`)."""
+        return None
+
+    @classmethod
+    def code_paths(cls, line: str) -> list[list[str]]:
+        """Qualified paths written in a line of code (not an import), as segments,
+        resolved like an import of their leading part (Rust's `crate::util::say`)."""
+        return []
+
+    @classmethod
+    def path_import(cls, segments: list[str]) -> Import:
+        """The import that a path's leading `segments` amount to."""
+        return Import(".".join(segments))
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ typedef union unsigned void volatile while define include ifdef ifndef endif eli
 NULL"""
 
 _STATIC_RE = re.compile(rb"\bstatic\b")
+_INCLUDE_GUARD = re.compile(r"_(?:H|HPP|HH|INCLUDED)_*$")
 
 # `.h` is shared by C and C++; these markers in a header's first 8 KB mean C++.
 _CPP_HEADER_MARKERS = re.compile(
@@ -143,13 +144,20 @@ class CResolver(Resolver):
 
 
 class CRetrieval(Retrieval):
-    """The include graph around the file, for C and C++ alike."""
+    """The include graph around the file, for C and C++ alike; `#` starts a directive,
+    not a comment."""
+
+    hash_comments = False
 
     NESTED_DEPTH = 3  # headers included by the file's headers, this many levels down
     MAX_NESTED = 32
     INCLUDER_DEPTH = 2  # files including this one, and the files including those
     MAX_INCLUDERS = 8
     MAX_SCANNED = 60  # files of a folder looked at for an `#include` of this one
+
+    @classmethod
+    def fill_worthy(cls, name: str) -> bool:
+        return _INCLUDE_GUARD.search(name) is None  # `FOO_H_`: a guard, not an API
 
     @classmethod
     def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:

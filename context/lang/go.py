@@ -14,7 +14,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, ResolveHost, Resolver, words
+from context.lang import LanguageSpec, ResolveHost, Resolver, Retrieval, words
 from context.rules import Enclosing, RawImport, RuleContext, Rules, string_content
 from context.types import Import
 
@@ -158,6 +158,17 @@ class GoResolver(Resolver):
         return table
 
 
+class GoRetrieval(Retrieval):
+    """A folder is a package; its test files are not part of the package the code
+    builds."""
+
+    package_folder = True
+
+    @classmethod
+    def in_package(cls, path: str, other: str) -> bool:
+        return path.endswith("_test.go") or not other.endswith("_test.go")
+
+
 SPECS = (
     LanguageSpec(
         "go",
@@ -167,6 +178,7 @@ SPECS = (
         KEYWORDS,
         rules=GoRules,
         resolver=GoResolver,
+        retrieval=GoRetrieval,
         project_files=("go.mod", "go.work"),
         editor_ids=("go",),
     ),

@@ -14,7 +14,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, Resolver, words
+from context.lang import LanguageSpec, Resolver, Retrieval, words
 from context.rules import Enclosing, RawImport, RuleContext, Rules
 from context.types import Import
 
@@ -120,6 +120,12 @@ class JavaResolver(Resolver):
         return out
 
 
+class JavaRetrieval(Retrieval):
+    """A folder is a package: its classes need no import."""
+
+    package_folder = True
+
+
 SPECS = (
     LanguageSpec(
         "java",
@@ -129,6 +135,7 @@ SPECS = (
         KEYWORDS,
         rules=JavaRules,
         resolver=JavaResolver,
+        retrieval=JavaRetrieval,
         editor_ids=("java",),
     ),
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, ResolveHost, Resolver, word_table, words
+from context.lang import LanguageSpec, ResolveHost, Resolver, Retrieval, word_table, words
 from context.rules import (
     Enclosing,
     RawImport,
@@ -436,6 +436,14 @@ def _match_star(pattern: str, spec: str) -> str | None:
     return None
 
 
+class ScriptRetrieval(Retrieval):
+    """Names come through imports; an `index.js` re-exports (JavaScript and
+    TypeScript)."""
+
+    names_need_imports = True
+    reexports = True
+
+
 SPECS = (
     LanguageSpec(
         "javascript",
@@ -448,6 +456,7 @@ SPECS = (
         IMPORT_NODE_TYPES,
         rules=ScriptRules,
         resolver=ScriptResolver,
+        retrieval=ScriptRetrieval,
         project_files=PROJECT_FILES,
         editor_ids=("javascript", "javascriptreact"),
         generated=(".min.js", ".min.mjs", ".bundle.js"),

@@ -21,7 +21,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, ResolveHost, Resolver, words
+from context.lang import LanguageSpec, ResolveHost, Resolver, Retrieval, words
 from context.rules import (
     NAME_RE,
     RAW_DOC_CHARS,
@@ -274,6 +274,20 @@ class PythonResolver(Resolver):
         return table
 
 
+class PythonRetrieval(Retrieval):
+    """Names come through imports; an `__init__.py` re-exports; `from pkg import mod`
+    may bind a module."""
+
+    names_need_imports = True
+    reexports = True
+
+    @classmethod
+    def submodule(cls, imp: Import, name: str) -> Import | None:
+        module = imp.module
+        joined = module + name if not module or module.endswith(".") else f"{module}.{name}"
+        return Import(module=joined, line=imp.line)
+
+
 SPECS = (
     LanguageSpec(
         "python",
@@ -286,6 +300,7 @@ SPECS = (
         hint_indented_only=True,
         rules=PythonRules,
         resolver=PythonResolver,
+        retrieval=PythonRetrieval,
         editor_ids=("python",),
         skeleton_parse=True,
     ),

@@ -162,6 +162,9 @@ def _from_inline(module: str, inline: list[str]) -> str:
     )
 
 
+_PATH = re.compile(r"\b[A-Za-z_]\w*(?:::[A-Za-z_]\w*)+")
+
+
 def _flatten_use(
     ctx: RuleContext, node: Node, prefix: str, out: list[tuple[str, str, str]]
 ) -> None:
@@ -363,8 +366,22 @@ def _rust_child_dir(path: str, src: str | None) -> str:
 
 
 class RustRetrieval(Retrieval):
-    """Tests, examples and benches of a crate use it as a whole, by its name: its root
-    and the modules the root declares are in scope, as a package imported whole."""
+    """Paths in code (`crate::util::say`, `super::Outcome`, `other_crate::Type::new`)
+    resolve like a `use`; `pub use` re-exports. Tests, examples and benches of a crate
+    use it as a whole, by its name: its root and the modules the root declares are in
+    scope, as a package imported whole."""
+
+    reexports = True
+
+    @classmethod
+    def code_paths(cls, line: str) -> list[list[str]]:
+        if "::" not in line or line.lstrip().startswith(("use ", "pub use ")):
+            return []  # imports are resolved as such
+        return [path.split("::") for path in _PATH.findall(line)]
+
+    @classmethod
+    def path_import(cls, segments: list[str]) -> Import:
+        return Import("::".join(segments), kind="use")
 
     MAX_MODULES = 40
 

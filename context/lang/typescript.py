@@ -14,6 +14,7 @@ from context.lang.javascript import (
     PROJECT_FILES,
     WORDS,
     ScriptResolver,
+    ScriptRetrieval,
     ScriptRules,
 )
 from context.lang.javascript import QUERY as JS_QUERY
@@ -73,6 +74,7 @@ SPECS = (
         IMPORT_NODE_TYPES,
         rules=ScriptRules,
         resolver=ScriptResolver,
+        retrieval=ScriptRetrieval,
         project_files=PROJECT_FILES,
         editor_ids=("typescript",),
     ),
@@ -87,6 +89,7 @@ SPECS = (
         IMPORT_NODE_TYPES,
         rules=ScriptRules,
         resolver=ScriptResolver,
+        retrieval=ScriptRetrieval,
         project_files=PROJECT_FILES,
         editor_ids=("typescriptreact",),
     ),

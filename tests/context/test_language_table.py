@@ -99,3 +99,25 @@ def test_fence_tags_come_from_the_same_table() -> None:
 
 def test_project_files_are_those_the_resolvers_read() -> None:
     assert {"go.mod", "Cargo.toml", "tsconfig.json", "package.json"} <= languages.PROJECT_FILES
+
+
+def test_retrieval_names_no_language() -> None:
+    """What retrieval does differently per language is in the language's file
+    (`LanguageSpec.retrieval`): context/retrieve.py has no branch on a language's name,
+    extension or file naming convention in its code."""
+    import ast
+    import inspect
+
+    import context.retrieve
+
+    tree = ast.parse(inspect.getsource(context.retrieve))
+    names = set(languages.LANGUAGES) | set(languages.EXTENSIONS)
+    names |= {"_test.go", "lib.rs", "__init__.py", "Cargo.toml", "go.mod"}
+    found = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and (node.value in names or any(node.value.endswith(n) for n in ("_test.go", ".rs")))
+    ]
+    assert found == []
