@@ -12,12 +12,15 @@ from __future__ import annotations
 import pathlib
 import threading
 import time
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from context.sticky import APPEND_CAP
 from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
 from lsp_server.completion.stats import Stats
+from lsp_server.engine.client import ClientInfo, EngineClient
 from lsp_server.engine.llama import LlamaEngine
 from lsp_server.engine.types import Cancelled, EngineConfig, Prompt
 from lsp_server.engine.worker import EngineWorker, Priority
@@ -251,3 +254,50 @@ def test_a_refresh_never_delays_a_request(qwen35_model, workspace):
     finally:
         worker.shutdown()
         engine.close()
+
+
+def test_a_jump_is_cheap_through_the_engine_process(qwen35_model, workspace):
+    """The server's default: llama.cpp in the engine process (`engine/service.py`), reached
+    over its socket. The refresh (a warm job there, forked into the second sequence) and
+    the jumps after it reuse the whole stable part as in-process, and each suggestion is a
+    fresh in-process engine's for the same prompt."""
+    ctx, s, main, text = workspace
+    config = EngineConfig(
+        str(qwen35_model), n_ctx=16384, n_threads=1, slots=2, checkpoint_bytes=64 << 20
+    )
+    client = EngineClient.attach(config, shared=False, client=ClientInfo("test_jump"))
+    local = LlamaEngine(EngineConfig(str(qwen35_model), n_ctx=16384, n_threads=1, slots=1))
+    try:
+        completer = Completer(client, s, context=ctx.provider(), stats=Stats())
+        # fresh_suggestion asks the completer's engine for the prompt's tokens: the local one.
+        as_local = cast(
+            Completer,
+            SimpleNamespace(
+                window=completer.window,
+                build=completer.build,
+                settings=completer.settings,
+                engine=local,
+            ),
+        )
+        warm = completer.warm(request(main, text, 0, 0))  # (the server does it on didOpen)
+        assert warm.evaluated_tokens > 1000
+        for line in (250, 40, 300, 45):
+            req = request(main, text, line)
+            prompt = completer.build(req)
+            result = completer.complete(req)
+            assert result.outcome != "cache"
+            tokens = local.tokenize_prompt(prompt).tokens
+            stable = stable_tokens(local, prompt)
+            if not appended_count(prompt):
+                assert result.figures.reused_tokens >= stable, (line, result.figures)
+            assert result.figures.evaluated_tokens <= len(tokens) - stable + APPEND_CAP + 64, (
+                line,
+                result.figures,
+            )
+            assert result.schedule is not None
+            want = fresh_suggestion(qwen35_model, as_local, req, tokens, result.schedule)
+            assert (result.suggestion.text if result.suggestion else None) == want
+        assert client.describe()["engineProcess"]["connected"]
+    finally:
+        local.close()
+        client.close()
