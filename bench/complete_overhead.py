@@ -4,9 +4,12 @@ On a real 2,000-line file (Django's django/db/models/expressions.py, fetched fro
 runs completions at many positions through the same code path as the server
 (`Completer.complete`: cursor window, prompt building, tokenization, engine, post-
 processing) on a tiny model, and splits each request's wall time into the time inside
-`llama_decode` and everything else. Prints p50/p95 of both, and the total.
+`llama_decode` and everything else. Prints p50/p95 of both, and the total. The default
+model is the tiny `qwen35` on Qwen3.6's real vocabulary (`bench/_models.py`): prompt
+lengths and tokenization cost are the real model's; `--model qwen35|qwen2` use the
+byte-level test vocabulary of older figures.
 
-    python bench/complete_overhead.py [--requests 200] [--model qwen2|qwen35]
+    python bench/complete_overhead.py [--requests 200] [--model real|qwen2|qwen35]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _sources  # noqa: E402
+from _models import bench_model  # noqa: E402
 
 from lsp_server.completion.service import Completer, CompletionRequest  # noqa: E402
 from lsp_server.engine import llama as engine_module  # noqa: E402
@@ -61,7 +65,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--model", choices=["qwen2", "qwen35"], default="qwen35")
+    parser.add_argument("--model", choices=["real", "qwen2", "qwen35"], default="real")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -69,13 +73,17 @@ def main() -> int:
     path = root / FILE
     text = path.read_text()
     lines = text.split("\n")
-    model = cached_model(args.model, pathlib.Path(tempfile.gettempdir()) / "qwen-lsp-bench-models")
+    model = (
+        bench_model()
+        if args.model == "real"
+        else cached_model(args.model, pathlib.Path(tempfile.gettempdir()) / "qwen-lsp-bench-models")
+    )
     clock = DecodeClock()
     engine_module.llama_cpp.llama_decode = clock  # type: ignore[attr-defined]
 
     settings = Settings()
     settings.completion.max_tokens = 16
-    engine = LlamaEngine(EngineConfig(model_path=str(model), n_ctx=16384, n_threads=2))
+    engine = LlamaEngine(EngineConfig(model_path=str(model), n_ctx=16384, n_threads=1))
     completer = Completer(engine, settings)
     rng = random.Random(args.seed)
     positions = [
@@ -85,6 +93,7 @@ def main() -> int:
     totals: list[float] = []
     outside: list[float] = []
     evaluated: list[int] = []
+    prompts: list[int] = []
     for line, col in positions:
         request = CompletionRequest(
             path=str(path),
@@ -101,13 +110,15 @@ def main() -> int:
         totals.append(total)
         outside.append(total - clock.seconds * 1000)
         evaluated.append(result.figures.evaluated_tokens)
+        prompts.append(result.figures.prompt_tokens)
     engine.close()
 
     print(
         f"file: {FILE} ({len(lines)} lines), model: tiny {args.model}, {len(positions)} requests at sorted random line ends"
     )
     print(
-        f"tokens evaluated per request: mean {statistics.mean(evaluated):.0f} (the cursor jumps: most of each prompt is new)"
+        f"tokens evaluated per request: mean {statistics.mean(evaluated):.0f} of "
+        f"{statistics.mean(prompts):.0f} in the prompt (the cursor jumps: most of each prompt is new)"
     )
     print(f"{'':22}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, values in (("total per request", totals), ("outside llama_decode", outside)):

@@ -1,14 +1,15 @@
 """A scripted typing session: what a keystroke costs with checkpoints, against Llama.create_completion.
 
 On Django's source (fetched from PyPI), with the multi-file context on, on the tiny hybrid
-`qwen35` model: type 300 characters of real code line by line with a completion request
+`qwen35` model on Qwen3.6's real vocabulary (`bench/_models.py`; `--model qwen35` for the
+byte-level test vocabulary of older figures): type 300 characters of real code line by line with a completion request
 after each keystroke, a few backspaces, one edit 30 lines above the cursor, one switch to
 another file and back. Per request: prompt tokens and tokens evaluated (mean, p95, max),
 checkpoint hits and misses, suggestion-cache hits. The baseline runs the same prompts
 through llama-cpp-python's `Llama.create_completion` in the same run (a sample of them at
 large budgets, where each one is a full prefill), and the wall-time ratio is printed.
 
-    python bench/typing_session.py [--budgets 16384 65536] [--baseline-every 10]
+    python bench/typing_session.py [--budgets 16384 65536] [--baseline-every 10] [--model qwen35]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _sources  # noqa: E402
 import llama_cpp  # noqa: E402
+from _models import CHECKPOINTS_KEPT, bench_model, checkpoint_size  # noqa: E402
 
 from lsp_server.completion.service import Completer, CompletionRequest  # noqa: E402
 from lsp_server.engine.llama import LlamaEngine  # noqa: E402
@@ -139,8 +141,16 @@ def run_budget(
     t0 = time.perf_counter()
     summary = workspace.build()
     index_s = time.perf_counter() - t0
+    # One thread: two wait on each other at every barrier on a shared two-core machine.
     engine = LlamaEngine(
-        EngineConfig(model_path=str(model), n_ctx=n_ctx, n_threads=2, slots=2, n_batch=512)
+        EngineConfig(
+            model_path=str(model),
+            n_ctx=n_ctx,
+            n_threads=1,
+            slots=2,
+            n_batch=512,
+            checkpoint_bytes=CHECKPOINTS_KEPT * checkpoint_size(model),
+        )
     )
     completer = Completer(engine, settings, context=workspace.provider())
     steps = script(root)
@@ -191,7 +201,7 @@ def run_budget(
     import llama_cpp.llama as high  # noqa: E402
 
     high.llama_cpp.llama_decode = counter  # type: ignore[attr-defined]
-    llm = llama_cpp.Llama(str(model), n_ctx=n_ctx // 2, n_threads=2, n_batch=512, verbose=False)
+    llm = llama_cpp.Llama(str(model), n_ctx=n_ctx // 2, n_threads=1, n_batch=512, verbose=False)
     base_rows = []
     for index in range(0, len(prompts), baseline_every):
         counter.tokens = 0
@@ -272,9 +282,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[16384, 65536])
     parser.add_argument("--baseline-every", type=int, default=10)
+    parser.add_argument(
+        "--model",
+        choices=["real", "qwen35"],
+        default="real",
+        help="real: Qwen3.6's vocabulary (real tokens); qwen35: the byte-level test model",
+    )
     args = parser.parse_args()
     root = _sources.django()
-    model = cached_model("qwen35", pathlib.Path(tempfile.gettempdir()) / "qwen-lsp-bench-models")
+    model = (
+        bench_model()
+        if args.model == "real"
+        else cached_model("qwen35", pathlib.Path(tempfile.gettempdir()) / "qwen-lsp-bench-models")
+    )
     cache_dir = str(pathlib.Path(__file__).resolve().parent / ".cache" / "index")
     for budget in args.budgets:
         report(run_budget(root, model, budget, args.baseline_every, cache_dir))
