@@ -81,7 +81,7 @@ class ModelSettings:
     backend: Backend = "local"  # local: in-process llama.cpp; openai: a serving engine
     path: str = ""
     n_gpu_layers: Annotated[int, Range(-1)] = -1
-    context_size: Annotated[int, Range(256, 1 << 20)] = 32768
+    context_size: Annotated[int, Range(256, 1 << 20)] = 49152
     flash_attention: FlashAttention = "auto"
     kv_cache_type: KvCacheType = "f16"
     threads: Annotated[int, Range(0, 1024)] = 0

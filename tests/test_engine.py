@@ -310,3 +310,27 @@ def test_background_work_never_takes_the_sequence_the_last_request_used(
     again = engine.generate(live, max_tokens=4)
     assert again.figures.reused_tokens >= len(stable), again.figures
     assert again.tokens == first.tokens
+
+
+def test_background_work_that_does_not_fit_beside_the_live_sequence_gives_way(
+    engine_factory, qwen35_model, caplog
+):
+    """When the KV cache cannot hold a refresh beside the prompt requests use, the refresh
+    is given up (once said in the log with the setting that makes room); it never drops
+    the requests' sequence, which llama.cpp's full cache used to make the engine do."""
+    import logging
+
+    engine = engine_factory(qwen35_model, slots=2, n_ctx=1024, n_batch=64)
+    rng = np.random.default_rng(7)
+    live = [int(t) for t in rng.integers(30, 250, 600)] + [65, 66, 67]
+    first = engine.generate(live, checkpoints=[600], max_tokens=4)
+    other = [int(t) for t in rng.integers(30, 250, 600)]
+    with caplog.at_level(logging.INFO, logger="lsp_server.engine.llama"):
+        with pytest.raises(Cancelled):
+            engine.prepare(other, [len(other)], save_end=True, fork=True)
+        with pytest.raises(Cancelled):
+            engine.prepare(other, [len(other)], save_end=True, fork=True)
+    assert sum("model.contextSize" in r.getMessage() for r in caplog.records) == 1
+    again = engine.generate(live, max_tokens=4)
+    assert again.figures.reused_tokens >= 600, again.figures
+    assert again.tokens == first.tokens

@@ -37,7 +37,7 @@ def test_defaults() -> None:
     assert result.errors == []
     s = result.settings
     assert s == Settings()
-    assert (s.model.path, s.model.n_gpu_layers, s.model.context_size) == ("", -1, 32768)
+    assert (s.model.path, s.model.n_gpu_layers, s.model.context_size) == ("", -1, 49152)
     assert (s.model.flash_attention, s.model.kv_cache_type) == ("auto", "f16")
     assert (s.model.threads, s.model.batch_size) == (0, 512)
     c = s.completion
@@ -141,7 +141,7 @@ def test_invalid_value_does_not_stop_the_valid_ones() -> None:
     )
     assert len(result.errors) == 3
     s = result.settings
-    assert s.model.path == "m.gguf" and s.model.context_size == 32768
+    assert s.model.path == "m.gguf" and s.model.context_size == 49152
     assert s.completion.max_tokens == 128 and s.completion.multiline == "auto"
     assert s.completion.suffix_lines == 10
     assert s.engine.prefetch is False

@@ -211,6 +211,8 @@ class LlamaEngine:
         # The sequence the last request (not background work) used: background work never
         # rolls it back or clears it (a request preempting that work resumes from it).
         self._live: int | None = None
+        self._protected: int | None = None  # the live sequence while background work runs
+        self._said_no_room = False
         self._stop_ids, self.newline_tokens = self._scan_vocab()
         # Segment texts repeat from one keystroke to the next: tokenize each once.
         self._segment_tokens: LRUCache[tuple[str, tuple[str, ...]], tuple[int, ...]] = LRUCache(
@@ -644,8 +646,13 @@ class LlamaEngine:
         self._fill_batch(tokens, start)
         rc = llama_cpp.llama_decode(self._ctx, batch)
         while rc == 1:
-            # No room in the shared KV cache: the least recently used other sequence goes.
-            others = [s for s in self._used if s != self._seq and len(self._seqs[s])]
+            # No room in the shared KV cache: the least recently used other sequence goes,
+            # never the one requests use while background work runs.
+            others = [
+                s
+                for s in self._used
+                if s != self._seq and s != self._protected and len(self._seqs[s])
+            ]
             if not others:
                 break
             log.debug(
@@ -658,6 +665,8 @@ class LlamaEngine:
         if rc != 0:
             # The sequence may hold a partial batch now: start it clean next time.
             self._clear_seq(self._seq)
+            if rc == 1 and self._protected is not None:
+                self._no_room()
             if rc == 1:
                 raise EngineError(
                     "the context is full (raise model.contextSize or lower context.budgetTokens)"
@@ -700,6 +709,7 @@ class LlamaEngine:
         figures.prompt_tokens = n
         self._seq = self._choose_seq(tokens)
         lcp = _lcp(self._tokens, tokens)
+        forked = False
         if (
             fork
             and self.hybrid
@@ -710,12 +720,18 @@ class LlamaEngine:
             # Background work that would roll back the sequence a request is about to use
             # (a refreshed snapshot differs inside the stable part): work in another one.
             pos = self._fork(tokens, min(lcp, n - 1), figures)
+            forked = True
         else:
             # At least the last prompt token is evaluated: its logits start generation.
             # (Background work lands here only in a sequence no request is using.)
             pos = self._restore(tokens, min(lcp, n - 1), figures)
         if not fork:
             self._live = self._seq
+        elif self._live is not None and self._seq != self._live:
+            # Background work beside the requests' sequence: it must fit beside it.
+            own = n if pos == 0 or not forked else n - pos
+            if len(self._seqs[self._live]) + own > self.n_ctx:
+                self._no_room()
         figures.reused_tokens = pos
         log.debug(
             "prepare %d tokens in sequence %d (%s, live %s): common prefix %d, from %d",
@@ -727,6 +743,7 @@ class LlamaEngine:
             pos,
         )
         start = time.perf_counter()
+        self._protected = self._live if fork and self._live != self._seq else None
         try:
             saves = {p for p in checkpoints if pos < p < n} if self.hybrid else set()
             if save_end and self.hybrid:
@@ -743,8 +760,22 @@ class LlamaEngine:
                 if stop in saves:
                     self._save_checkpoint(figures)
         finally:
+            self._protected = None
             figures.prefill_ms += (time.perf_counter() - start) * 1000
         return figures
+
+    def _no_room(self) -> None:
+        """Background work does not fit beside the requests' sequence: it is given up
+        (never that sequence), and the user is told once what would make room."""
+        if not self._said_no_room:
+            self._said_no_room = True
+            log.info(
+                "the context (model.contextSize %d) holds no second prompt beside the one "
+                "requests use: the snapshot of a file is not refreshed in the background "
+                "(raise model.contextSize to twice the prompt, or lower context.budgetTokens)",
+                self.n_ctx,
+            )
+        raise Cancelled("no room beside the requests' prompt")
 
     def logits(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
