@@ -16,7 +16,7 @@ needed: the list of actions is planned without it):
 Prints p50/p95 of each, in milliseconds of wall time and of the thread's CPU time, and
 the load average before and after.
 
-    python bench/actions_bench.py [--requests 200]
+    python bench/actions_bench.py [--requests 200] [--file django/db/models/query.py --lines 0]
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ FILE = "django/db/models/expressions.py"
 LINES = 2000
 
 
-def two_thousand_lines() -> str:
-    text = (_sources.django() / FILE).read_text()
-    lines = text.split("\n")[:LINES]
+def two_thousand_lines(name: str = FILE, count: int = LINES) -> str:
+    text = (_sources.django() / name).read_text()
+    if not count or text.count("\n") <= count:
+        return text
+    lines = text.split("\n")[:count]
     while lines and (not lines[-1] or lines[-1][0] in " \t)]}"):
         lines.pop()  # end before a top-level statement's middle
     while lines and not (lines[-1] and lines[-1][0] not in " \t#@"):
@@ -80,13 +82,15 @@ class Timer:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--file", default=FILE, help="another file of Django 5.1")
+    parser.add_argument("--lines", type=int, default=LINES, help="0: the whole file")
     args = parser.parse_args()
-    text = two_thousand_lines()
-    path = str(pathlib.Path("/bench") / FILE)
+    text = two_thousand_lines(args.file, args.lines)
+    path = str(pathlib.Path("/bench") / args.file)
     runtime = Runtime(Settings(), Stats())
     rng = random.Random(1)
     lines = text.split("\n")
-    print(f"{FILE}: {len(lines) - 1} lines, {len(text)} bytes")
+    print(f"{args.file}: {len(lines) - 1} lines, {len(text)} bytes")
     print("load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
     # Listing at cursor moves (the first one parses the file; not counted).
