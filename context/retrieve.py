@@ -1053,7 +1053,38 @@ def definition_snippets(
     form, or as the skeleton alone past `MAX_FUNCTION_LINES`. Larger classes come as
     their skeleton (the caller adds member signatures for an outline). A `member` of
     such an outline always has its signature as the cheaper form, with a short doc.
+
+    The forms of another file's definition are kept while its lines are (the same few
+    definitions come back at every keystroke); only score and reason are per request.
     """
+    if source == "current":
+        return _definition_forms(definition, lines, score, reason, source, member)
+    key = (definition, member, source)
+    with _LINES_LOCK:
+        hit = _FORMS_CACHE.get(key)
+    if hit is None or hit[0] is not lines:
+        forms = _definition_forms(definition, lines, 0.0, "", source, member)
+        with _LINES_LOCK:
+            _FORMS_CACHE[key] = (lines, forms)  # `lines` keeps the identity check valid
+            while len(_FORMS_CACHE) > _FORMS_CACHE_SIZE:
+                del _FORMS_CACHE[next(iter(_FORMS_CACHE))]
+    else:
+        forms = hit[1]
+    return [replace(f, score=score, reason=reason) for f in forms]
+
+
+_FORMS_CACHE: dict[tuple[Definition, bool, str], tuple[list[str], list[Snippet]]] = {}
+_FORMS_CACHE_SIZE = 4096
+
+
+def _definition_forms(
+    definition: Definition,
+    lines: list[str],
+    score: float,
+    reason: str,
+    source: str,
+    member: bool,
+) -> list[Snippet]:
     n = len(lines)
     if n == 0 or definition.start_line >= n:
         return []
