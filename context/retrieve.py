@@ -55,6 +55,14 @@ from context.languages import spec as language_spec
 from context.pack import pack
 from context.recent import RecentActivity
 from context.similar import SimilarWindows
+from context.snippets import (
+    CLASS_KINDS,
+    MAX_CLASS_LINES,
+    definition_snippets,
+    file_lines,
+    make_snippet,
+    with_source,
+)
 from context.tokens import TokenCounter, estimate_tokens
 from context.types import (
     CALLABLE_KINDS,
@@ -110,13 +118,8 @@ NEAR_AFTER = 3
 # Of a long line (minified code, a JSON dump), only this many characters around the
 # cursor's column count as near: a regex over a 3 MB line took 0.2 s per keystroke.
 NEAR_CHARS = 2000
-SMALL_DEFINITION_LINES = 12  # at most this long: always whole, no skeleton
-MAX_FUNCTION_LINES = 150  # longer functions are only ever shown as skeletons
-MAX_CLASS_LINES = 60  # longer classes become an outline: skeleton + member signatures
 MAX_MEMBERS = 40
 NEAR_MEMBERS_FIRST = 8  # members of a class used near the cursor scored as high as it
-MAX_DOC_LINES = 12  # a longer docstring stays out of the skeleton
-MAX_MEMBER_DOC_LINES = 4  # the same in class outlines, which list many members
 MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous to follow
 # Names used elsewhere in this file are looked for this far from the cursor (a bound on
 # the work per keystroke in a long file); the nearest use orders them.
@@ -133,7 +136,6 @@ RECENT_CONTEXT = 3  # lines around a recent edit
 MAX_RECENT_LINES = 60
 SIMILAR_QUERY_LINES = 40
 
-CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "type"})
 _LOOKUP_KINDS = frozenset(
     {"function", "method", "class", "interface", "struct", "enum", "type", "constant", "trait"}
 )
@@ -142,11 +144,6 @@ _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 # attribute of some object whose type retrieval cannot know.
 _BARE = re.compile(r"(?<![\w$.])(?<!::)(?<!->)(?<!\.\s)[A-Za-z_$][\w$]*")
 _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\s*(?:\.|::)\s*[A-Za-z_$][\w$]*)+")
-# A definition's own closing line (brace languages, Lua's `end`); Python's closing
-# parentheses belong to statements, not to the definition.
-_CLOSER = re.compile(r"^\s*(?:[)\]]*\}[)\]]*[;,]?|end\)?)\s*$")
-_DOC_START = re.compile(r'^\s*[rRbBuUfF]{0,2}("""|\'\'\')')
-_COMMENT = ("//", "/*", "*", "#", "--", "///", "*/", "<!--")
 
 
 def gather_context(
@@ -250,7 +247,7 @@ def collect_candidates(
         # stable ones so an edit there does not invalidate the whole prompt.
         edited = recent.edited_paths(exclude_path=path)
         out = [
-            _with_source(c, "recent") if c.source == "definition" and c.path in edited else c
+            with_source(c, "recent") if c.source == "definition" and c.path in edited else c
             for c in out
         ]
     return out
@@ -320,7 +317,7 @@ class _Request:
             return self.lines
         # Once per request: reading a file back checks it on disk each time.
         if path not in self._lines:
-            self._lines[path] = _file_lines(self.index, path)
+            self._lines[path] = file_lines(self.index.text, path)
         return self._lines[path]
 
     def offer(self, snippet: Snippet) -> None:
@@ -579,7 +576,7 @@ class _Request:
         if fs is not None and fs.imports:
             import_lines = sorted({imp.line for imp in fs.imports if imp.line < len(self.lines)})
             for start, end in _runs(import_lines):
-                snippet = _make_snippet(
+                snippet = make_snippet(
                     self.path,
                     self.lines,
                     start,
@@ -1002,7 +999,7 @@ class _Request:
             end = min(len(lines) - 1, region.end_line + pad, start + MAX_RECENT_LINES - 1)
             base = RECENT_EDIT if region.kind == "edit" else RECENT_VIEW
             reason = "recently edited" if region.kind == "edit" else "recently viewed"
-            snippet = _make_snippet(
+            snippet = make_snippet(
                 region.path, lines, start, end, base - rank * 0.1, reason, "recent"
             )
             if snippet is not None:
@@ -1021,7 +1018,7 @@ class _Request:
             if lines is None:
                 continue
             end = min(hit.end_line, len(lines) - 1)
-            snippet = _make_snippet(
+            snippet = make_snippet(
                 hit.path,
                 lines,
                 hit.start_line,
@@ -1032,174 +1029,6 @@ class _Request:
             )
             if snippet is not None:
                 self.offer(snippet)
-
-
-# -- definitions as snippets -----------------------------------------------------
-
-
-def definition_snippets(
-    definition: Definition,
-    lines: list[str],
-    score: float,
-    reason: str,
-    source: str = "definition",
-    *,
-    member: bool = False,
-) -> list[Snippet]:
-    """The candidate snippets for one definition.
-
-    Small definitions come whole. Larger functions come whole with a skeleton
-    (decorators/leading comment, signature, docstring, closing line) as the cheaper
-    form, or as the skeleton alone past `MAX_FUNCTION_LINES`. Larger classes come as
-    their skeleton (the caller adds member signatures for an outline). A `member` of
-    such an outline always has its signature as the cheaper form, with a short doc.
-
-    The forms of another file's definition are kept while its lines are (the same few
-    definitions come back at every keystroke); only score and reason are per request.
-    """
-    if source == "current":
-        return _definition_forms(definition, lines, score, reason, source, member)
-    key = (definition, member, source)
-    with _LINES_LOCK:
-        hit = _FORMS_CACHE.get(key)
-    if hit is None or hit[0] is not lines:
-        forms = _definition_forms(definition, lines, 0.0, "", source, member)
-        with _LINES_LOCK:
-            _FORMS_CACHE[key] = (lines, forms)  # `lines` keeps the identity check valid
-            while len(_FORMS_CACHE) > _FORMS_CACHE_SIZE:
-                del _FORMS_CACHE[next(iter(_FORMS_CACHE))]
-    else:
-        forms = hit[1]
-    return [replace(f, score=score, reason=reason) for f in forms]
-
-
-_FORMS_CACHE: dict[tuple[Definition, bool, str], tuple[list[str], list[Snippet]]] = {}
-_FORMS_CACHE_SIZE = 4096
-
-
-def _definition_forms(
-    definition: Definition,
-    lines: list[str],
-    score: float,
-    reason: str,
-    source: str,
-    member: bool,
-) -> list[Snippet]:
-    n = len(lines)
-    if n == 0 or definition.start_line >= n:
-        return []
-    head = _head_line(lines, definition)
-    end = min(definition.end_line, n - 1)
-    sig_end = max(head, min(definition.signature_end_line, end))
-    doc_end = _doc_end(lines, sig_end, end)
-    max_doc = MAX_MEMBER_DOC_LINES if member else MAX_DOC_LINES
-    skeleton_end = doc_end if doc_end is not None and doc_end - sig_end <= max_doc else sig_end
-    size = end - head + 1
-    is_class = definition.kind in CLASS_KINDS
-    if member and skeleton_end < end and size <= MAX_FUNCTION_LINES:
-        whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
-        return [_with_skeleton(whole, lines, head, skeleton_end, end)] if whole else []
-    if size <= SMALL_DEFINITION_LINES or (is_class and size <= MAX_CLASS_LINES):
-        whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
-        if whole is None:
-            return []
-        if size <= SMALL_DEFINITION_LINES:
-            return [whole]
-        return [_with_skeleton(whole, lines, head, skeleton_end, end)]
-    if is_class or size > MAX_FUNCTION_LINES:
-        # Only the skeleton; an outline's members are separate candidates.
-        top = _make_snippet(definition.path, lines, head, skeleton_end, score, reason, source)
-        return [top] if top is not None else []
-    whole = _make_snippet(definition.path, lines, head, end, score, reason, source)
-    if whole is None:
-        return []
-    return [_with_skeleton(whole, lines, head, skeleton_end, end)]
-
-
-def _with_skeleton(
-    whole: Snippet, lines: list[str], head: int, skeleton_end: int, end: int
-) -> Snippet:
-    pieces = [_make_snippet(whole.path, lines, head, skeleton_end, 0.0, "", whole.source)]
-    if end > skeleton_end + 1 and _CLOSER.match(lines[end]):
-        pieces.append(_make_snippet(whole.path, lines, end, end, 0.0, "", whole.source))
-    skeleton = tuple(p for p in pieces if p is not None)
-    return Snippet(
-        whole.path,
-        whole.start_line,
-        whole.end_line,
-        whole.text,
-        whole.reason,
-        whole.score,
-        source=whole.source,
-        skeleton=skeleton,
-    )
-
-
-def _head_line(lines: list[str], definition: Definition) -> int:
-    """First line to show: decorators and the leading comment belong to a definition."""
-    head = min(definition.start_line, len(lines) - 1)
-    i = head - 1
-    while i >= 0 and head - i <= 30:
-        stripped = lines[i].strip()
-        if stripped.startswith("@") or (stripped.startswith(_COMMENT) and stripped):
-            head = i
-            i -= 1
-            continue
-        break
-    return head
-
-
-def _doc_end(lines: list[str], sig_end: int, end: int) -> int | None:
-    """Last line of a Python docstring right after the signature, if there is one."""
-    i = sig_end + 1
-    while i <= end and not lines[i].strip():
-        i += 1
-    if i > end:
-        return None
-    match = _DOC_START.match(lines[i])
-    if match is None:
-        return None
-    quote = match.group(1)
-    rest = lines[i][match.end() :]
-    if quote in rest:
-        return i
-    for j in range(i + 1, min(end, i + 200) + 1):
-        if quote in lines[j]:
-            return j
-    return None
-
-
-def _make_snippet(
-    path: str,
-    lines: list[str],
-    start: int,
-    end: int,
-    score: float,
-    reason: str,
-    source: str,
-) -> Snippet | None:
-    start = max(0, start)
-    end = min(end, len(lines) - 1)
-    if end < start:
-        return None
-    body = "\n".join(line.rstrip("\r") for line in lines[start : end + 1])
-    if not body.strip():
-        return None
-    return Snippet(path, start, end, body, reason, score, source=source)
-
-
-def _with_source(snippet: Snippet, source: str) -> Snippet:
-    return Snippet(
-        snippet.path,
-        snippet.start_line,
-        snippet.end_line,
-        snippet.text,
-        snippet.reason,
-        snippet.score,
-        snippet.tokens,
-        source,
-        tuple(_with_source(p, source) for p in snippet.skeleton),
-    )
 
 
 # -- small helpers ---------------------------------------------------------------
@@ -1370,31 +1199,3 @@ def _normalise(path: str) -> str:
     # The index keys files by realpath (documents that are no file too: an untitled
     # buffer's or a notebook cell's URI); a symlinked workspace must still match.
     return os.path.realpath(path)
-
-
-# File texts split into lines, reused while the text is unchanged: the same few
-# definition files are read on every keystroke.
-_LINES_LOCK = threading.Lock()
-_LINES_CACHE: dict[str, tuple[str, list[str]]] = {}
-_LINES_CACHE_SIZE = 256
-
-
-def _file_lines(index: IndexLike, path: str) -> list[str] | None:
-    try:
-        text = index.text(path)
-    except OSError:
-        return None
-    if text is None:
-        return None
-    with _LINES_LOCK:
-        hit = _LINES_CACHE.get(path)
-        if hit is not None and hit[0] == text:
-            _LINES_CACHE[path] = _LINES_CACHE.pop(path)  # most recently used last
-            return hit[1]
-    lines = text.split("\n")
-    with _LINES_LOCK:
-        _LINES_CACHE.pop(path, None)
-        _LINES_CACHE[path] = (text, lines)
-        while len(_LINES_CACHE) > _LINES_CACHE_SIZE:
-            del _LINES_CACHE[next(iter(_LINES_CACHE))]
-    return lines
