@@ -38,17 +38,16 @@ change the context on every keystroke).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from context.fill import NOT_REFERABLE, FileTopic, Popularity, fill_offers, folder_popularity
 from context.lang import FillSource, Retrieval
 from context.languages import language_for_path
 from context.languages import spec as language_spec
@@ -80,7 +79,6 @@ log = logging.getLogger(__name__)
 _PACKAGE_CACHE: dict[
     str, tuple[tuple[int, ...], list[FileSymbols], dict[str, list[Definition]]]
 ] = {}
-_POPULAR_CACHE: dict[str, tuple[tuple[int, ...], list[FileSymbols], dict[str, int]]] = {}
 _PACKAGE_LOCK = threading.Lock()
 
 
@@ -131,7 +129,6 @@ MAX_PACKAGE_FILES = 400  # files of a Go/Java package whose names are looked at
 # most `MAX_FILL` (beyond that, similar code is worth more than one more signature).
 FILL_PER_1K = 16
 MAX_FILL = 64
-_NOT_REFERABLE = frozenset({"impl", "module"})
 RECENT_CONTEXT = 3  # lines around a recent edit
 MAX_RECENT_LINES = 60
 SIMILAR_QUERY_LINES = 40
@@ -254,17 +251,6 @@ def collect_candidates(
 
 
 # -- one request -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Popularity:
-    """Uses of a name by the files of the folder, the current file counted twice."""
-
-    neighbours: dict[str, int]
-    own: frozenset[str]
-
-    def get(self, name: str, default: int = 0) -> int:
-        return self.neighbours.get(name, default) + (2 if name in self.own else 0)
 
 
 @dataclass
@@ -877,7 +863,7 @@ class _Request:
         out: dict[str, list[Definition]] = {}
         for other in members:
             for d in other.definitions:
-                if not d.parent and d.kind not in _NOT_REFERABLE:
+                if not d.parent and d.kind not in NOT_REFERABLE:
                     out.setdefault(d.name, []).append(d)
         with _PACKAGE_LOCK:
             _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
@@ -885,26 +871,11 @@ class _Request:
                 _PACKAGE_CACHE.pop(next(iter(_PACKAGE_CACHE)))
         return out
 
-    def popularity(self, fs: FileSymbols) -> _Popularity:
+    def popularity(self, fs: FileSymbols) -> Popularity:
         """How many files of the folder (this one counted twice) use each name: what a
         file's neighbours use is what it likely uses next."""
         others = [o for o in map(self.index.file, self.neighbours(fs.language)) if o is not None]
-        # The neighbours' counts stay while they do (this file changes at each keystroke).
-        key = tuple(id(o) for o in others)
-        with _PACKAGE_LOCK:
-            cached = _POPULAR_CACHE.get(self.path)
-        if cached is not None and cached[0] == key:
-            base = cached[2]
-        else:
-            counts: Counter[str] = Counter()
-            for other in others:
-                counts.update(_uses(other))  # (a C loop: a folder of 60 files in ~1 ms)
-            base = dict(counts)
-            with _PACKAGE_LOCK:
-                _POPULAR_CACHE[self.path] = (key, others, base)  # `others` keeps the ids valid
-                while len(_POPULAR_CACHE) > 8:
-                    _POPULAR_CACHE.pop(next(iter(_POPULAR_CACHE)))
-        return _Popularity(base, fs.references)
+        return folder_popularity(self.path, others, fs.references)
 
     def add_fill(
         self,
@@ -919,50 +890,8 @@ class _Request:
         them; packed only after everything else but similar code (context/pack.py)."""
         limit = min(MAX_FILL, max(8, FILL_PER_1K * self.budget // 1024))
         popular = self.popularity(fs)
-        # (uses nearby, rank of the source, order of declaration, name, where, the
-        # definition or the file that re-exports it: resolved only if chosen)
-        offers: list[tuple[int, int, int, str, str, Definition | tuple[str, Import, str]]] = []
-        for name, found in package.items():
-            if name not in taken:
-                offers.append((popular.get(name, 0), 0, 0, name, "its package", found[0]))
-        seen_files: set[str] = set()
-        for source in sources:
-            head = source.label
-            rank = source.rank
-            for path in source.files:
-                if path in seen_files or path == self.path:
-                    continue
-                seen_files.add(path)
-                other = self.index.file(path)
-                if other is None:
-                    continue
-                theirs = language_spec(other.language).retrieval
-                worthy = theirs.fill_worthy
-                for d in other.definitions:
-                    if d.parent or d.kind in _NOT_REFERABLE:
-                        continue
-                    if not (d.exported or source.everything):
-                        continue
-                    if not worthy(d.name):
-                        continue
-                    if d.name not in taken:
-                        offers.append((popular.get(d.name, 0), rank, d.start_line, d.name, head, d))
-                # Names a package's `__init__` or index re-exports from its modules.
-                if theirs.reexports:
-                    for imp in other.imports:
-                        locals_ = imp.local_names or imp.names
-                        for original, local in zip(imp.names, locals_, strict=False):
-                            if local in taken or "*" in (local, original) or local[:1] == "_":
-                                continue
-                            reexport = (path, imp, original)
-                            offers.append(
-                                (popular.get(local, 0), rank, imp.line, local, head, reexport)
-                            )
-        # What the file is about first: a name sharing the words of the file's own name
-        # (`ReadOnlyStringWrapper` extends `ReadOnlyStringPropertyBase`, `timer_test.go`
-        # calls `NewTimer`), and in a test file the names of the file it tests.
-        about = _FileTopic(self.path)
-        offers.sort(key=lambda o: (not about.covers(o[3], o[5]), -o[0], o[1], o[2], o[3]))
+        about = FileTopic(self.path)
+        offers = fill_offers(self.index.file, self.path, package, sources, taken, popular, about)
         top = max((o[0] for o in offers), default=0) or 1
         chosen: set[str] = set()
         for count, _, _, name, where, target in offers:
@@ -1032,61 +961,6 @@ class _Request:
 
 
 # -- small helpers ---------------------------------------------------------------
-
-
-_TEST_WORDS = frozenset({"test", "tests", "spec", "specs"})
-
-
-class _FileTopic:
-    """What a file's name says it is about: its words (test affixes left out) and, for a
-    test file, the stem of the file it tests (`timer_test.go`, `test_timer.py`,
-    `TimerTest.java`, `timer.spec.ts` -> `timer`)."""
-
-    def __init__(self, path: str) -> None:
-        stem = os.path.basename(path).split(".", 1)[0]
-        words = _name_words(stem)
-        self.words = words - _TEST_WORDS
-        self.need = min(2, len(self.words))
-        tested = re.sub(r"(?i)^tests?_|_tests?$|Tests?$", "", stem)
-        is_test = tested != stem or words & _TEST_WORDS != frozenset()
-        self.tested = tested.lower() if is_test and tested else ""
-
-    def covers(self, name: str, target: object) -> bool:
-        if self.need and len(self.words & _name_words(name)) >= self.need:
-            return True
-        if not self.tested:
-            return False
-        where = target.path if isinstance(target, Definition) else ""
-        return os.path.basename(where).split(".", 1)[0].lower() == self.tested
-
-
-_WORD_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-@functools.lru_cache(maxsize=65536)
-def _name_words(name: str) -> frozenset[str]:
-    """The words of a camelCase or snake_case name, lowercased, of 3 letters or more."""
-    return frozenset(w.lower() for w in _WORD_PART.findall(name) if len(w) >= 3)
-
-
-# Per file (by its symbols' identity, which the index keeps while the file is unchanged):
-# the names it uses, its own definitions left out (a header does not use what it
-# declares).
-_USES_CACHE: dict[int, tuple[FileSymbols, frozenset[str]]] = {}
-_USES_CACHE_SIZE = 4096
-
-
-def _uses(fs: FileSymbols) -> frozenset[str]:
-    with _PACKAGE_LOCK:
-        hit = _USES_CACHE.get(id(fs))
-    if hit is not None and hit[0] is fs:
-        return hit[1]
-    uses = fs.references.difference(d.name for d in fs.definitions)
-    with _PACKAGE_LOCK:
-        _USES_CACHE[id(fs)] = (fs, uses)  # `fs` keeps the id valid
-        while len(_USES_CACHE) > _USES_CACHE_SIZE:
-            del _USES_CACHE[next(iter(_USES_CACHE))]
-    return uses
 
 
 def _rules_for(index: IndexLike, path: str) -> type[Retrieval]:
