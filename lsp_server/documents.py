@@ -39,6 +39,11 @@ class OpenDocuments:
             if self._active == path:
                 self._active = ""
 
+    def paths(self) -> list[str]:
+        """The open documents."""
+        with self._lock:
+            return list(self._language_ids)
+
     def language_id(self, path: str) -> str:
         """The editor's language id of an open document ("" when not known)."""
         with self._lock:

@@ -8,6 +8,7 @@ awaiting task (the client's `$/cancelRequest`) cancels the job.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -39,8 +40,9 @@ async def complete(
     if not runtime.completes(request.path):
         return None  # off for this language (completion.languages), or a secret file
     if not runtime.ready:
-        runtime.host.retry()  # after a failure, when it may work now
-        return None
+        await model_needed(runtime)  # the first request, or after a failure that may be over
+        if not runtime.ready:
+            return None
     job = runtime.submit_completion(key, request)
     try:
         result = await await_future(job.future, lambda: job.cancel("cancelled by the client"))
@@ -54,6 +56,24 @@ async def complete(
         moved = dataclasses.replace(result.suggestion, line=result.suggestion.line - first_line)
         result = dataclasses.replace(result, suggestion=moved)
     return result
+
+
+async def model_needed(runtime: Runtime) -> None:
+    """A request needs the model now: start loading it unless it is loaded or loading,
+    and wait for the load under way. Cancelling the request ends the wait, not the load
+    (another request, or the next keystroke, is served by it)."""
+    runtime.need_model()
+    loading = runtime.host.loading
+    if loading is None:
+        return
+    waited = asyncio.wrap_future(loading)
+    try:
+        await asyncio.shield(waited)
+    except asyncio.CancelledError:
+        if not waited.cancelled():
+            raise  # the request was cancelled
+    except Exception as exc:  # said by the runtime (showMessage)
+        log.debug("model load ended: %s", exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,8 @@ async def run_code_action(
     `on_job` gets the engine job once it is queued (to link a progress's cancel button)."""
     if not runtime.may_send(path):
         return ActionOutcome(None, SECRET_FILE)
+    if runtime.settings.code_actions.enabled and not runtime.code_actions_ready:
+        await model_needed(runtime)  # picked before anything needed the model
     off = runtime.code_actions_off()  # (checked late: a reload may have ended them)
     if off:
         return ActionOutcome(None, off)

@@ -44,7 +44,7 @@ from lsp_server.completion.service import (
 from lsp_server.completion.stats import Stats
 from lsp_server.documents import OpenDocuments, after_accepting
 from lsp_server.engine.client import ClientInfo
-from lsp_server.engine.host import ModelHost, Notify
+from lsp_server.engine.host import ModelHost, ModelState, Notify
 from lsp_server.engine.types import Engine, EngineError, Figures
 from lsp_server.engine.worker import Job, Priority
 from lsp_server.settings import Settings
@@ -104,6 +104,11 @@ class Runtime:
         self._damage_told: set[str] = set()  # damaged index databases the user was told of
         self._damage_lock = threading.Lock()  # (the index and documents threads tell)
         self._closed = False
+        # Told of each load that starts (the server shows its progress); event loop.
+        self.load_started: Callable[[Future[None]], None] = lambda future: None
+        # The warm-up asked for while the first load ran: done once it ends.
+        self._pending_warm: tuple[str, CompletionRequest] | None = None
+        self._pending_lock = threading.Lock()
 
     # ---- model ------------------------------------------------------------------------
 
@@ -115,17 +120,54 @@ class Runtime:
         """(Re)load the model on the engine thread; failures are shown once, never raised.
         Once it is ready, the document being edited is warmed: it may have been opened
         while the model loaded, and its first request must not pay the whole prompt."""
-        future = self.host.load()
-        future.add_done_callback(lambda done: self._after_load(done))
+        return self._started(self.host.load())
+
+    def need_model(self) -> Future[None] | None:
+        """Something needs the model: start loading it unless it is loaded or loading (or
+        a failure is not worth another try yet); the load started, else None. Nothing
+        else loads it (docs/shared-engine.md): a server with only Markdown or a commit
+        message open, or with completions off, never does. Event loop."""
+        future = self.host.need()
+        return self._started(future) if future is not None else None
+
+    def settings_changed(self, before: Settings) -> None:
+        """After `apply_settings`: reload a model in use whose load settings changed; load
+        it when an open document gets completions now (completions turned on)."""
+        if self.apply_settings(before):
+            self.load_model()
+        elif self.host.state is ModelState.IDLE and any(
+            self.completes(path) for path in self.open_documents.paths()
+        ):
+            self.need_model()
+
+    def _started(self, future: Future[None]) -> Future[None]:
+        self.load_started(future)
+        future.add_done_callback(self._after_load)
         return future
 
     def _after_load(self, done: Future[None]) -> None:
+        """A load ended (engine thread): warm what was opened or edited while it ran."""
         if done.cancelled() or done.exception() is not None or self._closed or not self.ready:
             return
         try:
-            self.documents.submit(self._rewarm_active)
+            self.documents.submit(self._warm_after_load)
         except RuntimeError:  # shutting down
             pass
+
+    def _warm_after_load(self) -> None:
+        """The warm-up asked for while the model loaded, else the active document's."""
+        with self._pending_lock:
+            pending, self._pending_warm = self._pending_warm, None
+        if pending is not None and pending[1].path in self.open_documents.paths():
+            self.warm(*pending)
+        else:
+            self._rewarm_active()
+
+    @property
+    def warmable(self) -> bool:
+        """Whether a warm-up is worth preparing: the model serves, or is loading (the
+        warm-up then runs once it is loaded)."""
+        return self.ready or (self.host.loading is not None and self.settings.completion.enabled)
 
     def _use(self, engine: Engine) -> str:
         """Build the completer and the code actions on a new engine (engine thread)."""
@@ -154,11 +196,14 @@ class Runtime:
         )
 
     def apply_settings(self, before: Settings) -> bool:
-        """Apply new settings; True when the model must be reloaded for them."""
+        """Apply new settings; True when the model must be reloaded for them (never
+        before it was first needed)."""
         if self.completer is not None:
             self.completer.update_settings(self.settings)
         if self.rewriter is not None:
             self.rewriter.settings = self.settings
+        if self.host.state is ModelState.IDLE:
+            return False  # never loaded: it loads with the new settings when needed
         return dataclasses.asdict(before.model) != dataclasses.asdict(self.settings.model) or (
             (before.engine.checkpoint_memory_mb, before.engine.slots)
             != (self.settings.engine.checkpoint_memory_mb, self.settings.engine.slots)
@@ -238,8 +283,14 @@ class Runtime:
         """Refresh and evaluate the stable part of `request`'s prompt in the background
         (lowest priority: requests preempt it), after `delay_s` seconds without another
         edit or request in the document."""
+        loading = self.host.loading
         completer = self.completer
-        if not (self.settings.engine.warmup and completer):
+        if not self.settings.engine.warmup:
+            return
+        if completer is None:
+            if loading is not None:  # the first load: warmed once it ends (`_loaded`)
+                with self._pending_lock:
+                    self._pending_warm = (key, request)
             return
         timer = self._refresh_timers.pop(key, None)
         if timer is not None:
@@ -323,6 +374,14 @@ class Runtime:
             ]
         return plans
 
+    @property
+    def code_actions_offered(self) -> bool:
+        """Whether actions are listed: they are planned without the model, which loads
+        when one is picked (unless its load failed)."""
+        return self.settings.code_actions.enabled and (
+            self.code_actions_ready or self.host.state in (ModelState.IDLE, ModelState.LOADING)
+        )
+
     def code_actions_off(self) -> str:
         """Why code actions cannot run now ("" when they can)."""
         if not self.settings.code_actions.enabled:
@@ -363,9 +422,14 @@ class Runtime:
     # ---- documents and the index --------------------------------------------------------
 
     def document_opened(self, path: str, text: str, language_id: str = "") -> None:
+        """A document was opened (event loop). One that gets completions (not Markdown,
+        a commit message, a language turned off, nor any with completions off) starts
+        the model's load in the background: its first suggestion waits only for the rest."""
         self.open_documents.opened(path, language_id)
         if self.context is not None:
             self.context.note_view(path, 0)
+        if self.host.state is ModelState.IDLE and self.completes(path):
+            self.need_model()
 
     def language_id(self, path: str) -> str:
         """The editor's language id of an open document ("" when not known)."""
@@ -403,7 +467,7 @@ class Runtime:
             self._warm_at_last_position(path, text, REFRESH_AFTER_S)
 
     def _warm_at_last_position(self, path: str, text: str, delay_s: float = 0.0) -> None:
-        if not (self.ready and self.completes(path)):
+        if not (self.warmable and self.completes(path)):
             return
         line, character = self.open_documents.warm_position(path, text)
         request = self.completion_request(path, text, line, character)

@@ -415,11 +415,14 @@ async def start(
                 "engine": {"warmup": False, "prefetch": False},
             },
         )
-    )
+    )  # (no model yet: the first file opened or the first action picked loads it)
+
+
+async def wait_model(client: LanguageClient) -> None:
     for _ in range(600):
         data = await client.protocol.send_request_async("qwenLsp/stats", {})
         if data.model not in ("idle", "loading"):
-            break
+            return
         await asyncio.sleep(0.05)
 
 
@@ -630,6 +633,8 @@ async def test_the_edit_is_the_engines_rewrite_of_the_planned_lines(
     uri = open_doc(client, ws / "x.md", text, "markdown")
     actions = await actions_at(client, uri, (1, 0), diagnostics=[diagnostic(1, "typo")])
     assert actions and isinstance(actions[0], types.CodeAction)
+    # Offered without the model (Markdown is not completed): picked, the action loads it.
+    assert (await client.protocol.send_request_async("qwenLsp/stats", {})).model == "idle"
     (fix,) = actions
     edit = await pick(client, fix)
     assert edit is not None, [m.message for m in client.messages]
@@ -706,6 +711,7 @@ async def test_a_cancelled_action_answers_at_once_and_never_runs(
         f"def function_{i}(argument):\n    return argument * {i} + {i * 7}\n\n" for i in range(1500)
     )
     uri = open_doc(client, ws / "a.py", body + "def main():\n")
+    await wait_model(client)
     busy = client.protocol.send_request(
         "textDocument/inlineCompletion",
         types.InlineCompletionParams(

@@ -158,3 +158,33 @@ def test_an_engine_that_cannot_be_put_to_use_is_closed_and_said(
         ]
     finally:
         host.close()
+
+
+def test_nothing_loads_until_the_model_is_needed_and_then_once(qwen2_model: pathlib.Path) -> None:
+    """The model loads at the first `need` (a completion, a code file opened), not when
+    the host is made nor on a settings change before it; later needs reuse the load."""
+    made: list[Settings] = []
+
+    def create(settings: Settings) -> NewEngine:
+        made.append(settings)
+        return create_engine(settings)
+
+    said: list[tuple[str, str]] = []
+    host = _host(_settings(qwen2_model), said, create=create)
+    try:
+        assert host.state is ModelState.IDLE and host.loading is None
+        assert host.message == "not loaded yet (loads at the first completion)"
+        assert host.reload() is None  # new load settings before it was needed: nothing
+        first = host.need()
+        assert first is not None and host.state is ModelState.LOADING
+        assert host.need() is None  # loading: the same load is waited for
+        assert host.loading in (first, None)
+        first.result(60)
+        assert host.ready and host.need() is None and host.loading is None
+        assert len(made) == 1 and not said
+        reload = host.reload()  # needed before: new settings load it again
+        assert reload is not None
+        reload.result(60)
+        assert len(made) == 2 and host.ready
+    finally:
+        host.close()

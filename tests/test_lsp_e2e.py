@@ -163,9 +163,9 @@ async def test_inline_completion_matches_engine(client: LanguageClient, tiny_mod
     ws.mkdir()
     init = options(tiny_model)
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     path = ws / "geometry.py"
     uri = open_doc(client, path, SOURCE)
+    assert (await wait_model(client))["model"] == "ready"
     result = await inline(client, uri, end_of(SOURCE))
     want = expected(tiny_model, ws, path, SOURCE, init)
     assert want, "the tiny model produced nothing to compare with"
@@ -226,11 +226,11 @@ async def test_completions_through_a_serving_engine(
     ws.mkdir()
     init = remote_options(serving_engine)
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    path = ws / "geometry.py"
+    uri = open_doc(client, path, SOURCE)
     data = await wait_model(client)
     assert data["model"] == "ready" and serving_engine in data["modelMessage"], data
     assert data["backend"]["url"] == serving_engine
-    path = ws / "geometry.py"
-    uri = open_doc(client, path, SOURCE)
     result = await inline(client, uri, end_of(SOURCE))
     settings = load_settings(init).settings
     completer = Completer(RemoteEngine(RemoteConfig(url=serving_engine, n_ctx=4096)), settings)
@@ -258,10 +258,10 @@ async def test_the_context_reaches_a_serving_engine(
     init = remote_options(serving_engine)
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     text = "from shapes import circle_area\n\n\ndef report(r):\n    return circle_area("
     uri = open_doc(client, ws / "main.py", text)
+    assert (await wait_model(client))["model"] == "ready"
     await asyncio.sleep(0.3)
     await inline(client, uri, end_of(text))
     last = (await stats(client))["recent"][-1]
@@ -276,9 +276,9 @@ async def test_a_serving_engine_that_cannot_be_used_is_one_message(
     ws.mkdir()
     init = remote_options("http://127.0.0.1:1/v1")
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    uri = open_doc(client, ws / "a.py", SOURCE)
     data = await wait_model(client)
     assert data["model"] == "failed" and "cannot reach" in data["modelMessage"], data
-    uri = open_doc(client, ws / "a.py", SOURCE)
     result = await inline(client, uri, end_of(SOURCE))
     assert result is None or not result.items
     errors = [m for m in client.messages if "completions are off" in m.message]
@@ -294,11 +294,11 @@ async def test_cancel_mid_generation(client: LanguageClient, qwen35_model, tmp_p
     )
     init["model"]["contextSize"] = 65536
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     body = "".join(
         f"def function_{i}(argument):\n    return argument * {i} + {i * 7}\n\n" for i in range(1500)
     )
     uri = open_doc(client, ws / "a.py", body + "def main():\n")
+    assert (await wait_model(client))["model"] == "ready"
     params = types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri),
         position=types.Position(line=body.count("\n") + 1, character=0),
@@ -334,9 +334,9 @@ async def test_a_burst_of_keystrokes_is_answered_and_only_the_latest_runs(
     ws.mkdir()
     init = options(qwen35_model)
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     path = ws / "geometry.py"
     uri = open_doc(client, path, SOURCE)
+    assert (await wait_model(client))["model"] == "ready"
     text = SOURCE
     futures = []
     for version, ch in enumerate("2 * math.pi * radius", start=2):
@@ -370,8 +370,8 @@ async def test_position_past_end_is_an_error(client: LanguageClient, qwen2_model
     ws = tmp_path / "ws"
     ws.mkdir()
     await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
-    await wait_model(client)
     uri = open_doc(client, ws / "a.py", "x = 1\n")
+    await wait_model(client)
     with pytest.raises(Exception, match="past the end"):
         await inline(client, uri, types.Position(line=50, character=0))
     # A column past the end of a line is clamped, as LSP says, and answered.
@@ -392,8 +392,8 @@ async def test_a_path_with_spaces_and_accents_is_completed(
     ws = tmp_path / "my project café"
     ws.mkdir()
     await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     uri = open_doc(client, ws / "a b.py", SOURCE)
+    assert (await wait_model(client))["model"] == "ready"
     assert "%20" in uri
     result = await inline(client, uri, end_of(SOURCE))
     assert result is not None
@@ -407,7 +407,6 @@ async def test_an_untitled_buffer_is_completed(client: LanguageClient, qwen2_mod
     (ws / "geometry.py").write_text("def area(radius):\n    return 3.14 * radius ** 2\n")
     init = {**options(qwen2_model), "context": {"enabled": True}}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    await wait_model(client)
     uri = "untitled:Untitled-1"
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
@@ -416,6 +415,7 @@ async def test_an_untitled_buffer_is_completed(client: LanguageClient, qwen2_mod
             )
         )
     )
+    await wait_model(client)
     result = await inline(client, uri, end_of(SOURCE))
     assert result is not None and result.items and result.items[0].insert_text
     data = await stats(client)
@@ -433,9 +433,9 @@ async def test_bad_model_one_message_and_server_keeps_answering(
     if kind == "corrupt":
         model.write_bytes(b"GGUF" + os.urandom(4096))
     await start(client, client.client_spec, ws, options(model))  # type: ignore[attr-defined]
+    uri = open_doc(client, ws / "a.py", "def f():\n    ")  # a code file: the load starts
     data = await wait_model(client)
     assert data["model"] in ("disabled", "failed")
-    uri = open_doc(client, ws / "a.py", "def f():\n    ")
     for _ in range(3):
         result = await inline(client, uri, types.Position(line=1, character=4))
         assert result is None or not result.items
@@ -464,8 +464,8 @@ async def test_a_model_file_rewritten_on_disk_is_reloaded_not_read(
     data = qwen35_model.read_bytes()
     model.write_bytes(data)
     await start(client, client.client_spec, ws, options(model))  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     uri = open_doc(client, ws / "a.py", SOURCE)
+    assert (await wait_model(client))["model"] == "ready"
     first = await inline(client, uri, end_of(SOURCE))
     with open(model, "r+b") as f:  # truncated in place, as an interrupted download leaves it
         f.truncate(len(data) // 2)
@@ -493,11 +493,11 @@ async def test_configuration_changes_apply_and_invalid_values_are_reported(
     init = options(qwen2_model)
     init["completion"]["maxTokens"] = "many"  # invalid: reported once, default applies
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
+    uri = open_doc(client, ws / "a.py", SOURCE)
     assert (await wait_model(client))["model"] == "ready"
     assert any("qwenLsp.completion.maxTokens" in m.message for m in client.messages), (
         client.messages
     )
-    uri = open_doc(client, ws / "a.py", SOURCE)
     first = await inline(client, uri, end_of(SOURCE))
     assert first is not None
     client.workspace_did_change_configuration(
@@ -520,8 +520,8 @@ async def test_every_language_but_prose_is_completed_by_default(
     ws = tmp_path / "ws"
     ws.mkdir()
     await start(client, client.client_spec, ws, options(qwen2_model))  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     ruby = open_doc(client, ws / "greeter.rb", RUBY, "ruby")
+    assert (await wait_model(client))["model"] == "ready"
     result = await inline(client, ruby, end_of(RUBY))
     assert result is not None and result.items and result.items[0].insert_text
     assert (await stats(client))["requests"] == 1
@@ -617,9 +617,9 @@ async def test_completion_prompt_holds_a_definition_from_another_file(
     init = options(tiny_model)
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     text = "from geometry.shapes import circle_area, Circle\n\n\ndef report(c: Circle) -> str:\n    return str(circle_area("
     uri = open_doc(client, ws / "main.py", text)
+    assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     await asyncio.sleep(0.3)  # the debounced re-index of the opened document
     await inline(client, uri, end_of(text))
@@ -641,9 +641,9 @@ async def test_an_ignored_file_open_in_the_editor_never_reaches_the_prompt(
     init = options(qwen2_model)
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     open_doc(client, ws / "local_settings.py", 'SECRET_KEY = "sk-not-for-prompts"\n')
+    assert (await wait_model(client))["model"] == "ready"
     open_doc(client, ws / "helpers.py", "def helper():\n    return 'shown'\n")
     text = "def main():\n    return "
     uri = open_doc(client, ws / "main.py", text)
@@ -664,7 +664,6 @@ async def test_files_changed_on_disk_reach_the_context(
     init = options(qwen2_model)
     init["context"] = {"enabled": True, "budgetTokens": 1024}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     # Changed outside the editor: a new definition, then the watcher's notification.
     shapes.write_text(
@@ -677,6 +676,7 @@ async def test_files_changed_on_disk_reach_the_context(
     )
     text = "from shapes import square_area\n\n\ndef report(s):\n    return square_area("
     uri = open_doc(client, ws / "main.py", text)
+    assert (await wait_model(client))["model"] == "ready"
     await asyncio.sleep(0.5)  # the watcher's re-index and the debounced document update
     await inline(client, uri, end_of(text))
     used = (await stats(client))["recent"][-1]["context"]
@@ -699,11 +699,11 @@ async def test_a_50_mb_document_is_answered_and_the_server_keeps_going(
     init = options(qwen2_model)
     init["context"] = {"enabled": True}
     await start(client, client.client_spec, ws, init)  # type: ignore[attr-defined]
-    assert (await wait_model(client))["model"] == "ready"
     line = "value_%07d = compute(value_%07d) + 1  # padding padding padding\n"
     big = "".join(line % (i, i) for i in range(50 * 1024 * 1024 // len(line % (0, 0))))
     big += "def tail():\n    return "
     uri = open_doc(client, ws / "big.py", big)
+    assert (await wait_model(client))["model"] == "ready"
     started = time.monotonic()
     result = await inline(client, uri, end_of(big))
     assert result is not None
@@ -802,9 +802,9 @@ async def test_a_notebook_cell_is_completed_with_the_cells_above(
     init = options(qwen2_model)
     result = await start_with_notebooks(client, ws, init)
     assert result.capabilities.notebook_document_sync is not None
-    assert (await wait_model(client))["model"] == "ready"
     notebook = ws / "analysis.ipynb"
     cell_uris = open_notebook(client, notebook, CELLS)
+    assert (await wait_model(client))["model"] == "ready"
     last = CELLS[2][2]
     got = await inline(client, cell_uris[2], end_of(last))
     assert got is not None and len(got.items) == 1
@@ -845,9 +845,9 @@ async def test_a_notebook_opened_is_warmed_at_the_end_of_its_last_code_cell(
     init = options(qwen2_model)
     init["engine"] = {"warmup": True, "prefetch": False}
     await start_with_notebooks(client, ws, init)
-    assert (await wait_model(client))["model"] == "ready"
     notebook = ws / "analysis.ipynb"
     cell_uris = open_notebook(client, notebook, CELLS)
+    assert (await wait_model(client))["model"] == "ready"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         warmed = [e for e in (await stats(client))["recent"] if e["kind"] == "warmup"]
@@ -875,7 +875,6 @@ async def test_a_notebook_cells_imports_bring_their_definitions(
     init = options(qwen2_model)
     init["context"] = {"enabled": True, "similar": False, "recent": False}
     await start_with_notebooks(client, ws, init)  # (sends `initialized` itself)
-    assert (await wait_model(client))["model"] == "ready"
     await wait_index(client)
     notebook = ws / "nb" / "analysis.ipynb"
     cells = (
@@ -884,6 +883,7 @@ async def test_a_notebook_cells_imports_bring_their_definitions(
         (types.NotebookCellKind.Code, "python", "doubled = hp.scale("),
     )
     cell_uris = open_notebook(client, notebook, cells)
+    assert (await wait_model(client))["model"] == "ready"
     await inline(client, cell_uris[2], end_of(cells[2][2]))
     used = (await stats(client))["recent"][-1]["context"]
     assert any(src.startswith("nb/helpers.py:1-") for src in used), used

@@ -152,6 +152,59 @@ def test_five_servers_load_the_model_once_and_answer_as_one(servers, qwen35_mode
     assert log.count("model loaded in") == 1
 
 
+def test_no_model_is_loaded_before_a_request_needs_it(servers, qwen35_model):
+    """A commit message, a Markdown file, or a code file with completions off: no engine
+    process, no model. The first completion in a code file loads it, once, and gets the
+    suggestion (it waits for the load instead of answering empty)."""
+    init = options(qwen35_model)
+    ws = servers.workspace
+    (ws / ".git").mkdir()
+    off = options(qwen35_model)
+    off["completion"]["enabled"] = False
+    quiet = servers("completions-off", off)
+    code = quiet.open(ws / "off.py", SOURCE)
+    editor = servers("editor", init)
+    notes = editor.open(ws / "notes.md", "# Notes\n\nThe area of a circle is ", "markdown")
+    commit = editor.open(ws / ".git" / "COMMIT_EDITMSG", "Fix the area\n\n", "gitcommit")
+    here = {"line": 2, "character": 10}
+    for server, uri in ((quiet, code), (editor, notes), (editor, commit)):
+        assert texts(server.inline(uri, here["line"], here["character"]).result(60)) == []
+        answer = server.request(
+            "textDocument/completion", {"textDocument": {"uri": uri}, "position": here}
+        ).result(60)
+        assert answer["result"]["items"] == [], answer
+        actions = server.request(
+            "textDocument/codeAction",
+            {
+                "textDocument": {"uri": uri},
+                "range": {"start": here, "end": here},
+                "context": {"diagnostics": []},
+            },
+        ).result(60)
+        assert "result" in actions, actions
+    time.sleep(1)  # past the debounce of the opens, when a warm-up would have run
+    for server in (quiet, editor):
+        data = server.stats()
+        assert data["model"] == "idle" and "engineProcess" not in data, data
+        assert data["modelMessage"] == "not loaded yet (loads at the first completion)"
+    assert engine_status() == [], "an engine process was started"
+    assert not list(pathlib.Path(runtime_dir()).glob("engine-*.sock"))
+
+    path = ws / "geometry.py"
+    want = expected(qwen35_model, path, SOURCE, init)
+    uri = editor.open(path, SOURCE)
+    line, col = SOURCE.count("\n"), len(SOURCE.split("\n")[-1])
+    assert texts(editor.inline(uri, line, col).result(60)) == want  # waited for the load
+    assert texts(editor.inline(uri, line, col).result(60)) == want
+    data = editor.stats()
+    assert data["model"] == "ready" and engine_of(data)["modelLoads"] == 1, data
+    [running] = engine_status()
+    assert running["modelLoads"] == 1
+    assert [e["name"] for e in running["editors"]] == ["editor 1.0"]  # not the other one
+    assert quiet.stats()["model"] == "idle"
+    assert not editor.messages and not quiet.messages
+
+
 def test_a_request_while_another_editor_generates_waits_its_turn(servers, qwen35_model):
     """Editor A asks for a long suggestion; editor B's request, sent while it runs, is
     served after it: neither is lost, neither is cancelled."""
@@ -392,6 +445,7 @@ def test_doctor_and_engine_command_show_the_engine_and_its_editors(qwen35_model)
 
     idle = check_engine(True)
     assert idle.status == "ok" and "none running" in idle.detail
+    assert "not loaded yet (it loads at the first completion" in idle.detail
     client = EngineClient.attach(
         EngineConfig(model_path=str(qwen35_model), n_ctx=1024, n_threads=1),
         client=ClientInfo("Neovim 0.12", workspace="ws", pid=4242),

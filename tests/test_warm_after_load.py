@@ -49,11 +49,13 @@ def test_a_file_opened_before_the_model_is_ready_is_warmed_when_it_is(
         runtime.attach_workspace(cache_dir="")
         runtime.build_index(None, None)
         path = str(main.resolve())
-        # The editor opens the file before the model is loaded: nothing to warm yet.
+        # The editor opens the file: that starts the model's load (nothing loads it
+        # before), and the warm-up it asks for waits for the load.
         runtime.document_opened(path, text, "python")
+        loading = runtime.host.loading
+        assert loading is not None and not runtime.ready
         runtime.documents.submit(runtime.document_changed, path, text, True).result(30)
-        assert not runtime.ready
-        runtime.load_model().result(timeout=60)
+        loading.result(timeout=60)
         assert runtime.ready
         wait_idle(runtime)
         lines = text.split("\n")

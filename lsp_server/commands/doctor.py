@@ -465,7 +465,8 @@ def check_engine(shared: bool, folder: str | None = None) -> Check:
         return Check(
             "engine",
             "ok",
-            f"{mode}; none running in {folder}: the first editor that needs the model starts it",
+            f"{mode}; none running in {folder}: the model is not loaded yet (it loads at "
+            "the first completion an editor asks for)",
         )
     return Check("engine", "ok", f"{mode}:\n" + "\n".join(describe(e) for e in engines))
 

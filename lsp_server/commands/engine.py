@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not engines:
         print(
-            f"no engine running (in {runtime_dir()}): the first editor that needs the model starts one"
+            f"no engine running (in {runtime_dir()}): the model is not loaded yet "
+            "(it loads at the first completion an editor asks for)"
         )
     for status in engines:
         print(describe(status))

@@ -39,6 +39,7 @@ from lsp_server.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_S = 5.0  # how often a request may try again an engine that could not be reached
+NOT_LOADED = "not loaded yet (loads at the first completion)"
 LOST_QUIET_S = 60.0  # an engine process that keeps dying is said once a minute
 
 Notify = Callable[[str, str], None]  # (message, level: "error" | "warning" | "info")
@@ -48,7 +49,7 @@ R = TypeVar("R")
 class ModelState(str, Enum):
     """Where the model is; the value is what `qwenLsp/stats` reports as `model`."""
 
-    IDLE = "idle"  # nothing asked yet
+    IDLE = "idle"  # nothing asked yet: not loaded (`ModelHost.need`)
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"  # the load failed or the engine was lost: tried again (`retry`)
@@ -202,7 +203,8 @@ class ModelHost:
         self.worker: EngineWorker[Engine] = EngineWorker()
         self.engine: Engine | None = None  # engine thread
         self.state = ModelState.IDLE
-        self.message = ""  # the state in words, for the editors' status
+        self.message = NOT_LOADED  # the state in words, for the editors' status
+        self._loading: Future[None] | None = None  # the last load asked (`load`)
         # After a failure: the file to watch (and its identity then), or when a failure
         # that is tried again by time happened, and what was said about it.
         self._watch: tuple[str, tuple[int, ...] | None] = ("", None)
@@ -219,9 +221,33 @@ class ModelHost:
         """(Re)load the engine on the engine thread, ahead of every queued job; failures
         are shown once, never raised."""
         self.state = ModelState.LOADING
+        self.message = "loading the model"
         self.worker.cancel_all()
         job = self.worker.submit(lambda token: self._load(), priority=Priority.USER, key="model")
+        self._loading = job.future
         return job.future
+
+    def need(self) -> Future[None] | None:
+        """A request needs the model (or a document it will complete was opened): load it
+        if nothing was asked yet, or again when a failure may be over (`retry`). The load
+        this started, None when none was started (loaded, loading, or not to be tried
+        now). Nothing loads before this: an editor with only a commit message or a
+        Markdown file open costs no memory for the model."""
+        if self.state is ModelState.IDLE:
+            log.info("the model is needed: loading it")
+            return self.load()
+        return self._loading if self.retry() else None
+
+    @property
+    def loading(self) -> Future[None] | None:
+        """The load under way (None when none is), for a request to wait for."""
+        future = self._loading
+        return future if future is not None and not future.done() else None
+
+    def reload(self) -> Future[None] | None:
+        """New load settings: load again, unless the model was never asked for (then it
+        loads with them when it is)."""
+        return None if self.state is ModelState.IDLE else self.load()
 
     def _load(self) -> None:
         self._close_engine()

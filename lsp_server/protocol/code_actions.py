@@ -77,7 +77,7 @@ async def code_action(
     ls: QwenLanguageServer, params: types.CodeActionParams
 ) -> list[types.CodeAction] | None:
     """The actions at a range, at once (the model runs only for the one picked)."""
-    if not ls.runtime.code_actions_ready:
+    if not ls.runtime.code_actions_offered:  # (planned without the model)
         return None
     uri = params.text_document.uri
     text = open_text(ls, uri)

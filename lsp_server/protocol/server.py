@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 from lsprotocol import types
@@ -54,6 +55,9 @@ def initialize(ls: QwenLanguageServer, params: types.InitializeParams) -> None:
     ls.runtime.roots = [os.path.realpath(r) for r in roots if r]
     info = params.client_info  # named in the shared engine's list of editors
     ls.runtime.identify_client(f"{info.name} {info.version or ''}".strip() if info else "")
+    # The model loads when first needed (a document it completes, a request): its
+    # progress shows then.
+    ls.runtime.load_started = lambda future: ls.keep(asyncio.ensure_future(_load_model(ls, future)))
     if params.process_id:
         watch_parent(params.process_id, lambda: _parent_gone(ls, params.process_id or 0))
 
@@ -72,8 +76,7 @@ def _parent_gone(ls: QwenLanguageServer, pid: int) -> None:
 async def initialized(ls: QwenLanguageServer, params: types.InitializedParams) -> None:
     await _pull_configuration(ls)
     _report_setting_errors(ls)
-    ls.runtime.attach_workspace()
-    asyncio.ensure_future(_load_model(ls))
+    ls.runtime.attach_workspace()  # (no model yet: `Runtime.need_model`)
     asyncio.ensure_future(_build_index(ls))
     asyncio.ensure_future(_watch_files(ls))
 
@@ -150,19 +153,18 @@ async def did_change_configuration(
     else:
         await _pull_configuration(ls)
     _report_setting_errors(ls)
-    if ls.runtime.apply_settings(before):
-        asyncio.ensure_future(_load_model(ls))
+    ls.runtime.settings_changed(before)
     if before.diagnostics != ls.runtime.settings.diagnostics:
         diagnostics.refresh_diagnostics(ls)
 
 
-async def _load_model(ls: QwenLanguageServer) -> None:
+async def _load_model(ls: QwenLanguageServer, future: Future[None]) -> None:
+    """The progress of a load the runtime started (the first need, or new settings)."""
     token = await begin_progress(ls, "qwen-lsp: loading the model", cancellable=False)
     try:
-        future = ls.runtime.load_model()
         await asyncio.wrap_future(future)
-    except Exception as exc:  # reported by the runtime through showMessage
-        log.debug("model load ended: %s", exc)
+    except (Exception, asyncio.CancelledError) as exc:  # said by the runtime (showMessage)
+        log.debug("model load ended: %r", exc)
     finally:
         end_progress(ls, token, ls.runtime.host.message)
 

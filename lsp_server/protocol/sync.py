@@ -86,7 +86,7 @@ def _schedule_notebook_warm(ls: QwenLanguageServer, cell_uri: str) -> None:
 
     def run() -> None:
         text = open_text(ls, cell_uri)
-        if text is None or not ls.runtime.ready:
+        if text is None or not ls.runtime.warmable:  # (warmed once loaded, if loading)
             return
         lines = text.split("\n")
         last = lines[-1]

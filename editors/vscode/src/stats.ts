@@ -41,7 +41,7 @@ export interface StatusView {
 }
 
 const MODEL_TEXT: Record<Stats['model'], string> = {
-  idle: 'starting',
+  idle: 'not loaded',
   loading: 'loading model',
   ready: 'ready',
   failed: 'model failed',
