@@ -205,6 +205,48 @@ def test_no_model_is_loaded_before_a_request_needs_it(servers, qwen35_model):
     assert not editor.messages and not quiet.messages
 
 
+def test_the_complete_command_reuses_the_editors_engine_and_lingers_briefly_after_its_own(
+    servers, qwen35_model, tmp_path
+):
+    """`qwen-lsp complete` attaches like an editor, but as a one-shot command: an engine
+    it starts itself stays `ONESHOT_IDLE_S` (not the editors' 300 s) after it, and it
+    leaves the idle time of the editors' engine as they set it."""
+    from lsp_server.engine.client import ONESHOT_IDLE_S
+
+    source = tmp_path / "geometry.py"
+    source.write_text(SOURCE)
+    location = f"{source}:{SOURCE.count(chr(10)) + 1}:{len(SOURCE.split(chr(10))[-1]) + 1}"
+    settings = json.dumps({"model": {"threads": 1, "contextSize": 4096}})
+
+    def complete() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "lsp_server", "complete", location, "--json"]
+            + ["--model", str(qwen35_model), "--settings", settings],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    complete()
+    [own] = engine_status()  # started by the command, left behind briefly
+    assert own["idleExitSeconds"] == ONESHOT_IDLE_S and own["editors"] == []
+    stop_engines()
+
+    init = options(qwen35_model, idleExitSeconds=120)
+    init["model"]["contextSize"] = 4096
+    editor = servers("editor", init)
+    editor.open(servers.workspace / "a.py", SOURCE)
+    pid = engine_of(editor.wait_ready())["pid"]
+    complete()
+    [shared] = engine_status()
+    assert shared["pid"] == pid and shared["modelLoads"] == 1  # the model the editor loaded
+    assert shared["idleExitSeconds"] == 120  # the editors' setting, kept
+    assert [e["name"] for e in shared["editors"]] == ["editor 1.0"]
+
+
 def test_a_request_while_another_editor_generates_waits_its_turn(servers, qwen35_model):
     """Editor A asks for a long suggestion; editor B's request, sent while it runs, is
     served after it: neither is lost, neither is cancelled."""

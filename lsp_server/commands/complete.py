@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from lsp_server.completion.document import PositionError
     from lsp_server.completion.stats import Stats
+    from lsp_server.engine.client import ClientInfo
     from lsp_server.engine.types import EngineError
     from lsp_server.runtime import Runtime
 
@@ -58,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     messages: list[str] = []
     runtime = Runtime(settings, Stats(), notify=lambda message, level: messages.append(message))
+    # Attaches to the editors' engine when one runs (the model is loaded already); one it
+    # starts itself stays only a short while after (docs/shared-engine.md).
+    workspace = os.path.basename(os.path.realpath(args.workspace)) if args.workspace else ""
+    runtime.host.client = ClientInfo("qwen-lsp complete", workspace, os.getpid(), oneshot=True)
     try:
         if args.workspace:
             if not os.path.isdir(args.workspace):

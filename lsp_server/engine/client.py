@@ -73,6 +73,10 @@ CANCEL_GRACE_S = 5.0  # after `cancel`, how long the engine's answer may take
 POLL_S = 0.02  # how often a waiting request looks at its cancel token
 ATTACH_TRIES = 3  # an engine that exits (idle) just as we attach: start it again
 COUNT_CACHE_BYTES = 8 << 20
+# A one-shot command (`qwen-lsp complete`) that started the engine leaves it this long at
+# most (a script's next call finds the model loaded; a lone call does not hold it for
+# `engine.idleExitSeconds`).
+ONESHOT_IDLE_S = 30.0
 
 
 # Longer texts are bounded, not counted exactly (see `EngineClient.count_tokens`).
@@ -90,6 +94,10 @@ class ClientInfo:
     name: str = "qwen-lsp"  # the editor (LSP clientInfo), e.g. "Neovim 0.12.0"
     workspace: str = ""
     pid: int = 0
+    # A command that attaches for one request (`qwen-lsp complete`), not an editor: it
+    # leaves a running engine's idle time as the editors set it, and an engine it starts
+    # itself stays at most `ONESHOT_IDLE_S` after it.
+    oneshot: bool = False
 
 
 def engine_identity(config: EngineConfig) -> dict[str, Any]:
@@ -380,19 +388,19 @@ class EngineClient:
         for _ in range(ATTACH_TRIES):
             sock = self._connect_or_start()
             conn = _Connection(sock, self._on_status)
+            hello: dict[str, Any] = {
+                "op": "hello",
+                "protocol": wire.PROTOCOL,
+                "client": {
+                    "name": self.client.name,
+                    "pid": self.client.pid or os.getpid(),
+                    "workspace": self.client.workspace,
+                },
+            }
+            if not self.client.oneshot:  # (an editor's setting, not a command's)
+                hello["idleExitSeconds"] = self.idle_exit_s
             try:
-                status = conn.call(
-                    {
-                        "op": "hello",
-                        "protocol": wire.PROTOCOL,
-                        "client": {
-                            "name": self.client.name,
-                            "pid": self.client.pid or os.getpid(),
-                            "workspace": self.client.workspace,
-                        },
-                        "idleExitSeconds": self.idle_exit_s,
-                    }
-                )
+                status = conn.call(hello)
             except EngineProcessLost as exc:  # it was leaving (idle) as we came
                 conn.close()
                 last = exc
@@ -443,7 +451,7 @@ class EngineClient:
             "--config",
             json.dumps(wire.config_to_wire(self.config)),
             "--idle-exit",
-            str(self.idle_exit_s if self.shared else 0),
+            str(self._start_idle_s()),
             "--log-level",
             self.log_level,
         ]
@@ -489,6 +497,13 @@ class EngineClient:
                     f"the engine process did not start within {START_TIMEOUT_S:.0f} s"
                 )
             time.sleep(0.02)
+
+    def _start_idle_s(self) -> float:
+        """The idle time of an engine this server starts: its setting; a private engine's
+        is 0 (it exits with its server) and a one-shot command's short."""
+        if not self.shared:
+            return 0.0
+        return min(self.idle_exit_s, ONESHOT_IDLE_S) if self.client.oneshot else self.idle_exit_s
 
     def _on_status(self, status: dict[str, Any]) -> None:
         self._status = status
