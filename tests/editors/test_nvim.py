@@ -389,10 +389,10 @@ def test_every_filetype_but_prose_by_default(
     scenario = r"""
     vim.cmd.edit("notes.md")
     T.client()
-    T.wait_model()
     T.feed("iThe area of a circle is ")
     T.sleep(600)
-    T.result.markdown = { ghost = T.ghost() or vim.NIL, requests = T.stats().requests }
+    local s = T.stats()
+    T.result.markdown = { ghost = T.ghost() or vim.NIL, requests = s.requests, model = s.model }
     vim.cmd("stopinsert")
     vim.cmd.edit("greeter.rb")
     T.client()
@@ -408,7 +408,8 @@ def test_every_filetype_but_prose_by_default(
     """
     opts = {"server": server(tmp_path), **settings(qwen2_model, languages={"yaml": False})}
     r = run_nvim(tmp_path, scenario, opts)
-    assert r["markdown"] == {"ghost": None, "requests": 0}
+    # Markdown alone loads no model (the Ruby file then does, for its first request).
+    assert r["markdown"] == {"ghost": None, "requests": 0, "model": "idle"}
     assert r["ruby"].strip()
     assert r["yaml"]["ghost"] is None
     # Only Ruby's requests reached the model (Neovim may ask again for the same position).
@@ -524,6 +525,14 @@ def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: path
     T.wait("the status line", function()
       return #T.result.notifications > 0
     end)
+    -- The engine part as two editors sharing it, or a private engine, would show it.
+    local qwen, s = require("qwen_lsp"), T.stats()
+    s.engineProcess.editors = { { name = "Neovim" }, { name = "Visual Studio Code" } }
+    T.result.two = qwen.status_line(s)
+    s.engineProcess.shared = false
+    T.result.private = qwen.status_line(s)
+    s.engineProcess = nil
+    T.result.none = qwen.status_line(s)
     pcall(vim.cmd, "QwenLsp nonsense")  -- an error message, an exception under vim.cmd
     vim.cmd("QwenLsp restart")
     local second = T.wait("a new client", function()
@@ -536,8 +545,13 @@ def test_commands_stats_status_restart(tmp_path: pathlib.Path, qwen2_model: path
     r = run_nvim(
         tmp_path, scenario, {"server": server(tmp_path), **settings(qwen2_model)}, quiet=False
     )
-    status = "qwen-lsp: model tiny-qwen2-v1.gguf ready (qwen2, fim prompts, CPU); index off; inline completion on"
+    line = "qwen-lsp: model tiny-qwen2-v1.gguf ready (qwen2, fim prompts, CPU); index off; inline completion on"
+    # The engine process shared by this one Neovim (the test's own runtime folder).
+    status = f"{line}; engine shared by 1 editor"
     assert r["float"][0] == status
+    assert r["two"] == f"{line}; engine shared by 2 editors"
+    assert r["private"] == f"{line}; own engine"
+    assert r["none"] == line
     assert r["float"][1].startswith(f"requests {r['requests']}: ")
     assert any(line.strip().startswith("completion a.py ") for line in r["float"]), r["float"]
     assert any(line.startswith("engine: shared, pid ") for line in r["float"]), r["float"]
@@ -830,7 +844,7 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
     vim.cmd.edit("x.md")
     vim.api.nvim_buf_set_lines(0, 0, -1, true, { "a = 1", "b = 2" })
     T.client()
-    T.wait_model()
+    T.result.before = T.stats().model  -- Markdown: no model until an action is picked
     -- A linter's diagnostic, not the server's.
     local ns = vim.api.nvim_create_namespace("some_linter")
     vim.diagnostic.set(ns, 0, { { lnum = 1, col = 0, message = "typo", source = "linter" } })
@@ -862,6 +876,7 @@ def test_code_action_fixes_a_problem_reported_by_another_tool(
     opts["codeActions"] = {"maxTokens": 24}
     opts["server"]["cmd"] += ["--log-level", "DEBUG"]
     r = run_nvim(tmp_path, scenario, opts)
+    assert r["before"] == "idle"
     assert r["titles"] and r["titles"][0].startswith("Fix with Qwen: typo")
     # The seconds the model takes show as progress in the message area.
     assert r["echoes"][0].startswith("qwen-lsp: Fix with Qwen: typo") and r["echoes"][0].endswith(

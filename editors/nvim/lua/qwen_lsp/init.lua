@@ -417,17 +417,32 @@ local function request_stats(callback)
   end)
 end
 
---- One line: the model's and the index's state, and whether inline completion is on.
+--- The engine process that holds the model, in a few words: shared by how many editors,
+--- or this server's own ("" when none is attached: not loaded yet, a serving engine).
+local function engine_words(e)
+  if type(e) ~= "table" then
+    return ""
+  end
+  if not e.shared then
+    return "; own engine"
+  end
+  local n = type(e.editors) == "table" and #e.editors or 0
+  return ("; engine shared by %d editor%s"):format(n, n == 1 and "" or "s")
+end
+
+--- One line: the model's and the index's state, whether inline completion is on, and the
+--- engine process (shared by how many editors).
 ---@param stats table a `qwenLsp/stats` result
 ---@return string
 function M.status_line(stats)
   local function describe(state, message)
     return (message and message ~= "") and message:gsub("%.$", "") or state
   end
-  return ("qwen-lsp: model %s; index %s; inline completion %s"):format(
+  return ("qwen-lsp: model %s; index %s; inline completion %s%s"):format(
     describe(stats.model, stats.modelMessage),
     describe(stats.index, stats.indexMessage),
-    M.enabled and "on" or "off"
+    M.enabled and "on" or "off",
+    engine_words(stats.engineProcess)
   )
 end
 
