@@ -5,10 +5,15 @@ that do not run the model (`qwenLsp/stats`, sent between bursts: the event loop'
 delay under the load).
 
     python bench/soak.py [--edits 30000] [--documents 20] [--model qwen2|qwen35]
-                         [--tracemalloc]
+                         [--tracemalloc] [--growing]
 
-With --tracemalloc the server traces its Python allocations from half-way through the
-warm-up, and the report ends with the code whose memory grew most between the end of
+The edits keep each document about its first size (characters and lines typed and
+deleted), so that what grows is the server's and not the documents'. With --growing
+they only add text, as the first version of this soak did: each edit then adds to the
+text, its two syntax trees and the index's entry, and RSS grows with them.
+
+With --tracemalloc the server traces its Python allocations from before the documents
+are opened, and the report ends with the code whose memory grew most between the end of
 the warm-up and the end of the run (what to look at when RSS does not plateau; tracing
 slows the server down, so the RSS figures of such a run are not the benchmark's).
 """
@@ -30,15 +35,15 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from lsp_server.testing.lsp_client import StdioServer  # noqa: E402
 from lsp_server.testing.tiny_gguf import cached_model  # noqa: E402
 
-# The server with a SIGUSR1 handler: the first signal starts tracing its allocations
-# (from the start, imports under tracing take minutes), the next ones dump a snapshot to
-# PREFIX.1, PREFIX.2, …
+# The server with a SIGUSR1 handler: the first signal (sent once the model is loaded,
+# before the documents are opened: imports under tracing take minutes) starts tracing its
+# allocations, the next ones dump a snapshot to PREFIX.1, PREFIX.2, …
 TRACED_SERVER = """
 import os, signal, sys, tracemalloc
 prefix, taken = sys.argv.pop(1), []
 def dump(*_):
     if not tracemalloc.is_tracing():
-        tracemalloc.start(12)
+        tracemalloc.start(4)
         return
     taken.append(1)
     name = f"{prefix}.{len(taken)}"
@@ -67,6 +72,31 @@ def print_growth(before: pathlib.Path, after: pathlib.Path, top: int = 12) -> No
             print(f"        {frame}")
 
 
+def stationary_edit(
+    lines: list[str], base_lines: int, base_chars: int, rng: random.Random
+) -> tuple[int, int, int, int, str]:
+    """One edit of a document whose size stays about where it started: a line added or
+    deleted, a character typed or deleted, each more likely when it brings the document
+    back towards its first size. `lines` (the client's copy) is changed; the change is
+    (start line, start character, end line, end character, new text)."""
+    line = rng.randrange(len(lines) - 1)  # (not the empty line after the last \n)
+    if rng.random() < 0.2:
+        if rng.random() < (0.7 if len(lines) <= base_lines else 0.3):
+            lines.insert(line, "y = 1")
+            return (line, 0, line, 0, "y = 1\n")
+        del lines[line]
+        return (line, 0, line + 1, 0, "")
+    text = lines[line]
+    chars = sum(len(t) + 1 for t in lines) - 1
+    if not text or rng.random() < (0.7 if chars < base_chars else 0.3):
+        column, typed = rng.randint(0, len(text)), rng.choice("xz ")
+        lines[line] = text[:column] + typed + text[column:]
+        return (line, column, line, column, typed)
+    column = rng.randrange(len(text))
+    lines[line] = text[:column] + text[column + 1 :]
+    return (line, column, line, column + 1, "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30_000)
@@ -75,6 +105,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5_000, help="edits before measuring")
     parser.add_argument("--model", default="qwen2", choices=["qwen2", "qwen35"])
     parser.add_argument("--tracemalloc", action="store_true", help="where Python memory grows")
+    parser.add_argument(
+        "--growing", action="store_true", help="the first soak's edits: text only added"
+    )
     args = parser.parse_args()
     rng = random.Random(1)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="qwen-lsp-soak-"))
@@ -94,6 +127,9 @@ def main() -> None:
         },
     )
     assert client.wait_model(120)["model"] == "ready"
+    if args.tracemalloc:  # from before the documents are opened
+        os.kill(client.proc.pid, signal.SIGUSR1)
+        client.stats()
     docs = []
     for i in range(args.documents):
         uri = (ws / f"mod{i}.py").as_uri()
@@ -106,7 +142,8 @@ def main() -> None:
                 },
             }
         )
-        docs.append({"uri": uri, "version": 1, "lines": text.count("\n")})
+        lines = text.split("\n")
+        docs.append({"uri": uri, "version": 1, "lines": lines, "base": (len(lines), len(text))})
     samples: list[tuple[int, int]] = []  # (edits, RSS KB)
     stats_ms: list[float] = []
     cancelled = completed = 0
@@ -116,9 +153,14 @@ def main() -> None:
         if edit % args.burst == 1:  # a burst of typing in one document
             doc = rng.choice(docs)
         doc["version"] += 1
-        line = rng.randrange(doc["lines"])
-        text = rng.choice(["x", " ", "y = 1\n", "z"]) if rng.random() < 0.8 else ""
-        end = {"line": line, "character": 1 if not text else 0}
+        if args.growing:
+            line = rng.randrange(len(doc["lines"]) - 1)
+            text = rng.choice(["x", " ", "y = 1\n", "z"]) if rng.random() < 0.8 else ""
+            change = (line, 0, line, 1 if not text else 0, text)
+            doc["lines"].extend([""] * text.count("\n"))  # (only the count is kept)
+        else:
+            change = stationary_edit(doc["lines"], *doc["base"], rng)
+        line = change[0]
         client.send(
             {
                 "method": "textDocument/didChange",
@@ -126,14 +168,16 @@ def main() -> None:
                     "textDocument": {"uri": doc["uri"], "version": doc["version"]},
                     "contentChanges": [
                         {
-                            "range": {"start": {"line": line, "character": 0}, "end": end},
-                            "text": text,
+                            "range": {
+                                "start": {"line": change[0], "character": change[1]},
+                                "end": {"line": change[2], "character": change[3]},
+                            },
+                            "text": change[4],
                         }
                     ],
                 },
             }
         )
-        doc["lines"] += text.count("\n")
         if edit % args.burst == 0:
             ident, answer = client.send_request(
                 "textDocument/inlineCompletion",
@@ -152,7 +196,7 @@ def main() -> None:
             client.stats()
             if edit > args.warmup:
                 stats_ms.append((time.perf_counter() - t0) * 1000)
-        if args.tracemalloc and edit in (args.warmup // 2, args.warmup, args.edits):
+        if args.tracemalloc and edit in (args.warmup, args.edits):
             client.stats()  # (every edit before it handled)
             os.kill(client.proc.pid, signal.SIGUSR1)
             dumped = {args.warmup: "snapshot.1", args.edits: "snapshot.2"}.get(edit)
