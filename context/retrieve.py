@@ -51,6 +51,15 @@ from context.fill import NOT_REFERABLE, FileTopic, Popularity, fill_offers, fold
 from context.lang import FillSource, Retrieval
 from context.languages import language_for_path
 from context.languages import spec as language_spec
+from context.names import (
+    FILE_SCAN_AFTER,
+    FILE_SCAN_BEFORE,
+    NEAR_BEFORE,
+    NEAR_CHARS,
+    is_comment,
+    names_in_file,
+    names_near,
+)
 from context.pack import pack
 from context.recent import RecentActivity
 from context.similar import SimilarWindows
@@ -111,18 +120,9 @@ SAME_PACKAGE = 30.0  # fill: other definitions of the cursor's package / importe
 MODULE_EXPORT = 30.0
 SIMILAR = 20.0
 
-NEAR_BEFORE = 20  # lines above the cursor whose names count as "near"
-NEAR_AFTER = 3
-# Of a long line (minified code, a JSON dump), only this many characters around the
-# cursor's column count as near: a regex over a 3 MB line took 0.2 s per keystroke.
-NEAR_CHARS = 2000
 MAX_MEMBERS = 40
 NEAR_MEMBERS_FIRST = 8  # members of a class used near the cursor scored as high as it
 MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous to follow
-# Names used elsewhere in this file are looked for this far from the cursor (a bound on
-# the work per keystroke in a long file); the nearest use orders them.
-FILE_SCAN_BEFORE = 600
-FILE_SCAN_AFTER = 200
 MAX_NEIGHBOURS = 60  # sibling files read for what the package uses most
 MAX_PACKAGE_FILES = 400  # files of a Go/Java package whose names are looked at
 # Fill: definitions the file does not use yet, this many per 1K tokens of budget, at
@@ -137,10 +137,6 @@ _LOOKUP_KINDS = frozenset(
     {"function", "method", "class", "interface", "struct", "enum", "type", "constant", "trait"}
 )
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-# An identifier not reached through `.`, `::` or `->`: a name the scope resolves, not an
-# attribute of some object whose type retrieval cannot know.
-_BARE = re.compile(r"(?<![\w$.])(?<!::)(?<!->)(?<!\.\s)[A-Za-z_$][\w$]*")
-_CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\s*(?:\.|::)\s*[A-Za-z_$][\w$]*)+")
 
 
 def gather_context(
@@ -286,7 +282,7 @@ class _Request:
         return self.index.file(path)
 
     def is_comment(self, text: str) -> bool:
-        return _is_comment(text, self.rules.hash_comments)
+        return is_comment(text, self.rules.hash_comments)
 
     def files_in_dir(self, folder: str) -> list[str]:
         files_in_dir = getattr(self.index, "files_in_dir", None)
@@ -399,7 +395,7 @@ class _Request:
 
     def add_definitions(self) -> None:
         fs = self.index.file(self.path)
-        near, chains = self.names_near_cursor()
+        near, chains = names_near(self.lines, self.line, self.character, self.rules.hash_comments)
         own: dict[str, list[Definition]] = {}
         if fs is not None:
             for d in fs.definitions:
@@ -410,7 +406,9 @@ class _Request:
         if fs is not None:
             self.collect_imports(fs, imported, modules, wildcard)
         handled: set[str] = set()
-        used, used_chains = self.names_in_file(near, chains)
+        used, used_chains = names_in_file(
+            self.lines, self.line, near, chains, self.rules.hash_comments
+        )
         package = self.package_definitions(fs)
 
         # Imported names: all of them, the ones used near the cursor first, then the
@@ -719,66 +717,6 @@ class _Request:
                 cls = d
         return fn, cls
 
-    def names_near_cursor(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-        """Bare identifiers and `a.b` chains near the cursor, with their line distance."""
-        lo = max(0, self.line - NEAR_BEFORE)
-        hi = min(len(self.lines) - 1, self.line + NEAR_AFTER)
-        near: dict[str, int] = {}
-        chains: dict[tuple[str, str], int] = {}
-        for i in range(lo, hi + 1):
-            text = self.lines[i]
-            if i == self.line:
-                text = _without_word_at(text, self.character)
-            if len(text) > NEAR_CHARS:
-                text = _near_part(text, self.character)
-            if self.is_comment(text):
-                continue  # prose (a doc comment's example) names nothing the code uses
-            distance = abs(self.line - i)
-            for word in _BARE.findall(text):
-                if word not in near or distance < near[word]:
-                    near[word] = distance
-            for chain in _CHAIN.findall(text):
-                parts = [p.strip() for p in re.split(r"\.|::", chain)]
-                # `a.b.c.d`: try every split, `a.b.c` + `d` down to `a` + `b`.
-                for k in range(len(parts) - 1, 0, -1):
-                    key = (".".join(parts[:k]), parts[k])
-                    if key not in chains or distance < chains[key]:
-                        chains[key] = distance
-        return near, chains
-
-    def names_in_file(
-        self, near: dict[str, int], chains: dict[tuple[str, str], int]
-    ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-        """Bare names and `a.b` chains used in the file away from the cursor (within
-        `FILE_SCAN_BEFORE` lines above and `FILE_SCAN_AFTER` below), with the line
-        distance of their nearest use; the near ones are left out."""
-        used: dict[str, int] = {}
-        used_chains: dict[tuple[str, str], int] = {}
-        lo = max(0, self.line - FILE_SCAN_BEFORE)
-        hi = min(len(self.lines) - 1, self.line + FILE_SCAN_AFTER)
-        near_lo, near_hi = self.line - NEAR_BEFORE, self.line + NEAR_AFTER
-        for i in range(lo, hi + 1):
-            if near_lo <= i <= near_hi:
-                continue
-            text = self.lines[i]
-            if len(text) > NEAR_CHARS or self.is_comment(text):
-                continue  # minified code or prose: not a use that predicts the next one
-            distance = abs(self.line - i)
-            for word in _BARE.findall(text):
-                if word not in near and (word not in used or distance < used[word]):
-                    used[word] = distance
-            if "." not in text and "::" not in text:
-                continue
-            for chain in _CHAIN.findall(text):
-                parts = [p.strip() for p in re.split(r"\.|::", chain)]
-                for k in range(len(parts) - 1, 0, -1):
-                    key = (".".join(parts[:k]), parts[k])
-                    if key in chains:
-                        continue
-                    if key not in used_chains or distance < used_chains[key]:
-                        used_chains[key] = distance
-        return used, used_chains
-
     def add_code_paths(self, handled: set[str]) -> None:
         """Definitions named by qualified paths in the code around the cursor
         (`Retrieval.code_paths`; near: as a name used near it; farther: as a name used
@@ -977,58 +915,9 @@ def _closeness(distance: int) -> float:
     return max(0, 30 - distance) * 0.01
 
 
-# A line that is only comment: `//`, `/* */`, a doc comment's ` * ` lines, `#` outside
-# C and C++ (where it starts a directive) and Lua's `--`.
-_COMMENT_LINE = re.compile(r"\s*(?://|/\*|\*/|\*\s|\*$|--\s|#)")
-
-
-def _is_comment(text: str, hash_comments: bool) -> bool:
-    match = _COMMENT_LINE.match(text)
-    if match is None:
-        return False
-    if match.group(0).endswith("#"):
-        return hash_comments
-    return True
-
-
 def _far_closeness(distance: int) -> float:
     """A bonus in [0, 5) for a use `distance` lines from the cursor, nearer higher."""
     return 5.0 * FILE_SCAN_BEFORE / (FILE_SCAN_BEFORE + 4 * distance)
-
-
-# Where a cut of a long line may start or end: never inside a name or a `a.b` chain.
-_CUT = re.compile(r"[\s;,(){}\[\]]")
-_LAST_CUT = re.compile(r".*[\s;,(){}\[\]]", re.S)
-
-
-def _near_part(text: str, character: int) -> str:
-    """The part of a long line that counts as near ``character``: about ``NEAR_CHARS``
-    before it and a quarter of that after, with ends that move in steps of a quarter
-    (typing does not shift them at each keystroke) and fall between tokens."""
-    step = NEAR_CHARS // 4
-    start = max(0, (character - NEAR_CHARS) // step * step)
-    end = min(len(text), (character // step + 2) * step)
-    if start:
-        cut = _CUT.search(text, start, end)
-        start = cut.end() if cut else end
-    if end < len(text):
-        last = _LAST_CUT.match(text, start, end)
-        end = last.end() - 1 if last else start
-    return text[start:end]
-
-
-def _without_word_at(text: str, character: int) -> str:
-    """`text` without the identifier that touches `character` (the one being typed)."""
-    character = max(0, min(character, len(text)))
-    start = character
-    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_$"):
-        start -= 1
-    end = character
-    while end < len(text) and (text[end].isalnum() or text[end] in "_$"):
-        end += 1
-    if start == end:
-        return text
-    return text[:start] + " " + text[end:]
 
 
 def _original_name(imp: Import, local: str) -> str | None:

@@ -281,7 +281,7 @@ def test_a_half_typed_name_does_not_pull_definitions(workspace):
 def test_only_names_near_the_cursor_of_a_long_line_count(workspace):
     """On a minified line only the characters around the cursor are "near" (a regex over
     the whole of a megabyte line cost 0.2 s per keystroke)."""
-    from context.retrieve import NEAR_CHARS
+    from context.names import NEAR_CHARS
 
     index = _index(workspace)
     line, _ = _cursor(APP, 'label = "done"')
@@ -359,7 +359,8 @@ def test_sources_can_be_switched_off(workspace):
 
 
 def test_the_near_part_of_a_long_line_moves_in_steps_and_cuts_between_tokens():
-    from context.retrieve import NEAR_CHARS, _near_part
+    from context.names import NEAR_CHARS
+    from context.names import near_part as _near_part
 
     line = "a.b(" + "foo.helperFn + x; " * 400 + "zz"
     step = NEAR_CHARS // 4
