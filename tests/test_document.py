@@ -264,3 +264,24 @@ def test_the_server_passes_an_encoding_convert_understands() -> None:
     from lsp_server.protocol.server import server
 
     assert column_to_codepoints("éxy", 2, server.encoding()) == 2  # UTF-16 column 2
+
+
+def test_a_snapshot_of_a_huge_file_counts_only_the_chunks_around_the_cursor() -> None:
+    """A 50 MB file has tens of thousands of chunks; counting each (a round trip to the
+    engine process) took the first request in it past 30 s."""
+    from lsp_server.completion.document import take_snapshot
+
+    lines = [f"value_{i} = compute(value_{i}) + 1" for i in range(200_000)]
+    text = "\n".join(lines) + "\n"
+    calls: list[int] = []
+
+    def count(s: str) -> int:
+        calls.append(len(s))
+        return len(s) // 4
+
+    snap = take_snapshot(text, 150_000, 2_000, count)
+    assert snap is not None and snap.first_line <= 150_000 < snap.end_line
+    assert 1_000 < snap.tokens <= 2_000
+    # The whole text once (bounded by the engine for a huge one), then the chunks the
+    # snapshot grew through (each ≈ 280 tokens here) and the final check: not 6,250.
+    assert len(calls) < 20, len(calls)

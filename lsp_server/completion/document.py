@@ -172,12 +172,21 @@ def take_snapshot(
         (start, min(len(lines), start + SNAPSHOT_CHUNK))
         for start in range(0, len(lines), SNAPSHOT_CHUNK)
     ]
-    sizes = [count("\n".join(lines[a:b]) + "\n") for a, b in chunks]
+    sizes: dict[int, int] = {}
+
+    def size(i: int) -> int:
+        """Chunk `i`'s tokens, counted when first needed: a 50 MB file has tens of
+        thousands of chunks, and only those around the cursor are ever looked at."""
+        if i not in sizes:
+            a, b = chunks[i]
+            sizes[i] = count("\n".join(lines[a:b]) + "\n")
+        return sizes[i]
+
     here = min(max(0, line), len(lines) - 1) // SNAPSHOT_CHUNK
     lo, hi, used = here, here, 0
-    if sizes[here] > budget:
+    if size(here) > budget:
         return None
-    used = sizes[here]
+    used = size(here)
     while True:
         above = lo > 0 and (here - lo) <= 2 * (hi - here)
         grow = lo - 1 if above else hi + 1
@@ -185,9 +194,9 @@ def take_snapshot(
             grow = hi + 1 if above else lo - 1
             if not 0 <= grow < len(chunks):
                 break
-        if used + sizes[grow] > budget:
+        if used + size(grow) > budget:
             break
-        used += sizes[grow]
+        used += size(grow)
         lo, hi = min(lo, grow), max(hi, grow)
     first, end = chunks[lo][0], chunks[hi][1]
     shown = "\n".join(lines[first:end])
