@@ -6,14 +6,17 @@ for all), then false (an engine process per server: the model once per window, a
 each server loaded it in-process). With every server answered, it sums the memory of
 the servers and of the engine processes: RSS, and PSS (a page shared by k processes
 counts 1/k: what the machine really spends), and reports the engines' peak RSS and the
-time until each editor's first suggestion.
+time until each editor's first suggestion (from opening the file: the model's load
+starts there, not when the server starts). `--idle` adds the same editors with only a
+Markdown file and a commit message open, each asked for a suggestion in both: no model
+is loaded and no engine process started for them.
 
 The model is a random-weight qwen35 whose f32 weights dominate (≈95 MB; override the
 size with --embd/--ff/--layers). On the CPU llama.cpp maps the weights from the file,
 so engines of the same file share them in the page cache (PSS shows it, RSS does not);
 with GPU offload each engine copies them into GPU memory, once per engine.
 
-    python bench/shared_engine.py [--editors 1,2,5]
+    python bench/shared_engine.py [--editors 1,2,5] [--idle]
 """
 
 from __future__ import annotations
@@ -43,6 +46,34 @@ class Server(StdioServer):
     def __init__(self, name: str, workspace: pathlib.Path, init: dict[str, Any]) -> None:
         super().__init__()
         self.initialize(workspace, init, process_id=os.getpid(), client_name=name, timeout=120)
+
+    def prose(self, workspace: pathlib.Path) -> None:
+        """Open a Markdown file and a commit message and ask for a suggestion in each (a
+        Neovim that git opened, a window of notes): answered without the model."""
+        for path, language in (
+            (workspace / "notes.md", "markdown"),
+            (workspace / ".git" / "COMMIT_EDITMSG", "gitcommit"),
+        ):
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("The area of a circle is ")
+            uri = path.as_uri()
+            self.notify(
+                "textDocument/didOpen",
+                {
+                    "textDocument": {
+                        "uri": uri,
+                        "languageId": language,
+                        "version": 1,
+                        "text": "The area of a circle is ",
+                    }
+                },
+            )
+            params = {
+                "textDocument": {"uri": uri},
+                "position": {"line": 0, "character": 24},
+                "context": {"triggerKind": 1},
+            }
+            self.request("textDocument/inlineCompletion", params).result(120)
 
     def first_suggestion(self, path: pathlib.Path) -> float:
         """Open `path` and ask until the model has answered; seconds it took."""
@@ -100,6 +131,41 @@ def measure(model: pathlib.Path, editors: int, shared: bool, work: pathlib.Path)
             "enginesPssMb": round(sum(m[1] for m in engine_mem), 1),
             "enginesPeakRssMb": round(sum(e["peakRssMb"] for e in engines), 1),
             "firstSuggestionS": [round(f, 2) for f in firsts],
+        }
+    finally:
+        for server in servers:
+            server.close()
+        stop_engines()
+
+
+def measure_idle(model: pathlib.Path, editors: int, work: pathlib.Path) -> dict[str, Any]:
+    """`editors` servers with only prose open (Markdown, a commit message): the engines
+    and model loads there are (none) and what the servers cost."""
+    init = {
+        "model": {"path": str(model), "threads": 1, "contextSize": 2048},
+        "context": {"enabled": False},
+        "engine": {"warmup": False, "prefetch": False, "idleExitSeconds": 5},
+    }
+    ws = work / f"ws-idle-{editors}"
+    ws.mkdir()
+    servers = []
+    try:
+        for i in range(editors):
+            server = Server(f"editor-{i + 1}", ws, init)
+            servers.append(server)
+            server.prose(ws)
+        time.sleep(1.0)  # past the open's debounce: a warm-up would have loaded it
+        states = [s.request("qwenLsp/stats", {}).result(60)["result"]["model"] for s in servers]
+        engines = engine_status()
+        server_mem = [memory_mb(s.proc.pid) for s in servers]
+        return {
+            "editors": editors,
+            "shared": "prose only",
+            "models": sorted(set(states)),
+            "engines": len(engines),
+            "modelLoads": sum(e["modelLoads"] for e in engines),
+            "serversRssMb": round(sum(m[0] for m in server_mem), 1),
+            "serversPssMb": round(sum(m[1] for m in server_mem), 1),
         }
     finally:
         for server in servers:
@@ -176,6 +242,9 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--idle", action="store_true", help="also servers with only Markdown and a commit open"
+    )
+    parser.add_argument(
         "--overhead", type=int, default=0, metavar="N", help="also time N completions both ways"
     )
     args = parser.parse_args()
@@ -200,6 +269,16 @@ def main() -> int:
                     f"servers RSS {row['serversRssMb']} MB, PSS {row['serversPssMb']} MB; "
                     f"first suggestion {row['firstSuggestionS']} s"
                 )
+    for editors in map(int, args.editors.split(",")) if args.idle and args.editors else ():
+        row = measure_idle(model, editors, work)
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(
+                f"prose only editors {editors}: model {', '.join(row['models'])}; "
+                f"{row['engines']} engine(s), {row['modelLoads']} load(s); "
+                f"servers RSS {row['serversRssMb']} MB, PSS {row['serversPssMb']} MB"
+            )
     if args.overhead:  # on the default tiny model: the time outside llama.cpp shows
         tiny = build_qwen35(work / "tiny.gguf")
         print(
