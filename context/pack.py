@@ -50,11 +50,12 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from context.tokens import TokenCounter
 from context.types import PackedContext, PromptFormat, Snippet
@@ -178,36 +179,149 @@ def _gap_line(before: str, after: str, elided_body: bool, uses_tabs: bool) -> st
     return _indent(after) + GAP + "\n"
 
 
-@dataclass
+class _Source:
+    """One snippet's text, cut into lines only as far as lines are asked for.
+
+    Most candidates are never shown whole (a fill definition is shown by its signature,
+    a body may not fit), so splitting every text up front cost more than the rest of
+    packing.
+    """
+
+    __slots__ = ("start", "end", "text", "_newlines")
+
+    def __init__(self, start: int, text: str) -> None:
+        newlines = text.count("\n")
+        if newlines and text.endswith("\n"):
+            newlines -= 1  # a trailing newline is not an extra line
+        self.start = start
+        self.end = start + newlines
+        self.text = text
+        self._newlines = [-1]  # [k]: where the newline before line k is (-1: none)
+
+    def _before(self, k: int) -> int:
+        found = self._newlines
+        text = self.text
+        while len(found) <= k:
+            at = text.find("\n", found[-1] + 1)
+            found.append(at if at >= 0 else len(text))
+        return found[k]
+
+    def lines(self, first: int, last: int) -> str:
+        """File lines `first..last` (within `start..end`) joined by newlines, each
+        without its trailing ``\r``."""
+        k0, k1 = first - self.start, last - self.start
+        text = self.text
+        begin = self._before(k0) + 1 if k0 else 0
+        if k1 == self.end - self.start:
+            finish = len(text) - 1 if text.endswith("\n") else len(text)
+        else:
+            finish = self._before(k1 + 1)
+        chunk = text[begin:finish]
+        if "\r" in chunk:
+            chunk = "\n".join(part.rstrip("\r") for part in chunk.split("\n"))
+        return chunk
+
+
 class _FileLines:
     """Line texts of one file gathered from the snippets (0-based line -> text).
+
+    A line shows the text of the first snippet added that covers it. Snippets are cut
+    into lines lazily (`_Source`), a shown range as a few slices of the snippets that
+    own its lines.
 
     Token counts of pieces and gap lines are kept by position, so that re-costing a
     growing block does not rebuild its text.
     """
 
-    lines: dict[int, str] = field(default_factory=dict)
-    uses_tabs: bool = False
-    _pieces: dict[Range, int] = field(default_factory=dict)
-    _gaps: dict[tuple[int, int, bool], int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.lines: dict[int, str] = {}  # lines set directly, before any snippet's
+        self.uses_tabs = False
+        self._sources: list[_Source] = []
+        self._owners: list[tuple[int, int, _Source]] | None = None
+        self._owner_starts: list[int] = []
+        self._pieces: dict[Range, int] = {}
+        self._texts: dict[Range, str] = {}
+        self._gaps: dict[tuple[int, int, bool], int] = {}
 
     def add(self, snippet: Snippet) -> Range:
-        parts = snippet.text.split("\n")
-        if len(parts) > 1 and parts[-1] == "":
-            parts.pop()  # a trailing newline is not an extra line
-        for offset, text in enumerate(parts):
-            self.lines.setdefault(snippet.start_line + offset, text.rstrip("\r"))
-            if text.startswith("\t"):
-                self.uses_tabs = True
-        return snippet.start_line, snippet.start_line + max(0, len(parts) - 1)
+        text = snippet.text
+        source = _Source(snippet.start_line, text)
+        self._sources.append(source)
+        self._owners = None
+        if not self.uses_tabs and (text.startswith("\t") or "\n\t" in text):
+            self.uses_tabs = True
+        return source.start, source.end
+
+    def _segments(self) -> list[tuple[int, int, _Source]]:
+        """Disjoint (first, last, source) stretches by line: each line belongs to the
+        first source added that covers it."""
+        if self._owners is not None:
+            return self._owners
+        bounds = sorted({s.start for s in self._sources} | {s.end + 1 for s in self._sources})
+        by_start: dict[int, list[int]] = {}
+        for order, source in enumerate(self._sources):
+            by_start.setdefault(source.start, []).append(order)
+        active: list[int] = []  # heap of the orders of the sources covering the line
+        out: list[tuple[int, int, _Source]] = []
+        for at, following in zip(bounds, bounds[1:], strict=False):
+            for order in by_start.get(at, ()):
+                heapq.heappush(active, order)
+            while active and self._sources[active[0]].end < at:
+                heapq.heappop(active)
+            if not active:
+                continue
+            owner = self._sources[active[0]]
+            if out and out[-1][2] is owner and out[-1][1] == at - 1:
+                out[-1] = (out[-1][0], following - 1, owner)
+            else:
+                out.append((at, following - 1, owner))
+        self._owners = out
+        self._owner_starts = [first for first, _, _ in out]
+        return out
+
+    def line(self, i: int) -> str:
+        text = self.lines.get(i)
+        if text is not None:
+            return text
+        return self._join(i, i)
+
+    def _join(self, start: int, end: int) -> str:
+        """Lines `start..end` of the sources joined by newlines ("" where none)."""
+        segments = self._segments()
+        parts: list[str] = []
+        at = start
+        k = max(0, bisect.bisect_right(self._owner_starts, start) - 1)
+        while at <= end and k < len(segments):
+            first, last, source = segments[k]
+            if last < at:
+                k += 1
+                continue
+            if first > end:
+                break
+            parts.extend([""] * (first - at))  # lines no snippet covers
+            at = max(at, first)
+            upto = min(last, end)
+            parts.append(source.lines(at, upto))
+            at = upto + 1
+            k += 1
+        parts.extend([""] * (end + 1 - at))
+        return "\n".join(parts)
 
     def piece(self, start: int, end: int) -> str:
-        get = self.lines.get
-        return "\n".join(get(i, "") for i in range(start, end + 1)) + "\n"
+        key = (start, end)
+        text = self._texts.get(key)
+        if text is None:
+            if self.lines:
+                line = self.line
+                body = "\n".join(line(i) for i in range(start, end + 1))
+            else:
+                body = self._join(start, end)
+            text = self._texts[key] = body + "\n"
+        return text
 
     def gap(self, prev_end: int, next_start: int, elided: bool) -> str:
-        before = self.lines.get(prev_end, "")
-        after = self.lines.get(next_start, "") if next_start >= 0 else ""
+        before = self.line(prev_end)
+        after = self.line(next_start) if next_start >= 0 else ""
         return _gap_line(before, after, elided, self.uses_tabs)
 
     def cost(self, ranges: list[Range], bodies: list[Range], count: TokenCounter) -> int:
@@ -525,7 +639,7 @@ def _render(
             ranges = [
                 (start, end)
                 for start, end in _subtract(block.ranges, shown.get(path, []))
-                if any(lines.lines.get(i, "").strip() for i in range(start, end + 1))
+                if lines.piece(start, end).strip()
             ]
             if not ranges:
                 continue

@@ -277,3 +277,38 @@ def test_incremental_block_costs_match_full_recounts():
             expected = block.cost(ranges, bodies) - block.tokens
             assert block.delta(ranges, bodies, lo - 2, hi + 2) == expected
             block.ranges, block.bodies, block.tokens = ranges, bodies, block.tokens + expected
+
+
+def test_lazy_file_lines_match_eager_split():
+    """Snippets are cut into lines only where asked; a line shows the first snippet
+    added that covers it, as if every text had been split up front."""
+    from context.pack import _FileLines
+
+    rng = random.Random(11)
+    words = ["def f(x):", "\treturn x", "", "  y = 1", "}", "class A:"]
+    for _ in range(300):
+        lines = _FileLines()
+        eager: dict[int, str] = {}
+        tabs = False
+        for _ in range(rng.randint(1, 8)):
+            start = rng.randrange(30)
+            parts = [
+                rng.choice(words) + rng.choice(["", "1", "\r", "\r\r"])
+                for _ in range(rng.randint(1, 10))
+            ]
+            text = "\n".join(parts) + rng.choice(["", "\n"])
+            parts = text.split("\n")  # as packing split every text before
+            if len(parts) > 1 and parts[-1] == "":
+                parts.pop()
+            snippet = Snippet("/ws/a.py", start, start + len(parts) - 1, text, "test")
+            assert lines.add(snippet) == (start, start + len(parts) - 1)
+            for offset, part in enumerate(parts):
+                eager.setdefault(start + offset, part.rstrip("\r"))
+                tabs = tabs or part.startswith("\t")
+        assert lines.uses_tabs == tabs
+        for _ in range(10):
+            start = rng.randrange(45)
+            end = start + rng.randrange(12)
+            expected = "\n".join(eager.get(i, "") for i in range(start, end + 1)) + "\n"
+            assert lines.piece(start, end) == expected
+            assert lines.line(end) == eager.get(end, "")
