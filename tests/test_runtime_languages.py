@@ -18,6 +18,10 @@ class _Index:
         p = pathlib.Path(path)
         return p.read_text() if p.exists() else None
 
+    @staticmethod
+    def damaged_databases() -> list[str]:
+        return []
+
 
 class _Context:
     """The workspace context, as far as the runtime's document calls go."""
