@@ -18,7 +18,13 @@ from typing import cast
 import pytest
 
 from context.sticky import APPEND_CAP
-from lsp_server.completion.service import Completer, CompletionRequest, CompletionResult
+from lsp_server.completion.service import (
+    LIVE_WINDOW_TOKENS,
+    WINDOW_RESERVE,
+    Completer,
+    CompletionRequest,
+    CompletionResult,
+)
 from lsp_server.completion.stats import Stats
 from lsp_server.engine.client import ClientInfo, EngineClient
 from lsp_server.engine.llama import LlamaEngine
@@ -301,3 +307,58 @@ def test_a_jump_is_cheap_through_the_engine_process(qwen35_model, workspace):
     finally:
         local.close()
         client.close()
+
+
+def dense_module(n: int = 120) -> str:
+    """Long, dense lines (typed signatures, tables): 160 lines of them are several times
+    `LIVE_WINDOW_TOKENS`."""
+    head = "import os\nfrom helpers import Meter, clamp\n\n\n"
+    body = "".join(
+        f"def step_{i}(meter: Meter, x: float, y: float = {i}.0, z: float = {i}.5) -> float:\n"
+        f"    return meter.feed(clamp(x * {i} + y * {i + 1} - z * {i + 2}, 0.0, 10.0) + y)\n\n"
+        for i in range(n)
+    )
+    return head + body
+
+
+def test_a_jump_in_dense_code_evaluates_a_bounded_window(qwen35_model, tmp_path):
+    """With the default 120 lines before the cursor and 40 after, a window of dense code
+    was thousands of tokens, all evaluated at each jump (2,800 real tokens on zod's
+    compile.ts in bench/editing_replay.py). The live window is capped in tokens; the
+    snapshot shows the rest. Typing in place after the cut stays cheap (the cut moves in
+    steps, not with each keystroke)."""
+    (tmp_path / "helpers.py").write_text(HELPERS)
+    text = dense_module()
+    (tmp_path / "main.py").write_text(text)
+    s = settings()
+    s.completion.prefix_lines, s.completion.suffix_lines = 120, 40
+    ctx = Workspace([str(tmp_path)], lambda: s, cache_dir="")
+    ctx.build()
+    main = str((tmp_path / "main.py").resolve())
+    ctx.update_document(main, text)
+    engine, completer = make_completer(qwen35_model, ctx, s)
+    try:
+        completer.warm(request(main, text, 0, 0))
+        bound = LIVE_WINDOW_TOKENS + APPEND_CAP + WINDOW_RESERVE
+        for line in (250, 70, 330):
+            req = request(main, text, line)
+            window = completer.window(req)
+            assert engine.count_tokens(window.prefix + window.suffix) <= LIVE_WINDOW_TOKENS
+            result = completer.complete(req)
+            assert result.outcome != "cache"
+            assert result.figures.evaluated_tokens <= bound, (line, result.figures)
+            check(qwen35_model, completer, req, result)
+        lines = text.split("\n")
+        for typed in " + 1.5 * y":
+            lines[330] += typed
+            typing = "\n".join(lines)
+            ctx.update_document(main, typing)
+            req = request(main, typing, 330)
+            result = completer.complete(req)
+            if result.outcome != "cache":
+                assert result.figures.evaluated_tokens < 64, result.figures
+        if result.outcome != "cache":
+            check(qwen35_model, completer, req, result)
+    finally:
+        engine.close()
+        ctx.close()

@@ -42,6 +42,11 @@ from lsp_server.settings import Settings
 log = logging.getLogger(__name__)
 
 WINDOW_RESERVE = 512  # tokens kept free of the cursor window: the template, the instructions
+# The live cursor window (the prompt's volatile tail) holds at most this many tokens: a
+# jump, an edit above the cursor or the first keystroke after either evaluates it again,
+# and with at most one appended block (context/sticky.py) that stays within 2,048 tokens.
+# The file's snapshot in the stable part shows the lines it leaves out (docs/context.md).
+LIVE_WINDOW_TOKENS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,8 @@ class Completer:
         return self.engine.count_tokens(text)
 
     def window(self, request: CompletionRequest) -> CursorWindow:
-        """The cursor window, cut down when its lines would not fit the context."""
+        """The cursor window, cut down when its lines would not fit the context or
+        `LIVE_WINDOW_TOKENS` (long, dense lines: 120 of them can be 3,000 tokens)."""
         c = self.settings.completion
         window = cursor_window(
             request.text,
@@ -155,7 +161,7 @@ class Completer:
             prefix_lines=c.prefix_lines,
             suffix_lines=c.suffix_lines,
         )
-        room = self.engine.n_ctx - c.max_tokens - WINDOW_RESERVE
+        room = min(self.engine.n_ctx - c.max_tokens - WINDOW_RESERVE, LIVE_WINDOW_TOKENS)
         prefix, suffix = self.count_tokens(window.prefix), self.count_tokens(window.suffix)
         if prefix + suffix <= room:
             return window
@@ -164,7 +170,7 @@ class Completer:
             window.prefix, room - suffix_room, self.count_tokens, c.prefix_lines * CHARS_PER_LINE
         )
         kept_suffix = _keep(window.suffix, suffix_room, self.count_tokens, tail=False)
-        log.debug("cursor window cut to fit the context of %d tokens", self.engine.n_ctx)
+        log.debug("cursor window cut to %d tokens", room)
         return dataclasses.replace(
             window,
             prefix=kept_prefix,
