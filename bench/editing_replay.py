@@ -402,13 +402,28 @@ def projected(rows: list[dict[str, Any]], tokens_key: str) -> dict[str, float]:
     }
 
 
-KINDS = ("first", "jump", "delete", "back", "type", "paste", "all")
+KINDS = ("first", "jump", "delete", "back", "type", "type-1", "type-n", "paste", "all")
 
 
 def summarize(rows: list[dict[str, Any]], refreshes: list[int]) -> dict[str, Any]:
+    """Per kind of request; "type" splits into the first keystroke after a move or a
+    deletion ("type-1": the code after the cursor changed, the window is evaluated again)
+    and the keystrokes after it ("type-n": typing in place)."""
     out: dict[str, Any] = {"requests": len(rows)}
+    split = [
+        "type-1"
+        if r["kind"] == "type" and (i == 0 or rows[i - 1]["kind"] not in ("type", "back"))
+        else "type-n"
+        if r["kind"] == "type"
+        else r["kind"]
+        for i, r in enumerate(rows)
+    ]
     for kind in KINDS:
-        sel = rows if kind == "all" else [r for r in rows if r["kind"] == kind]
+        sel = (
+            rows
+            if kind == "all"
+            else [r for r, k in zip(rows, split, strict=True) if kind in (r["kind"], k)]
+        )
         if not sel:
             continue
         ev = [r["evaluated"] for r in sel]
@@ -437,7 +452,7 @@ def print_summary(title: str, s: dict[str, Any]) -> None:
     print(f"\n== {title}: {s['requests']} requests ==")
     print(
         "kind     n      evaluated: mean   p50    p95    max | prompt (baseline) mean  p95 |"
-        " RTX 3090 s ours/base | RTX 5090 s ours/base"
+        " RTX 3090 s: ours mean p95 / base | RTX 5090 s: ours mean p95 / base | wall/CPU ms p50"
     )
     for kind in KINDS:
         k = s.get(kind)
@@ -448,7 +463,9 @@ def print_summary(title: str, s: dict[str, Any]) -> None:
             f"{kind:6} {k['n']:5}  {k['evaluated_mean']:14.0f} {k['evaluated_p50']:5.0f} "
             f"{k['evaluated_p95']:6.0f} {k['evaluated_max']:6.0f} | "
             f"{k['prompt_mean']:22.0f} {k['prompt_p95']:5.0f} | "
-            f"{o['3090_mean']:6.2f} / {b['3090_mean']:5.2f} | {o['5090_mean']:6.2f} / {b['5090_mean']:5.2f}"
+            f"{o['3090_mean']:5.2f} {o['3090_p95']:5.2f} / {b['3090_mean']:5.2f} | "
+            f"{o['5090_mean']:5.2f} {o['5090_p95']:5.2f} / {b['5090_mean']:5.2f} | "
+            f"{k['wall_ms_p50']:.0f}/{k['cpu_ms_p50']:.0f}"
         )
     print(
         f"background refreshes (idle time, not requests): {s['refreshes']}, "
