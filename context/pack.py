@@ -283,7 +283,11 @@ class _FileLines:
         text = self.lines.get(i)
         if text is not None:
             return text
-        return self._join(i, i)
+        segments = self._segments()
+        k = bisect.bisect_right(self._owner_starts, i) - 1
+        if k < 0 or segments[k][1] < i:
+            return ""
+        return segments[k][2].lines(i, i)
 
     def _join(self, start: int, end: int) -> str:
         """Lines `start..end` of the sources joined by newlines ("" where none)."""
