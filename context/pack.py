@@ -420,6 +420,30 @@ def _merge(ranges: Iterable[Range]) -> list[Range]:
     return out
 
 
+def _start(r: Range) -> int:
+    return r[0]
+
+
+def _end(r: Range) -> int:
+    return r[1]
+
+
+def _union(merged: list[Range], extra: list[Range]) -> list[Range]:
+    """`_merge([*merged, *extra])` for `merged` already sorted and merged, by inserting
+    the few `extra` ranges (a block's ranges grow one candidate at a time)."""
+    if not merged or len(extra) > 8:
+        return _merge([*merged, *extra])
+    out = list(merged)
+    for start, end in extra:
+        # Ranges that overlap or touch (start, end) are replaced by their union.
+        i = bisect.bisect_left(out, start - 1, key=_end)
+        j = bisect.bisect_right(out, end + 1, key=_start)
+        if i < j:
+            start, end = min(start, out[i][0]), max(end, out[j - 1][1])
+        out[i:j] = [(start, end)]
+    return out
+
+
 def _subtract(ranges: list[Range], taken: list[Range]) -> list[Range]:
     """`ranges` minus the lines of `taken` (both sorted and merged)."""
     out: list[Range] = []
@@ -479,8 +503,8 @@ class _Block:
         if not old:
             return self.cost(ranges, bodies)
         # Ranges wholly before `lo` or after `hi` are the same in both lists.
-        before = bisect.bisect_left([end for _, end in old], lo)
-        after = len(old) - bisect.bisect_right([start for start, _ in old], hi)
+        before = bisect.bisect_left(old, lo, key=_end)
+        after = len(old) - bisect.bisect_right(old, hi, key=_start)
         new_cost = self.lines.window_cost(ranges, bodies, before, len(ranges) - after, self.count)
         old_cost = self.lines.window_cost(old, self.bodies, before, len(old) - after, self.count)
         return new_cost - old_cost
@@ -576,11 +600,11 @@ def _choose(
             )
             block = blocks[key] = _Block(fixed, files[key[1]], count)
         shown = choice.cheap if form == "cheap" and choice.cheap is not None else choice.full
-        ranges = _merge([*block.ranges, *shown])
+        ranges = _union(block.ranges, shown)
         lo, hi = shown[0][0], max(end for _, end in shown)
         if form == "cheap":
             # A skeleton hides the rest of its body: remember where, for the gap lines.
-            bodies = _merge([*block.bodies, *choice.full])
+            bodies = _union(block.bodies, choice.full)
             lo, hi = min(lo, choice.full[0][0] - 1), max(hi, choice.full[-1][1])
         else:
             bodies = block.bodies

@@ -312,3 +312,18 @@ def test_lazy_file_lines_match_eager_split():
             expected = "\n".join(eager.get(i, "") for i in range(start, end + 1)) + "\n"
             assert lines.piece(start, end) == expected
             assert lines.line(end) == eager.get(end, "")
+
+
+def test_union_matches_merge():
+    from context.pack import _merge, _union
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        merged = _merge(
+            (a, a + rng.randrange(5)) for a in (rng.randrange(60) for _ in range(rng.randrange(8)))
+        )
+        extra = [
+            (a, a + rng.randrange(6))
+            for a in (rng.randrange(60) for _ in range(rng.randrange(1, 4)))
+        ]
+        assert _union(merged, extra) == _merge([*merged, *extra])
