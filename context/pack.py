@@ -241,6 +241,7 @@ class _FileLines:
         self._owner_starts: list[int] = []
         self._pieces: dict[Range, int] = {}
         self._texts: dict[Range, str] = {}
+        self._looked_up: dict[int, str] = {}
         self._gaps: dict[tuple[int, int, bool], int] = {}
 
     def add(self, snippet: Snippet) -> Range:
@@ -248,6 +249,9 @@ class _FileLines:
         source = _Source(snippet.start_line, text)
         self._sources.append(source)
         self._owners = None
+        # Lines no snippet covered so far may be covered now.
+        for cache in (self._looked_up, self._texts, self._pieces, self._gaps):
+            cache.clear()
         if not self.uses_tabs and (text.startswith("\t") or "\n\t" in text):
             self.uses_tabs = True
         return source.start, source.end
@@ -283,11 +287,13 @@ class _FileLines:
         text = self.lines.get(i)
         if text is not None:
             return text
-        segments = self._segments()
-        k = bisect.bisect_right(self._owner_starts, i) - 1
-        if k < 0 or segments[k][1] < i:
-            return ""
-        return segments[k][2].lines(i, i)
+        text = self._looked_up.get(i)
+        if text is None:
+            segments = self._segments()
+            k = bisect.bisect_right(self._owner_starts, i) - 1
+            found = k >= 0 and segments[k][1] >= i
+            text = self._looked_up[i] = segments[k][2].lines(i, i) if found else ""
+        return text
 
     def _join(self, start: int, end: int) -> str:
         """Lines `start..end` of the sources joined by newlines ("" where none)."""
@@ -332,16 +338,15 @@ class _FileLines:
         """Tokens of the pieces and gap lines of `ranges` (see `layout`)."""
         total = 0
         prev_end = -1
-        starts = [b[0] for b in bodies]
         for start, end in ranges:
             if prev_end >= 0:
-                total += self._gap_cost(prev_end, start, _inside(bodies, starts, prev_end), count)
+                total += self._gap_cost(prev_end, start, _inside(bodies, prev_end), count)
             n = self._pieces.get((start, end))
             if n is None:
                 n = self._pieces[(start, end)] = count(self.piece(start, end))
             total += n
             prev_end = end
-        if prev_end >= 0 and _inside(bodies, starts, prev_end):
+        if prev_end >= 0 and _inside(bodies, prev_end):
             total += self._gap_cost(prev_end, -1, True, count)
         return total
 
@@ -356,7 +361,6 @@ class _FileLines:
         difference of their window costs.
         """
         n = len(ranges)
-        starts = [b[0] for b in bodies]
         total = 0
         for i in range(i0, i1):
             start, end = ranges[i]
@@ -366,12 +370,12 @@ class _FileLines:
             total += n_piece
             if i > 0:
                 prev_end = ranges[i - 1][1]
-                total += self._gap_cost(prev_end, start, _inside(bodies, starts, prev_end), count)
+                total += self._gap_cost(prev_end, start, _inside(bodies, prev_end), count)
         if 0 < i1 < n:
             prev_end = ranges[i1 - 1][1]
-            elided = _inside(bodies, starts, prev_end)
+            elided = _inside(bodies, prev_end)
             total += self._gap_cost(prev_end, ranges[i1][0], elided, count)
-        if i1 == n and n > 0 and _inside(bodies, starts, ranges[-1][1]):
+        if i1 == n and n > 0 and _inside(bodies, ranges[-1][1]):
             total += self._gap_cost(ranges[-1][1], -1, True, count)
         return total
 
@@ -390,21 +394,20 @@ class _FileLines:
         """
         out: list[tuple[str, Range | None]] = []
         prev_end = -1
-        starts = [b[0] for b in bodies]
         for start, end in ranges:
             if prev_end >= 0:
-                elided = _inside(bodies, starts, prev_end)
+                elided = _inside(bodies, prev_end)
                 out.append((self.gap(prev_end, start, elided), None))
             out.append((self.piece(start, end), (start, end)))
             prev_end = end
-        if prev_end >= 0 and _inside(bodies, starts, prev_end):
+        if prev_end >= 0 and _inside(bodies, prev_end):
             out.append((self.gap(prev_end, -1, True), None))
         return out
 
 
-def _inside(bodies: list[Range], starts: list[int], line: int) -> bool:
+def _inside(bodies: list[Range], line: int) -> bool:
     """Whether `line` is inside one of `bodies` (merged, sorted) and not its last line."""
-    i = bisect.bisect_right(starts, line) - 1
+    i = bisect.bisect_right(bodies, line, key=_start) - 1
     return i >= 0 and bodies[i][0] <= line < bodies[i][1]
 
 

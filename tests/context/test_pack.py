@@ -327,3 +327,21 @@ def test_union_matches_merge():
             for a in (rng.randrange(60) for _ in range(rng.randrange(1, 4)))
         ]
         assert _union(merged, extra) == _merge([*merged, *extra])
+
+
+def test_file_lines_caches_follow_added_snippets():
+    """Lines, pieces and their counts looked up before a snippet is added are not
+    served stale after it: a line first shown empty takes the new snippet's text, a
+    line already covered keeps the first snippet's."""
+    from context.pack import _FileLines
+
+    lines = _FileLines()
+    lines.add(Snippet("/ws/a.py", 0, 1, "def f():\n    pass\n", "test"))
+    assert lines.piece(0, 2) == "def f():\n    pass\n\n"
+    assert lines.line(2) == ""
+    assert lines.cost([(0, 2)], [], estimate_tokens) == estimate_tokens("def f():\n    pass\n\n")
+    lines.add(Snippet("/ws/a.py", 1, 2, "    other\n\tg = 1\n", "test"))
+    assert lines.line(2) == "\tg = 1"
+    assert lines.piece(0, 2) == "def f():\n    pass\n\tg = 1\n"
+    assert lines.cost([(0, 2)], [], estimate_tokens) == estimate_tokens(lines.piece(0, 2))
+    assert lines.uses_tabs
