@@ -8,7 +8,8 @@ and changes only in two ways (docs/context.md, "What stays in the prompt"):
 - A **request** (the user typing, or jumping to another place of the file) never removes,
   reorders or rewrites a kept block. What retrieval finds for the new place that is not
   shown yet (a definition used there, a region recently edited elsewhere) is *appended* as
-  one more block, at most ``APPEND_CAP`` tokens per request and within the budget. A
+  one more block, at most ``APPEND_CAP`` tokens per request and within the budget; what
+  did not fit is not appended by later requests but waits for the next refresh. A
   snippet gone stale (its file changed) stays until the next refresh.
 - A **refresh** (idle time, in the background, after an edit) packs afresh for where the
   cursor is when the kept context holds appended blocks or a stale snippet, within the
@@ -46,6 +47,9 @@ class Kept:
     snippets: set[Snippet] = field(default_factory=set)
     tokens: int = 0
     appended: int = 0  # how many of `parts` (at the end) were appended by requests
+    # (path, first line, last line) of the snippets requests found and did not append
+    # (over `APPEND_CAP`): they wait for the next refresh.
+    offered: set[tuple[str, int, int]] = field(default_factory=set)
 
     def add(self, packed: PackedContext, *, appended: bool) -> None:
         self.parts.append(packed)
@@ -108,13 +112,23 @@ class StickyContext:
             kept.add(fresh, appended=False)
             self._kept[path] = kept
             return kept
-        new = [s for s in fresh.snippets if s.source in APPENDABLE and not kept.covers(s)]
+        new = [
+            s
+            for s in fresh.snippets
+            if s.source in APPENDABLE
+            and not kept.covers(s)
+            and (s.path, s.start_line, s.end_line) not in kept.offered
+        ]
         room = min(APPEND_CAP, budget - kept.tokens)
         if new and room > 0:
             added = pack_more(new, room)
             if added.text:
                 kept.add(added, appended=True)
                 self.appends += 1
+            # What did not fit waits for the refresh: appended at the next keystrokes, a
+            # large class's members came 768 tokens at a time, each time evaluating the
+            # window after them again (the replay's typing mean of 236 tokens).
+            kept.offered.update((s.path, s.start_line, s.end_line) for s in new)
         return kept
 
     def refresh(self, path: str, key: Hashable, fresh: PackedContext, *, stale: bool) -> Kept:

@@ -17,7 +17,8 @@ from typing import cast
 
 import pytest
 
-from context.sticky import APPEND_CAP
+from context.sticky import APPEND_CAP, StickyContext
+from context.types import PackedContext, Snippet
 from lsp_server.completion.service import (
     LIVE_WINDOW_TOKENS,
     WINDOW_RESERVE,
@@ -362,3 +363,41 @@ def test_a_jump_in_dense_code_evaluates_a_bounded_window(qwen35_model, tmp_path)
     finally:
         engine.close()
         ctx.close()
+
+
+def test_what_an_append_leaves_out_waits_for_the_refresh():
+    """A request appends at most APPEND_CAP tokens; the snippets that did not fit are not
+    appended by the next keystrokes (each append re-evaluates the window after it: the
+    replay's typing cost 2,100-2,860 tokens a keystroke while a large class's members came
+    768 tokens at a time). A snippet that is new, such as a definition typed into use,
+    still is."""
+
+    def snip(i: int) -> Snippet:
+        text = f"def f{i}(x):\n    return x\n" * 3
+        return Snippet(
+            "/w/big.py", i * 10, i * 10 + 8, text, "definition", source="definition", tokens=300
+        )
+
+    def packed(snips: list[Snippet]) -> PackedContext:
+        return PackedContext(
+            tuple(snips), sum(s.tokens for s in snips), "".join(s.text for s in snips)
+        )
+
+    def pack_more(snips: list[Snippet], room: int) -> PackedContext:
+        chosen: list[Snippet] = []
+        for s in snips:
+            if sum(c.tokens for c in chosen) + s.tokens > room:
+                break
+            chosen.append(s)
+        return packed(chosen)
+
+    sticky = StickyContext()
+    sticky.request("/w/main.py", "key", packed([]), 16000, pack_more)
+    found = [snip(i) for i in range(6)]  # 1,800 tokens: more than one append takes
+    kept = sticky.request("/w/main.py", "key", packed(found), 16000, pack_more)
+    assert sticky.appends == 1 and 0 < kept.tokens <= APPEND_CAP
+    for _ in range(3):  # the next keystrokes find the same snippets
+        sticky.request("/w/main.py", "key", packed(found), 16000, pack_more)
+    assert sticky.appends == 1
+    kept = sticky.request("/w/main.py", "key", packed([*found, snip(9)]), 16000, pack_more)
+    assert sticky.appends == 2 and any(s.start_line == 90 for s in kept.snippets)
