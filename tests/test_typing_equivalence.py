@@ -165,6 +165,8 @@ def test_warmup_yields_to_a_user_request(qwen35_model, tmp_path):
     settings.model.context_size = 65536
     settings.model.threads = 1
     settings.completion.prefix_lines = 5000
+    # The file's snapshot (half the budget) is what the warm-up evaluates: ≈24K tokens.
+    settings.context.budget_tokens = 48000
     runtime = Runtime(settings, Stats())
     try:
         runtime.load_model().result(timeout=30)
