@@ -150,6 +150,34 @@ def test_checkpoint_lru_is_bounded_by_bytes():
     assert cache.find(other, 59) is None  # same positions, different prefix
 
 
+def test_line_checkpoints_never_evict_the_anchors_while_these_hold_half():
+    """13 checkpoints fit (Qwen3.6-27B's 157 MB each in the default 2 GB): the checkpoints
+    at the stable blocks' ends (anchors) outlive the line checkpoints that typing saves at
+    nearly every request; a jump resumes from an anchor. With one LRU, typing a few lines
+    evicted every anchor and the next jump evaluated the whole prompt."""
+    cache = CheckpointCache(max_bytes=13 * 100)
+    tokens = np.arange(5000, dtype=np.int32)
+    for n in (1000, 2000, 3000):  # the stable part's blocks
+        assert cache.put(tokens, n, bytearray(100), anchor=True)
+    for n in range(3001, 3200):  # typing: line checkpoints, most recently used
+        assert cache.put(tokens, n, bytearray(100))
+        assert cache.bytes_used <= 1300
+    found = cache.find(tokens, 2999)
+    assert found is not None and found.n_tokens == 2000
+    assert cache.find(tokens, 3199) is not None  # the newest lines are kept too
+    # Anchors beyond half the bytes give way, least recently used first.
+    for n in range(10, 20):
+        cache.put(tokens, n, bytearray(100), anchor=True)
+    assert (
+        sum(
+            cache.find(tokens, n) is not None and cache.find(tokens, n).n_tokens == n
+            for n in range(10, 20)
+        )
+        <= 6
+    )
+    assert cache.bytes_used <= 1300
+
+
 def test_cancel_stops_between_tokens(engine_factory, tiny_model):
     engine = engine_factory(tiny_model)
     token = CancelToken()

@@ -8,6 +8,13 @@ restored onto another prefix, whatever happened in between.
 
 Memory: Qwen3.6-27B's recurrent state is about 157 MB per checkpoint in f32 (48
 DeltaNet layers), so the default bound of 2048 MB holds about 13 of them.
+
+Two kinds share the bound. *Anchors* sit at the ends of the prompt's stable blocks (what
+a jump, a switch back or a refresh resumes from); *line* checkpoints sit at line ends of
+the cursor window (what typing resumes from) and are saved at nearly every request. With
+one LRU the line checkpoints of a few lines of typing evicted every anchor, and the next
+jump evaluated the whole prompt; so line checkpoints are evicted first while anchors hold
+at most half the bytes, each kind least recently used first.
 """
 
 from __future__ import annotations
@@ -54,46 +61,65 @@ class _IndexedLRU(LRUCache[Key, bytearray]):
 
 
 class CheckpointCache:
-    """Checkpoints of one model's recurrent state, least recently used evicted first."""
+    """Checkpoints of one model's recurrent state: anchors and line checkpoints (see the
+    module's docstring), each least recently used evicted first."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._lru = _IndexedLRU(max(1, max_bytes))
+        # Each bounded by the whole; `_evict` keeps their sum within it.
+        self._anchors = _IndexedLRU(max(1, max_bytes))
+        self._lines = _IndexedLRU(max(1, max_bytes))
         self.hits = 0
         self.misses = 0
         self.saved = 0
 
     @property
     def bytes_used(self) -> int:
-        return int(self._lru.currsize)
+        return int(self._anchors.currsize + self._lines.currsize)
 
     def __len__(self) -> int:
-        return len(self._lru)
+        return len(self._anchors) + len(self._lines)
 
     def has(self, tokens: np.ndarray, n: int) -> bool:
-        return (n, prefix_digest(tokens, n)) in self._lru
+        key = (n, prefix_digest(tokens, n))
+        return key in self._anchors or key in self._lines
 
-    def put(self, tokens: np.ndarray, n: int, data: bytearray) -> bool:
+    def put(self, tokens: np.ndarray, n: int, data: bytearray, *, anchor: bool = False) -> bool:
         """Keep the state after `tokens[:n]`; False when it is larger than the bound."""
         if len(data) > self.max_bytes:
             return False
-        self._lru[(n, prefix_digest(tokens, n))] = data
+        key = (n, prefix_digest(tokens, n))
+        mine, other = (self._anchors, self._lines) if anchor else (self._lines, self._anchors)
+        if key in other:
+            del other[key]
+        mine[key] = data
+        self._evict()
         self.saved += 1
         return True
 
+    def _evict(self) -> None:
+        while self.bytes_used > self.max_bytes:
+            if self._lines and (self._anchors.currsize <= self.max_bytes // 2 or not self._anchors):
+                self._lines.popitem()
+            else:
+                self._anchors.popitem()
+
     def find(self, tokens: np.ndarray, limit: int) -> Checkpoint | None:
         """The checkpoint of `tokens` with the most positions, at most `limit`."""
-        for n in sorted((p for p in self._lru.positions if p <= limit), reverse=True):
+        positions = set(self._anchors.positions) | set(self._lines.positions)
+        for n in sorted((p for p in positions if p <= limit), reverse=True):
             key = (n, prefix_digest(tokens, n))
-            data = self._lru.get(key)  # marks it recently used
-            if data is not None:
-                self.hits += 1
-                return Checkpoint(n, data)
+            for lru in (self._anchors, self._lines):
+                data = lru.get(key)  # marks it recently used
+                if data is not None:
+                    self.hits += 1
+                    return Checkpoint(n, data)
         self.misses += 1
         return None
 
     def positions(self) -> Sequence[int]:
-        return sorted(self._lru.positions)
+        return sorted(set(self._anchors.positions) | set(self._lines.positions))
 
     def clear(self) -> None:
-        self._lru.clear()
+        self._anchors.clear()
+        self._lines.clear()

@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
@@ -110,6 +110,7 @@ class Tokenized:
 
     tokens: list[int]
     checkpoints: list[int]
+    anchors: list[int] = field(default_factory=list)  # the stable blocks' ends among them
 
 
 def _check_gguf(path: str) -> None:
@@ -391,6 +392,7 @@ class LlamaEngine:
         that asks for it, and line ends inside segments that ask for those."""
         tokens: list[int] = []
         checkpoints: list[int] = []
+        anchors: list[int] = []
         interval = self.config.checkpoint_interval
         for segment in prompt.segments:
             seg = self._tokens_of(segment.text, segment.specials)
@@ -412,7 +414,8 @@ class LlamaEngine:
                 checkpoints.extend(inside[-LINE_CHECKPOINTS_AT_END:])
             if segment.checkpoint:
                 checkpoints.append(len(tokens))
-        return Tokenized(tokens, sorted(set(checkpoints)))
+                anchors.append(len(tokens))
+        return Tokenized(tokens, sorted(set(checkpoints)), sorted(set(anchors)))
 
     def run(
         self,
@@ -426,6 +429,7 @@ class LlamaEngine:
         generation = self.generate(
             tokenized.tokens,
             checkpoints=tokenized.checkpoints,
+            anchors=tokenized.anchors,
             max_tokens=max_tokens,
             stop=prompt.stop,
             rule=rule,
@@ -440,7 +444,14 @@ class LlamaEngine:
         if not points:
             return Figures()
         end = points[-1]
-        return self.prepare(tokenized.tokens[:end], points, cancel, save_end=True, fork=True)
+        return self.prepare(
+            tokenized.tokens[:end],
+            points,
+            cancel,
+            save_end=True,
+            fork=True,
+            anchors=tokenized.anchors,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -524,7 +535,7 @@ class LlamaEngine:
             self._tokens = self._tokens[:n]
         return ok
 
-    def _save_checkpoint(self, figures: Figures) -> None:
+    def _save_checkpoint(self, figures: Figures, *, anchor: bool = False) -> None:
         n = len(self._tokens)
         if self.checkpoints.has(self._tokens, n):
             return
@@ -539,7 +550,7 @@ class LlamaEngine:
         if written != size:
             log.warning("checkpoint save wrote %d of %d bytes; not kept", written, size)
             return
-        if self.checkpoints.put(self._tokens, n, data):
+        if self.checkpoints.put(self._tokens, n, data, anchor=anchor):
             figures.checkpoints_saved += 1
         figures.save_ms += (time.perf_counter() - start) * 1000
 
@@ -686,6 +697,7 @@ class LlamaEngine:
         save_end: bool = False,
         splits: Sequence[int] = (),
         fork: bool = False,
+        anchors: Sequence[int] = (),
     ) -> Figures:
         """Make the context hold `prompt`, evaluating only what is not there yet.
 
@@ -758,7 +770,7 @@ class LlamaEngine:
                     figures.evaluated_tokens += end - pos
                     pos = end
                 if stop in saves:
-                    self._save_checkpoint(figures)
+                    self._save_checkpoint(figures, anchor=stop in anchors or stop == n)
         finally:
             self._protected = None
             figures.prefill_ms += (time.perf_counter() - start) * 1000
@@ -786,6 +798,7 @@ class LlamaEngine:
         prompt: Sequence[int] | np.ndarray,
         *,
         checkpoints: Sequence[int] = (),
+        anchors: Sequence[int] = (),
         max_tokens: int = 128,
         stop: Sequence[str] = (),
         rule: Callable[[str], int | None] | None = None,
@@ -801,7 +814,7 @@ class LlamaEngine:
         """
         figures = Figures()
         try:
-            self.prepare(prompt, checkpoints, cancel, figures, splits=splits)
+            self.prepare(prompt, checkpoints, cancel, figures, splits=splits, anchors=anchors)
         except Cancelled as exc:
             exc.figures = figures
             raise
