@@ -362,3 +362,27 @@ def test_background_work_that_does_not_fit_beside_the_live_sequence_gives_way(
     again = engine.generate(live, max_tokens=4)
     assert again.figures.reused_tokens >= 600, again.figures
     assert again.tokens == first.tokens
+
+
+def test_anchors_are_the_stable_blocks_ends_only(engine_factory, qwen35_model):
+    """The checkpoints kept as anchors end blocks before the cursor window; the chat
+    format's answer start comes after the suffix, changes with it, and is not one."""
+    from lsp_server.engine.types import Prompt, Segment
+
+    engine = engine_factory(qwen35_model)
+    prompt = Prompt(
+        "chat",
+        (
+            Segment("context-0", "def a():\n    return 1\n", checkpoint=True),
+            Segment("snapshot", "x = a()\n", checkpoint=True),
+            Segment("suffix", "After the cursor: y = 2\n"),
+            Segment("answer-start", "```python\n", checkpoint=True),
+            Segment("prefix", "z = 1\nw = ", line_checkpoints=True),
+        ),
+    )
+    tokenized = engine.tokenize_prompt(prompt)
+    ends = [
+        len(engine.tokenize_prompt(Prompt("chat", prompt.segments[:k])).tokens) for k in (1, 2, 4)
+    ]
+    assert tokenized.anchors == ends[:2]
+    assert ends[2] in tokenized.checkpoints and ends[2] not in tokenized.anchors

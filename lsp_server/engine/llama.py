@@ -394,7 +394,10 @@ class LlamaEngine:
         checkpoints: list[int] = []
         anchors: list[int] = []
         interval = self.config.checkpoint_interval
+        stable = True  # up to the cursor window: the suffix (chat) or FIM's prefix header
         for segment in prompt.segments:
+            if segment.name == "suffix" or segment.name.startswith("fim-prefix"):
+                stable = False
             seg = self._tokens_of(segment.text, segment.specials)
             start = len(tokens)
             tokens.extend(seg)
@@ -414,7 +417,8 @@ class LlamaEngine:
                 checkpoints.extend(inside[-LINE_CHECKPOINTS_AT_END:])
             if segment.checkpoint:
                 checkpoints.append(len(tokens))
-                anchors.append(len(tokens))
+                if stable:
+                    anchors.append(len(tokens))
         return Tokenized(tokens, sorted(set(checkpoints)), sorted(set(anchors)))
 
     def run(
