@@ -90,7 +90,12 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
   // in the stats document (the link) and the log.
   const detail =
     stats.model === 'ready'
-      ? [`index ${stats.index}`, `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`, engineText(stats.engineProcess)]
+      ? [
+          // A ready index goes without saying (and its words pushed the Stats link off).
+          stats.index === 'ready' ? '' : `index ${stats.index}`,
+          `${stats.requests} completion${stats.requests === 1 ? '' : 's'}`,
+          engineText(stats.engineProcess),
+        ]
           .filter((part) => part !== '')
           .join(' · ')
       : shorten(stats.modelMessage || `index ${stats.index}`, DETAIL_MAX);
