@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -571,12 +571,13 @@ def _log_tail(path: str, lines: int = 5) -> str:
     return " | ".join(tail) or "(empty log)"
 
 
-def engine_status(folder: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:
-    """The engines running for this user (for `qwen-lsp doctor` and `qwen-lsp engine`),
-    each as its status; a socket nobody answers on is left out."""
+def _each_engine(
+    folder: str | None, timeout: float
+) -> Iterator[tuple[socket.socket, dict[str, Any]]]:
+    """Each engine of this user that answers, as its open socket and its status (the
+    socket is closed when the caller moves on); a socket nobody answers on is skipped."""
     from lsp_server.engine.endpoint import list_endpoints
 
-    found = []
     for endpoint in list_endpoints(folder):
         try:
             sock = connect(endpoint, timeout)
@@ -587,38 +588,32 @@ def engine_status(folder: str | None = None, timeout: float = 2.0) -> list[dict[
             wire.send(sock, {"op": "status", "id": 1})
             answer = wire.recv(sock)
             if answer and isinstance(answer.get("result"), dict):
-                found.append(answer["result"])
-        except (OSError, EngineError):
+                yield sock, answer["result"]
+        except (OSError, EngineError, ValueError):
             pass
         finally:
             sock.close()
-    return found
+
+
+def engine_status(folder: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:
+    """The engines running for this user (for `qwen-lsp doctor` and `qwen-lsp engine`),
+    each as its status; a socket nobody answers on is left out."""
+    return [status for _, status in _each_engine(folder, timeout)]
 
 
 def stop_engines(folder: str | None = None, timeout: float = 5.0) -> list[int]:
     """Ask every engine of this user to exit now (the model's memory is freed); the pids
     of those that were asked. Waits up to `timeout` for them to be gone."""
-    from lsp_server.engine.endpoint import list_endpoints
-
     pids = []
-    for endpoint in list_endpoints(folder):
+    for sock, status in _each_engine(folder, timeout):
         try:
-            sock = connect(endpoint, timeout)
-        except OSError:
-            continue
-        try:
-            sock.settimeout(timeout)
-            wire.send(sock, {"op": "status", "id": 1})
-            answer = wire.recv(sock) or {}
-            pid = int((answer.get("result") or {}).get("pid") or 0)
+            pid = int(status.get("pid") or 0)
             wire.send(sock, {"op": "stop", "id": 2, "pid": os.getpid()})
             wire.recv(sock)
-            if pid:
-                pids.append(pid)
         except (OSError, EngineError, ValueError):
-            pass
-        finally:
-            sock.close()
+            continue
+        if pid:
+            pids.append(pid)
     deadline = time.monotonic() + timeout
     for pid in pids:
         while time.monotonic() < deadline and _alive(pid):
