@@ -106,12 +106,16 @@ def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     return n
 
 
-def edit_between(old: bytes, new: bytes) -> dict[str, Any]:
-    """The single edit turning ``old`` into ``new``, as ``Tree.edit`` wants it."""
+def changed_span(old: bytes, new: bytes) -> tuple[int, int, int]:
+    """The one span that differs: ``old[start:old_end]`` became ``new[start:new_end]``."""
     start = _common_prefix(old, new)
     suffix = _common_suffix(old, new, min(len(old), len(new)) - start)
-    old_end = len(old) - suffix
-    new_end = len(new) - suffix
+    return start, len(old) - suffix, len(new) - suffix
+
+
+def edit_between(old: bytes, new: bytes) -> dict[str, Any]:
+    """The single edit turning ``old`` into ``new``, as ``Tree.edit`` wants it."""
+    start, old_end, new_end = changed_span(old, new)
     start_point = _point_at(old, start)
     return {
         "start_byte": start,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from tree_sitter import Node, Point, Tree
 
 from context.languages import has_grammar, parser
+from context.open_documents import changed_span, edit_between
 from context.symbols import file_symbols
 from context.types import Definition
 
@@ -978,9 +979,7 @@ def _edited_parts(doc: _Document, source: bytes) -> list[_Part]:
     starts at the same place of the unchanged text after the edit (what follows a part's
     start does not depend on what precedes it)."""
     old, parts = doc.source, doc.parts
-    start = _common_prefix(old, source)
-    tail = _common_suffix(old, source, start)
-    old_end, new_end = len(old) - tail, len(source) - tail
+    start, old_end, new_end = changed_span(old, source)
     delta = len(source) - len(old)
     # From the part before the one edited when the edit is on a part's first line or the
     # comments above it (they decide whether and where a part starts there).
@@ -1010,44 +1009,9 @@ def _reparse(previous: _Part | None, source: bytes, language: str) -> Tree:
     p = parser(language)
     if previous is None:
         return p.parse(source)
-    old = previous.source
-    start = _common_prefix(old, source)
-    tail = _common_suffix(old, source, start)
-    old_end, new_end = len(old) - tail, len(source) - tail
     tree = previous.tree.copy()  # (the old one may be in use by another thread)
-    tree.edit(
-        start_byte=start,
-        old_end_byte=old_end,
-        new_end_byte=new_end,
-        start_point=_point(old, start),
-        old_end_point=_point(old, old_end),
-        new_end_point=_point(source, new_end),
-    )
+    tree.edit(**edit_between(previous.source, source))
     return p.parse(source, tree)
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the common prefix (compared in halving slices: memcmp speed)."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _common_suffix(a: bytes, b: bytes, prefix: int) -> int:
-    """Length of the common suffix that does not overlap ``prefix``."""
-    lo, hi = 0, min(len(a), len(b)) - prefix
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _point(source: bytes, offset: int) -> Point:

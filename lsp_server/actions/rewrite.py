@@ -477,17 +477,8 @@ def _fix_check(
         return "Qwen's fix does not change the code the problem is about"
     if first == line and final == line + 1 and end_line == line and len(changed) == 1:
         # One line changed: the change itself must touch the problem's characters.
-        old_line, new_line = lines[line], changed[0]
-        keep = 0
-        while keep < min(len(old_line), len(new_line)) and old_line[keep] == new_line[keep]:
-            keep += 1
-        back = 0
-        while (
-            back < min(len(old_line), len(new_line)) - keep
-            and old_line[len(old_line) - 1 - back] == new_line[len(new_line) - 1 - back]
-        ):
-            back += 1
-        if keep > end_char or len(old_line) - back < char:
+        keep, stop, _ = minimal_change(lines[line], changed[0])  # characters, here
+        if keep > end_char or stop < char:
             return "Qwen's fix does not change the code the problem is about"
     return ""
 
