@@ -180,6 +180,14 @@ REPOS: tuple[Repo, ...] = (
         ),
     ),
     Repo(
+        "goldmark",
+        "Go",
+        frozenset({"go"}),
+        "Markdown parser: a chain of packages (ast, text, parser, renderer, extension), aliased imports",
+        "held-out",
+        lambda: _go("goldmark", "golang-github-yuin-goldmark-dev", "github.com/yuin/goldmark"),
+    ),
+    Repo(
         "tokio",
         "Rust",
         frozenset({"rust"}),
