@@ -221,6 +221,23 @@ REPOS: tuple[Repo, ...] = (
         "held-out",
         lambda: _sources.pypi_sdist("pybind11", "2.13.6") / "pybind11",
     ),
+    # -- held out, added in round 3 (C/C++ and Java): measured before and after only
+    Repo(
+        "c-ares",
+        "C/C++",
+        C,
+        "C library, public include/ and src/lib behind a private header (pycares' copy)",
+        "held-out",
+        lambda: _sources.pypi_sdist("pycares", "4.4.0") / "deps" / "c-ares",
+    ),
+    Repo(
+        "jdk-compiler",
+        "Java",
+        frozenset({"java"}),
+        "JDK 17 jdk.compiler (javac: packages importing each other whole, `pkg.*`)",
+        "held-out",
+        lambda: _jdk("jdk.compiler/", "jdk17-jdk.compiler"),
+    ),
 )
 
 
