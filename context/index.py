@@ -492,6 +492,31 @@ class WorkspaceIndex:
             return []
         return self._resolver.resolve(from_path, imp, language)
 
+    def imports_of(self, path: str) -> frozenset[str]:
+        """The workspace files ``path``'s imports resolve to: one file's edges of the
+        import graph, resolved once and kept (with the graph ``importers_of`` reads)
+        until the file or the set of files changes."""
+        with self._lock:
+            forward = self._files.forward
+            found = forward.get(path) if forward is not None else None
+        if found is not None:
+            return found
+        targets: set[str] = set()
+        symbols = self.summary(path)
+        if symbols is not None:
+            for imp in symbols.imports:
+                targets.update(self.resolve_import(path, imp))
+        targets.discard(path)
+        found = frozenset(targets)
+        with self._lock:
+            if forward is None and self._files.forward is None:
+                self._files.forward = {}
+            elif self._files.forward is not forward:
+                return found  # the graph was dropped meanwhile: do not keep a stale edge
+            assert self._files.forward is not None
+            self._files.forward[path] = found
+        return found
+
     def importers_of(self, path: str) -> list[str]:
         """Files whose imports resolve to ``path`` (the reverse import graph).
 

@@ -284,6 +284,19 @@ class _Request:
     def is_comment(self, text: str) -> bool:
         return is_comment(text, self.rules.hash_comments)
 
+    def imports_of(self, path: str) -> frozenset[str]:
+        imports_of = getattr(self.index, "imports_of", None)
+        if imports_of is not None:
+            try:
+                return frozenset(imports_of(path))
+            except Exception:
+                log.exception("imports_of failed for %s", path)
+                return frozenset()
+        fs = self.index.file(path)  # an index without the graph: resolve here
+        if fs is None:
+            return frozenset()
+        return frozenset(t for imp in fs.imports for t in self.resolve(path, imp) if t != path)
+
     def files_in_dir(self, folder: str) -> list[str]:
         files_in_dir = getattr(self.index, "files_in_dir", None)
         if files_in_dir is None:

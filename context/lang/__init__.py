@@ -112,6 +112,11 @@ class RetrievalHost(Protocol):
         """Indexed files directly in ``folder``."""
         ...
 
+    def imports_of(self, path: str) -> frozenset[str]:
+        """The files the imports of ``path`` resolve to (kept by the index between
+        requests: the graph's edges are resolved once)."""
+        ...
+
 
 @dataclass(frozen=True)
 class FillSource:

@@ -5,10 +5,10 @@ root, then ``include/`` and ``src/`` of the root, then any indexed file whose pa
 with it (``<x.h>`` skips the including file's folders). ``static`` functions are not
 exported. A ``.h`` header whose first 8 KB use C++ is parsed as C++.
 
-Retrieval (``CRetrieval``): a file sees what its headers include in turn, and a header
-sees what the files that include it saw (their definitions, ``static`` ones too, and
-their headers): a ``_inc.h`` template or a platform header is compiled in its
-includer's scope.
+Retrieval (``CRetrieval``): a file sees everything its headers include, transitively
+(the index keeps each file's resolved includes), and a header sees what the files that
+include it saw (their definitions, ``static`` ones too, and their headers): a ``_inc.h``
+template or a platform header is compiled in its includer's scope.
 """
 
 from __future__ import annotations
@@ -149,8 +149,7 @@ class CRetrieval(Retrieval):
 
     hash_comments = False
 
-    NESTED_DEPTH = 3  # headers included by the file's headers, this many levels down
-    MAX_NESTED = 32
+    MAX_CLOSURE = 256  # headers reached through the file's headers, nearest first
     INCLUDER_DEPTH = 2  # files including this one, and the files including those
     MAX_INCLUDERS = 8
     MAX_SCANNED = 60  # files of a folder looked at for an `#include` of this one
@@ -164,7 +163,9 @@ class CRetrieval(Retrieval):
         out: list[FillSource] = []
         direct = [t for imp in fs.imports for t in host.resolve(host.path, imp)]
         seen = {host.path, *direct}
-        nested = cls._included_by(host, direct, seen, cls.NESTED_DEPTH, cls.MAX_NESTED)
+        # What the preprocessor pastes in: every header the file's headers include, at
+        # any depth.
+        nested = cls._closure(host, direct, seen)
         if nested:
             out.append(FillSource("a header its headers include", tuple(nested)))
         includers: list[str] = []
@@ -180,29 +181,31 @@ class CRetrieval(Retrieval):
             frontier = level
         if includers:
             out.append(FillSource("a file that includes it", tuple(includers), everything=True))
-            theirs = cls._included_by(host, includers, seen, 1, cls.MAX_NESTED)
+            # A header is compiled in its includers' scope: their own headers (all that
+            # those include too floods a template's fill with the project's common
+            # macros, ahead of its includer's helpers: brotli's `*_inc.h` lost two).
+            theirs = cls._closure(host, includers, seen, depth=1)
             if theirs:
                 out.append(FillSource("a header its includers include", tuple(theirs)))
         return out
 
     @classmethod
-    def _included_by(
-        cls, host: RetrievalHost, files: list[str], seen: set[str], depth: int, limit: int
+    def _closure(
+        cls, host: RetrievalHost, files: list[str], seen: set[str], depth: int = 1 << 30
     ) -> list[str]:
-        """What `files` include, breadth first, `depth` levels down (at most `limit`)."""
+        """What `files` include, transitively (`depth` levels), breadth first: nearest
+        first, at most `MAX_CLOSURE`. The index keeps each file's resolved includes, so
+        a walk is dictionary lookups."""
         out: list[str] = []
         frontier = files
-        for _ in range(depth):
+        while frontier and len(out) < cls.MAX_CLOSURE and depth > 0:
+            depth -= 1
             level: list[str] = []
             for path in frontier:
-                symbols = host.file(path)
-                if symbols is None:
-                    continue
-                for imp in symbols.imports:
-                    for target in host.resolve(path, imp):
-                        if target not in seen and len(out) + len(level) < limit:
-                            seen.add(target)
-                            level.append(target)
+                for target in sorted(host.imports_of(path)):
+                    if target not in seen and len(out) + len(level) < cls.MAX_CLOSURE:
+                        seen.add(target)
+                        level.append(target)
             out.extend(level)
             frontier = level
         return out

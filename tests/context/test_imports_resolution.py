@@ -386,3 +386,21 @@ def test_importers_of_is_the_reverse_graph(workspace) -> None:  # type: ignore[n
     assert index.importers_of(p("pkg/core.py")) == [p("pkg/a.py"), p("pkg/b.py")]
     index.update_document(p("pkg/c.py"), "from pkg.core import X\n")
     assert index.importers_of(p("pkg/core.py")) == [p("pkg/a.py"), p("pkg/b.py"), p("pkg/c.py")]
+
+
+def test_imports_of_is_kept_until_the_file_changes(workspace) -> None:  # type: ignore[no-untyped-def]
+    index, p = workspace(
+        {
+            "include/api.h": '#include "types.h"\n',
+            "include/types.h": "#define T int\n",
+            "include/other.h": "#define O 1\n",
+            "src/main.c": '#include "../include/api.h"\n',
+        }
+    )
+    assert index.imports_of(p("include/api.h")) == {p("include/types.h")}
+    assert index.imports_of(p("src/main.c")) == {p("include/api.h")}
+    # The edges are the reverse graph's: both agree, and an edit moves them.
+    assert index.importers_of(p("include/types.h")) == [p("include/api.h")]
+    index.update_document(p("include/api.h"), '#include "other.h"\n')
+    assert index.imports_of(p("include/api.h")) == {p("include/other.h")}
+    assert index.importers_of(p("include/types.h")) == []

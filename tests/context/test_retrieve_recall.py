@@ -309,6 +309,30 @@ def test_c_header_included_by_an_included_header(tmp_path):
     assert "#define LIB_BOOL int" in packed.text, packed.text
 
 
+def test_c_macro_at_the_end_of_a_long_include_chain(tmp_path):
+    """`main.c` includes `api.h`, which reaches `common.h` through four more headers
+    (as pybind11's headers reach `detail/common.h`): the macro there is in scope, and
+    the files beside `main.c` use it; it is packed among the sixty functions of
+    `api.h`."""
+    chain = ["api.h", "cast.h", "pytypes.h", "buffer.h", "detail/class.h", "detail/common.h"]
+    files = {
+        f"include/lib/{name}": f'#include "{os.path.relpath(nxt, os.path.dirname(name) or ".")}"\n'
+        for name, nxt in zip(chain, chain[1:], strict=False)
+    }
+    files["include/lib/api.h"] += _filler("lib_step", 60, _C_FN)
+    files["include/lib/detail/common.h"] = (
+        "#define LIB_NAMESPACE_BEGIN(name) namespace name {\n#define LIB_NAMESPACE_END(name) }\n"
+    )
+    for other in ("other", "third"):
+        files[f"src/{other}.c"] = (
+            "#include <lib/api.h>\n\nLIB_NAMESPACE_BEGIN(lib)\nint x;\nLIB_NAMESPACE_END(lib)\n"
+        )
+    root = _write(tmp_path, files)
+    text = "#include <lib/api.h>\n\n"
+    packed = _context_at_end(root, "src/main.c", text)
+    assert "#define LIB_NAMESPACE_BEGIN(name)" in packed.text, packed.text
+
+
 def test_c_header_sees_what_its_includer_defined(tmp_path):
     """`block_inc.h` is a template included by `bit_stream.c` after its `static`
     helpers: the header uses them without including anything."""
