@@ -513,7 +513,7 @@ class _Request:
                     break
                 found = self.find_in_files(name, [wpath], depth=1)
             score = USED_NEAR
-            if not found:
+            if not found and not self.rules.bare_names_in_package:
                 found = self.lookup(name)
                 if importing:  # not imported: maybe a local, maybe an import to come
                     score = USED_NEAR_UNIMPORTED
@@ -528,7 +528,7 @@ class _Request:
 
         # Names used elsewhere in this file, defined in its package or found by name
         # (where a name is not imported first: not in Python or JavaScript/TypeScript).
-        by_name = not importing
+        by_name = not importing and not self.rules.bare_names_in_package
         for name, distance in sorted(used.items(), key=lambda kv: (kv[1], kv[0])):
             if name in handled or name in own or name in imported:
                 continue
@@ -816,6 +816,11 @@ class _Request:
             for d in other.definitions:
                 if not d.parent and d.kind not in NOT_REFERABLE:
                     out.setdefault(d.name, []).append(d)
+        variants = self.rules.package_variants
+        if variants is not Retrieval.package_variants:
+            for name, found in out.items():
+                if len(found) > 1:
+                    out[name] = variants(self.path, found)
         with _PACKAGE_LOCK:
             _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
             while len(_PACKAGE_CACHE) > 8:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from context.rules import Rules
-from context.types import FileSymbols, Import
+from context.types import Definition, FileSymbols, Import
 
 if TYPE_CHECKING:
     from context.imports import WorkspaceView
@@ -150,11 +150,20 @@ class Retrieval:
     reexports: bool = False
     # `#` starts a comment line (not in C and C++, where it starts a directive).
     hash_comments: bool = True
+    # A bare name is the file's own, its package's or a wildcard import's, never
+    # another package's (Go: those are written `pkg.Name`): not looked up by name.
+    bare_names_in_package: bool = False
 
     @classmethod
     def in_package(cls, path: str, other: str) -> bool:
         """Whether `other`, a file of `path`'s folder, is part of its package."""
         return True
+
+    @classmethod
+    def package_variants(cls, path: str, found: list[Definition]) -> list[Definition]:
+        """The definitions of one name in the cursor's package (`path`'s) that apply to
+        it, when several files define it (Go's build-constrained variants)."""
+        return found
 
     @classmethod
     def fill_worthy(cls, name: str) -> bool:

@@ -16,7 +16,7 @@ from tree_sitter import Node
 
 from context.lang import LanguageSpec, ResolveHost, Resolver, Retrieval, words
 from context.rules import Enclosing, RawImport, RuleContext, Rules, string_content
-from context.types import Import
+from context.types import Definition, Import
 
 
 def _grammar() -> Any:
@@ -58,6 +58,10 @@ class GoRules(Rules):
         name: str,
         caps: dict[str, list[Node]],
     ) -> str | None:
+        # The blank identifier (`var _ Collector = (*x)(nil)`) and `func init()` are no
+        # names that code can use.
+        if name == "_" or (name == "init" and kind == "function"):
+            return None
         if kind == "type":
             value = caps.get("value")
             if value:
@@ -107,10 +111,14 @@ class GoRules(Rules):
             name = spec.child_by_field_name("name")
             if path is None:
                 continue
+            alias = ctx.text(name) if name is not None else ""
+            if alias == "_":
+                continue  # imported for its side effects: binds no name
             yield (
                 string_content(ctx, path),
-                (),
-                ctx.text(name) if name is not None else "",
+                # `import . "pkg"`: its exported names are used bare, as a wildcard.
+                ("*",) if alias == "." else (),
+                "" if alias == "." else alias,
                 spec.start_point.row,
                 (),
                 "",
@@ -160,13 +168,42 @@ class GoResolver(Resolver):
 
 class GoRetrieval(Retrieval):
     """A folder is a package; its test files are not part of the package the code
-    builds."""
+    builds. A bare name is the package's (or a dot import's): another package's names
+    are always written `pkg.Name`."""
 
     package_folder = True
+    bare_names_in_package = True
 
     @classmethod
     def in_package(cls, path: str, other: str) -> bool:
         return path.endswith("_test.go") or not other.endswith("_test.go")
+
+    @classmethod
+    def package_variants(cls, path: str, found: list[Definition]) -> list[Definition]:
+        """Files of one package that define the same name are variants of which a build
+        compiles one (`go_collector_go116.go` / `go_collector_latest.go`,
+        `poll_linux.go` / `poll_windows.go`): the one whose file name is nearest the
+        current file's (the most `_`-separated words in common, such as the `_linux`
+        suffix Go builds by, then the longest common start)."""
+        paths = {d.path for d in found}
+        if len(paths) < 2:
+            return found
+        stem = _stem(path)
+        parts = set(stem.split("_"))
+
+        def distance(other: str) -> tuple[int, int, str]:
+            theirs = _stem(other)
+            shared = len(parts.intersection(theirs.split("_")))
+            return (-shared, -len(os.path.commonprefix([stem, theirs])), other)
+
+        best = min(paths, key=distance)
+        return [d for d in found if d.path == best]
+
+
+def _stem(path: str) -> str:
+    """A Go file's name without `.go` and `_test`."""
+    name = os.path.basename(path)
+    return name[: -len("_test.go")] if name.endswith("_test.go") else name[:-3]
 
 
 SPECS = (

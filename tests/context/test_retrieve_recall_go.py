@@ -1,0 +1,157 @@
+"""Go's own rules of names, and the order that fills a small budget (issue 16, round 3).
+
+Each workspace reproduces a class of misses measured on real Go modules
+(bench/retrieval_bench.py: gin, prometheus client_golang): a bare name taken for
+another package's definition, build-constrained variants of one name, a dot import,
+long doc comments in the cheap form of a definition, and bodies packed before the
+signatures the next line may need. The wanted definition must be in the packed
+context at a 1K-token budget.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from context.retrieve import gather_context
+from context.symbols import extract_source
+from context.tokens import estimate_tokens
+
+index_module = pytest.importorskip("context.index")
+
+BUDGET = 1024
+GO_MOD = "module example.com/app\n\ngo 1.22\n"
+
+
+def _write(root: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return os.path.realpath(root)
+
+
+def _context_at_end(root: str, rel: str, text: str, budget: int = BUDGET):
+    """Index `root`, open `rel` with `text` and gather at the end of it (no similar
+    windows: the definition must come from retrieval)."""
+    index = index_module.WorkspaceIndex([root], cache_dir="")
+    index.build()
+    path = os.path.join(root, rel)
+    index.update_document(path, text)
+    lines = text.split("\n")
+    return gather_context(
+        index,
+        None,
+        None,
+        path=path,
+        text=text,
+        line=len(lines) - 1,
+        character=len(lines[-1]),
+        budget_tokens=budget,
+        count_tokens=estimate_tokens,
+    )
+
+
+def _documented(name: str, comment_lines: int, body_lines: int, args: str = "x int") -> str:
+    """A function with a long doc comment and body, as real Go code documents them."""
+    comment = "".join(
+        f"// {name} line {i} of its documentation, long enough to cost tokens here.\n"
+        for i in range(comment_lines)
+    )
+    body = "".join(f"\tx = x + {i} // one more step of the work\n" for i in range(body_lines))
+    return f"{comment}func {name}({args}) int {{\n{body}\treturn x\n}}\n\n"
+
+
+_FAR_BODY = "".join(f"\tx{i} := x{i - 1} + 1\n" for i in range(1, 40))
+
+
+def test_go_bare_names_are_never_another_packages(tmp_path):
+    """`config`, `handler`, ... near the cursor are local variables; functions of those
+    names in other packages cannot be what they mean (another package's name is
+    written `pkg.Name` in Go). They are not packed, and `parseHeader`, of the cursor's
+    package and used far above, is."""
+    files = {
+        "go.mod": GO_MOD,
+        "api/headers.go": (
+            "package api\n\n// parseHeader splits a raw header line.\n"
+            "func parseHeader(line string) string {\n\treturn line\n}\n"
+        ),
+    }
+    locals_ = ["config", "handler", "registry", "counter", "metrics", "labels"]
+    for i, name in enumerate(locals_):
+        files[f"other{i}/{name}.go"] = f"package other{i}\n\n" + _documented(name, 8, 2)
+    root = _write(tmp_path, files)
+    text = (
+        "package api\n\n"
+        "func first(raw string) string {\n\treturn parseHeader(raw)\n}\n\n"
+        "func second() int {\n\tx0 := 0\n" + _FAR_BODY
+        + "".join(f"\t{name} := x{i}\n" for i, name in enumerate(locals_))
+        + "\t"
+    )
+    packed = _context_at_end(root, "api/api.go", text)
+    assert "func parseHeader(line string) string {" in packed.text, packed.text
+    assert "func config(" not in packed.text, packed.text
+
+
+def test_go_build_variants_of_a_name_come_once(tmp_path):
+    """`pollWait` is defined by `poll_linux.go`, `poll_darwin.go` and
+    `poll_windows.go`, of which a build compiles one: only the variant nearest the
+    current file (`conn_linux.go`) is packed, which leaves room for `dial`."""
+    files = {"go.mod": GO_MOD}
+    for system in ("darwin", "linux", "windows"):
+        files[f"netx/poll_{system}.go"] = (
+            f"//go:build {system}\n\npackage netx\n\n"
+            + _documented("pollWait", 8, 2).replace("x int", f"fd{system.title()} int")
+        )
+    files["netx/dial.go"] = "package netx\n\n" + _documented("dial", 4, 2, "addr string")
+    root = _write(tmp_path, files)
+    text = (
+        "package netx\n\n"
+        'func open() int {\n\treturn dial("a")\n}\n\n'
+        "func read() int {\n\tx0 := 0\n" + _FAR_BODY + "\tpollWait(x39)\n\t"
+    )
+    packed = _context_at_end(root, "netx/conn_linux.go", text)
+    assert "func pollWait(fdLinux int) int {" in packed.text, packed.text
+    assert "fdWindows" not in packed.text and "fdDarwin" not in packed.text, packed.text
+    assert "func dial(addr string) int {" in packed.text, packed.text
+
+
+def test_go_dot_import_names_are_used_bare(tmp_path):
+    """`import . "example.com/app/dsl"` makes `Expect` usable bare; four other packages
+    define an `Expect` too (too many to follow by name): the dot import says which."""
+    files = {
+        "go.mod": GO_MOD,
+        "dsl/expect.go": (
+            "package dsl\n\n// Expect starts an assertion on a value.\n"
+            "func Expect(actual any) Assertion {\n\treturn Assertion{}\n}\n\n"
+            "type Assertion struct{}\n"
+        ),
+    }
+    for i in range(4):
+        files[f"lib{i}/expect.go"] = (
+            f"package lib{i}\n\nfunc Expect(v{i} int) int {{\n\treturn v{i}\n}}\n"
+        )
+    root = _write(tmp_path, files)
+    text = (
+        'package app_test\n\nimport (\n\t"testing"\n\n\t. "example.com/app/dsl"\n)\n\n'
+        "func TestIt(t *testing.T) {\n\tExpect(1)\n\t"
+    )
+    packed = _context_at_end(root, "app_test.go", text)
+    assert "func Expect(actual any) Assertion {" in packed.text, packed.text
+
+
+def test_go_blank_identifier_and_init_are_no_definitions() -> None:
+    """`var _ Collector = ...` and `func init()` are no names code can use: they are not
+    definitions a name near the cursor (`_`) could pull in."""
+    source = (
+        b"package metrics\n\n"
+        b"var _ Collector = (*counter)(nil)\n\n"
+        b"func init() {\n\tregister()\n}\n\n"
+        b"func (c *counter) init() {}\n\n"
+        b"func register() {}\n"
+    )
+    _, raw = extract_source(source, "go")
+    names = sorted((d[0], d[1]) for d in raw[0])
+    assert names == [("init", "method"), ("register", "function")], names
