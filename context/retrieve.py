@@ -348,6 +348,21 @@ class _Request:
             if fs is not None:
                 self.offer_members(definition, fs, lines, members_score, reason)
 
+    def offer_signature(self, definition: Definition, score: float, reason: str) -> None:
+        """A definition as its signature alone: the fill offers names the code may use
+        next, and a JDK class's 30 lines of Javadoc would cost as much as ten more
+        names (the bodies and docs come when the code names it)."""
+        lines = self.file_lines(definition.path)
+        if lines is None or definition.path == self.path:
+            return
+        end = min(definition.end_line, len(lines) - 1)
+        sig_end = max(definition.start_line, min(definition.signature_end_line, end))
+        snippet = make_snippet(
+            definition.path, lines, definition.start_line, sig_end, score, reason, "definition"
+        )
+        if snippet is not None:
+            self.offer(snippet)
+
     def offer_members(
         self,
         cls: Definition,
@@ -866,13 +881,12 @@ class _Request:
             base = SAME_PACKAGE if where == "its package" else MODULE_EXPORT
             if about.covers(name, target):
                 base += 2.0  # packed in the order chosen: by score
-            self.offer_definition(
-                target,
-                base + 2.0 * count / top - len(chosen) * 1e-4,
+            reason = (
                 f"`{name}`, from {where}, used by files nearby"
                 if count
-                else f"`{name}`, from {where}",
+                else f"`{name}`, from {where}"
             )
+            self.offer_signature(target, base + 2.0 * count / top - len(chosen) * 1e-4, reason)
 
     def add_recent(self, recent: RecentActivity) -> None:
         for rank, region in enumerate(recent.regions(exclude_path=self.path, limit=12)):

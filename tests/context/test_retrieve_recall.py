@@ -488,3 +488,33 @@ def test_java_names_sharing_the_file_name_come_first(tmp_path):
     text = "package javafx.beans.property;\n\nimport javafx.beans.value.ObservableValue;\n\n"
     packed = _context_at_end(root, f"{folder}/ReadOnlyStringWrapper.java", text)
     assert "public abstract class ReadOnlyStringPropertyBase {" in packed.text, packed.text
+
+
+_JAVA_DOCUMENTED = (
+    "package {package};\n\n/**\n"
+    + "".join(
+        f" * {{name}} line {k} of a Javadoc as long as the JDK's, which says a lot.\n"
+        for k in range(25)
+    )
+    + " */\npublic class {name} {{\n    public int size() {{ return 0; }}\n}}\n"
+)
+
+
+def test_java_package_fill_takes_many_names_not_their_javadoc(tmp_path):
+    """A package of twenty classes with long Javadoc, none named yet in the file: the
+    tenth most used by the package's files is packed at 1K (the fill shows the names
+    the code may use next by their signature, not by a Javadoc each)."""
+    folder = "java/util/concurrent"
+    package = "java.util.concurrent"
+    files = {}
+    for i in range(20):
+        files[f"{folder}/Kind{i}.java"] = _JAVA_DOCUMENTED.format(package=package, name=f"Kind{i}")
+    for u in range(20):
+        uses = " ".join(f"Kind{i} k{i};" for i in range(20) if i < 20 - u)
+        files[f"{folder}/User{u}.java"] = (
+            f"package {package};\n\nclass User{u} {{\n    {uses}\n}}\n"
+        )
+    root = _write(tmp_path, files)
+    text = f"package {package};\n\npublic class RecursiveTask {{\n    "
+    packed = _context_at_end(root, f"{folder}/RecursiveTask.java", text)
+    assert "public class Kind9 {" in packed.text, packed.text
