@@ -14,9 +14,9 @@ from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, Resolver, Retrieval, words
+from context.lang import FillSource, LanguageSpec, Resolver, Retrieval, RetrievalHost, words
 from context.rules import Enclosing, RawImport, RuleContext, Rules
-from context.types import Import
+from context.types import FileSymbols, Import
 
 
 def _grammar() -> Any:
@@ -121,9 +121,22 @@ class JavaResolver(Resolver):
 
 
 class JavaRetrieval(Retrieval):
-    """A folder is a package: its classes need no import."""
+    """A folder is a package: its classes need no import. An on-demand import
+    (`import a.b.*;`) makes a whole package's classes visible the same way: the fill
+    offers them, after the file's own package."""
 
     package_folder = True
+
+    @classmethod
+    def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
+        out: list[FillSource] = []
+        for imp in fs.imports:
+            if imp.names != ("*",):
+                continue
+            files = tuple(f for f in host.resolve(host.path, imp) if f != host.path)
+            if files:
+                out.append(FillSource(f"`{imp.module}.*`", files))
+        return out
 
 
 SPECS = (

@@ -518,3 +518,26 @@ def test_java_package_fill_takes_many_names_not_their_javadoc(tmp_path):
     text = f"package {package};\n\npublic class RecursiveTask {{\n    "
     packed = _context_at_end(root, f"{folder}/RecursiveTask.java", text)
     assert "public class Kind9 {" in packed.text, packed.text
+
+
+def test_java_on_demand_import_makes_a_package_visible(tmp_path):
+    """`import com.example.code.*;` makes every class of that package visible without
+    naming it: the class the files beside this one use most from it is packed before
+    anything names it here."""
+    files = {}
+    for i in range(30):
+        files[f"com/example/code/Kind{i}.java"] = _JAVA_DOCUMENTED.format(
+            package="com.example.code", name=f"Kind{i}"
+        )
+    files["com/example/code/Symbol.java"] = _JAVA_DOCUMENTED.format(
+        package="com.example.code", name="Symbol"
+    )
+    for i in range(3):
+        files[f"com/example/comp/Pass{i}.java"] = (
+            "package com.example.comp;\n\nimport com.example.code.*;\n\n"
+            f"class Pass{i} {{\n    Symbol sym;\n    Symbol owner;\n}}\n"
+        )
+    root = _write(tmp_path, files)
+    text = "package com.example.comp;\n\nimport com.example.code.*;\n\npublic class Attr {\n    "
+    packed = _context_at_end(root, "com/example/comp/Attr.java", text)
+    assert "public class Symbol {" in packed.text, packed.text
