@@ -198,6 +198,14 @@ REPOS: tuple[Repo, ...] = (
         ),
     ),
     Repo(
+        "futures-util",
+        "Rust",
+        frozenset({"rust"}),
+        "one crate, 150 modules, `pub use self::x::{..}` re-exports, `#[macro_use]` macros",
+        "held-out",
+        lambda: _cargo("futures-util", ["librust-futures-util-dev"]),
+    ),
+    Repo(
         "javafx.base",
         "Java",
         frozenset({"java"}),
