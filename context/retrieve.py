@@ -809,9 +809,12 @@ class _Request:
 
     def package_definitions(self, fs: FileSymbols | None) -> dict[str, list[Definition]]:
         """Top-level definitions of the other files of the cursor's package, by name:
-        where a folder is a package and its names need no import (Go, Java)."""
-        if fs is None or not self.rules.package_folder:
+        where a folder is a package and its names need no import (Go, Java); elsewhere
+        the names the language puts in scope without an import (Rust's macros)."""
+        if fs is None:
             return {}
+        if not self.rules.package_folder:
+            return self.rules.names_in_scope(self, fs)
         members: list[FileSymbols] = []
         for path in self.neighbours(fs.language, MAX_PACKAGE_FILES):
             if not self.rules.in_package(self.path, path):

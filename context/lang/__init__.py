@@ -117,6 +117,10 @@ class RetrievalHost(Protocol):
         requests: the graph's edges are resolved once)."""
         ...
 
+    def file_lines(self, path: str) -> list[str] | None:
+        """The lines of a file's current text (None: it has none)."""
+        ...
+
 
 @dataclass(frozen=True)
 class FillSource:
@@ -175,6 +179,12 @@ class Retrieval:
     def fill_sources(cls, host: RetrievalHost, fs: FileSymbols) -> list[FillSource]:
         """Files in scope beyond the file's own imports, nearest first."""
         return []
+
+    @classmethod
+    def names_in_scope(cls, host: RetrievalHost, fs: FileSymbols) -> dict[str, list[Definition]]:
+        """Definitions the file sees without importing them, by name, where a folder is
+        no package (Rust's macros in textual scope): looked up like a package's names."""
+        return {}
 
     @classmethod
     def submodule(cls, imp: Import, name: str) -> Import | None:

@@ -1,15 +1,24 @@
 """Rust: definitions, imports (``use``, ``mod``, ``extern crate``) and import resolution.
 
-Resolution: ``mod foo;`` -> ``foo.rs`` / ``foo/mod.rs`` next to the module's file;
-``use crate::``/``self::``/``super::`` paths walked module by module; other crates of
-the workspace by their ``Cargo.toml`` package name. Items are exported when ``pub``
-(and the items of a trait or a trait's impl are as visible as the trait).
+Resolution: ``mod foo;`` -> ``foo.rs`` / ``foo/mod.rs`` next to the module's file
+(a crate root's: ``lib.rs``, ``main.rs``, ``src/bin/*.rs`` and the files of a crate's
+``tests/``, ``examples/``, ``benches/``; ``mod a { mod b; }`` -> ``a/b.rs``);
+``include!("x.rs")`` -> ``x.rs`` beside the file, its items as the file's;
+``use crate::``/``self::``/``super::`` paths walked module by module (an inline
+module's folder too); other crates of the workspace by their ``Cargo.toml`` package
+name; an item imported by name is followed through ``pub use`` re-exports (globs too)
+to the file that defines it. Items are exported when ``pub`` (and the items of a trait
+or a trait's impl are as visible as the trait); a ``macro_rules!`` macro when
+``#[macro_export]``. Macros are otherwise seen by textual scope
+(``RustRetrieval.names_in_scope``): ``#[macro_use] mod m;`` is read as a ``mod`` of
+kind ``macro_use``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +34,7 @@ from context.lang import (
     words,
 )
 from context.rules import Enclosing, RawImport, RuleContext, Rules, first_named
-from context.types import FileSymbols, Import
+from context.types import Definition, FileSymbols, Import
 
 
 def _grammar() -> Any:
@@ -59,6 +68,8 @@ QUERY = r"""
 (macro_definition name: (identifier) @name) @def.function
 (use_declaration) @import
 (mod_item !body) @import
+(expression_statement
+  (macro_invocation macro: (identifier) @name (#eq? @name "include"))) @import
 (extern_crate_declaration) @import
 (line_comment) @comment
 (block_comment) @comment
@@ -85,6 +96,10 @@ class RustRules(Rules):
         enclosing: Enclosing | None,
         outer: Node | None,
     ) -> bool:
+        if node.type == "macro_definition":
+            # `#[macro_export]` puts a macro at the crate root, for other crates too;
+            # the others are seen only where their textual scope reaches.
+            return _has_attribute(node, b"macro_export")
         if "vis" in caps or node.type == "impl_item":
             return True
         # Items of a trait, and of a trait's impl, are as visible as the trait.
@@ -96,7 +111,17 @@ class RustRules(Rules):
         if node.type == "mod_item":
             mod_name = node.child_by_field_name("name")
             if mod_name is not None:
-                yield (ctx.text(mod_name), (), "", line, (), "mod")
+                # Inside `mod support { pub mod signal; }` the file is `support/signal.rs`.
+                module = "::".join([*_inline_modules(node), ctx.text(mod_name)])
+                # `#[macro_use] mod macros;`: its macros stay in scope after it.
+                kind = "macro_use" if _has_attribute(node, b"macro_use") else "mod"
+                yield (module, (), "", line, (), kind)
+            return
+        if node.type == "expression_statement":
+            # `include!("macros.rs");`: the file's text pasted here, its items with it.
+            for string in _descendants(node, "string_content", 4):
+                yield (ctx.text(string), ("*",), "", line, (), "include")
+                return
             return
         if node.type == "extern_crate_declaration":
             crate = node.child_by_field_name("name")
@@ -125,6 +150,31 @@ class RustRules(Rules):
         for module, (names, local) in grouped.items():
             module = _from_inline(module, inline)
             yield (module, tuple(names), "", line, tuple(local) if local != names else (), "use")
+
+
+def _has_attribute(node: Node, name: bytes) -> bool:
+    """Whether an outer attribute `#[name]` (or `#[name(...)]`) is on the item."""
+    sibling = node.prev_named_sibling
+    while sibling is not None and sibling.type in (
+        "attribute_item",
+        "line_comment",
+        "block_comment",
+    ):
+        if sibling.type == "attribute_item":
+            attribute = first_named(sibling)
+            ident = first_named(attribute)
+            if ident is not None and ident.type == "identifier" and ident.text == name:
+                return True
+        sibling = sibling.prev_named_sibling
+    return False
+
+
+def _descendants(node: Node, node_type: str, depth: int) -> Iterable[Node]:
+    for child in node.named_children:
+        if child.type == node_type:
+            yield child
+        elif depth > 1:
+            yield from _descendants(child, node_type, depth - 1)
 
 
 def _inline_modules(node: Node) -> list[str]:
@@ -161,6 +211,14 @@ def _from_inline(module: str, inline: list[str]) -> str:
         else "::".join(["self", *segments] if segments and segments[0] != "super" else segments)
     )
 
+
+# `mod x;` and `#[macro_use] mod x;` declare a module the same way.
+MOD_KINDS = frozenset({"mod", "macro_use"})
+# Not an import written in code: resolving it gives the file whose `mod` declares the
+# importing file (memoised with the imports; see `RustRetrieval.names_in_scope`).
+PARENT = "declared by"
+# Folders of a crate whose files are crates of their own (Cargo's targets).
+CRATE_ROOT_DIRS = frozenset({"tests", "examples", "benches"})
 
 _PATH = re.compile(r"\b[A-Za-z_]\w*(?:::[A-Za-z_]\w*)+")
 
@@ -214,15 +272,19 @@ class RustResolver(Resolver):
             self._crates = None
 
     def resolve(self, from_path: str, imp: Import) -> list[str]:
-        if imp.kind == "mod":
+        if imp.kind in MOD_KINDS:
             folder = _rust_child_dir(from_path, self._rust_crate_src(from_path))
-            for candidate in (
-                os.path.join(folder, imp.module + ".rs"),
-                os.path.join(folder, imp.module, "mod.rs"),
-            ):
+            base = os.path.join(folder, *imp.module.split("::"))
+            for candidate in (base + ".rs", os.path.join(base, "mod.rs")):
                 if self.view.has_file(candidate):
                     return [candidate]
             return []
+        if imp.kind == "include":
+            candidate = os.path.normpath(os.path.join(os.path.dirname(from_path), imp.module))
+            return [candidate] if self.view.has_file(candidate) else []
+        if imp.kind == PARENT:
+            parent = self._declared_by(from_path)
+            return [parent] if parent else []
         segments = [s for s in imp.module.split("::") if s] if imp.module else []
         if not segments:
             return []
@@ -239,7 +301,14 @@ class RustResolver(Resolver):
                 if consumed_all and name not in ("*", "self")
                 else None
             )
-            out.append(sub[0] if sub else current)
+            if sub:
+                out.append(sub[0])
+            elif name in ("*", "self"):
+                out.append(current)
+            else:
+                # `pub use` chains (`tokio::spawn` is `task::spawn`, re-exported from
+                # its own module, globs too): the file that defines the item.
+                out.extend(self.host.follow(current, name, "rust"))
         return out
 
     def _rust_crate_src(self, path: str) -> str | None:
@@ -299,7 +368,9 @@ class RustResolver(Resolver):
                 if crate_root and src:
                     starts.append((crate_root, src))
                 for current, folder in starts:
-                    if self._rust_child(folder, first) is not None:
+                    if self._rust_child(folder, first) is not None or self.view.has_dir(
+                        os.path.join(folder, first)
+                    ):
                         return self._rust_walk(current, folder, segments)
                 return None
         current, folder = starts[0]
@@ -309,9 +380,50 @@ class RustResolver(Resolver):
         for seg in segments:
             child = self._rust_child(folder, seg)
             if child is None:
+                inline = os.path.join(folder, seg)
+                if self.view.has_dir(inline):
+                    # An inline `mod support { pub mod signal; }`: its modules' files
+                    # are in `support/`, its items in `current`.
+                    folder = inline
+                    continue
                 return current, folder, False  # an item or inline module of `current`
             current, folder = child
         return current, folder, True
+
+    def _declared_by(self, path: str) -> str | None:
+        """The file whose `mod name;` declares the module in `path` (None for a crate
+        root): `mod.rs` or `name.rs` of the folder above, the crate root, or, in a
+        crate's `tests/` (`examples/`, `benches/`), a file beside it that declares it."""
+        base = os.path.basename(path)
+        folder = os.path.dirname(path)
+        if base in ("lib.rs", "main.rs") or not base.endswith(".rs"):
+            return None
+        if base == "mod.rs":
+            name, folder = os.path.basename(folder), os.path.dirname(folder)
+        else:
+            name = base[:-3]
+        candidates = [
+            os.path.join(folder, "mod.rs"),
+            folder + ".rs",
+            os.path.join(folder, "lib.rs"),
+            os.path.join(folder, "main.rs"),
+        ]
+        if os.path.basename(folder) in CRATE_ROOT_DIRS:
+            candidates.extend(p for p in self.view.files_in_dir(folder) if p.endswith(".rs"))
+        for candidate in candidates:
+            if candidate == path:
+                continue
+            summary = self.view.summary(candidate)
+            if summary is None:
+                continue
+            for imp in summary.imports:
+                if (
+                    imp.kind in MOD_KINDS
+                    and imp.module.rsplit("::", 1)[-1] == name
+                    and path in self.resolve(candidate, imp)
+                ):
+                    return candidate
+        return None
 
     def _rust_parent(self, path: str, src: str | None) -> tuple[str, str]:
         base = os.path.basename(path)
@@ -359,7 +471,13 @@ def _rust_child_dir(path: str, src: str | None) -> str:
     base = os.path.basename(path)
     folder = os.path.dirname(path)
     if base in ("mod.rs", "lib.rs", "main.rs") or (
-        src is not None and folder == os.path.join(src, "bin")
+        src is not None
+        and (
+            folder == os.path.join(src, "bin")
+            # `tests/x.rs`, `examples/x.rs`, `benches/x.rs` are crate roots too.
+            or os.path.dirname(folder) == os.path.dirname(src)
+            and os.path.basename(folder) in CRATE_ROOT_DIRS
+        )
     ):
         return folder
     return os.path.join(folder, base[:-3] if base.endswith(".rs") else base)
@@ -372,6 +490,14 @@ class RustRetrieval(Retrieval):
     scope, as a package imported whole."""
 
     reexports = True
+
+    @classmethod
+    def submodule(cls, imp: Import, name: str) -> Import | None:
+        """`use crate::runtime::context;` binds the module `context` (its file defines no
+        item of that name): `context::current_task_id()` goes through it."""
+        if name in ("*", "self") or imp.kind != "use":
+            return None
+        return Import(f"{imp.module}::{name}" if imp.module else name, kind="use")
 
     @classmethod
     def code_paths(cls, line: str) -> list[list[str]]:
@@ -395,11 +521,30 @@ class RustRetrieval(Retrieval):
         if symbols is not None:
             modules: list[str] = []
             for imp in symbols.imports:
-                if imp.kind == "mod" and len(modules) < cls.MAX_MODULES:
+                if imp.kind in MOD_KINDS and len(modules) < cls.MAX_MODULES:
                     modules.extend(f for f in host.resolve(root, imp) if f not in modules)
             if modules:
                 out.append(FillSource("a module of the crate", tuple(modules)))
         return out
+
+    @classmethod
+    def names_in_scope(cls, host: RetrievalHost, fs: FileSymbols) -> dict[str, list[Definition]]:
+        """The `macro_rules!` macros in the file's textual scope, which nothing imports:
+        those its parent modules define above its `mod` line, with what the
+        `#[macro_use] mod`s and `include!`s above it bring (their own, and in turn
+        theirs). Kept per file while the files it read are unchanged."""
+        path = host.path
+        with _SCOPE_LOCK:
+            cached = _SCOPE_CACHE.get(path)
+        if cached is not None and all(host.file(p) is s for p, s in cached[0]):
+            return cached[1]
+        scope = _MacroScope(host)
+        scope.of_module(path, 0)
+        with _SCOPE_LOCK:
+            _SCOPE_CACHE[path] = (tuple(scope.read.items()), scope.found)
+            while len(_SCOPE_CACHE) > 32:
+                _SCOPE_CACHE.pop(next(iter(_SCOPE_CACHE)))
+        return scope.found
 
     @staticmethod
     def crate_root(host: RetrievalHost, path: str) -> str | None:
@@ -411,6 +556,90 @@ class RustRetrieval(Retrieval):
                 lib = os.sep.join([*parts[:i], "src", "lib.rs"])
                 return lib if host.file(lib) is not None else None
         return None
+
+
+# The macros in scope of the last files asked about: (the files read and their symbols
+# then, the macros by name).
+_SCOPE_CACHE: dict[
+    str, tuple[tuple[tuple[str, FileSymbols | None], ...], dict[str, list[Definition]]]
+] = {}
+_SCOPE_LOCK = threading.Lock()
+
+
+class _MacroScope:
+    """Walks up the modules above a file for the macros in its textual scope."""
+
+    MAX_FILES = 64  # files read for one scope (a bound on the work of one request)
+    MAX_DEPTH = 16
+
+    def __init__(self, host: RetrievalHost) -> None:
+        self.host = host
+        self.read: dict[str, FileSymbols | None] = {}
+        self.found: dict[str, list[Definition]] = {}
+        self.brought: set[str] = set()
+
+    def symbols(self, path: str) -> FileSymbols | None:
+        if path not in self.read:
+            self.read[path] = self.host.file(path)
+        return self.read[path]
+
+    def of_module(self, path: str, depth: int) -> None:
+        """What the module in `path` sees from the modules above it."""
+        parents = self.host.resolve(path, Import("", kind=PARENT))
+        if not parents or depth > self.MAX_DEPTH:
+            return
+        parent = parents[0]
+        symbols = self.symbols(parent)
+        if symbols is None:
+            return
+        line = next(
+            (
+                imp.line
+                for imp in symbols.imports
+                if imp.kind in MOD_KINDS and path in self.host.resolve(parent, imp)
+            ),
+            None,
+        )
+        if line is None:
+            return
+        self.of_module(parent, depth + 1)
+        self.defined_in(parent, symbols, line)
+
+    def defined_in(self, path: str, symbols: FileSymbols, before: int) -> None:
+        """The macros `path` defines above line `before`, and those its `#[macro_use]`
+        modules and `include!`s bring, in the order written (a later one shadows)."""
+        lines: list[str] | None = None
+        events: list[tuple[int, Definition | Import]] = []
+        for d in symbols.definitions:
+            if d.start_line < before and d.kind == "function" and not d.parent:
+                if lines is None:
+                    lines = self.host.file_lines(path) or []
+                if d.start_line < len(lines) and lines[d.start_line].lstrip().startswith(
+                    "macro_rules!"
+                ):
+                    events.append((d.start_line, d))
+        events.extend(
+            (imp.line, imp)
+            for imp in symbols.imports
+            if imp.line < before and imp.kind in _BRINGS_MACROS
+        )
+        events.sort(key=lambda e: e[0])
+        for _, what in events:
+            if isinstance(what, Definition):
+                self.found[what.name] = [what]
+                continue
+            for target in self.host.resolve(path, what):
+                if target in self.brought or len(self.read) >= self.MAX_FILES:
+                    continue
+                self.brought.add(target)
+                inner = self.symbols(target)
+                if inner is not None:
+                    self.defined_in(target, inner, 1 << 30)
+
+
+# What brings a module's macros into the scope after it: `#[macro_use] mod m;` and
+# `include!("m.rs")`.
+_BRINGS_MACROS = frozenset({"macro_use", "include"})
 
 
 SPECS = (
