@@ -666,18 +666,21 @@ def test_stats_float_shows_every_line(tmp_path: pathlib.Path, qwen2_model: pathl
     assert r["visible"] <= r["height"], r
 
 
+@pytest.mark.parametrize("other_starts", ["with ours", "after ours"])
 def test_inline_completion_is_turned_on_for_this_server_only(
-    tmp_path: pathlib.Path, qwen2_model: pathlib.Path
+    tmp_path: pathlib.Path, qwen2_model: pathlib.Path, other_starts: str
 ) -> None:
     """Another server with inline completion in the same buffer (e.g. Copilot's) keeps
-    its own switch: our attach does not turn it on."""
-    init = r"""
+    its own switch: our attach does not turn it on, whether it attaches before ours,
+    or after ours turned the buffer's switch on (a client is on unless turned off)."""
+    config = r"""
     vim.lsp.config("other_ai", { cmd = vim.lsp.config.qwen_lsp.cmd, cmd_env = vim.lsp.config.qwen_lsp.cmd_env })
-    vim.lsp.enable("other_ai")
     """
+    later = other_starts == "after ours"
     scenario = r"""
     vim.cmd.edit("a.py")
     local ours = T.client()
+    """ + (config + 'vim.lsp.enable("other_ai")' if later else "") + r"""
     local other = T.wait("the other client", function()
       return vim.lsp.get_clients({ bufnr = 0, name = "other_ai" })[1]
     end)
@@ -690,7 +693,7 @@ def test_inline_completion_is_turned_on_for_this_server_only(
         tmp_path,
         scenario,
         {"server": server(tmp_path), **settings(qwen2_model)},
-        init=init,
+        init="" if later else config + 'vim.lsp.enable("other_ai")',
         quiet=False,
     )
     assert r["ours"] is True and r["other"] is False

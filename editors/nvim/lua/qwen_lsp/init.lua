@@ -295,7 +295,14 @@ end
 --- Turn inline completion on in `bufnr` for our client only. Neovim's switch for a
 --- buffer turns it on for every client in it: the others that it turned on are turned
 --- back off (client by client: the native API has no switch per client and buffer).
+-- Buffers whose switch our attach turned on (it was off): a client that attaches there
+-- later must not find it on (below, `keep_others_off`).
+local turned_on = {}
+
 local function attach(client, bufnr)
+  if not vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }) then
+    turned_on[bufnr] = true
+  end
   local others = {}
   for _, other in ipairs(vim.lsp.get_clients({ bufnr = bufnr })) do
     if other.id ~= client.id then
@@ -308,6 +315,16 @@ local function attach(client, bufnr)
     if not was and vim.lsp.inline_completion.is_enabled({ bufnr = bufnr, client_id = id }) then
       vim.lsp.inline_completion.enable(false, { client_id = id })
     end
+  end
+end
+
+--- Another client attaching after ours to a buffer whose switch we turned on would be
+--- on there too (a client is on unless turned off): it is turned off, as in `attach`.
+local function keep_others_off(client, bufnr)
+  if turned_on[bufnr]
+    and vim.lsp.inline_completion.is_enabled({ bufnr = bufnr, client_id = client.id })
+  then
+    vim.lsp.inline_completion.enable(false, { client_id = client.id })
   end
 end
 
@@ -639,7 +656,11 @@ function M.setup(opts)
     group = group,
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if not client or client.name ~= NAME then
+      if not client then
+        return
+      end
+      if client.name ~= NAME then
+        keep_others_off(client, args.buf)
         return
       end
       -- Native inline completion is off for buffers until turned on: on for ours only,
