@@ -248,6 +248,9 @@ def test_extension_settings_drive_the_real_server(
     assert data["offStatus"]["level"] == "info"
     assert data["waitingStatus"]["text"] == "qwen-lsp: idle"
     assert data["waitingStatus"]["level"] == "info"
+    # A model not loaded yet: the whole detail fits the hover (it was cut mid-word).
+    assert data["idleStatus"]["text"] == "qwen-lsp: not loaded"
+    assert data["idleStatus"]["detail"] == "loads at the first completion"
 
     # completion.enabled: false through didChangeConfiguration, as VS Code sends it
     assert data["disabledItems"] == []

@@ -98,7 +98,11 @@ export function describe(stats: Stats, paused: boolean, offFor?: string): Status
         ]
           .filter((part) => part !== '')
           .join(' · ')
-      : shorten(stats.modelMessage || `index ${stats.index}`, DETAIL_MAX);
+      : stats.model === 'idle'
+        ? // The server's message ("not loaded yet (loads at the first completion)") repeats
+          // the text's "not loaded" and was cut at "(loads at the first comp…".
+          'loads at the first completion'
+        : shorten(stats.modelMessage || `index ${stats.index}`, DETAIL_MAX);
   const level =
     stats.model === 'failed'
       ? 'error'

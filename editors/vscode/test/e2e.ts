@@ -168,6 +168,10 @@ async function main(): Promise<void> {
         completesLanguage('ruby', { languages: { ruby: null } }),
       ],
       offStatus: describe(afterCompletion, false, 'markdown'),
+      idleStatus: describe(
+        { ...afterCompletion, model: 'idle', modelMessage: 'not loaded yet (loads at the first completion)', recent: [] },
+        false,
+      ),
       waitingStatus: WAITING,
       messages,
       pulls,
