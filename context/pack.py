@@ -39,11 +39,12 @@ counted once more and snippets are dropped, lowest score first, until it fits. T
 budget is never exceeded, whatever the token counter.
 
 Choice. Pass 1 takes every candidate but the similar windows, highest score first,
-in its cheapest form (skeleton: signature + doc); pass 2 upgrades skeletons to whole
-bodies, highest score first, while the budget allows; then *fill* candidates (scored
-under `FILL_BELOW`: definitions nothing names yet) in their cheapest form; pass 3 fills
-what is left with similar windows. A tight budget therefore holds many signatures
-rather than a few bodies.
+in its cheapest form (skeleton: signature + doc); pass 2 takes the *fill* candidates
+(scored under `FILL_BELOW`: definitions nothing names yet) in their cheapest form;
+pass 3 upgrades skeletons to whole bodies, highest score first, while the budget
+allows; pass 4 fills what is left with similar windows. A tight budget therefore holds
+many signatures rather than a few bodies: a definition the next line may use is worth
+more than the body of one already shown.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 TIERS = ("definition", "recent", "current", "similar")
 # Candidates scored below this that are not similar windows are *fill* (definitions the
 # code may use next though nothing names them yet, context/retrieve.py): taken after
-# the skeletons' upgrades, before similar windows.
+# the other candidates' cheapest forms, before their upgrades to whole bodies.
 FILL_BELOW = 36.0
 _TIER_RANK = {name: rank for rank, name in enumerate(TIERS)}
 TIER_LABELS = {
@@ -624,12 +625,12 @@ def _choose(
     fill = [c for c in choices if tier_of(c.snippet) != "similar" and c.snippet.score < FILL_BELOW]
     for choice in main:  # pass 1: every candidate, cheapest form
         attempt(choice, "cheap" if choice.cheap is not None else "full")
-    for choice in main:  # pass 2: upgrade skeletons to whole bodies
+    for choice in fill:  # pass 2: definitions nothing names yet, as signatures
+        attempt(choice, "cheap" if choice.cheap is not None else "full")
+    for choice in main:  # pass 3: upgrade skeletons to whole bodies
         if choice.form == "cheap":
             attempt(choice, "full")
-    for choice in fill:  # pass 2b: definitions nothing names yet, as signatures
-        attempt(choice, "cheap" if choice.cheap is not None else "full")
-    for choice in choices:  # pass 3: similar windows fill what is left
+    for choice in choices:  # pass 4: similar windows fill what is left
         if tier_of(choice.snippet) == "similar":
             attempt(choice, "full")
     return blocks

@@ -18,7 +18,7 @@ from context.types import Definition, Snippet
 SMALL_DEFINITION_LINES = 12  # at most this long: always whole, no skeleton
 MAX_FUNCTION_LINES = 150  # longer functions are only ever shown as skeletons
 MAX_CLASS_LINES = 60  # longer classes become an outline: skeleton + member signatures
-MAX_DOC_LINES = 12  # a longer docstring stays out of the skeleton
+MAX_DOC_LINES = 12  # a longer docstring or leading comment stays out of the skeleton
 MAX_MEMBER_DOC_LINES = 4  # the same in class outlines, which list many members
 CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "type"})
 # A definition's own closing line (brace languages, Lua's `end`); Python's closing
@@ -89,24 +89,41 @@ def _definition_forms(
     skeleton_end = doc_end if doc_end is not None and doc_end - sig_end <= max_doc else sig_end
     size = end - head + 1
     is_class = definition.kind in CLASS_KINDS
+    # A leading comment as long as a docstring too long for the skeleton stays out of it
+    # too (Go's and Java's doc comments of 20-40 lines): only the whole form shows it.
+    top = _after_long_comment(lines, head, definition.start_line)
     if member and skeleton_end < end and size <= MAX_FUNCTION_LINES:
         whole = make_snippet(definition.path, lines, head, end, score, reason, source)
-        return [_with_skeleton(whole, lines, head, skeleton_end, end)] if whole else []
+        return [_with_skeleton(whole, lines, top, skeleton_end, end)] if whole else []
     if size <= SMALL_DEFINITION_LINES or (is_class and size <= MAX_CLASS_LINES):
         whole = make_snippet(definition.path, lines, head, end, score, reason, source)
         if whole is None:
             return []
         if size <= SMALL_DEFINITION_LINES:
             return [whole]
-        return [_with_skeleton(whole, lines, head, skeleton_end, end)]
+        return [_with_skeleton(whole, lines, top, skeleton_end, end)]
     if is_class or size > MAX_FUNCTION_LINES:
-        # Only the skeleton; an outline's members are separate candidates.
-        top = make_snippet(definition.path, lines, head, skeleton_end, score, reason, source)
-        return [top] if top is not None else []
+        # Only the skeleton; an outline's members are separate candidates. With a long
+        # leading comment, the skeleton with it is the whole form, without it the cheap.
+        only = make_snippet(definition.path, lines, head, skeleton_end, score, reason, source)
+        if only is not None and top > head:
+            return [_with_skeleton(only, lines, top, skeleton_end, skeleton_end)]
+        return [only] if only is not None else []
     whole = make_snippet(definition.path, lines, head, end, score, reason, source)
     if whole is None:
         return []
-    return [_with_skeleton(whole, lines, head, skeleton_end, end)]
+    return [_with_skeleton(whole, lines, top, skeleton_end, end)]
+
+
+def _after_long_comment(lines: list[str], head: int, start: int) -> int:
+    """Where a skeleton starts: `head`, or past the leading comment lines when more than
+    `MAX_DOC_LINES` of them stand between `head` and the definition's `start`."""
+    if start - head <= MAX_DOC_LINES:
+        return head
+    top = head
+    while top < start and lines[top].strip().startswith(_COMMENT):
+        top += 1
+    return top
 
 
 def _with_skeleton(

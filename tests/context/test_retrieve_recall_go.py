@@ -155,3 +155,52 @@ def test_go_blank_identifier_and_init_are_no_definitions() -> None:
     _, raw = extract_source(source, "go")
     names = sorted((d[0], d[1]) for d in raw[0])
     assert names == [("init", "method"), ("register", "function")], names
+
+
+def test_long_doc_comments_stay_out_of_the_cheap_form(tmp_path):
+    """Three functions used near the cursor carry 20-line doc comments: their cheap
+    forms are their signatures (the comments come with the whole form), so `encode`,
+    used far above, fits the budget too."""
+    files = {
+        "go.mod": GO_MOD,
+        "codec/encode.go": "package codec\n\n" + _documented("encode", 3, 2, "v int"),
+    }
+    for name in ("readFrame", "writeFrame", "flushFrame"):
+        files[f"codec/{name}.go"] = "package codec\n\n" + _documented(name, 20, 20)
+    root = _write(tmp_path, files)
+    text = (
+        "package codec\n\n"
+        "func marshal(v int) int {\n\treturn encode(v)\n}\n\n"
+        "func loop() int {\n\tx0 := 0\n" + _FAR_BODY
+        + "\treadFrame(x1)\n\twriteFrame(x2)\n\tflushFrame(x3)\n\t"
+    )
+    packed = _context_at_end(root, "codec/loop.go", text)
+    assert "func encode(v int) int {" in packed.text, packed.text
+    assert "func readFrame(x int) int {" in packed.text, packed.text
+
+
+def test_signatures_the_next_line_may_need_before_bodies(tmp_path):
+    """`timer_test.go` tests `timer.go`: `NewTimer`'s signature (the fill) comes before
+    the whole bodies of the helpers the cursor's lines already call, whose signatures
+    are shown anyway."""
+    files = {
+        "go.mod": GO_MOD,
+        "metrics/timer.go": (
+            "package metrics\n\n// NewTimer starts a timer that observes its duration.\n"
+            "func NewTimer(name string) *Timer {\n\treturn &Timer{name: name}\n}\n\n"
+            "type Timer struct {\n\tname string\n}\n"
+        ),
+    }
+    helpers = [f"check{i}" for i in range(8)]
+    for name in helpers:
+        files[f"metrics/{name}.go"] = "package metrics\n\n" + _documented(name, 1, 13)
+    root = _write(tmp_path, files)
+    calls = "".join(f"\t{name}(1)\n" for name in helpers)
+    text = (
+        'package metrics\n\nimport "testing"\n\nfunc TestTimerObserves(t *testing.T) {\n'
+        + calls
+        + "\t"
+    )
+    packed = _context_at_end(root, "metrics/timer_test.go", text)
+    assert "func NewTimer(name string) *Timer {" in packed.text, packed.text
+    assert all(f"func {name}(x int) int {{" in packed.text for name in helpers), packed.text
