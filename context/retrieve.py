@@ -629,7 +629,11 @@ class _Request:
                     imported.setdefault(bound, (imp, files, name))
             elif "*" not in imp.names:
                 segments = [s for s in re.split(r"[./:\\\"']+", imp.module) if s]
-                bound = imp.alias or (segments[-1] if segments else "")
+                bound = (
+                    imp.alias
+                    or self.rules.module_name(self, imp, files)
+                    or (segments[-1] if segments else "")
+                )
                 if not bound:
                     continue
                 # `use crate::a::Item;` binds an item, `import os.path` a module.
@@ -834,11 +838,14 @@ class _Request:
             for d in other.definitions:
                 if not d.parent and d.kind not in NOT_REFERABLE:
                     out.setdefault(d.name, []).append(d)
-        variants = self.rules.package_variants
-        if variants is not Retrieval.package_variants:
-            for name, found in out.items():
-                if len(found) > 1:
-                    out[name] = variants(self.path, found)
+        view = self.rules.package_view
+        if view is not Retrieval.package_view:
+            for name, found in list(out.items()):
+                usable = view(self.path, found)
+                if usable:
+                    out[name] = usable
+                else:
+                    del out[name]
         with _PACKAGE_LOCK:
             _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
             while len(_PACKAGE_CACHE) > 8:

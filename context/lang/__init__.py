@@ -164,9 +164,10 @@ class Retrieval:
         return True
 
     @classmethod
-    def package_variants(cls, path: str, found: list[Definition]) -> list[Definition]:
-        """The definitions of one name in the cursor's package (`path`'s) that apply to
-        it, when several files define it (Go's build-constrained variants)."""
+    def package_view(cls, path: str, found: list[Definition]) -> list[Definition]:
+        """Of the definitions of one name in the cursor's package, those that code at
+        `path` can use (Go: not a test function `go test` runs, and one of several
+        build-constrained variants)."""
         return found
 
     @classmethod
@@ -185,6 +186,13 @@ class Retrieval:
         """Definitions the file sees without importing them, by name, where a folder is
         no package (Rust's macros in textual scope): looked up like a package's names."""
         return {}
+
+    @classmethod
+    def module_name(cls, host: RetrievalHost, imp: Import, files: list[str]) -> str:
+        """The name a whole-module import without an alias binds, when the language
+        says it elsewhere than in the import's last segment (Go: the package clause of
+        the files); "" for the last segment."""
+        return ""
 
     @classmethod
     def submodule(cls, imp: Import, name: str) -> Import | None:

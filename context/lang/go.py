@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from tree_sitter import Node
 
-from context.lang import LanguageSpec, ResolveHost, Resolver, Retrieval, words
+from context.lang import (
+    LanguageSpec,
+    ResolveHost,
+    Resolver,
+    Retrieval,
+    RetrievalHost,
+    words,
+)
 from context.rules import Enclosing, RawImport, RuleContext, Rules, string_content
-from context.types import Definition, Import
+from context.types import Definition, FileSymbols, Import
 
 
 def _grammar() -> Any:
@@ -179,12 +187,40 @@ class GoRetrieval(Retrieval):
         return path.endswith("_test.go") or not other.endswith("_test.go")
 
     @classmethod
-    def package_variants(cls, path: str, found: list[Definition]) -> list[Definition]:
-        """Files of one package that define the same name are variants of which a build
-        compiles one (`go_collector_go116.go` / `go_collector_latest.go`,
+    def module_name(cls, host: RetrievalHost, imp: Import, files: list[str]) -> str:
+        """The package clause of the imported package's files: the name `pkg.Name`
+        uses, which need not be the folder's (`example.com/go-yaml` is `yaml`,
+        `example.com/lib/v2` is `lib`)."""
+        for path in files[:1]:
+            fs = host.file(path)
+            if fs is None:
+                return ""
+            with _PACKAGE_NAMES_LOCK:
+                hit = _PACKAGE_NAMES.get(path)
+            if hit is not None and hit[0] is fs:
+                return hit[1]
+            name = ""
+            for line in (host.file_lines(path) or [])[:200]:
+                match = _PACKAGE_CLAUSE.match(line)
+                if match:
+                    name = match.group(1)
+                    break
+            with _PACKAGE_NAMES_LOCK:
+                _PACKAGE_NAMES[path] = (fs, name)  # `fs` keeps the identity check valid
+                while len(_PACKAGE_NAMES) > 1024:
+                    del _PACKAGE_NAMES[next(iter(_PACKAGE_NAMES))]
+            return name
+        return ""
+
+    @classmethod
+    def package_view(cls, path: str, found: list[Definition]) -> list[Definition]:
+        """A test file's `TestX`, `BenchmarkX`, `ExampleX` and `FuzzX` functions are run
+        by `go test`, never called. Files of one package that define the same name are
+        variants of which a build compiles one (`go_collector_go116.go` / `go_collector_latest.go`,
         `poll_linux.go` / `poll_windows.go`): the one whose file name is nearest the
         current file's (the most `_`-separated words in common, such as the `_linux`
         suffix Go builds by, then the longest common start)."""
+        found = [d for d in found if not _test_entry(d)]
         paths = {d.path for d in found}
         if len(paths) < 2:
             return found
@@ -198,6 +234,21 @@ class GoRetrieval(Retrieval):
 
         best = min(paths, key=distance)
         return [d for d in found if d.path == best]
+
+
+# Per package file, while its symbols are the same object: its package clause's name.
+_PACKAGE_NAMES: dict[str, tuple[FileSymbols, str]] = {}
+_PACKAGE_NAMES_LOCK = threading.Lock()
+_PACKAGE_CLAUSE = re.compile(r"\s*package\s+([A-Za-z_][A-Za-z0-9_]*)")
+_TEST_ENTRY = re.compile(r"(?:Test|Benchmark|Example|Fuzz)(?:[A-Z_0-9]|$)")
+
+
+def _test_entry(d: Definition) -> bool:
+    return (
+        d.kind == "function"
+        and d.path.endswith("_test.go")
+        and _TEST_ENTRY.match(d.name) is not None
+    )
 
 
 def _stem(path: str) -> str:

@@ -204,3 +204,62 @@ def test_signatures_the_next_line_may_need_before_bodies(tmp_path):
     packed = _context_at_end(root, "metrics/timer_test.go", text)
     assert "func NewTimer(name string) *Timer {" in packed.text, packed.text
     assert all(f"func {name}(x int) int {{" in packed.text for name in helpers), packed.text
+
+
+def test_go_package_name_from_the_package_clause(tmp_path):
+    """The name an import binds is the package clause's, not the folder's:
+    `example.com/app/go-yaml` is package `yaml`, `example.com/app/lib/v2` is `lib`.
+    `yaml.Marshal` and `lib.Open` near the cursor come from them, before the twenty
+    functions of `yaml` the package's other files use."""
+    steps = "".join(_documented(f"Step{i}", 4, 2) for i in range(20))
+    calls = "".join(f"\tyaml.Step{i}(1)\n" for i in range(20))
+    files = {
+        "go.mod": GO_MOD,
+        "go-yaml/yaml.go": (
+            "package yaml\n\n// Marshal encodes a value as YAML.\n"
+            "func Marshal(v any) ([]byte, error) {\n\treturn nil, nil\n}\n"
+        ),
+        "go-yaml/steps.go": "package yaml\n\n" + steps,
+        "lib/v2/open.go": (
+            "package lib\n\n// Open opens a store.\nfunc Open(path string) error {\n"
+            "\treturn nil\n}\n"
+        ),
+    }
+    for i in range(3):
+        files[f"api/user{i}.go"] = (
+            f'package api\n\nimport "example.com/app/go-yaml"\n\nfunc user{i}() {{\n{calls}}}\n'
+        )
+    root = _write(tmp_path, files)
+    text = (
+        'package api\n\nimport (\n\t"example.com/app/go-yaml"\n\t"example.com/app/lib/v2"\n)\n\n'
+        'func save(v any) error {\n\tyaml.Marshal(v)\n\treturn lib.Open("x")\n}\n\n'
+    )
+    packed = _context_at_end(root, "api/api.go", text)
+    assert "func Marshal(v any) ([]byte, error) {" in packed.text, packed.text
+    assert "func Open(path string) error {" in packed.text, packed.text
+
+
+def test_go_test_functions_are_no_names_of_the_package(tmp_path):
+    """`TestX` and `BenchmarkX` functions are run by `go test`, never called: sixty of
+    them declared first do not take the fill's places from `newRequest`, a helper the
+    package's test files can call."""
+    tests = "".join(
+        f"func TestCase{i}(t *testing.T) {{\n\tt.Log({i})\n}}\n\n"
+        f"func BenchmarkCase{i}(b *testing.B) {{\n\tb.Log({i})\n}}\n\n"
+        for i in range(30)
+    )
+    root = _write(
+        tmp_path,
+        {
+            "go.mod": GO_MOD,
+            "api/api_test.go": (
+                'package api\n\nimport "testing"\n\n' + tests
+                + "// newRequest builds a request for the handler under test.\n"
+                "func newRequest(method, path string) *Request {\n\treturn nil\n}\n"
+            ),
+        },
+    )
+    text = 'package api\n\nimport "testing"\n\nfunc TestUsers(t *testing.T) {\n\t'
+    packed = _context_at_end(root, "api/users_test.go", text)
+    assert "func newRequest(method, path string) *Request {" in packed.text, packed.text
+    assert "TestCase0" not in packed.text, packed.text
