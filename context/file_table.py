@@ -83,7 +83,11 @@ class FileTable:
         self.file_cache = LRU(1024)  # path -> FileSymbols of the disk version
         self.defs_cache = LRU(4096)  # name -> tuple[Definition, ...]
         self.summary_cache = LRU(16384)  # path -> ExportSummary of the disk version
-        self.text_cache = LRU(64)  # path -> (size, mtime_ns, text)
+        # path -> (size, mtime_ns, text). One request reads up to ~100 files (a Java
+        # package's fill, similar windows): a smaller cache thrashed, re-reading them
+        # all at every keystroke. The texts are mostly the ones the lines cache of
+        # context/snippets.py (256 files) holds anyway.
+        self.text_cache = LRU(256)
         # The import graph: file -> files its imports resolve to (None until
         # ``WorkspaceIndex.importers_of`` first needs it).
         self.forward: dict[str, frozenset[str]] | None = None
