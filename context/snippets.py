@@ -192,7 +192,9 @@ def make_snippet(
     end = min(end, len(lines) - 1)
     if end < start:
         return None
-    body = "\n".join(line.rstrip("\r") for line in lines[start : end + 1])
+    body = "\n".join(lines[start : end + 1])
+    if "\r" in body:  # (CRLF files only: a generator per line cost more than the join)
+        body = "\n".join(line.rstrip("\r") for line in lines[start : end + 1])
     if not body.strip():
         return None
     return Snippet(path, start, end, body, reason, score, source=source)
