@@ -671,7 +671,7 @@ def _render(
             ranges = [
                 (start, end)
                 for start, end in _subtract(block.ranges, shown.get(path, []))
-                if lines.piece(start, end).strip()
+                if not lines.piece(start, end).isspace()  # (a piece ends with its newline)
             ]
             if not ranges:
                 continue
@@ -679,6 +679,10 @@ def _render(
             header = block_header(path, root, fmt, tier)
             parts.append(header)
             pending = count(header)
+            block_choices = covering.get(key, [])
+            # (start, end, text, reasons, score, tokens) per piece; made Snippets once the
+            # block's last piece has its trailing gap line and footer charged.
+            made: list[tuple[int, int, str, str, float, int]] = []
             for text, span in lines.layout(ranges, block.bodies):
                 if fmt == "fim":
                     text = plain_text(text)
@@ -687,7 +691,6 @@ def _render(
                     pending += count(text)
                     continue
                 start, end = span
-                reasons: list[str] = []
                 best = 0.0
                 covered: set[int] = set()
                 for s, e, n, score in spans:
@@ -695,30 +698,26 @@ def _render(
                         break
                     if e >= start and n not in covered:
                         covered.add(n)
-                        best = max(best, score)
-                for n, choice in enumerate(covering.get(key, [])):
-                    if n in covered and choice.snippet.reason not in reasons:
-                        reasons.append(choice.snippet.reason)
-                pieces.append(
-                    Snippet(
-                        path=path,
-                        start_line=start,
-                        end_line=end,
-                        text=text[:-1],
-                        reason="; ".join(reasons),
-                        score=best,
-                        tokens=count(text) + pending,
-                        source=tier,
-                    )
-                )
+                        if score > best:
+                            best = score
+                reasons: list[str] = []
+                for n in sorted(covered):
+                    reason = block_choices[n].snippet.reason
+                    if reason not in reasons:
+                        reasons.append(reason)
+                made.append((start, end, text[:-1], "; ".join(reasons), best, count(text) + pending))
                 pending = 0
-            if pending and pieces:  # a trailing gap line and the footer
-                last = pieces[-1]
-                pieces[-1] = replace(last, tokens=last.tokens + pending)
+            if footer:
+                pending += count(footer)
+            if pending and made:  # a trailing gap line and the footer
+                start, end, body, why, best, n_tokens = made[-1]
+                made[-1] = (start, end, body, why, best, n_tokens + pending)
             if footer:
                 parts.append(footer)
-                last = pieces[-1]
-                pieces[-1] = replace(last, tokens=last.tokens + count(footer))
+            pieces.extend(
+                Snippet(path, start, end, body, why, best, n_tokens, tier)
+                for start, end, body, why, best, n_tokens in made
+            )
         if parts:
             segments.append((tier, "".join(parts)))
     text = "".join(t for _, t in segments)
