@@ -683,6 +683,10 @@ def _render(
             # (start, end, text, reasons, score, tokens) per piece; made Snippets once the
             # block's last piece has its trailing gap line and footer charged.
             made: list[tuple[int, int, str, str, float, int]] = []
+            # Pieces come in line order: a span that ends before a piece can name no
+            # later one (a sweep, not every span for every piece of a class outline).
+            ahead = 0
+            active: list[tuple[int, int, int, float]] = []
             for text, span in lines.layout(ranges, block.bodies):
                 if fmt == "fim":
                     text = plain_text(text)
@@ -691,12 +695,14 @@ def _render(
                     pending += count(text)
                     continue
                 start, end = span
+                while ahead < len(spans) and spans[ahead][0] <= end:
+                    active.append(spans[ahead])
+                    ahead += 1
+                active = [sp for sp in active if sp[1] >= start]
                 best = 0.0
                 covered: set[int] = set()
-                for s, e, n, score in spans:
-                    if s > end:
-                        break
-                    if e >= start and n not in covered:
+                for _, _, n, score in active:
+                    if n not in covered:
                         covered.add(n)
                         if score > best:
                             best = score
