@@ -559,7 +559,9 @@ def pack(
         ),
     )
     for snippet in ordered:
-        lines = files.setdefault(snippet.path, _FileLines())
+        lines = files.get(snippet.path)
+        if lines is None:
+            lines = files[snippet.path] = _FileLines()
         full = [lines.add(snippet)]
         cheap = [lines.add(piece) for piece in snippet.skeleton if piece.path == snippet.path]
         choices.append(_Choice(snippet, full, _merge(cheap) if cheap else None))
