@@ -541,3 +541,24 @@ def test_java_on_demand_import_makes_a_package_visible(tmp_path):
     text = "package com.example.comp;\n\nimport com.example.code.*;\n\npublic class Attr {\n    "
     packed = _context_at_end(root, "com/example/comp/Attr.java", text)
     assert "public class Symbol {" in packed.text, packed.text
+
+
+def test_java_class_with_a_long_javadoc_comes_as_its_signature(tmp_path):
+    """`Spliterator` has 260 lines of Javadoc above it: used near the cursor, it is
+    packed at 1K as its signature (the Javadoc alone is over the budget)."""
+    doc = "".join(
+        f" * Line {k} of a long Javadoc about splitting and traversing.\n" for k in range(120)
+    )
+    files = {
+        "java/util/Spliterator.java": (
+            "package java.util;\n\n/**\n" + doc + " */\npublic interface Spliterator<T> {\n"
+            "    boolean tryAdvance(Object action);\n}\n"
+        ),
+    }
+    root = _write(tmp_path, files)
+    text = (
+        "package java.util.stream;\n\nimport java.util.Spliterator;\n\n"
+        "class SpinedBuffer {\n    Spliterator<Object> spliterator() {\n        "
+    )
+    packed = _context_at_end(root, "java/util/stream/SpinedBuffer.java", text)
+    assert "public interface Spliterator<T> {" in packed.text, packed.text
