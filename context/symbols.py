@@ -63,7 +63,7 @@ from context.skeleton import consistent, included_ranges, skipped_spans
 from context.types import CALLABLE_KINDS, CONTAINER_KINDS, Definition, FileSymbols, Import
 
 # Bumped whenever the extracted data changes, so persisted indexes are rebuilt.
-EXTRACTOR_VERSION = 7
+EXTRACTOR_VERSION = 8
 
 # definitions, imports, distinct identifier-shaped words ('\n'-joined bytes, maybe numbers)
 RawSymbols = tuple[tuple[RawDef, ...], tuple[RawImport, ...], bytes]

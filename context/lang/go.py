@@ -66,9 +66,8 @@ class GoRules(Rules):
         name: str,
         caps: dict[str, list[Node]],
     ) -> str | None:
-        # The blank identifier (`var _ Collector = (*x)(nil)`) and `func init()` are no
-        # names that code can use.
-        if name == "_" or (name == "init" and kind == "function"):
+        # The blank identifier (`var _ Collector = (*x)(nil)`) is no name code can use.
+        if name == "_":
             return None
         if kind == "type":
             value = caps.get("value")
@@ -214,13 +213,13 @@ class GoRetrieval(Retrieval):
 
     @classmethod
     def package_view(cls, path: str, found: list[Definition]) -> list[Definition]:
-        """A test file's `TestX`, `BenchmarkX`, `ExampleX` and `FuzzX` functions are run
-        by `go test`, never called. Files of one package that define the same name are
+        """`init`, `main` and a test file's `TestX`, `BenchmarkX`, `ExampleX` and `FuzzX`
+        functions are run, never called. Files of one package that define the same name are
         variants of which a build compiles one (`go_collector_go116.go` / `go_collector_latest.go`,
         `poll_linux.go` / `poll_windows.go`): the one whose file name is nearest the
         current file's (the most `_`-separated words in common, such as the `_linux`
         suffix Go builds by, then the longest common start)."""
-        found = [d for d in found if not _test_entry(d)]
+        found = [d for d in found if not _never_called(d)]
         paths = {d.path for d in found}
         if len(paths) < 2:
             return found
@@ -243,12 +242,14 @@ _PACKAGE_CLAUSE = re.compile(r"\s*package\s+([A-Za-z_][A-Za-z0-9_]*)")
 _TEST_ENTRY = re.compile(r"(?:Test|Benchmark|Example|Fuzz)(?:[A-Z_0-9]|$)")
 
 
-def _test_entry(d: Definition) -> bool:
-    return (
-        d.kind == "function"
-        and d.path.endswith("_test.go")
-        and _TEST_ENTRY.match(d.name) is not None
-    )
+def _never_called(d: Definition) -> bool:
+    """`func init()` and `func main()` (run by the program) and a test file's test
+    functions (run by `go test`)."""
+    if d.kind != "function":
+        return False
+    if d.name in ("init", "main"):
+        return True
+    return d.path.endswith("_test.go") and _TEST_ENTRY.match(d.name) is not None
 
 
 def _stem(path: str) -> str:

@@ -142,19 +142,34 @@ def test_go_dot_import_names_are_used_bare(tmp_path):
     assert "func Expect(actual any) Assertion {" in packed.text, packed.text
 
 
-def test_go_blank_identifier_and_init_are_no_definitions() -> None:
-    """`var _ Collector = ...` and `func init()` are no names code can use: they are not
-    definitions a name near the cursor (`_`) could pull in."""
+def test_go_blank_identifier_is_no_definition() -> None:
+    """`var _ Collector = ...` names nothing code can use; `func init()` stays a
+    definition of its file (the function around a cursor in it)."""
     source = (
         b"package metrics\n\n"
         b"var _ Collector = (*counter)(nil)\n\n"
         b"func init() {\n\tregister()\n}\n\n"
-        b"func (c *counter) init() {}\n\n"
         b"func register() {}\n"
     )
     _, raw = extract_source(source, "go")
     names = sorted((d[0], d[1]) for d in raw[0])
-    assert names == [("init", "method"), ("register", "function")], names
+    assert names == [("init", "function"), ("register", "function")], names
+
+
+def test_go_init_and_main_are_never_offered(tmp_path):
+    """Every file of a package may have a `func init()` and a `package main` folder has
+    `func main()`: run, never called, they are not names of the package to offer
+    (`init` near the cursor is a local's name here)."""
+    files = {"go.mod": GO_MOD}
+    for i in range(3):
+        files[f"cmd/tool/setup{i}.go"] = (
+            "package main\n\n" + _documented("init", 8, 2, "").replace("init() int", "init()")
+        )
+    files["cmd/tool/main.go"] = "package main\n\n" + _documented("main", 8, 2, "")
+    root = _write(tmp_path, files)
+    text = "package main\n\nfunc run() {\n\tinit := 1\n\tmain := init\n\t"
+    packed = _context_at_end(root, "cmd/tool/run.go", text)
+    assert "func init(" not in packed.text and "func main(" not in packed.text, packed.text
 
 
 def test_long_doc_comments_stay_out_of_the_cheap_form(tmp_path):
