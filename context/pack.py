@@ -56,7 +56,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from context.tokens import TokenCounter
 from context.types import PackedContext, PromptFormat, Snippet
@@ -713,7 +713,9 @@ def _render(
                     reason = block_choices[n].snippet.reason
                     if reason not in reasons:
                         reasons.append(reason)
-                made.append((start, end, text[:-1], "; ".join(reasons), best, count(text) + pending))
+                made.append(
+                    (start, end, text[:-1], "; ".join(reasons), best, count(text) + pending)
+                )
                 pending = 0
             if footer:
                 pending += count(footer)
