@@ -55,8 +55,8 @@ from context.names import (
     FILE_SCAN_AFTER,
     FILE_SCAN_BEFORE,
     NEAR_BEFORE,
-    NEAR_CHARS,
     is_comment,
+    line_uses,
     names_in_file,
     names_near,
 )
@@ -761,8 +761,8 @@ class _Request:
         paths: dict[tuple[str, ...], int] = {}
         for i in range(lo, hi + 1):
             text = self.lines[i]
-            if len(text) > NEAR_CHARS or self.is_comment(text):
-                continue
+            if line_uses(text, self.rules.hash_comments) is None:
+                continue  # a comment, or minified code (remembered per line)
             distance = abs(self.line - i)
             for segments in code_paths(text):
                 path = tuple(segments)
