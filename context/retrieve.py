@@ -126,8 +126,10 @@ MAX_DEFINITIONS_PER_NAME = 3  # a name defined in more places is too ambiguous t
 MAX_NEIGHBOURS = 60  # sibling files read for what the package uses most
 MAX_PACKAGE_FILES = 400  # files of a Go/Java package whose names are looked at
 # Fill: definitions the file does not use yet, this many per 1K tokens of budget, at
-# most `MAX_FILL` (beyond that, similar code is worth more than one more signature).
-FILL_PER_1K = 16
+# most `MAX_FILL` (beyond that, similar code is worth more than one more signature). A
+# fill signature is one line, ~12 tokens: 32 of them are under 40 % of 1K. `MAX_FILL`
+# also bounds the work at large budgets (each candidate is tried by the packing).
+FILL_PER_1K = 32
 MAX_FILL = 64
 RECENT_CONTEXT = 3  # lines around a recent edit
 MAX_RECENT_LINES = 60

@@ -278,3 +278,29 @@ def test_go_test_functions_are_no_names_of_the_package(tmp_path):
     packed = _context_at_end(root, "api/users_test.go", text)
     assert "func newRequest(method, path string) *Request {" in packed.text, packed.text
     assert "TestCase0" not in packed.text, packed.text
+
+
+def test_a_small_budget_holds_32_fill_signatures_per_1k(tmp_path):
+    """The fill offers signatures alone (one line each), so a 1K budget has room for
+    more than sixteen: `writeJSON`, used by two files of the package, comes after
+    twenty-four names used by three, and is still packed."""
+    popular = [f"step{i}" for i in range(24)]
+    files = {
+        "go.mod": GO_MOD,
+        "server/render.go": (
+            "package server\n\n// writeJSON writes a value as JSON.\n"
+            "func writeJSON(w int, v int) {\n}\n"
+        ),
+        "server/steps.go": "package server\n\n"
+        + "".join(f"func {name}(x int) int {{\n\treturn x\n}}\n\n" for name in popular),
+    }
+    calls = "".join(f"\t{name}(1)\n" for name in popular)
+    for i in range(3):
+        json = "\twriteJSON(1, 2)\n" if i < 2 else ""
+        files[f"server/handler{i}.go"] = (
+            f"package server\n\nfunc handler{i}() {{\n{calls}{json}}}\n"
+        )
+    root = _write(tmp_path, files)
+    packed = _context_at_end(root, "server/users.go", "package server\n\nfunc users() {\n\t")
+    assert "func writeJSON(w int, v int) {" in packed.text, packed.text
+    assert packed.tokens <= BUDGET
