@@ -270,7 +270,9 @@ class Runtime:
         ):
             return
         text, line, character = after_accepting(request.text, suggestion)
-        accepted = dataclasses.replace(request, text=text, line=line, character=character)
+        accepted = dataclasses.replace(
+            request, text=text, line=line, character=character, speculative=True
+        )
 
         self.host.submit(
             completer.engine,

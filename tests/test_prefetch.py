@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from lsp_server.completion.stats import Stats
@@ -119,3 +120,20 @@ def test_accepting_lines_of_a_suggestion_keeps_the_next_ones(qwen2_model):
             assert other.outcome != "cache"
         finally:
             runtime.close()
+
+
+def test_the_log_tells_a_prefetch_from_a_request(qwen2_model, caplog):
+    """A log reader (and bench/vscode_session.py) must not take the speculative
+    suggestion after the one shown for a request the user made."""
+    runtime = make_runtime(qwen2_model)
+    try:
+        with caplog.at_level(logging.INFO, logger="lsp_server.completion.service"):
+            first = complete(runtime, SOURCE)
+            assert first.suggestion is not None
+            wait_idle(runtime)
+        said = [r.getMessage() for r in caplog.records]
+        assert said[0].startswith("completion a.py:6:12 "), said
+        assert any(m.startswith("prefetch a.py:") for m in said[1:]), said
+        assert not any(m.startswith("completion") for m in said[1:]), said
+    finally:
+        runtime.close()

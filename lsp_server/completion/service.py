@@ -61,6 +61,13 @@ class CompletionRequest:
     # The document retrieval takes the text for, when not `path`: a notebook cell's
     # notebook file (the text is the notebook's cells joined).
     context_path: str = ""
+    # A prefetch: the suggestion after the one shown, as if it were accepted (the log says
+    # "prefetch" instead of "completion").
+    speculative: bool = False
+
+
+def _said(request: CompletionRequest) -> str:
+    return "prefetch" if request.speculative else "completion"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +313,8 @@ class Completer:
                 outcome="cache",
             )
             log.info(
-                "completion %s:%d:%d from cache",
+                "%s %s:%d:%d from cache",
+                _said(request),
                 os.path.basename(request.path),
                 request.line + 1,
                 request.character + 1,
@@ -327,6 +335,17 @@ class Completer:
                 path=request.path,
                 total_ms=(time.perf_counter() - started) * 1000,
                 outcome="cancelled",
+            )
+            # The work a cancelled request did stays (its tokens are in the sequence the
+            # next request reuses): the log says what it cost.
+            log.info(
+                "%s %s:%d:%d cancelled in %.0f ms (%s)",
+                _said(request),
+                os.path.basename(request.path),
+                request.line + 1,
+                request.character + 1,
+                (time.perf_counter() - started) * 1000,
+                figures_line(exc.figures or Figures()),
             )
             raise
         suggestion = finish(generation.text, window, mode)
@@ -353,7 +372,8 @@ class Completer:
             context=result.context_sources,
         )
         log.info(
-            "completion %s:%d:%d %s in %.0f ms (%s; stop %s)",
+            "%s %s:%d:%d %s in %.0f ms (%s; stop %s)",
+            _said(request),
             os.path.basename(request.path),
             request.line + 1,
             request.character + 1,
