@@ -89,6 +89,10 @@ _PACKAGE_CACHE: dict[
     str, tuple[tuple[int, ...], list[FileSymbols], dict[str, list[Definition]]]
 ] = {}
 _PACKAGE_LOCK = threading.Lock()
+# The same for the files of `import a.b.*` (`_Request.wildcard_definitions`).
+_WILDCARD_CACHE: dict[
+    str, tuple[tuple[int, ...], list[FileSymbols | None], dict[str, list[Definition]]]
+] = {}
 
 
 class IndexLike(Protocol):
@@ -525,10 +529,8 @@ class _Request:
                     )
                 continue
             found = package.get(name, [])[:MAX_DEFINITIONS_PER_NAME]
-            for wpath in wildcard:
-                if found:
-                    break
-                found = self.find_in_files(name, [wpath], depth=1)
+            if not found and wildcard:
+                found = self.wildcard_definitions(wildcard).get(name, [])
             score = USED_NEAR
             if not found and not self.rules.bare_names_in_package:
                 found = self.lookup(name)
@@ -852,6 +854,32 @@ class _Request:
             _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
             while len(_PACKAGE_CACHE) > 8:
                 _PACKAGE_CACHE.pop(next(iter(_PACKAGE_CACHE)))
+        return out
+
+    def wildcard_definitions(self, files: list[str]) -> dict[str, list[Definition]]:
+        """Top-level definitions of the files imported whole with `*` (Java's `import
+        a.b.*`, Python's `from x import *`) by name, each name from the first file that
+        defines it. Kept while those files' symbols are: searching javac's packages file
+        by file for each name near the cursor took half of a request."""
+        symbols = [self.index.file(p) for p in files]
+        key = tuple(id(s) for s in symbols)
+        with _PACKAGE_LOCK:
+            cached = _WILDCARD_CACHE.get(self.path)
+            if cached is not None and cached[0] == key:
+                return cached[2]
+        out: dict[str, list[Definition]] = {}
+        for fs in symbols:
+            if fs is None:
+                continue
+            theirs: dict[str, list[Definition]] = {}
+            for d in fs.definitions:
+                if not d.parent and d.name not in out:
+                    theirs.setdefault(d.name, []).append(d)
+            out.update(theirs)
+        with _PACKAGE_LOCK:
+            _WILDCARD_CACHE[self.path] = (key, symbols, out)  # `symbols` keeps the ids valid
+            while len(_WILDCARD_CACHE) > 8:
+                _WILDCARD_CACHE.pop(next(iter(_WILDCARD_CACHE)))
         return out
 
     def popularity(self, fs: FileSymbols) -> Popularity:

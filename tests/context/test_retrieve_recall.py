@@ -562,3 +562,21 @@ def test_java_class_with_a_long_javadoc_comes_as_its_signature(tmp_path):
     )
     packed = _context_at_end(root, "java/util/stream/SpinedBuffer.java", text)
     assert "public interface Spliterator<T> {" in packed.text, packed.text
+
+
+def test_names_of_star_imports_come_from_the_first_module_defining_them(tmp_path):
+    """`from pkg.a import *` then `from pkg.b import *`: a name both define is `a`'s (as
+    a search of the modules in import order finds it), a name only `b` defines is `b`'s."""
+    root = _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "def helper_one(x):\n    return x + 100\n",
+            "pkg/b.py": "def helper_one(x):\n    return x - 200\n\n\ndef helper_two(y):\n    return y\n",
+        },
+    )
+    text = "from pkg.a import *\nfrom pkg.b import *\n\nhelper_one(1)\nhelper_two(2)\n"
+    packed = _context_at_end(root, "main.py", text)
+    assert "return x + 100" in packed.text, packed.text
+    assert "return x - 200" not in packed.text, packed.text
+    assert "def helper_two(y):" in packed.text, packed.text
