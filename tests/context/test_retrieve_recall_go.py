@@ -86,7 +86,8 @@ def test_go_bare_names_are_never_another_packages(tmp_path):
     text = (
         "package api\n\n"
         "func first(raw string) string {\n\treturn parseHeader(raw)\n}\n\n"
-        "func second() int {\n\tx0 := 0\n" + _FAR_BODY
+        "func second() int {\n\tx0 := 0\n"
+        + _FAR_BODY
         + "".join(f"\t{name} := x{i}\n" for i, name in enumerate(locals_))
         + "\t"
     )
@@ -101,10 +102,9 @@ def test_go_build_variants_of_a_name_come_once(tmp_path):
     current file (`conn_linux.go`) is packed, which leaves room for `dial`."""
     files = {"go.mod": GO_MOD}
     for system in ("darwin", "linux", "windows"):
-        files[f"netx/poll_{system}.go"] = (
-            f"//go:build {system}\n\npackage netx\n\n"
-            + _documented("pollWait", 8, 2).replace("x int", f"fd{system.title()} int")
-        )
+        files[f"netx/poll_{system}.go"] = f"//go:build {system}\n\npackage netx\n\n" + _documented(
+            "pollWait", 8, 2
+        ).replace("x int", f"fd{system.title()} int")
     files["netx/dial.go"] = "package netx\n\n" + _documented("dial", 4, 2, "addr string")
     root = _write(tmp_path, files)
     text = (
@@ -162,8 +162,8 @@ def test_go_init_and_main_are_never_offered(tmp_path):
     (`init` near the cursor is a local's name here)."""
     files = {"go.mod": GO_MOD}
     for i in range(3):
-        files[f"cmd/tool/setup{i}.go"] = (
-            "package main\n\n" + _documented("init", 8, 2, "").replace("init() int", "init()")
+        files[f"cmd/tool/setup{i}.go"] = "package main\n\n" + _documented("init", 8, 2, "").replace(
+            "init() int", "init()"
         )
     files["cmd/tool/main.go"] = "package main\n\n" + _documented("main", 8, 2, "")
     root = _write(tmp_path, files)
@@ -186,7 +186,8 @@ def test_long_doc_comments_stay_out_of_the_cheap_form(tmp_path):
     text = (
         "package codec\n\n"
         "func marshal(v int) int {\n\treturn encode(v)\n}\n\n"
-        "func loop() int {\n\tx0 := 0\n" + _FAR_BODY
+        "func loop() int {\n\tx0 := 0\n"
+        + _FAR_BODY
         + "\treadFrame(x1)\n\twriteFrame(x2)\n\tflushFrame(x3)\n\t"
     )
     packed = _context_at_end(root, "codec/loop.go", text)
@@ -268,7 +269,8 @@ def test_go_test_functions_are_no_names_of_the_package(tmp_path):
         {
             "go.mod": GO_MOD,
             "api/api_test.go": (
-                'package api\n\nimport "testing"\n\n' + tests
+                'package api\n\nimport "testing"\n\n'
+                + tests
                 + "// newRequest builds a request for the handler under test.\n"
                 "func newRequest(method, path string) *Request {\n\treturn nil\n}\n"
             ),
