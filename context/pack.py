@@ -53,6 +53,7 @@ import bisect
 import functools
 import heapq
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -408,8 +409,21 @@ class _FileLines:
 
 def _inside(bodies: list[Range], line: int) -> bool:
     """Whether `line` is inside one of `bodies` (merged, sorted) and not its last line."""
-    i = bisect.bisect_right(bodies, line, key=_start) - 1
+    i = bisect.bisect_right(bodies, (line, _LAST)) - 1
     return i >= 0 and bodies[i][0] <= line < bodies[i][1]
+
+
+# `(line, _LAST)` sorts after every range that starts at `line` or before it: bisecting
+# a sorted list of ranges by it compares tuples in C, not through a key function.
+_LAST = math.inf
+
+
+def _first_ending_from(ranges: list[Range], line: int) -> int:
+    """The index of the first of `ranges` (sorted, disjoint) that ends at `line` or
+    later (`len(ranges)`: none)."""
+    j = bisect.bisect_right(ranges, (line, _LAST))  # the ranges starting at `line` or before
+    # Of those, only the last can end at `line` or later (they are disjoint).
+    return j - 1 if j and ranges[j - 1][1] >= line else j
 
 
 def _merge(ranges: Iterable[Range]) -> list[Range]:
@@ -424,14 +438,6 @@ def _merge(ranges: Iterable[Range]) -> list[Range]:
     return out
 
 
-def _start(r: Range) -> int:
-    return r[0]
-
-
-def _end(r: Range) -> int:
-    return r[1]
-
-
 def _union(merged: list[Range], extra: list[Range]) -> list[Range]:
     """`_merge([*merged, *extra])` for `merged` already sorted and merged, by inserting
     the few `extra` ranges (a block's ranges grow one candidate at a time)."""
@@ -440,8 +446,8 @@ def _union(merged: list[Range], extra: list[Range]) -> list[Range]:
     out = list(merged)
     for start, end in extra:
         # Ranges that overlap or touch (start, end) are replaced by their union.
-        i = bisect.bisect_left(out, start - 1, key=_end)
-        j = bisect.bisect_right(out, end + 1, key=_start)
+        i = _first_ending_from(out, start - 1)
+        j = bisect.bisect_right(out, (end + 1, _LAST))
         if i < j:
             start, end = min(start, out[i][0]), max(end, out[j - 1][1])
         out[i:j] = [(start, end)]
@@ -507,8 +513,8 @@ class _Block:
         if not old:
             return self.cost(ranges, bodies)
         # Ranges wholly before `lo` or after `hi` are the same in both lists.
-        before = bisect.bisect_left(old, lo, key=_end)
-        after = len(old) - bisect.bisect_right(old, hi, key=_start)
+        before = _first_ending_from(old, lo)
+        after = len(old) - bisect.bisect_right(old, (hi, _LAST))
         new_cost = self.lines.window_cost(ranges, bodies, before, len(ranges) - after, self.count)
         old_cost = self.lines.window_cost(old, self.bodies, before, len(old) - after, self.count)
         return new_cost - old_cost
