@@ -10,6 +10,7 @@ from pygls.workspace import Workspace
 
 from lsp_server.protocol.mirror import (
     LspTextDocument,
+    SplitLines,
     lsp_lines,
     use_lsp_lines,
     with_lf_line_breaks,
@@ -180,3 +181,16 @@ def test_an_edit_costs_in_proportion_to_the_edit_not_the_document() -> None:
     assert timings[len(timings) // 2] < 0.002, f"median {timings[len(timings) // 2] * 1000:.1f} ms"
     text = doc.source
     assert len(text) == len(big) + 200 and text.count("\n") == big.count("\n") + 100
+
+
+def test_split_lines_are_the_lines_of_the_text_split_at_line_feeds() -> None:
+    """Requests read one line and the count through `SplitLines`, not the whole text split
+    (0.3–0.8 s in a 50 MB file): the same lines as before, for every mix of line ends."""
+    rng = random.Random(1)
+    pieces = ["a", "é", "\n", "\r", "\r\n", "\x0c", "\u2028", "𝔘"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        want = with_lf_line_breaks(text).split("\n")
+        got = SplitLines(lsp_lines(text))
+        assert len(got) == len(want) and list(got) == want, repr(text)
+        assert got[-1] == want[-1] and got[1:3] == want[1:3]

@@ -25,6 +25,7 @@ from lsp_server.protocol.language_server import (
     QwenLanguageServer,
     begin_progress,
     end_progress,
+    open_lines,
     open_text,
     path_of,
     server,
@@ -81,11 +82,11 @@ async def code_action(
         return None
     uri = params.text_document.uri
     text = open_text(ls, uri)
-    if text is None:
+    lines = open_lines(ls, uri)
+    if text is None or lines is None:
         return None
     diagnostics = list(params.context.diagnostics)
     start_line, end_line = selected_lines(params.range)
-    lines = text.split("\n")
     plans = await asyncio.get_running_loop().run_in_executor(
         None,
         ls.runtime.plan_code_actions,
@@ -134,7 +135,7 @@ async def _run_action(ls: QwenLanguageServer, data: Any) -> tuple[types.Workspac
     edit = lines_edit(
         uri,
         version,
-        text.split("\n"),
+        open_lines(ls, uri) or text.split("\n"),
         result.start_line,
         result.end_line,
         result.new_text,

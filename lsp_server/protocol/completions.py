@@ -13,7 +13,13 @@ from lsp_server.completion.document import PositionError
 from lsp_server.completion.service import CompletionRequest, CompletionResult
 from lsp_server.notebooks import cell_request
 from lsp_server.protocol.convert import column_to_codepoints, completion_items, inline_items
-from lsp_server.protocol.language_server import QwenLanguageServer, open_text, path_of, server
+from lsp_server.protocol.language_server import (
+    QwenLanguageServer,
+    open_lines,
+    open_text,
+    path_of,
+    server,
+)
 from lsp_server.protocol.notebooks import notebook_of
 from lsp_server.requests import complete
 
@@ -24,9 +30,9 @@ def request_at(
     """The request at ``position``, the text of its line, and how many lines of the text
     completed come before the document's first (a notebook cell: the cells above)."""
     text = open_text(ls, uri)
-    if text is None:
+    lines = open_lines(ls, uri)
+    if text is None or lines is None:
         raise JsonRpcInvalidParams(f"the document is not open: {uri}")
-    lines = text.split("\n")
     if position.line < 0 or position.line >= len(lines):
         raise JsonRpcInvalidParams(
             f"position {position.line}:{position.character} is past the end of the document ({len(lines)} lines)"

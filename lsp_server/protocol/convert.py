@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lsprotocol import types
 
 from lsp_server.actions.diagnostics import SyntaxProblem
@@ -130,7 +132,7 @@ def selected_lines(selection: types.Range) -> tuple[int, int]:
     return start.line, end.line - 1 if end.character == 0 and end.line > start.line else end.line
 
 
-def diagnostic_of(diagnostic: types.Diagnostic, lines: list[str], encoding: str) -> Diagnostic:
+def diagnostic_of(diagnostic: types.Diagnostic, lines: Sequence[str], encoding: str) -> Diagnostic:
     """The client's diagnostic in our terms (columns in code points of ``lines``)."""
     start, end = diagnostic.range.start, diagnostic.range.end
 
@@ -150,7 +152,7 @@ def diagnostic_of(diagnostic: types.Diagnostic, lines: list[str], encoding: str)
 
 
 def syntax_diagnostics(
-    problems: list[SyntaxProblem], lines: list[str], encoding: str
+    problems: list[SyntaxProblem], lines: Sequence[str], encoding: str
 ) -> list[types.Diagnostic]:
     """Our syntax errors as LSP diagnostics (columns in the negotiated encoding)."""
 
@@ -219,7 +221,7 @@ def _plain(value: object) -> object:
 def lines_edit(
     uri: str,
     version: int | None,
-    lines: list[str],
+    lines: Sequence[str],
     start_line: int,
     end_line: int,
     new_text: str,

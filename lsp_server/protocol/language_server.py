@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,7 +21,7 @@ from pygls.workspace import TextDocument
 from lsp_server import __version__
 from lsp_server.completion.stats import Stats
 from lsp_server.protocol.lifecycle import QwenProtocol
-from lsp_server.protocol.mirror import with_lf_line_breaks
+from lsp_server.protocol.mirror import LspTextDocument, SplitLines, with_lf_line_breaks
 from lsp_server.runtime import Runtime
 from lsp_server.settings import Settings
 
@@ -130,6 +131,17 @@ def open_text(ls: QwenLanguageServer, uri: str) -> str | None:
     if unquote(uri) not in ls.workspace.text_documents:  # (pygls keys them unquoted)
         return None
     return with_lf_line_breaks(ls.workspace.get_text_document(uri).source)
+
+
+def open_lines(ls: QwenLanguageServer, uri: str) -> Sequence[str] | None:
+    """The lines of `open_text(ls, uri)` as `.split("\\n")` gives them, without splitting
+    the whole text (None when the document is not open)."""
+    if unquote(uri) not in ls.workspace.text_documents:
+        return None
+    document = ls.workspace.get_text_document(uri)
+    if isinstance(document, LspTextDocument):
+        return SplitLines(document.lines)
+    return with_lf_line_breaks(document.source).split("\n")
 
 
 async def begin_progress(ls: QwenLanguageServer, title: str, cancellable: bool) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
@@ -39,6 +39,39 @@ def with_lf_line_breaks(text: str) -> str:
     """``text`` with each lone ``\\r`` turned into ``\\n``: the same length and the same
     LSP line numbers, for code that splits at ``\\n`` (the completion, tree-sitter)."""
     return _LONE_CR.sub("\n", text) if "\r" in text else text
+
+
+class SplitLines(Sequence[str]):
+    """The lines of a document as ``with_lf_line_breaks(text).split("\\n")`` gives them (a
+    CRLF line keeps its ``\\r``; the text after a final line break is one more, empty, line),
+    read from the document's LSP lines: a request needs one line and the count, and splitting
+    a 50 MB text on the event loop took 0.3–0.8 s at each completion and code action."""
+
+    def __init__(self, lsp_lines: Sequence[str]) -> None:
+        self._lines = lsp_lines
+        ended = not lsp_lines or lsp_lines[-1].endswith(("\n", "\r"))
+        self._count = len(lsp_lines) + (1 if ended else 0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        if index == len(self._lines):
+            return ""
+        line = self._lines[index]
+        return line[:-1] if line.endswith(("\n", "\r")) else line
 
 
 class LspTextDocument(TextDocument):
