@@ -131,7 +131,7 @@ def test_the_log_tells_a_prefetch_from_a_request(qwen2_model, caplog):
             first = complete(runtime, SOURCE)
             assert first.suggestion is not None
             wait_idle(runtime)
-        said = [r.getMessage() for r in caplog.records]
+        said = [r.getMessage() for r in caplog.records if r.name == "lsp_server.completion.service"]
         assert said[0].startswith("completion a.py:6:12 "), said
         assert any(m.startswith("prefetch a.py:") for m in said[1:]), said
         assert not any(m.startswith("completion") for m in said[1:]), said

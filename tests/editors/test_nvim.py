@@ -677,10 +677,13 @@ def test_inline_completion_is_turned_on_for_this_server_only(
     vim.lsp.config("other_ai", { cmd = vim.lsp.config.qwen_lsp.cmd, cmd_env = vim.lsp.config.qwen_lsp.cmd_env })
     """
     later = other_starts == "after ours"
-    scenario = r"""
+    scenario = (
+        r"""
     vim.cmd.edit("a.py")
     local ours = T.client()
-    """ + (config + 'vim.lsp.enable("other_ai")' if later else "") + r"""
+    """
+        + (config + 'vim.lsp.enable("other_ai")' if later else "")
+        + r"""
     local other = T.wait("the other client", function()
       return vim.lsp.get_clients({ bufnr = 0, name = "other_ai" })[1]
     end)
@@ -689,6 +692,7 @@ def test_inline_completion_is_turned_on_for_this_server_only(
     T.result.ours = vim.lsp.inline_completion.is_enabled({ bufnr = 0, client_id = ours.id })
     T.result.other = vim.lsp.inline_completion.is_enabled({ bufnr = 0, client_id = other.id })
     """
+    )
     r = run_nvim(
         tmp_path,
         scenario,
