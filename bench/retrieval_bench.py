@@ -583,19 +583,31 @@ class Truth:
     def by_name(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
         out: dict[str, list[Definition]] = {}
         own = {d.name for d in fs.definitions}
-        std = _std_bound(fs) if fs.language == "rust" else set()
+        rust = fs.language == "rust"
+        std = _std_bound(fs) if rust else set()
+        local: set[str] = set()
+        if rust and RUST_TRUTH == "new":
+            local = _rust_local(fs, self.index.text(path) or "", line)
         for word in dict.fromkeys(_WORD.findall(_without_members(line))):
-            if len(word) < 3 or word in own or word in std:
+            if len(word) < 3 or word in own or word in std or word in local:
                 continue
             qualifier = re.search(rf"(\w+)\s*::\s*{word}\b", line)
             if qualifier and (qualifier.group(1) in std or qualifier.group(1)[:1].isupper()):
                 # `Type::new` is an associated item of the type, left out like `x.name`
                 # (a free `fn new` elsewhere is not what it refers to).
                 continue
+            kinds = _NOT_TARGETS
+            if rust and RUST_TRUTH == "new":
+                if re.search(rf"(?<![\w:])(?:std|core|alloc)\s*::(?:\s*\w+\s*::)*\s*{word}\b", line):
+                    continue  # `std::thread::sleep`: the standard library's, not the tree's
+                if re.search(rf"(?<![\w:]){word}\s*::", line) and not re.search(
+                    rf"(?<![\w:]){word}\b(?!\s*::)", line
+                ):
+                    kinds = _NOT_TARGETS | _NOT_PATH_HEADS  # `task::x`: a module or a type
             found = [
                 d
                 for d in self.index.definitions_named(word)
-                if not d.parent and d.kind not in _NOT_TARGETS and d.path != path
+                if not d.parent and d.kind not in kinds and d.path != path
             ]
             if found and len({d.path for d in found}) <= 2:
                 out[word] = found
@@ -623,6 +635,36 @@ def _std_bound(fs: FileSymbols) -> set[str]:
             out.update(n for n in imp.names if n not in ("*", "self"))
             out.update(imp.local_names)
             out.add(imp.alias or imp.module.split("::")[-1])
+    return out
+
+
+# Which truth the Rust cases follow: "new" (round 3b, the default) adds the rules of
+# `_rust_local` and the path rules in `Truth.by_name`; "old" is the rules before them
+# (`--rust-truth old`, for figures side by side).
+RUST_TRUTH = "new"
+# What the head of a Rust path `x::y` never is: a function, a method, a constant, a
+# static or a macro (it is a crate, a module, a type or a trait).
+_NOT_PATH_HEADS = frozenset({"function", "method", "constant", "static", "macro"})
+_RUST_ITEM = re.compile(
+    r"\b(?:fn|struct|enum|union|trait|type|const|static|mod)\s+([A-Za-z_]\w*)"
+    r"|\bmacro_rules!\s*([A-Za-z_]\w*)"
+)
+_RUST_LET = re.compile(r"\blet\s+(?:mut\s+)?([A-Za-z_]\w*)")
+
+
+def _rust_local(fs: FileSymbols, text: str, line: str) -> set[str]:
+    """Names a Rust line does not take from another file: those its own file defines at
+    any depth (an item inside a function body, which the index does not list, is
+    visible in that block only; `fn poll` on the line itself is being defined), the
+    variable a `let` on the line binds, and the local names of `use a::B as C` (C is
+    B: a definition named C elsewhere is not it)."""
+    out = {a or b for a, b in _RUST_ITEM.findall(text)}
+    out.update(_RUST_LET.findall(line))
+    for imp in fs.imports:
+        if imp.local_names:
+            out.update(n for n, o in zip(imp.local_names, imp.names) if n != o)
+        if imp.alias:
+            out.add(imp.alias)
     return out
 
 
@@ -896,7 +938,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--latency", action="store_true", help="only the latency at 16K (CPU and wall)"
     )
     parser.add_argument("--positions", type=int, default=60, help="cursors for --latency")
+    parser.add_argument(
+        "--rust-truth",
+        choices=("new", "old"),
+        default="new",
+        help="Rust cases: the truth rules of round 3b (new) or those before them (old)",
+    )
     args = parser.parse_args(argv)
+    global RUST_TRUTH
+    RUST_TRUTH = args.rust_truth
 
     count_tokens, counter_name = token_counter()
     print(f"tokens: {counter_name}", file=sys.stderr)
