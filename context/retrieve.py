@@ -515,8 +515,9 @@ class _Request:
 
         # Names near the cursor defined in this file (outside the windows) or elsewhere.
         importing = fs is not None and self.rules.names_need_imports
+        external = self.rules.external_names(fs) if fs is not None else frozenset()
         for name, distance in sorted(near.items(), key=lambda kv: (kv[1], kv[0])):
-            if name in handled:
+            if name in handled or name in external:
                 continue
             if name in own:
                 for d in own[name][:MAX_DEFINITIONS_PER_NAME]:
@@ -549,7 +550,7 @@ class _Request:
         # (where a name is not imported first: not in Python or JavaScript/TypeScript).
         by_name = not importing and not self.rules.bare_names_in_package
         for name, distance in sorted(used.items(), key=lambda kv: (kv[1], kv[0])):
-            if name in handled or name in own or name in imported:
+            if name in handled or name in own or name in imported or name in external:
                 continue
             found = package.get(name, [])[:MAX_DEFINITIONS_PER_NAME]
             if not found and by_name:

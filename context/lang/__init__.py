@@ -188,6 +188,13 @@ class Retrieval:
         return {}
 
     @classmethod
+    def external_names(cls, fs: FileSymbols) -> frozenset[str]:
+        """Names the file's imports bind from outside any workspace (Rust's `use
+        std::io::Read`): a same-named definition of the tree is not what they refer to,
+        so they are not looked up by name."""
+        return frozenset()
+
+    @classmethod
     def module_name(cls, host: RetrievalHost, imp: Import, files: list[str]) -> str:
         """The name a whole-module import without an alias binds, when the language
         says it elsewhere than in the import's last segment (Go: the package clause of

@@ -212,6 +212,8 @@ def _from_inline(module: str, inline: list[str]) -> str:
     )
 
 
+# The standard library's crates: always external.
+_STANDARD = frozenset({"std", "core", "alloc"})
 # `mod x;` and `#[macro_use] mod x;` declare a module the same way.
 MOD_KINDS = frozenset({"mod", "macro_use"})
 # Not an import written in code: resolving it gives the file whose `mod` declares the
@@ -498,6 +500,23 @@ class RustRetrieval(Retrieval):
         if name in ("*", "self") or imp.kind != "use":
             return None
         return Import(f"{imp.module}::{name}" if imp.module else name, kind="use")
+
+    @classmethod
+    def external_names(cls, fs: FileSymbols) -> frozenset[str]:
+        """What `use std::…`, `use core::…` and `use alloc::…` bind: the standard
+        library is never a crate of the workspace (`use std::io::{self, Read}` binds
+        `io` and `Read`; tokio's own `Read` future is not that `Read`)."""
+        out: set[str] = set()
+        for imp in fs.imports:
+            if imp.kind != "use" or imp.module.split("::", 1)[0] not in _STANDARD:
+                continue
+            if imp.alias:
+                out.add(imp.alias)
+            names = imp.local_names or imp.names
+            out.update(n for n in names if n not in ("*", "self"))
+            if not imp.names or "self" in imp.names:
+                out.add(imp.module.rsplit("::", 1)[-1])
+        return frozenset(out)
 
     @classmethod
     def code_paths(cls, line: str) -> list[list[str]]:

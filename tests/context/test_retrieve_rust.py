@@ -290,3 +290,32 @@ def test_rust_use_through_a_chain_of_reexports(tmp_path):
     main = os.path.join(root, "cli/src/main.rs")
     imp = Import("app_core", ("spawn",), kind="use")
     assert index.resolve_import(main, imp) == [os.path.join(root, "core/src/runtime/handle.rs")]
+
+
+def test_rust_name_used_from_the_standard_library_is_not_looked_up_by_name(tmp_path):
+    """`use std::io::Read;` binds the standard library's `Read`: the tree's own `Read`
+    (a big future struct, as in tokio) is not what the code near the cursor uses, and
+    must not take the budget from `checksum`, a function of the crate used there."""
+    fields = "".join(
+        f"    /// Field {i} of the future, documented at length so that it costs\n"
+        f"    /// tokens in the prompt like a real field would.\n    pub f{i}: u32,\n"
+        for i in range(30)
+    )
+    files = {
+        "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\n',
+        "src/lib.rs": "pub mod io;\npub mod util;\npub mod worker;\n",
+        "src/io/mod.rs": "pub mod read;\n",
+        "src/io/read.rs": "/// A future that reads.\npub struct Read {\n" + fields + "}\n",
+        "src/util.rs": _filler("step", 30, _RS_FN) + "/// The checksum of the bytes given.\n"
+        "pub fn checksum(bytes: &[u8]) -> u32 {\n    bytes.len() as u32\n}\n",
+    }
+    root = _write(tmp_path, files)
+    text = (
+        "use std::io::Read;\n\n"
+        "pub fn sum(bytes: &[u8]) -> u32 {\n    checksum(bytes)\n}\n\n"
+        "pub fn load<R: Read>(mut r: R) -> Vec<u8> {\n    let mut buf = Vec::new();\n"
+        "    r.read_to_end(&mut buf).unwrap();\n    "
+    )
+    packed = _context_at_end(root, "src/worker.rs", text)
+    assert "pub fn checksum(bytes: &[u8]) -> u32 {" in packed.text, packed.text
+    assert "pub struct Read {" not in packed.text, packed.text
