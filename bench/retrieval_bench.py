@@ -598,7 +598,9 @@ class Truth:
                 continue
             kinds = _NOT_TARGETS
             if rust and RUST_TRUTH == "new":
-                if re.search(rf"(?<![\w:])(?:std|core|alloc)\s*::(?:\s*\w+\s*::)*\s*{word}\b", line):
+                if re.search(
+                    rf"(?<![\w:])(?:std|core|alloc)\s*::(?:\s*\w+\s*::)*\s*{word}\b", line
+                ):
                     continue  # `std::thread::sleep`: the standard library's, not the tree's
                 if re.search(rf"(?<![\w:]){word}\s*::", line) and not re.search(
                     rf"(?<![\w:]){word}\b(?!\s*::)", line
@@ -662,7 +664,7 @@ def _rust_local(fs: FileSymbols, text: str, line: str) -> set[str]:
     out.update(_RUST_LET.findall(line))
     for imp in fs.imports:
         if imp.local_names:
-            out.update(n for n, o in zip(imp.local_names, imp.names) if n != o)
+            out.update(n for n, o in zip(imp.local_names, imp.names, strict=False) if n != o)
         if imp.alias:
             out.add(imp.alias)
     return out
