@@ -559,6 +559,15 @@ class RustRetrieval(Retrieval):
             return cached[1]
         scope = _MacroScope(host)
         scope.of_module(path, 0)
+        root = cls.crate_root(host, path)
+        if root is not None:
+            # A test, example or bench uses its crate from outside: the crate's
+            # `#[macro_export]` macros are at its root (`tokio::task_local!`), wherever
+            # in the crate they are defined.
+            read, exported = _exported_macros(host, root)
+            scope.read.update(read)  # the scope is kept while these are unchanged too
+            for name, found in exported.items():
+                scope.found.setdefault(name, found)
         with _SCOPE_LOCK:
             _SCOPE_CACHE[path] = (tuple(scope.read.items()), scope.found)
             while len(_SCOPE_CACHE) > 32:
@@ -654,6 +663,54 @@ class _MacroScope:
                 inner = self.symbols(target)
                 if inner is not None:
                     self.defined_in(target, inner, 1 << 30)
+
+
+# The `#[macro_export]` macros of the last crates asked about, by crate root: (the files
+# read and their symbols then, the macros by name).
+_EXPORTED_CACHE: dict[
+    str, tuple[tuple[tuple[str, FileSymbols | None], ...], dict[str, list[Definition]]]
+] = {}
+MAX_CRATE_FILES = 1024  # modules read for a crate's exported macros
+
+
+def _exported_macros(
+    host: RetrievalHost, root: str
+) -> tuple[tuple[tuple[str, FileSymbols | None], ...], dict[str, list[Definition]]]:
+    """The `#[macro_export]` macros of the crate whose root is `root`: those of every
+    module its `mod` lines reach (kept while none of those files changes)."""
+    with _SCOPE_LOCK:
+        cached = _EXPORTED_CACHE.get(root)
+    if cached is not None and all(host.file(p) is s for p, s in cached[0]):
+        return cached
+    read: dict[str, FileSymbols | None] = {}
+    found: dict[str, list[Definition]] = {}
+    todo = [root]
+    while todo and len(read) < MAX_CRATE_FILES:
+        path = todo.pop()
+        if path in read:
+            continue
+        symbols = read[path] = host.file(path)
+        if symbols is None:
+            continue
+        lines: list[str] | None = None
+        for d in symbols.definitions:
+            if d.kind != "function" or d.parent or not d.exported:
+                continue
+            if lines is None:
+                lines = host.file_lines(path) or []
+            if d.start_line < len(lines) and lines[d.start_line].lstrip().startswith(
+                "macro_rules!"
+            ):
+                found.setdefault(d.name, []).append(d)
+        for imp in symbols.imports:
+            if imp.kind in MOD_KINDS:
+                todo.extend(f for f in host.resolve(path, imp) if f not in read)
+    out = (tuple(read.items()), found)
+    with _SCOPE_LOCK:
+        _EXPORTED_CACHE[root] = out
+        while len(_EXPORTED_CACHE) > 8:
+            _EXPORTED_CACHE.pop(next(iter(_EXPORTED_CACHE)))
+    return out
 
 
 # What brings a module's macros into the scope after it: `#[macro_use] mod m;` and

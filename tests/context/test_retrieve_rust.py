@@ -319,3 +319,30 @@ def test_rust_name_used_from_the_standard_library_is_not_looked_up_by_name(tmp_p
     packed = _context_at_end(root, "src/worker.rs", text)
     assert "pub fn checksum(bytes: &[u8]) -> u32 {" in packed.text, packed.text
     assert "pub struct Read {" not in packed.text, packed.text
+
+
+def test_rust_exported_macro_of_the_crate_reaches_its_tests(tmp_path):
+    """`#[macro_export]` puts a macro at its crate's root wherever it is defined: a test
+    crate uses it as `app::task_local!` (tokio's tests), though no module the root
+    declares defines it there. The other tests use it: it is packed at 1K for a test
+    that does not name it yet, among the crate's sixty functions."""
+    use = (
+        "app::task_local! {\n    static ID: u32;\n}\n\n#[test]\nfn t() {\n    ID.with(|_| ());\n}\n"
+    )
+    files = {
+        "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\n',
+        "src/lib.rs": "pub mod steps;\npub mod task;\n",
+        "src/steps.rs": _filler("step", 60, _RS_FN),
+        "src/task/mod.rs": "mod local;\npub use local::LocalKey;\n",
+        "src/task/local.rs": (
+            "/// Declares task-local keys.\n#[macro_export]\nmacro_rules! task_local {\n"
+            "    ($(static $name:ident: $t:ty;)*) => {};\n}\n\n"
+            "/// A key for task-local data.\npub struct LocalKey {\n    pub id: u32,\n}\n"
+        ),
+        "tests/first.rs": use,
+        "tests/second.rs": use,
+    }
+    root = _write(tmp_path, files)
+    text = "use app::steps::step1;\n\n#[test]\nfn third() {\n    step1(1);\n}\n\n"
+    packed = _context_at_end(root, "tests/third.rs", text)
+    assert "macro_rules! task_local {" in packed.text, packed.text
