@@ -178,6 +178,33 @@ def test_line_checkpoints_never_evict_the_anchors_while_these_hold_half():
     assert cache.bytes_used <= 1300
 
 
+def test_switching_back_finds_the_prompts_deepest_anchor_after_another_prompts_blocks():
+    """At a 64K budget a prompt has more stable blocks than anchors fit (6 of 13 here):
+    the other file's prompt saved its block ends and evicted every anchor of the first
+    file's, and switching back evaluated the whole prompt (46K tokens in
+    bench/typing_session.py). A prompt's shallower block ends go first, so each prompt
+    keeps its deepest one."""
+    cache = CheckpointCache(max_bytes=13 * 100)
+    first = np.arange(50_000, dtype=np.int32)
+    other = first + 1
+    blocks = range(4_000, 44_001, 4_000)  # 11 stable blocks' ends
+    for n in blocks:
+        assert cache.put(first, n, bytearray(100), anchor=True)
+    for n in range(44_100, 44_300, 20):  # typing there
+        cache.put(first, n, bytearray(100))
+    for n in blocks:  # the other file: warmed up, then a request
+        assert cache.put(other, n, bytearray(100), anchor=True)
+    cache.put(other, 45_000, bytearray(100), anchor=True, covers=False)  # its prompt's end
+    for n in range(45_100, 45_300, 20):  # typing there: the first file's lines go
+        cache.put(other, n, bytearray(100))
+    back = cache.find(first, 44_200)
+    assert back is not None and back.n_tokens == 44_000
+    again = cache.find(other, 44_900)
+    assert again is not None and again.n_tokens == 44_000
+    assert cache.find(other, 45_050).n_tokens == 45_000  # the prompt's end, not covering
+    assert cache.bytes_used <= 1300
+
+
 def test_cancel_stops_between_tokens(engine_factory, tiny_model):
     engine = engine_factory(tiny_model)
     token = CancelToken()

@@ -15,6 +15,13 @@ the cursor window (what typing resumes from) and are saved at nearly every reque
 one LRU the line checkpoints of a few lines of typing evicted every anchor, and the next
 jump evaluated the whole prompt; so line checkpoints are evicted first while anchors hold
 at most half the bytes, each kind least recently used first.
+
+Among anchors, those *covered* by a deeper anchor of the same prefix (an earlier block's
+end, when the prompt's last stable block's end is kept too) go first: each prompt keeps
+its deepest anchor while room allows one per prompt. With plain LRU, the dozen block
+ends of another file's prompt (at a 64K budget) evicted every anchor of the first file's,
+and switching back evaluated its whole prompt (46K tokens); the deepest anchor alone
+makes that the cursor window.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class CheckpointCache:
         # Each bounded by the whole; `_evict` keeps their sum within it.
         self._anchors = _IndexedLRU(max(1, max_bytes))
         self._lines = _IndexedLRU(max(1, max_bytes))
+        # Anchors with a deeper anchor of the same prefix: evicted before the others.
+        self._covered: set[Key] = set()
         self.hits = 0
         self.misses = 0
         self.saved = 0
@@ -84,14 +93,30 @@ class CheckpointCache:
         key = (n, prefix_digest(tokens, n))
         return key in self._anchors or key in self._lines
 
-    def put(self, tokens: np.ndarray, n: int, data: bytearray, *, anchor: bool = False) -> bool:
-        """Keep the state after `tokens[:n]`; False when it is larger than the bound."""
+    def put(
+        self,
+        tokens: np.ndarray,
+        n: int,
+        data: bytearray,
+        *,
+        anchor: bool = False,
+        covers: bool = True,
+    ) -> bool:
+        """Keep the state after `tokens[:n]`; False when it is larger than the bound.
+        An anchor that `covers` marks the shallower anchors of its prefix as covered (not
+        the end of a whole prompt, whose window churns: it would cover the stable end)."""
         if len(data) > self.max_bytes:
             return False
         key = (n, prefix_digest(tokens, n))
         mine, other = (self._anchors, self._lines) if anchor else (self._lines, self._anchors)
         if key in other:
             del other[key]
+            self._covered.discard(key)
+        if anchor and covers:
+            for m in [m for m in self._anchors.positions if m < n]:
+                shallower = (m, prefix_digest(tokens, m))
+                if shallower in self._anchors:
+                    self._covered.add(shallower)
         mine[key] = data
         self._evict()
         self.saved += 1
@@ -102,7 +127,12 @@ class CheckpointCache:
             if self._lines and (self._anchors.currsize <= self.max_bytes // 2 or not self._anchors):
                 self._lines.popitem()
             else:
-                self._anchors.popitem()
+                key = next((k for k in self._anchors if k in self._covered), None)
+                if key is not None:  # covered: the oldest saved first
+                    del self._anchors[key]
+                else:
+                    key, _ = self._anchors.popitem()
+                self._covered.discard(key)
 
     def find(self, tokens: np.ndarray, limit: int) -> Checkpoint | None:
         """The checkpoint of `tokens` with the most positions, at most `limit`."""
@@ -123,3 +153,4 @@ class CheckpointCache:
     def clear(self) -> None:
         self._anchors.clear()
         self._lines.clear()
+        self._covered.clear()

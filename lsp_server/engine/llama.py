@@ -539,7 +539,9 @@ class LlamaEngine:
             self._tokens = self._tokens[:n]
         return ok
 
-    def _save_checkpoint(self, figures: Figures, *, anchor: bool = False) -> None:
+    def _save_checkpoint(
+        self, figures: Figures, *, anchor: bool = False, covers: bool = True
+    ) -> None:
         n = len(self._tokens)
         if self.checkpoints.has(self._tokens, n):
             return
@@ -554,7 +556,7 @@ class LlamaEngine:
         if written != size:
             log.warning("checkpoint save wrote %d of %d bytes; not kept", written, size)
             return
-        if self.checkpoints.put(self._tokens, n, data, anchor=anchor):
+        if self.checkpoints.put(self._tokens, n, data, anchor=anchor, covers=covers):
             figures.checkpoints_saved += 1
         figures.save_ms += (time.perf_counter() - start) * 1000
 
@@ -774,7 +776,9 @@ class LlamaEngine:
                     figures.evaluated_tokens += end - pos
                     pos = end
                 if stop in saves:
-                    self._save_checkpoint(figures, anchor=stop in anchors or stop == n)
+                    self._save_checkpoint(
+                        figures, anchor=stop in anchors or stop == n, covers=stop in anchors
+                    )
         finally:
             self._protected = None
             figures.prefill_ms += (time.perf_counter() - start) * 1000
