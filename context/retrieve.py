@@ -16,7 +16,8 @@ score  candidate                                                            tier
  82    members of those base classes (signatures)                           definition
  80    definition of a name used near the cursor: in the cursor's Go/Java   definition
        package, through a Rust path, or found by name
- 70    the first members of a class used near the cursor                    definition
+ 70    the first members of a class used near the cursor (not by its        definition
+       import line only)
  64-69 definition of a name used elsewhere in this file, nearest use first  definition
  62    its other members; a name near the cursor not imported (Python, JS)  definition
  60    definition of a name imported by this file                           definition
@@ -54,6 +55,7 @@ from context.languages import spec as language_spec
 from context.names import (
     FILE_SCAN_AFTER,
     FILE_SCAN_BEFORE,
+    NEAR_AFTER,
     NEAR_BEFORE,
     is_comment,
     line_uses,
@@ -444,6 +446,11 @@ class _Request:
             self.lines, self.line, near, chains, self.rules.hash_comments
         )
         package = self.package_definitions(fs)
+        # The names near the cursor outside import statements: an imported class named
+        # near the cursor only by its import line gets no member outline (right below
+        # the imports, each is as likely next as the others; 40 signatures of each
+        # would take the budget from the names the code does use).
+        in_code = self.names_in_code(fs, near) if fs is not None and fs.imports else near
 
         # Imported names: all of them, the ones used near the cursor first, then the
         # ones used elsewhere in the file (nearest use first).
@@ -469,7 +476,7 @@ class _Request:
                 score = IMPORTED - rank * 0.001
                 reason = f"definition of `{name}` imported from {imp.module}"
             for d in found[:MAX_DEFINITIONS_PER_NAME]:
-                members = NEAR_CLASS_MEMBER if distance is not None else None
+                members = NEAR_CLASS_MEMBER if name in in_code else None
                 self.offer_definition(d, score, reason, members_score=members)
 
         # `module.name` chains near the cursor, through module imports.
@@ -605,6 +612,30 @@ class _Request:
                 clipped = self.clip(snippet) if snippet is not None else None
                 if clipped is not None:
                     self.offer(clipped)
+
+    def names_in_code(self, fs: FileSymbols, near: dict[str, int]) -> dict[str, int]:
+        """`near` without the names that only the file's import statements near the
+        cursor write (a statement over lines, `use a::{\n b,\n c};`, included)."""
+        lo = max(0, self.line - NEAR_BEFORE)
+        hi = min(len(self.lines) - 1, self.line + NEAR_AFTER)
+        window: list[str] | None = None
+        for imp in fs.imports:
+            if imp.line > hi:
+                continue
+            i, depth = imp.line, 0
+            while i <= hi:
+                text = self.lines[i]
+                if i >= lo and i != self.line:
+                    if window is None:
+                        window = self.lines[lo : hi + 1]
+                    window[i - lo] = ""
+                depth += text.count("(") + text.count("{") - text.count(")") - text.count("}")
+                if depth <= 0:
+                    break
+                i += 1
+        if window is None:
+            return near
+        return names_near(window, self.line - lo, self.character, self.rules.hash_comments)[0]
 
     def collect_imports(
         self,

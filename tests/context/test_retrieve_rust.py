@@ -346,3 +346,33 @@ def test_rust_exported_macro_of_the_crate_reaches_its_tests(tmp_path):
     text = "use app::steps::step1;\n\n#[test]\nfn third() {\n    step1(1);\n}\n\n"
     packed = _context_at_end(root, "tests/third.rs", text)
     assert "macro_rules! task_local {" in packed.text, packed.text
+
+
+def test_rust_imported_type_named_only_by_its_use_line_gets_no_member_outline(tmp_path):
+    """Right below a `use` block, an imported type is near the cursor only by its import
+    line: its header is packed, not 40 member signatures that would take the budget
+    from `spawn`, the crate function the folder's tests use (tokio's `tcp_echo.rs`)."""
+    methods = "".join(
+        f"    /// Operation {i} of the stream, documented at length so that it costs\n"
+        f"    /// tokens in the prompt like a real method would.\n"
+        f"    pub fn operation_number_{i}(&self, first_value: u32, second_value: u32,"
+        f" third_value: u32) -> Result<u32, std::io::Error> {{\n        Ok({i})\n    }}\n\n"
+        for i in range(40)
+    )
+    use = "#[test]\nfn t() {\n    app::spawn(async {});\n}\n"
+    files = {
+        "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\n',
+        "src/lib.rs": (
+            "pub mod net;\n\n/// Spawns a task on the runtime.\n"
+            "pub fn spawn<F>(future: F) -> u32 {\n    0\n}\n"
+        ),
+        "src/net.rs": "/// A TCP stream.\npub struct TcpStream {\n    fd: u32,\n}\n\n"
+        "impl TcpStream {\n" + methods + "}\n",
+        "tests/first.rs": use,
+        "tests/second.rs": use,
+    }
+    root = _write(tmp_path, files)
+    text = "use app::net::{self, TcpStream};\n\n#[test]\nfn echo() {\n    "
+    packed = _context_at_end(root, "tests/echo.rs", text)
+    assert "pub fn spawn<F>(future: F) -> u32 {" in packed.text, packed.text
+    assert "pub struct TcpStream {" in packed.text, packed.text
