@@ -18,8 +18,8 @@ what was built generalizes. Per repository:
   text up to the cursor). Which definition a name refers to follows the language's own
   rules where they are cheap to apply (Python imports, including `import pkg` +
   `pkg.name`; Go's packages: same folder, or an import path inside the module) and is
-  otherwise the name's top-level definitions when at most two files define it (Rust,
-  Java, C/C++, TypeScript), members (`x.name`), associated items (`Type::name`) and
+  otherwise the name's top-level definitions when at most two files of the line's
+  language define it (Rust, Java, C/C++, TypeScript), members (`x.name`), associated items (`Type::name`) and
   Rust names of the standard library or its prelude left out. A case counts, as with `qwen-lsp context --json`, when a
   packed snippet covers the first line of one of its definitions or the packed text
   holds that line (the signature). At budgets of 1K, 2K, 4K and 8K tokens, next to
@@ -580,6 +580,16 @@ class Truth:
 
     # -- the rest: an unambiguous name --
 
+    def same_language(self, language: str, path: str) -> bool:
+        """A C line uses C/C++ definitions, not a same-named function of the tree's Python
+        (greenlet and pybind11 ship both); TypeScript and JavaScript count as one."""
+        if TRUTH_LANGUAGES == "any":
+            return True
+        other = self.index.file(path)
+        return other is not None and _LANGUAGE_GROUP.get(
+            other.language, other.language
+        ) == _LANGUAGE_GROUP.get(language, language)
+
     def by_name(self, path: str, fs: FileSymbols, line: str) -> dict[str, list[Definition]]:
         out: dict[str, list[Definition]] = {}
         own = {d.name for d in fs.definitions}
@@ -609,7 +619,10 @@ class Truth:
             found = [
                 d
                 for d in self.index.definitions_named(word)
-                if not d.parent and d.kind not in kinds and d.path != path
+                if not d.parent
+                and d.kind not in kinds
+                and d.path != path
+                and self.same_language(fs.language, d.path)
             ]
             if found and len({d.path for d in found}) <= 2:
                 out[word] = found
@@ -644,6 +657,11 @@ def _std_bound(fs: FileSymbols) -> set[str]:
 # `_rust_local` and the path rules in `Truth.by_name`; "old" is the rules before them
 # (`--rust-truth old`, for figures side by side).
 RUST_TRUTH = "new"
+# Whether a name's definitions (the by-name truth) come from files of the line's own
+# language group only ("same", the default since issue 16's last round) or from any
+# file ("any", the rules before it, `--truth-languages any`).
+TRUTH_LANGUAGES = "same"
+_LANGUAGE_GROUP = {"cpp": "c", "tsx": "typescript", "javascript": "typescript"}
 # What the head of a Rust path `x::y` never is: a function, a method, a constant, a
 # static or a macro (it is a crate, a module, a type or a trait).
 _NOT_PATH_HEADS = frozenset({"function", "method", "constant", "static", "macro"})
@@ -946,9 +964,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="new",
         help="Rust cases: the truth rules of round 3b (new) or those before them (old)",
     )
+    parser.add_argument(
+        "--truth-languages",
+        choices=("same", "any"),
+        default="same",
+        help="by-name truth: definitions in the line's language group only, or anywhere",
+    )
     args = parser.parse_args(argv)
-    global RUST_TRUTH
+    global RUST_TRUTH, TRUTH_LANGUAGES
     RUST_TRUTH = args.rust_truth
+    TRUTH_LANGUAGES = args.truth_languages
 
     count_tokens, counter_name = token_counter()
     print(f"tokens: {counter_name}", file=sys.stderr)
