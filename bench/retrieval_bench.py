@@ -456,6 +456,7 @@ class Truth:
         for f in files:
             self.by_dir.setdefault(os.path.dirname(f), []).append(f)
         self._go_modules: list[tuple[str, str]] | None = None
+        self._rust_names: set[str] | None = None
 
     # -- Python: imports --
 
@@ -580,6 +581,25 @@ class Truth:
 
     # -- the rest: an unambiguous name --
 
+    def rust_names(self) -> set[str]:
+        """The tree's own crate names (from each Cargo.toml's `name`, `-` as `_`) and
+        module names (its .rs files' stems and their folders): a `use` path headed by
+        anything else names another crate."""
+        if self._rust_names is None:
+            names: set[str] = set()
+            for folder, files in self.by_dir.items():
+                names.add(os.path.basename(folder))
+                names.update(os.path.splitext(os.path.basename(f))[0] for f in files)
+                cargo = os.path.join(os.path.dirname(folder), "Cargo.toml")
+                for manifest in (cargo, os.path.join(folder, "Cargo.toml")):
+                    if os.path.isfile(manifest):
+                        with open(manifest, encoding="utf-8", errors="replace") as handle:
+                            found = re.search(r'(?m)^name\s*=\s*"([^"]+)"', handle.read())
+                        if found:
+                            names.add(found.group(1).replace("-", "_"))
+            self._rust_names = names
+        return self._rust_names
+
     def same_language(self, language: str, path: str) -> bool:
         """A C line uses C/C++ definitions, not a same-named function of the tree's Python
         (greenlet and pybind11 ship both); TypeScript and JavaScript count as one."""
@@ -598,6 +618,7 @@ class Truth:
         local: set[str] = set()
         if rust and RUST_TRUTH == "new":
             local = _rust_local(fs, self.index.text(path) or "", line)
+            std |= _external_bound(fs, self.rust_names())
         for word in dict.fromkeys(_WORD.findall(_without_members(line))):
             if len(word) < 3 or word in own or word in std or word in local:
                 continue
@@ -653,8 +674,25 @@ def _std_bound(fs: FileSymbols) -> set[str]:
     return out
 
 
+def _external_bound(fs: FileSymbols, tree: set[str]) -> set[str]:
+    """Names a Rust file binds from crates that are not in the tree (`use
+    futures_core::ready;`, `use futures_sink::Sink;`), and those crates' names: the tree's
+    same-named `fn ready` is not what the line uses."""
+    out: set[str] = set()
+    for imp in fs.imports:
+        head = imp.module.split("::")[0].strip(": ")
+        if imp.kind != "use" or head in ("crate", "self", "super", "") or head in tree:
+            continue
+        out.add(head)
+        out.update(n for n in imp.names if n not in ("*", "self"))
+        out.update(imp.local_names)
+        if imp.alias or not imp.names:
+            out.add(imp.alias or imp.module.split("::")[-1])
+    return out
+
+
 # Which truth the Rust cases follow: "new" (round 3b, the default) adds the rules of
-# `_rust_local` and the path rules in `Truth.by_name`; "old" is the rules before them
+# `_rust_local`, `_external_bound` and the path rules in `Truth.by_name`; "old" is the rules before them
 # (`--rust-truth old`, for figures side by side).
 RUST_TRUTH = "new"
 # Whether a name's definitions (the by-name truth) come from files of the line's own
@@ -672,14 +710,25 @@ _RUST_ITEM = re.compile(
 _RUST_LET = re.compile(r"\blet\s+(?:mut\s+)?([A-Za-z_]\w*)")
 
 
+_RUST_FIELD = re.compile(r"^\s*(?:pub(?:\([\w:]+\))?\s+)?([A-Za-z_]\w*)\s*:(?!:)")
+_RUST_PRIMITIVE_ITEM = re.compile(
+    r"\b(?:[iu](?:8|16|32|64|128|size)|f32|f64|bool|char|str)\s*::\s*([A-Za-z_]\w*)"
+)
+
+
 def _rust_local(fs: FileSymbols, text: str, line: str) -> set[str]:
     """Names a Rust line does not take from another file: those its own file defines at
     any depth (an item inside a function body, which the index does not list, is
     visible in that block only; `fn poll` on the line itself is being defined), the
-    variable a `let` on the line binds, and the local names of `use a::B as C` (C is
-    B: a definition named C elsewhere is not it)."""
+    variable a `let` on the line binds, a field named at the line's start, an associated
+    item of a primitive type, and the local names of `use a::B as C` (C is B: a
+    definition named C elsewhere is not it)."""
     out = {a or b for a, b in _RUST_ITEM.findall(text)}
     out.update(_RUST_LET.findall(line))
+    # `sink: Si,` (a field declared, or named in a struct literal) and `usize::from(x)`
+    # (an associated item of a primitive type) are not uses of a free `fn sink`/`fn from`.
+    out.update(_RUST_FIELD.findall(line))
+    out.update(_RUST_PRIMITIVE_ITEM.findall(line))
     for imp in fs.imports:
         if imp.local_names:
             out.update(n for n, o in zip(imp.local_names, imp.names, strict=False) if n != o)
