@@ -285,3 +285,26 @@ def test_a_snapshot_of_a_huge_file_counts_only_the_chunks_around_the_cursor() ->
     # The whole text once (bounded by the engine for a huge one), then the chunks the
     # snapshot grew through (each ≈ 280 tokens here) and the final check: not 6,250.
     assert len(calls) < 20, len(calls)
+
+
+def test_a_snapshot_of_one_long_line_is_the_text_around_the_cursor() -> None:
+    """No chunk of whole lines fits when a line holds megabytes: the snapshot is then the
+    characters around the cursor within the budget, two thirds before it, with the same
+    ends after a few more characters are typed (a refresh then re-evaluates nothing)."""
+    from lsp_server.completion.document import take_snapshot
+
+    text = "x = [" + ", ".join(str(i) for i in range(300_000)) + "]\n"
+
+    def count(s: str) -> int:
+        return -(-len(s) // 3)
+
+    cursor = 1_000_000
+    snap = take_snapshot(text, 0, 4_000, count, character=cursor)
+    assert snap is not None and snap.partial and (snap.first_line, snap.end_line) == (0, 1)
+    assert 3_000 < snap.tokens <= 4_000
+    start = text.index(snap.text)
+    assert start < cursor < start + len(snap.text)
+    assert cursor - start > len(snap.text) // 2  # more of it before the cursor
+    again = take_snapshot(text, 0, 4_000, count, character=cursor + 7)
+    assert again is not None and again.text == snap.text
+    assert take_snapshot(text, 0, 3, count, character=cursor) is None

@@ -401,3 +401,38 @@ def test_what_an_append_leaves_out_waits_for_the_refresh():
     assert sticky.appends == 1
     kept = sticky.request("/w/main.py", "key", packed([*found, snip(9)]), 16000, pack_more)
     assert sticky.appends == 2 and any(s.start_line == 90 for s in kept.snippets)
+
+
+def test_a_file_of_one_long_line_shows_more_than_the_window(qwen35_model, tmp_path):
+    """A minified bundle or a JSON dump is one line of megabytes: the snapshot, made of
+    whole lines, had none that fit, so the model saw only the capped window (about 1,000
+    tokens) where the budget allows many more. The snapshot is then the characters around
+    the cursor that fit; typing in the line stays cheap (the snapshot is stable)."""
+    items = ", ".join(f'"key_{i}": {{"id": {i}, "name": "item number {i}"}}' for i in range(4000))
+    text = "{" + items + "}"
+    (tmp_path / "dump.json").write_text(text)
+    s = settings()
+    ctx = Workspace([str(tmp_path)], lambda: s, cache_dir="")
+    ctx.build()
+    path = str((tmp_path / "dump.json").resolve())
+    engine, completer = make_completer(qwen35_model, ctx, s)
+    try:
+        cursor = text.index('"key_3000"')
+        typed = text[:cursor]
+        req = CompletionRequest(path, typed, 0, len(typed), display_path="dump.json")
+        window = completer.window(req)
+        prompt = completer.build(req)
+        snapshot = next(seg.text for seg in prompt.segments if seg.name == "snapshot")
+        far = text[cursor - len(window.prefix) - 2000 : cursor - len(window.prefix) - 1900]
+        assert far not in window.prefix and far in snapshot
+        assert engine.count_tokens(prompt.text) > 2 * LIVE_WINDOW_TOKENS
+        result = completer.complete(req)
+        for ch in '"key_3':
+            typed += ch
+            req = CompletionRequest(path, typed, 0, len(typed), display_path="dump.json")
+            result = completer.complete(req)
+            if result.outcome != "cache":
+                assert result.figures.evaluated_tokens < 300, result.figures
+    finally:
+        engine.close()
+        ctx.close()

@@ -153,17 +153,21 @@ class FileSnapshot:
     end_line: int  # exclusive
     lines: int  # the document's line count when taken
     tokens: int
+    # Only a part of its lines (one line of a minified bundle or a JSON dump is longer
+    # than the budget): `text` is the characters around the cursor that fit.
+    partial: bool = False
 
 
 SNAPSHOT_CHUNK = 32  # lines counted at once when a snapshot must be cut to its budget
 
 
 def take_snapshot(
-    text: str, line: int, budget: int, count: Callable[[str], int]
+    text: str, line: int, budget: int, count: Callable[[str], int], character: int = 0
 ) -> FileSnapshot | None:
     """The whole of `text` when it fits `budget` tokens, else the lines around `line`
-    that do (two thirds of them above it, in chunks of `SNAPSHOT_CHUNK` lines); None when
-    not even one chunk fits."""
+    that do (two thirds of them above it, in chunks of `SNAPSHOT_CHUNK` lines); when not
+    even the chunk at `line` fits (lines of megabytes), the characters around
+    (`line`, `character`) that do, two thirds of them before it; None when nothing does."""
     lines = split_lines(text)
     whole = count(text)
     if whole <= budget:
@@ -185,7 +189,7 @@ def take_snapshot(
     here = min(max(0, line), len(lines) - 1) // SNAPSHOT_CHUNK
     lo, hi, used = here, here, 0
     if size(here) > budget:
-        return None
+        return _part_of_lines(text, lines, line, character, budget, count)
     used = size(here)
     while True:
         above = lo > 0 and (here - lo) <= 2 * (hi - here)
@@ -211,3 +215,39 @@ def take_snapshot(
     if n > budget:
         return None
     return FileSnapshot(shown, first, end, len(lines), n)
+
+
+def _part_of_lines(
+    text: str,
+    lines: list[str],
+    line: int,
+    character: int,
+    budget: int,
+    count: Callable[[str], int],
+) -> FileSnapshot | None:
+    """The characters of `text` around (`line`, `character`) within `budget` tokens, two
+    thirds before it; its ends on multiples of an eighth of its length, so that a refresh
+    after typing a little shows the same text."""
+    if budget <= 0 or not text:
+        return None
+    line = min(max(0, line), len(lines) - 1)
+    offset = sum(len(lines[i]) + 1 for i in range(line)) + min(character, len(lines[line]))
+    sample = text[max(0, offset - 4096) : offset + 4096]
+    per_token = max(1.0, len(sample) / max(1, count(sample)))
+    size = int(budget * per_token * 0.9)
+    for _ in range(8):
+        if size < 16:
+            return None
+        stride = max(1, size // 8)
+        start = max(0, (offset - size * 2 // 3) // stride * stride)
+        end = min(len(text), start + size)
+        start = max(0, min(start, end - size))
+        shown = text[start:end]
+        n = count(shown)
+        if n <= budget:
+            first = text.count("\n", 0, start)
+            return FileSnapshot(
+                shown, first, first + shown.count("\n") + 1, len(lines), n, partial=True
+            )
+        size = int(size * budget / n * 0.95)
+    return None

@@ -276,7 +276,11 @@ def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
     snapshot = inputs.snapshot
     if snapshot is not None:
         where = (
-            ""
+            f" (a part of line {snapshot.first_line + 1} of {snapshot.lines})"
+            if snapshot.partial and snapshot.end_line - snapshot.first_line == 1
+            else f" (a part of lines {snapshot.first_line + 1}-{snapshot.end_line} of {snapshot.lines})"
+            if snapshot.partial
+            else ""
             if snapshot.first_line == 0 and snapshot.end_line >= snapshot.lines
             else f" (lines {snapshot.first_line + 1}-{snapshot.end_line} of {snapshot.lines})"
         )

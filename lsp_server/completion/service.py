@@ -258,7 +258,13 @@ class Completer:
             return kept
         text = request.text
         lines = text.count("\n") + 1
-        if budget <= 0 or (window.prefix_start_line == 0 and window.suffix_end_line >= lines):
+        whole = (
+            window.prefix_start_line == 0
+            and window.suffix_end_line >= lines
+            # (not cut inside its lines: one line of megabytes is not all in the window)
+            and len(window.prefix) + len(window.suffix) + lines >= len(text)
+        )
+        if budget <= 0 or whole:
             snapshot = None  # the cursor window shows the whole file
         elif (
             kept is not None
@@ -270,7 +276,9 @@ class Completer:
             snapshot = kept  # unchanged: the refresh re-evaluates nothing
         else:
             share = int(budget * SNAPSHOT_SHARE)
-            snapshot = take_snapshot(text, request.line, share, self.count_tokens)
+            snapshot = take_snapshot(
+                text, request.line, share, self.count_tokens, request.character
+            )
         if refresh:
             self._pending[path] = snapshot
         else:
