@@ -10,48 +10,12 @@ context at a 1K-token budget.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
-
-from context.retrieve import gather_context
 from context.symbols import extract_source
-from context.tokens import estimate_tokens
+from tests.context.recall_support import BUDGET
+from tests.context.recall_support import context_at_end as _context_at_end
+from tests.context.recall_support import write_tree as _write
 
-index_module = pytest.importorskip("context.index")
-
-BUDGET = 1024
 GO_MOD = "module example.com/app\n\ngo 1.22\n"
-
-
-def _write(root: Path, files: dict[str, str]) -> str:
-    for name, text in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    return os.path.realpath(root)
-
-
-def _context_at_end(root: str, rel: str, text: str, budget: int = BUDGET):
-    """Index `root`, open `rel` with `text` and gather at the end of it (no similar
-    windows: the definition must come from retrieval)."""
-    index = index_module.WorkspaceIndex([root], cache_dir="")
-    index.build()
-    path = os.path.join(root, rel)
-    index.update_document(path, text)
-    lines = text.split("\n")
-    return gather_context(
-        index,
-        None,
-        None,
-        path=path,
-        text=text,
-        line=len(lines) - 1,
-        character=len(lines[-1]),
-        budget_tokens=budget,
-        count_tokens=estimate_tokens,
-    )
 
 
 def _documented(name: str, comment_lines: int, body_lines: int, args: str = "x int") -> str:
