@@ -305,6 +305,28 @@ def session_activity(files: list[str], seed: int) -> RecentActivity:
     return recent
 
 
+def _gather(
+    index: IndexLike,
+    recent: RecentActivity,
+    similar: SimilarWindows,
+    position: Any,
+    budget: int,
+    count_tokens: TokenCounter,
+) -> PackedContext:
+    path, text, line, character = position
+    return gather_context(
+        index,
+        recent,
+        similar,
+        path=path,
+        text=text,
+        line=line,
+        character=character,
+        budget_tokens=budget,
+        count_tokens=count_tokens,
+    )
+
+
 def measure_latency(
     index: IndexLike,
     recent: RecentActivity,
@@ -315,19 +337,9 @@ def measure_latency(
 ) -> dict[str, float]:
     times = []
     tokens = []
-    for path, text, line, character in positions:
+    for position in positions:
         started = time.perf_counter()
-        packed = gather_context(
-            index,
-            recent,
-            similar,
-            path=path,
-            text=text,
-            line=line,
-            character=character,
-            budget_tokens=budget,
-            count_tokens=count_tokens,
-        )
+        packed = _gather(index, recent, similar, position, budget, count_tokens)
         times.append((time.perf_counter() - started) * 1000)
         tokens.append(packed.tokens)
     return {
@@ -351,35 +363,15 @@ def timed_passes(
     """CPU and wall time of `gather_context` (estimate tokens) at `positions`: after
     `warmups` calls, `passes` passes; the pass with the lower CPU p95 is reported."""
     gc.collect()
-    for path, text, line, character in positions[:warmups]:
-        gather_context(
-            index,
-            recent,
-            similar,
-            path=path,
-            text=text,
-            line=line,
-            character=character,
-            budget_tokens=budget,
-            count_tokens=estimate_tokens,
-        )
+    for position in positions[:warmups]:
+        _gather(index, recent, similar, position, budget, estimate_tokens)
     results = []
     for _ in range(passes):
         cpu: list[float] = []
         wall: list[float] = []
-        for path, text, line, character in positions:
+        for position in positions:
             c0, w0 = time.process_time(), time.perf_counter()
-            gather_context(
-                index,
-                recent,
-                similar,
-                path=path,
-                text=text,
-                line=line,
-                character=character,
-                budget_tokens=budget,
-                count_tokens=estimate_tokens,
-            )
+            _gather(index, recent, similar, position, budget, estimate_tokens)
             cpu.append((time.process_time() - c0) * 1000)
             wall.append((time.perf_counter() - w0) * 1000)
         results.append(
