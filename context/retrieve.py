@@ -44,7 +44,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -86,15 +86,33 @@ from context.types import (
 
 log = logging.getLogger(__name__)
 
-# The last packages' name maps, by current file (see `_Request.package_definitions`).
-_PACKAGE_CACHE: dict[
-    str, tuple[tuple[int, ...], list[FileSymbols], dict[str, list[Definition]]]
-] = {}
+# Name maps by current file: (the ids of the symbols read, those symbols, the map).
+_NameMaps = dict[str, tuple[tuple[int, ...], list[FileSymbols | None], dict[str, list[Definition]]]]
+_PACKAGE_CACHE: _NameMaps = {}  # the package's names (`_Request.package_definitions`)
 _PACKAGE_LOCK = threading.Lock()
-# The same for the files of `import a.b.*` (`_Request.wildcard_definitions`).
-_WILDCARD_CACHE: dict[
-    str, tuple[tuple[int, ...], list[FileSymbols | None], dict[str, list[Definition]]]
-] = {}
+_WILDCARD_CACHE: _NameMaps = {}  # those of `import a.b.*` (`wildcard_definitions`)
+
+
+def _kept(
+    cache: _NameMaps,
+    path: str,
+    symbols: Sequence[FileSymbols | None],
+    build: Callable[[], dict[str, list[Definition]]],
+) -> dict[str, list[Definition]]:
+    """`build()`'s map for the file at `path`, kept in `cache` while the files it reads
+    have the same symbols (the index replaces a file's symbols when it changes; the
+    cache holds them, so their ids stay theirs); the 8 files last asked for are kept."""
+    key = tuple(id(s) for s in symbols)
+    with _PACKAGE_LOCK:
+        cached = cache.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[2]
+    out = build()
+    with _PACKAGE_LOCK:
+        cache[path] = (key, list(symbols), out)
+        while len(cache) > 8:
+            cache.pop(next(iter(cache)))
+    return out
 
 
 class IndexLike(Protocol):
@@ -864,11 +882,9 @@ class _Request:
                 members.append(other)
         # The same files' symbols give the same map: kept from one keystroke to the next
         # (a package of 200 files is 10K definitions).
-        key = tuple(id(m) for m in members)
-        with _PACKAGE_LOCK:
-            cached = _PACKAGE_CACHE.get(self.path)
-            if cached is not None and cached[0] == key:
-                return cached[2]
+        return _kept(_PACKAGE_CACHE, self.path, members, lambda: self._package_map(members))
+
+    def _package_map(self, members: list[FileSymbols]) -> dict[str, list[Definition]]:
         out: dict[str, list[Definition]] = {}
         for other in members:
             for d in other.definitions:
@@ -882,10 +898,6 @@ class _Request:
                     out[name] = usable
                 else:
                     del out[name]
-        with _PACKAGE_LOCK:
-            _PACKAGE_CACHE[self.path] = (key, members, out)  # `members` keeps the ids valid
-            while len(_PACKAGE_CACHE) > 8:
-                _PACKAGE_CACHE.pop(next(iter(_PACKAGE_CACHE)))
         return out
 
     def wildcard_definitions(self, files: list[str]) -> dict[str, list[Definition]]:
@@ -894,25 +906,20 @@ class _Request:
         defines it. Kept while those files' symbols are: searching javac's packages file
         by file for each name near the cursor took half of a request."""
         symbols = [self.index.file(p) for p in files]
-        key = tuple(id(s) for s in symbols)
-        with _PACKAGE_LOCK:
-            cached = _WILDCARD_CACHE.get(self.path)
-            if cached is not None and cached[0] == key:
-                return cached[2]
-        out: dict[str, list[Definition]] = {}
-        for fs in symbols:
-            if fs is None:
-                continue
-            theirs: dict[str, list[Definition]] = {}
-            for d in fs.definitions:
-                if not d.parent and d.name not in out:
-                    theirs.setdefault(d.name, []).append(d)
-            out.update(theirs)
-        with _PACKAGE_LOCK:
-            _WILDCARD_CACHE[self.path] = (key, symbols, out)  # `symbols` keeps the ids valid
-            while len(_WILDCARD_CACHE) > 8:
-                _WILDCARD_CACHE.pop(next(iter(_WILDCARD_CACHE)))
-        return out
+
+        def build() -> dict[str, list[Definition]]:
+            out: dict[str, list[Definition]] = {}
+            for fs in symbols:
+                if fs is None:
+                    continue
+                theirs: dict[str, list[Definition]] = {}
+                for d in fs.definitions:
+                    if not d.parent and d.name not in out:
+                        theirs.setdefault(d.name, []).append(d)
+                out.update(theirs)
+            return out
+
+        return _kept(_WILDCARD_CACHE, self.path, symbols, build)
 
     def popularity(self, fs: FileSymbols) -> Popularity:
         """How many files of the folder (this one counted twice) use each name: what a
