@@ -260,6 +260,17 @@ def _context_segments(blocks: Sequence[ContextBlock], name: str) -> list[Segment
     ]
 
 
+def _snapshot_place(snapshot: FileSnapshot) -> str:
+    """Which part of the file the snapshot is, for its heading ("" for the whole file)."""
+    first, end, count = snapshot.first_line + 1, snapshot.end_line, snapshot.lines
+    if snapshot.partial:
+        lines = f"line {first}" if end == first else f"lines {first}-{end}"
+        return f" (a part of {lines} of {count})"
+    if first == 1 and end >= count:
+        return ""
+    return f" (lines {first}-{end} of {count})"
+
+
 def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
     """The chat prompt. Stable part: the system turn, the kept context, the file's
     snapshot, the blocks appended since; volatile tail: the code after the cursor, the
@@ -275,15 +286,7 @@ def build_chat_prompt(inputs: PromptInputs, frame: tuple[str, str]) -> Prompt:
         segments.extend(_context_segments(kept, "context"))
     snapshot = inputs.snapshot
     if snapshot is not None:
-        where = (
-            f" (a part of line {snapshot.first_line + 1} of {snapshot.lines})"
-            if snapshot.partial and snapshot.end_line - snapshot.first_line == 1
-            else f" (a part of lines {snapshot.first_line + 1}-{snapshot.end_line} of {snapshot.lines})"
-            if snapshot.partial
-            else ""
-            if snapshot.first_line == 0 and snapshot.end_line >= snapshot.lines
-            else f" (lines {snapshot.first_line + 1}-{snapshot.end_line} of {snapshot.lines})"
-        )
+        where = _snapshot_place(snapshot)
         segments.append(
             Segment(
                 "snapshot",
