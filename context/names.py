@@ -6,6 +6,7 @@ only a comment name nothing (docs/context.md, "Sources and scores").
 
 from __future__ import annotations
 
+import functools
 import re
 
 NEAR_BEFORE = 20  # lines above the cursor whose names count as "near"
@@ -90,40 +91,28 @@ def names_in_file(
 
 # What a line of code names, by its text: the lines away from the cursor are the same
 # from one keystroke to the next (and in every request in the file), so each is read
-# with the regular expressions once. Bounded; the oldest lines are forgotten first.
-_LINE_USES: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[tuple[str, str], ...]] | None] = {}
+# with the regular expressions once. Bounded; the least recently read are forgotten.
 _LINE_USES_SIZE = 32768
 _SPLIT_CHAIN = re.compile(r"\.|::")
 
 
+@functools.lru_cache(maxsize=_LINE_USES_SIZE)
 def line_uses(
     text: str, hash_comments: bool
 ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]] | None:
     """The bare names and the `a.b` chain keys (every split, longest head first) of one
     line, each once, in order of first use; None for a comment line or a line over
     `NEAR_CHARS` characters (names_in_file skips those)."""
-    key = (text, hash_comments)
-    try:
-        return _LINE_USES[key]
-    except KeyError:
-        pass
-    uses: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] | None = None
-    if len(text) <= NEAR_CHARS and not is_comment(text, hash_comments):
-        words = tuple(dict.fromkeys(_BARE.findall(text)))
-        keys: dict[tuple[str, str], None] = {}
-        if "." in text or "::" in text:
-            for chain in _CHAIN.findall(text):
-                parts = [p.strip() for p in _SPLIT_CHAIN.split(chain)]
-                for k in range(len(parts) - 1, 0, -1):
-                    keys[(".".join(parts[:k]), parts[k])] = None
-        uses = (words, tuple(keys))
-    if len(_LINE_USES) >= _LINE_USES_SIZE:
-        try:
-            del _LINE_USES[next(iter(_LINE_USES))]
-        except (KeyError, StopIteration, RuntimeError):
-            pass  # another thread took it first
-    _LINE_USES[key] = uses
-    return uses
+    if len(text) > NEAR_CHARS or is_comment(text, hash_comments):
+        return None
+    words = tuple(dict.fromkeys(_BARE.findall(text)))
+    keys: dict[tuple[str, str], None] = {}
+    if "." in text or "::" in text:
+        for chain in _CHAIN.findall(text):
+            parts = [p.strip() for p in _SPLIT_CHAIN.split(chain)]
+            for k in range(len(parts) - 1, 0, -1):
+                keys[(".".join(parts[:k]), parts[k])] = None
+    return words, tuple(keys)
 
 
 # A line that is only comment: `//`, `/* */`, a doc comment's ` * ` lines, `#` outside

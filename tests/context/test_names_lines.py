@@ -50,7 +50,7 @@ def test_remembered_lines_give_the_same_names_as_a_fresh_reading() -> None:
     for hash_comments in (True, False):
         for cursor in (0, 150, 399):
             near, chains = names.names_near(lines, cursor, 0, hash_comments)
-            names._LINE_USES.clear()
+            names.line_uses.cache_clear()
             want = _reference(lines, cursor, near, chains, hash_comments)
             for _ in range(2):  # read afresh, then remembered
                 got = names.names_in_file(lines, cursor, near, chains, hash_comments)
