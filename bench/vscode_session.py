@@ -48,9 +48,9 @@ FILE = "src/click/core.py"
 # in place of "12 chars"; "prefetch" in place of "completion" for the suggestion after.
 _LINE = re.compile(
     r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \[\w+\] lsp_server\.completion\.service: "
-    r"(?P<kind>completion|prefetch) (?P<where>\S+) (?P<what>.*?) in (?P<ms>\d+) ms "
-    r"\(prompt (?P<prompt>\d+) tok, "
-    r"reused (?P<reused>\d+), evaluated (?P<evaluated>\d+)"
+    r"(?P<kind>completion|prefetch) (?P<where>\S+) (?P<what>.*?) in (?P<ms>\d+) ms"
+    r"(?: \(prompt (?P<prompt>\d+) tok, "
+    r"reused (?P<reused>\d+), evaluated (?P<evaluated>\d+))?"
 )
 
 
@@ -106,9 +106,9 @@ def completions(channel: str) -> list[dict[str, object]]:
                     "where": match["where"],
                     "what": match["what"],
                     "ms": int(match["ms"]),
-                    "prompt": int(match["prompt"]),
-                    "reused": int(match["reused"]),
-                    "evaluated": int(match["evaluated"]),
+                    "prompt": int(match["prompt"] or 0),
+                    "reused": int(match["reused"] or 0),
+                    "evaluated": int(match["evaluated"] or 0),
                 }
             )
     return found

@@ -345,15 +345,16 @@ class Completer:
                 outcome="cancelled",
             )
             # The work a cancelled request did stays (its tokens are in the sequence the
-            # next request reuses): the log says what it cost.
+            # next request reuses): the log says what it cost, where the engine told
+            # (an engine in another process does not).
             log.info(
-                "%s %s:%d:%d cancelled in %.0f ms (%s)",
+                "%s %s:%d:%d cancelled in %.0f ms%s",
                 _said(request),
                 os.path.basename(request.path),
                 request.line + 1,
                 request.character + 1,
                 (time.perf_counter() - started) * 1000,
-                figures_line(exc.figures or Figures()),
+                f" ({figures_line(exc.figures)})" if exc.figures else "",
             )
             raise
         suggestion = finish(generation.text, window, mode)
