@@ -14,7 +14,10 @@ token counts are the real model's. The session is the one of bench/nvim_session.
 5. go back to the line typed in 3 and type `ab` at its end.
 
 Prints, per phase, each completion the server logged (tokens of the prompt, reused,
-evaluated; server time) and how long after the phase's last key the ghost text showed.
+evaluated; server time), the tokens the engine evaluated for each prompt it prepared
+(its DEBUG log: the work of requests the next key cancelled included, which the server's
+log cannot count for an engine in another process), and how long after the phase's last
+key the ghost text showed.
 
     python bench/vscode_session.py [--line 1000] [--settle 10] [--json OUT]
 
@@ -33,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -93,6 +97,31 @@ def phases(line: int) -> list[dict[str, object]]:
     ]
 
 
+# The engine's DEBUG line for each prompt it prepares: "2026-12-08 03:58:41,002 DEBUG
+# lsp_server.engine.llama: prepare 9390 tokens in sequence 0 (request, live 0): common
+# prefix 8244, from 8244" (N - P evaluated, cancelled requests' work included).
+_PREPARE = re.compile(
+    r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) DEBUG \S+: prepare (?P<n>\d+) tokens "
+    r"in sequence \d+ \((?P<kind>\w+),.*\): common prefix \d+, from (?P<start>\d+)"
+)
+
+
+def prepares(engine_log: str) -> list[dict[str, Any]]:
+    found = []
+    for text in engine_log.splitlines():
+        match = _PREPARE.match(text)
+        if match:
+            when = datetime.datetime.strptime(match["when"], "%Y-%m-%d %H:%M:%S,%f")
+            found.append(
+                {
+                    "at": when.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000,
+                    "kind": match["kind"],
+                    "evaluated": int(match["n"]) - int(match["start"]),
+                }
+            )
+    return found
+
+
 def completions(channel: str) -> list[dict[str, object]]:
     found = []
     for text in channel.splitlines():
@@ -138,7 +167,8 @@ def main() -> int:
     artifacts = tmp / "artifacts"
     artifacts.mkdir()
     config = {"file": FILE, "settleMs": int(args.settle * 1000), "phases": phases(args.line)}
-    with vscode_web.code_server(tmp, workspace, settings) as url:
+    debug = [sys.executable, "-m", "lsp_server", "--log-level", "DEBUG"]
+    with vscode_web.code_server(tmp, workspace, settings, server_command=debug) as url:
         run = vscode_web.drive(
             vscode_web.BROWSER / "session.mjs",
             {**config, "url": url, "artifacts": str(artifacts)},
@@ -153,6 +183,9 @@ def main() -> int:
         print(f"screenshots: {artifacts}", file=sys.stderr)
         return 1
     logged = completions(channel)
+    prepared = prepares(
+        "".join(p.read_text(errors="replace") for p in (tmp / "run").glob("**/engine-*.log"))
+    )
     print(f"file: click 8.1.7 {FILE}, model: tiny qwen35 on Qwen3.6's vocabulary, default settings")
     first = [c for c in logged if c["at"] < seen["phases"][0]["start"]]
     print(
@@ -162,6 +195,7 @@ def main() -> int:
     report = {"ready_s": (seen["ready"] - seen["opened"]) / 1000, "phases": []}
     for phase in seen["phases"]:
         inside = [c for c in logged if phase["start"] <= c["at"] <= phase["end"]]
+        work = [p for p in prepared if phase["start"] <= p["at"] <= phase["end"]]
         ghost = "none" if phase["ghostMs"] is None else f"{phase['ghostMs']} ms"
         print(f"\n{phase['name']}: ghost text {ghost} after the last key")
         for c in inside:
@@ -169,7 +203,10 @@ def main() -> int:
                 f"  {c['kind']} {c['where']} {c['what']}: prompt {c['prompt']}, reused {c['reused']}, "
                 f"evaluated {c['evaluated']}, {c['ms']} ms"
             )
-        report["phases"].append({**phase, "completions": inside})
+        for kind in ("request", "background"):
+            evaluated = [p["evaluated"] for p in work if p["kind"] == kind]
+            print(f"  engine, {kind} prompts prepared: tokens evaluated {evaluated}")
+        report["phases"].append({**phase, "completions": inside, "prepares": work})
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     if args.keep:

@@ -80,6 +80,8 @@ try {
     }
     for (const ch of phase.text) {
       if (ch === '\n') {
+        // A new line, not the word suggestion VS Code may have opened (Enter accepts it).
+        await page.keyboard.press('Escape');
         await page.keyboard.press('Enter');
       } else {
         await page.keyboard.type(ch);
